@@ -1,0 +1,483 @@
+//! # Catalog
+//!
+//! In: job and file state changes from the job runner. Out: durable `jobs` and `files`
+//! rows, the source of truth for what is indexed.
+//!
+//! One implementation serves both backends through sqlx's `Any` driver with portable SQL:
+//! PostgreSQL (`--database-url postgres://...`) and the embedded default, a SQLite file
+//! under the data directory. The schema comes from the versioned migrations in
+//! `migrations/`, applied on connect.
+
+use std::fmt;
+use std::str::FromStr;
+
+use anyhow::{anyhow, bail, Context, Result};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+/// The schema migrations, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// A job's lifecycle: `created → scanning → processing → completed | failed | cancelled`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobStatus {
+    Created,
+    Scanning,
+    Processing,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+/// A file's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileStatus {
+    Pending,
+    Processing,
+    Completed,
+    Failed,
+    Deleted,
+}
+
+macro_rules! text_enum {
+    ($ty:ident { $($variant:ident => $text:literal),* $(,)? }) => {
+        impl $ty {
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $text),* }
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl FromStr for $ty {
+            type Err = anyhow::Error;
+            fn from_str(s: &str) -> Result<Self> {
+                match s { $($text => Ok(Self::$variant),)* other => bail!("unknown {} {other:?}", stringify!($ty)) }
+            }
+        }
+    };
+}
+
+text_enum!(JobStatus { Created => "created", Scanning => "scanning", Processing => "processing",
+    Completed => "completed", Failed => "failed", Cancelled => "cancelled" });
+text_enum!(FileStatus { Pending => "pending", Processing => "processing", Completed => "completed",
+    Failed => "failed", Deleted => "deleted" });
+
+/// The settings a job runs with, recorded on its row.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub name: String,
+    pub directory_path: String,
+    pub collection: String,
+    pub model_name: String,
+    pub vector_dim: i64,
+    pub chunk_size: i64,
+    pub chunk_overlap: i64,
+    pub batch_size: i64,
+}
+
+/// The progress counters of a job.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct JobCounters {
+    pub total_files: i64,
+    pub processed_files: i64,
+    pub failed_files: i64,
+    pub skipped_files: i64,
+    pub deleted_files: i64,
+}
+
+/// A job row.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct JobRow {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    pub directory_path: String,
+    pub collection: String,
+    pub model_name: String,
+    pub counters: JobCounters,
+    pub current_file: Option<String>,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub error: Option<String>,
+}
+
+/// A file row.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FileRow {
+    pub path: String,
+    pub doc_id: String,
+    pub size: i64,
+    pub modified_ns: i64,
+    pub extension: String,
+    pub content_hash: Option<String>,
+    pub logic_fingerprint: Option<String>,
+    pub status: String,
+    pub error: Option<String>,
+    pub retry_count: i64,
+    pub chunks_created: i64,
+    pub vectors_created: i64,
+    pub job_id: Option<String>,
+    pub embedded_job_id: Option<String>,
+}
+
+impl FileRow {
+    pub fn status(&self) -> FileStatus {
+        self.status.parse().unwrap_or(FileStatus::Pending)
+    }
+}
+
+/// What is known of a file about to be written.
+#[derive(Debug, Clone)]
+pub struct FileFacts {
+    pub path: String,
+    pub doc_id: String,
+    pub size: i64,
+    pub modified_ns: i64,
+    pub extension: String,
+    pub content_hash: Option<String>,
+    pub logic_fingerprint: String,
+}
+
+/// A file whose points Qdrant has acknowledged.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub path: String,
+    pub chunks: i64,
+    pub vectors: i64,
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// The job and file store.
+#[derive(Clone)]
+pub struct Catalog {
+    pool: AnyPool,
+}
+
+impl Catalog {
+    /// Connects to `url` (`postgres://...` or `sqlite://...`) and applies migrations.
+    pub async fn connect(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let is_sqlite = url.starts_with("sqlite:");
+        let pool = AnyPoolOptions::new()
+            .max_connections(if is_sqlite { 1 } else { 4 })
+            .acquire_timeout(std::time::Duration::from_secs(30))
+            .connect(url)
+            .await
+            .map_err(|e| anyhow!("{}", describe_connect_error(url, &e)))?;
+        if is_sqlite {
+            for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL", "PRAGMA busy_timeout = 10000"] {
+                sqlx::query(pragma).execute(&pool).await.with_context(|| format!("setting {pragma}"))?;
+            }
+        }
+        MIGRATOR.run(&pool).await.context("applying catalog migrations")?;
+        Ok(Self { pool })
+    }
+
+    /// The embedded catalog's URL for a data directory.
+    pub fn sqlite_url(data_dir: &std::path::Path) -> String {
+        format!("sqlite://{}?mode=rwc", data_dir.join("catalog.sqlite").display())
+    }
+
+    pub async fn create_job(&self, job: &NewJob) -> Result<String> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let at = now();
+        sqlx::query(
+            "INSERT INTO jobs (id, name, status, directory_path, collection, model_name, vector_dim, chunk_size,
+                chunk_overlap, batch_size, created_at, updated_at, started_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $11)",
+        )
+        .bind(&id)
+        .bind(&job.name)
+        .bind(JobStatus::Created.as_str())
+        .bind(&job.directory_path)
+        .bind(&job.collection)
+        .bind(&job.model_name)
+        .bind(job.vector_dim)
+        .bind(job.chunk_size)
+        .bind(job.chunk_overlap)
+        .bind(job.batch_size)
+        .bind(&at)
+        .execute(&self.pool)
+        .await
+        .context("creating the job row")?;
+        Ok(id)
+    }
+
+    /// Moves a job to `status`; a final status also stamps `finished_at`.
+    pub async fn set_job_status(&self, job_id: &str, status: JobStatus, error: Option<&str>) -> Result<()> {
+        let at = now();
+        let finished = matches!(status, JobStatus::Completed | JobStatus::Failed | JobStatus::Cancelled);
+        sqlx::query(
+            "UPDATE jobs SET status = $1, error = $2, updated_at = $3,
+                finished_at = CASE WHEN $4 = 1 THEN $3 ELSE finished_at END,
+                current_file = CASE WHEN $4 = 1 THEN NULL ELSE current_file END
+             WHERE id = $5",
+        )
+        .bind(status.as_str())
+        .bind(error)
+        .bind(&at)
+        .bind(finished as i64)
+        .bind(job_id)
+        .execute(&self.pool)
+        .await
+        .with_context(|| format!("setting job {job_id} to {status}"))?;
+        Ok(())
+    }
+
+    pub async fn save_progress(&self, job_id: &str, counters: &JobCounters, current_file: Option<&str>) -> Result<()> {
+        sqlx::query(
+            "UPDATE jobs SET total_files = $1, processed_files = $2, failed_files = $3, skipped_files = $4,
+                deleted_files = $5, current_file = $6, updated_at = $7 WHERE id = $8",
+        )
+        .bind(counters.total_files)
+        .bind(counters.processed_files)
+        .bind(counters.failed_files)
+        .bind(counters.skipped_files)
+        .bind(counters.deleted_files)
+        .bind(current_file)
+        .bind(now())
+        .bind(job_id)
+        .execute(&self.pool)
+        .await
+        .context("saving job progress")?;
+        Ok(())
+    }
+
+    pub async fn job(&self, job_id: &str) -> Result<Option<JobRow>> {
+        let row = sqlx::query(&format!("{JOB_COLUMNS} WHERE id = $1"))
+            .bind(job_id)
+            .fetch_optional(&self.pool)
+            .await
+            .context("reading a job")?;
+        row.map(|r| job_row(&r)).transpose()
+    }
+
+    /// The most recent jobs first.
+    pub async fn jobs(&self, collection: Option<&str>, limit: i64) -> Result<Vec<JobRow>> {
+        let rows =
+            sqlx::query(&format!("{JOB_COLUMNS} WHERE ($1 = '' OR collection = $1) ORDER BY created_at DESC LIMIT $2"))
+                .bind(collection.unwrap_or(""))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+                .context("listing jobs")?;
+        rows.iter().map(job_row).collect()
+    }
+
+    /// Every file row of a collection, deleted ones included.
+    pub async fn files(&self, collection: &str) -> Result<Vec<FileRow>> {
+        let rows = sqlx::query(&format!("{FILE_COLUMNS} WHERE collection = $1 ORDER BY path"))
+            .bind(collection)
+            .fetch_all(&self.pool)
+            .await
+            .context("reading file rows")?;
+        rows.iter().map(file_row).collect()
+    }
+
+    /// Records files as `processing` with their new content hash and fingerprint (step 1 of
+    /// the write protocol), in one transaction.
+    pub async fn mark_processing(&self, collection: &str, job_id: &str, files: &[FileFacts]) -> Result<()> {
+        let mut tx = self.pool.begin().await.context("starting a catalog transaction")?;
+        let at = now();
+        for file in files {
+            sqlx::query(
+                "INSERT INTO files (collection, path, doc_id, size, modified_ns, extension, content_hash,
+                    logic_fingerprint, status, job_id, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                 ON CONFLICT (collection, path) DO UPDATE SET doc_id = excluded.doc_id, size = excluded.size,
+                    modified_ns = excluded.modified_ns, extension = excluded.extension,
+                    content_hash = excluded.content_hash, logic_fingerprint = excluded.logic_fingerprint,
+                    status = excluded.status, job_id = excluded.job_id, updated_at = excluded.updated_at",
+            )
+            .bind(collection)
+            .bind(&file.path)
+            .bind(&file.doc_id)
+            .bind(file.size)
+            .bind(file.modified_ns)
+            .bind(&file.extension)
+            .bind(&file.content_hash)
+            .bind(&file.logic_fingerprint)
+            .bind(FileStatus::Processing.as_str())
+            .bind(job_id)
+            .bind(&at)
+            .execute(&mut *tx)
+            .await
+            .with_context(|| format!("marking {} processing", file.path))?;
+        }
+        tx.commit().await.context("committing processing marks")?;
+        Ok(())
+    }
+
+    /// Marks files `completed` once their points are acknowledged (the commit step).
+    pub async fn mark_completed(&self, collection: &str, job_id: &str, done: &[Completion]) -> Result<()> {
+        let mut tx = self.pool.begin().await.context("starting a catalog transaction")?;
+        let at = now();
+        for file in done {
+            sqlx::query(
+                "UPDATE files SET status = $1, error = NULL, retry_count = 0, chunks_created = $2,
+                    vectors_created = $3, job_id = $4, embedded_job_id = $4, updated_at = $5
+                 WHERE collection = $6 AND path = $7",
+            )
+            .bind(FileStatus::Completed.as_str())
+            .bind(file.chunks)
+            .bind(file.vectors)
+            .bind(job_id)
+            .bind(&at)
+            .bind(collection)
+            .bind(&file.path)
+            .execute(&mut *tx)
+            .await
+            .with_context(|| format!("marking {} completed", file.path))?;
+        }
+        tx.commit().await.context("committing completions")?;
+        Ok(())
+    }
+
+    /// Records a file as failed with its reason; `retry_count` counts consecutive failures.
+    /// Its points (if any) must already have been removed.
+    pub async fn mark_failed(&self, collection: &str, job_id: &str, file: &FileFacts, reason: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO files (collection, path, doc_id, size, modified_ns, extension, content_hash,
+                logic_fingerprint, status, error, retry_count, job_id, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $12)
+             ON CONFLICT (collection, path) DO UPDATE SET size = excluded.size, modified_ns = excluded.modified_ns,
+                content_hash = excluded.content_hash, logic_fingerprint = excluded.logic_fingerprint,
+                status = excluded.status, error = excluded.error, retry_count = files.retry_count + 1,
+                chunks_created = 0, vectors_created = 0, embedded_job_id = NULL,
+                job_id = excluded.job_id, updated_at = excluded.updated_at",
+        )
+        .bind(collection)
+        .bind(&file.path)
+        .bind(&file.doc_id)
+        .bind(file.size)
+        .bind(file.modified_ns)
+        .bind(&file.extension)
+        .bind(&file.content_hash)
+        .bind(&file.logic_fingerprint)
+        .bind(FileStatus::Failed.as_str())
+        .bind(reason)
+        .bind(job_id)
+        .bind(now())
+        .execute(&self.pool)
+        .await
+        .with_context(|| format!("marking {} failed", file.path))?;
+        Ok(())
+    }
+
+    /// Refreshes size and mtime of a file whose content turned out unchanged.
+    pub async fn refresh_stat(&self, collection: &str, path: &str, size: i64, modified_ns: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE files SET size = $1, modified_ns = $2, updated_at = $3 WHERE collection = $4 AND path = $5",
+        )
+        .bind(size)
+        .bind(modified_ns)
+        .bind(now())
+        .bind(collection)
+        .bind(path)
+        .execute(&self.pool)
+        .await
+        .with_context(|| format!("refreshing {path}"))?;
+        Ok(())
+    }
+
+    /// Marks files `deleted` after their points are gone.
+    pub async fn mark_deleted(&self, collection: &str, job_id: &str, paths: &[String]) -> Result<()> {
+        let mut tx = self.pool.begin().await.context("starting a catalog transaction")?;
+        let at = now();
+        for path in paths {
+            sqlx::query(
+                "UPDATE files SET status = $1, chunks_created = 0, vectors_created = 0, embedded_job_id = NULL,
+                    error = NULL, job_id = $2, updated_at = $3 WHERE collection = $4 AND path = $5",
+            )
+            .bind(FileStatus::Deleted.as_str())
+            .bind(job_id)
+            .bind(&at)
+            .bind(collection)
+            .bind(path)
+            .execute(&mut *tx)
+            .await
+            .with_context(|| format!("marking {path} deleted"))?;
+        }
+        tx.commit().await.context("committing deletions")?;
+        Ok(())
+    }
+}
+
+const JOB_COLUMNS: &str = "SELECT id, name, status, directory_path, collection, model_name, total_files,
+    processed_files, failed_files, skipped_files, deleted_files, current_file, created_at, started_at,
+    finished_at, error FROM jobs";
+
+const FILE_COLUMNS: &str = "SELECT path, doc_id, size, modified_ns, extension, content_hash, logic_fingerprint,
+    status, error, retry_count, chunks_created, vectors_created, job_id, embedded_job_id FROM files";
+
+fn job_row(row: &AnyRow) -> Result<JobRow> {
+    Ok(JobRow {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        status: row.try_get("status")?,
+        directory_path: row.try_get("directory_path")?,
+        collection: row.try_get("collection")?,
+        model_name: row.try_get("model_name")?,
+        counters: JobCounters {
+            total_files: row.try_get("total_files")?,
+            processed_files: row.try_get("processed_files")?,
+            failed_files: row.try_get("failed_files")?,
+            skipped_files: row.try_get("skipped_files")?,
+            deleted_files: row.try_get("deleted_files")?,
+        },
+        current_file: row.try_get("current_file")?,
+        created_at: row.try_get("created_at")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+        error: row.try_get("error")?,
+    })
+}
+
+fn file_row(row: &AnyRow) -> Result<FileRow> {
+    Ok(FileRow {
+        path: row.try_get("path")?,
+        doc_id: row.try_get("doc_id")?,
+        size: row.try_get("size")?,
+        modified_ns: row.try_get("modified_ns")?,
+        extension: row.try_get("extension")?,
+        content_hash: row.try_get("content_hash")?,
+        logic_fingerprint: row.try_get("logic_fingerprint")?,
+        status: row.try_get("status")?,
+        error: row.try_get("error")?,
+        retry_count: row.try_get("retry_count")?,
+        chunks_created: row.try_get("chunks_created")?,
+        vectors_created: row.try_get("vectors_created")?,
+        job_id: row.try_get("job_id")?,
+        embedded_job_id: row.try_get("embedded_job_id")?,
+    })
+}
+
+/// One sentence for a failed connection, without the URL's password.
+fn describe_connect_error(url: &str, error: &sqlx::Error) -> String {
+    let shown = redact_url(url);
+    if url.starts_with("sqlite:") {
+        format!("cannot open the embedded catalog {shown}: {error}")
+    } else {
+        format!(
+            "cannot connect to PostgreSQL at {shown} ({error}); check --database-url and that the server is running"
+        )
+    }
+}
+
+/// `url` with any password replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}

@@ -1,0 +1,74 @@
+//! # Chunk
+//!
+//! In: a [`Document`]. Out: its [`Chunk`]s, numbered from 0, each at most `chunk_size`
+//! tokens of the model's own tokenizer, neighbours sharing `chunk_overlap` tokens.
+//!
+//! The size counts tokens without the model's special tokens, so a chunk plus `[CLS]` and
+//! `[SEP]` always fits the model's maximum sequence length. Markdown is split on its
+//! structure (headings, paragraphs) before sentences and words.
+
+use anyhow::{bail, Context, Result};
+use text_splitter::{ChunkConfig, MarkdownSplitter, TextSplitter};
+use tokenizers::Tokenizer;
+
+use crate::extract::Document;
+use crate::hash::sha256_hex;
+
+/// Tokens every sequence spends on special tokens (`[CLS]` and `[SEP]`).
+pub const SPECIAL_TOKENS: usize = 2;
+
+/// One piece of a document, ready to embed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    pub index: u32,
+    pub content: String,
+    /// sha256 of `content`: the key of the embedding cache and a payload field.
+    pub content_hash: String,
+}
+
+/// Splits documents with the model's tokenizer.
+pub struct Chunker {
+    text: TextSplitter<Tokenizer>,
+    markdown: MarkdownSplitter<Tokenizer>,
+}
+
+impl Chunker {
+    /// `max_sequence` is the model's maximum sequence length, special tokens included.
+    pub fn new(tokenizer: &Tokenizer, chunk_size: usize, chunk_overlap: usize, max_sequence: usize) -> Result<Self> {
+        let limit = max_sequence.saturating_sub(SPECIAL_TOKENS);
+        if chunk_size == 0 || chunk_size > limit {
+            bail!("--chunk-size must be between 1 and {limit} tokens for this model (got {chunk_size})");
+        }
+        if chunk_overlap >= chunk_size {
+            bail!("--chunk-overlap ({chunk_overlap}) must be smaller than --chunk-size ({chunk_size})");
+        }
+        let mut tokenizer = tokenizer.clone();
+        tokenizer.with_truncation(None).map_err(|e| anyhow::anyhow!("{e}")).context("disabling truncation")?;
+        tokenizer.with_padding(None);
+        let config = || {
+            ChunkConfig::new(chunk_size)
+                .with_sizer(tokenizer.clone())
+                .with_overlap(chunk_overlap)
+                .context("invalid chunk settings")
+        };
+        Ok(Self { text: TextSplitter::new(config()?), markdown: MarkdownSplitter::new(config()?) })
+    }
+
+    pub fn chunk(&self, document: &Document) -> Vec<Chunk> {
+        let pieces: Vec<&str> = if document.is_markdown {
+            self.markdown.chunks(&document.text).collect()
+        } else {
+            self.text.chunks(&document.text).collect()
+        };
+        pieces
+            .into_iter()
+            .filter(|piece| !piece.trim().is_empty())
+            .enumerate()
+            .map(|(index, content)| Chunk {
+                index: index as u32,
+                content: content.to_string(),
+                content_hash: sha256_hex(content.as_bytes()),
+            })
+            .collect()
+    }
+}

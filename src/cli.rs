@@ -1,0 +1,273 @@
+//! # Command line
+//!
+//! In: arguments, environment (`DATABASE_URL`, `QDRANT_URL`, `QDRANT_API_KEY`,
+//! `INGEST_DATA_DIR`, `INGEST_MODEL_DIR`, `INGEST_CONFIG`) and an optional TOML file.
+//! Out: validated [`Settings`] and the [`Command`] to run. Precedence: flag, then
+//! environment, then the TOML file, then the built-in default. Resolved once; secrets
+//! are never printed (`Debug` redacts them).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+use crate::pipeline::JobSettings;
+use crate::scan::ScanOptions;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ingest",
+    version,
+    about = "Index a directory of documents into a vector collection and keep it in sync."
+)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Index DIR (the same as `ingest DIR`).
+    Run(RunArgs),
+    /// Search the collection.
+    Search(SearchArgs),
+    /// Show recent jobs and failed files.
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Where the embedded catalog, engine and parquet copies live [env: INGEST_DATA_DIR] [default: ./.ingest]
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// The vector collection [default: documents]
+    #[arg(long, global = true)]
+    pub collection: Option<String>,
+    /// PostgreSQL URL for the catalog; without it the embedded catalog is used [env: DATABASE_URL]
+    #[arg(long, global = true)]
+    pub database_url: Option<String>,
+    /// Qdrant server URL (gRPC, e.g. http://localhost:6334); without it the embedded engine is used [env: QDRANT_URL]
+    #[arg(long, global = true)]
+    pub qdrant_url: Option<String>,
+    /// Model directory (model.onnx, tokenizer.json, config.json) [env: INGEST_MODEL_DIR]
+    #[arg(long, global = true)]
+    pub model_dir: Option<PathBuf>,
+    /// TOML file with defaults for any of these settings [env: INGEST_CONFIG]
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Print the result as JSON on stdout
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// No progress output; only failures are printed
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// The directory to index
+    pub dir: Option<PathBuf>,
+    /// Only index these extensions (repeatable) [default: txt md markdown pdf docx]
+    #[arg(long = "extension", value_name = "EXT")]
+    pub extensions: Vec<String>,
+    /// Skip paths matching this glob, relative to DIR (repeatable), e.g. 'drafts/**'
+    #[arg(long = "ignore", value_name = "GLOB")]
+    pub ignore: Vec<String>,
+    /// Chunk size in model tokens [default: 200]
+    #[arg(long)]
+    pub chunk_size: Option<usize>,
+    /// Tokens shared by neighbouring chunks [default: 32]
+    #[arg(long)]
+    pub chunk_overlap: Option<usize>,
+    /// Texts per model call [default: 32]
+    #[arg(long)]
+    pub embed_batch_size: Option<usize>,
+    /// Points per upsert request [default: 4000]
+    #[arg(long)]
+    pub upload_batch_size: Option<usize>,
+    /// Upsert requests in flight [default: 2]
+    #[arg(long)]
+    pub upload_parallelism: Option<usize>,
+    /// Files larger than this many MiB fail instead of being read [default: 100]
+    #[arg(long, value_name = "MIB")]
+    pub max_file_size: Option<u64>,
+    /// Model threads [default: the number of cores]
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Seconds of embedding work that may wait before being committed [default: 5]
+    #[arg(long, value_name = "SECONDS")]
+    pub commit_interval: Option<f64>,
+    /// Re-embed every file, changed or not
+    #[arg(long)]
+    pub full: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SearchArgs {
+    /// The query text
+    pub query: String,
+    /// How many hits to show
+    #[arg(long, short = 'k', default_value_t = 5)]
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// Show one job in detail
+    pub job: Option<String>,
+}
+
+/// Defaults read from a TOML file; every key is optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub collection: Option<String>,
+    pub database_url: Option<String>,
+    pub qdrant_url: Option<String>,
+    pub model_dir: Option<PathBuf>,
+    pub chunk_size: Option<usize>,
+    pub chunk_overlap: Option<usize>,
+    pub embed_batch_size: Option<usize>,
+    pub upload_batch_size: Option<usize>,
+    pub upload_parallelism: Option<usize>,
+    pub max_file_size: Option<u64>,
+    pub threads: Option<usize>,
+    pub commit_interval: Option<f64>,
+    pub extensions: Option<Vec<String>>,
+    pub ignore: Option<Vec<String>>,
+}
+
+/// Settings shared by every command.
+#[derive(Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub collection: String,
+    pub database_url: Option<String>,
+    pub qdrant_url: Option<String>,
+    pub qdrant_api_key: Option<String>,
+    pub model_dir: Option<PathBuf>,
+    pub json: bool,
+    pub quiet: bool,
+    pub file: FileConfig,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("data_dir", &self.data_dir)
+            .field("collection", &self.collection)
+            .field("database_url", &self.database_url.as_deref().map(crate::catalog::redact_url))
+            .field("qdrant_url", &self.qdrant_url)
+            .field("qdrant_api_key", &self.qdrant_api_key.as_ref().map(|_| "***"))
+            .field("model_dir", &self.model_dir)
+            .finish()
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl Settings {
+    pub fn resolve(global: &GlobalArgs) -> Result<Self> {
+        let config_path = global.config.clone().or_else(|| env("INGEST_CONFIG").map(PathBuf::from));
+        let file = match &config_path {
+            Some(path) => load_config(path)?,
+            None => FileConfig::default(),
+        };
+        let collection = global.collection.clone().or_else(|| file.collection.clone()).unwrap_or("documents".into());
+        if collection.is_empty() || !collection.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)) {
+            bail!("--collection must be letters, digits, '-' or '_' (got {collection:?})");
+        }
+        Ok(Self {
+            data_dir: global
+                .data_dir
+                .clone()
+                .or_else(|| env("INGEST_DATA_DIR").map(PathBuf::from))
+                .or_else(|| file.data_dir.clone())
+                .unwrap_or_else(|| PathBuf::from(".ingest")),
+            collection,
+            database_url: global
+                .database_url
+                .clone()
+                .or_else(|| env("DATABASE_URL"))
+                .or_else(|| file.database_url.clone()),
+            qdrant_url: global.qdrant_url.clone().or_else(|| env("QDRANT_URL")).or_else(|| file.qdrant_url.clone()),
+            qdrant_api_key: env("QDRANT_API_KEY"),
+            model_dir: global
+                .model_dir
+                .clone()
+                .or_else(|| env("INGEST_MODEL_DIR").map(PathBuf::from))
+                .or_else(|| file.model_dir.clone()),
+            json: global.json,
+            quiet: global.quiet,
+            file,
+        })
+    }
+
+    /// The settings of a run over `args.dir`.
+    pub fn job(&self, args: &RunArgs) -> Result<JobSettings> {
+        let Some(dir) = &args.dir else {
+            bail!("no directory given; usage: ingest DIR (see ingest --help)");
+        };
+        if !dir.is_dir() {
+            bail!("{} is not a directory; pass the directory to index", dir.display());
+        }
+        let root = std::fs::canonicalize(dir).with_context(|| format!("resolving {}", dir.display()))?;
+        let f = &self.file;
+        let extensions =
+            if args.extensions.is_empty() { f.extensions.clone().unwrap_or_default() } else { args.extensions.clone() };
+        let ignore = if args.ignore.is_empty() { f.ignore.clone().unwrap_or_default() } else { args.ignore.clone() };
+        let positive = |name: &str, value: usize| -> Result<usize> {
+            if value == 0 {
+                bail!("--{name} must be at least 1");
+            }
+            Ok(value)
+        };
+        let commit_interval = args.commit_interval.or(f.commit_interval).unwrap_or(5.0);
+        if !(commit_interval.is_finite() && commit_interval >= 0.0) {
+            bail!("--commit-interval must be a number of seconds, 0 or more");
+        }
+        Ok(JobSettings {
+            root,
+            collection: self.collection.clone(),
+            scan: ScanOptions::new(&extensions, &ignore)?,
+            chunk_size: args.chunk_size.or(f.chunk_size).unwrap_or(200),
+            chunk_overlap: args.chunk_overlap.or(f.chunk_overlap).unwrap_or(32),
+            embed_batch_size: positive("embed-batch-size", args.embed_batch_size.or(f.embed_batch_size).unwrap_or(32))?,
+            upload_batch_size: positive(
+                "upload-batch-size",
+                args.upload_batch_size.or(f.upload_batch_size).unwrap_or(4000),
+            )?,
+            upload_parallelism: positive(
+                "upload-parallelism",
+                args.upload_parallelism.or(f.upload_parallelism).unwrap_or(2),
+            )?,
+            max_file_bytes: positive("max-file-size", args.max_file_size.or(f.max_file_size).unwrap_or(100) as usize)?
+                as u64
+                * 1024
+                * 1024,
+            commit_interval: Duration::from_secs_f64(commit_interval),
+            full: args.full,
+        })
+    }
+
+    /// Model threads: the flag, the file, else one per core.
+    pub fn model_threads(&self, args: &RunArgs) -> usize {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        args.threads.or(self.file.threads).unwrap_or(cores).max(1)
+    }
+}
+
+fn load_config(path: &Path) -> Result<FileConfig> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("config file {} is not valid", path.display()))
+}

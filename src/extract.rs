@@ -1,0 +1,205 @@
+//! # Extract
+//!
+//! In: a file's bytes and its extension. Out: a [`Document`] holding its plain text, or an
+//! [`ExtractError`] that says in one readable sentence why the file cannot be indexed
+//! (empty, binary, corrupt PDF, not a DOCX package, no text).
+//!
+//! Parsers run behind `catch_unwind`: a parser that panics on a hostile file fails that
+//! file, never the job.
+
+use std::cell::Cell;
+use std::panic::{self, AssertUnwindSafe};
+
+/// Bumped whenever extraction output changes, so that files are re-embedded (it is part of
+/// the logic fingerprint).
+pub const EXTRACTOR_VERSION: &str = "extract-1";
+
+/// The text of one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Document {
+    pub text: String,
+    /// Markdown gets a structure-aware splitter.
+    pub is_markdown: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExtractError {
+    #[error("file is empty")]
+    Empty,
+    #[error("file looks binary ({0}), not text")]
+    Binary(&'static str),
+    #[error("corrupt or unreadable PDF: {0}")]
+    Pdf(String),
+    #[error("not a valid DOCX document: {0}")]
+    Docx(String),
+    #[error("no extractable text (the document holds only whitespace, images or scans)")]
+    NoText,
+    #[error("unsupported file type .{0}")]
+    Unsupported(String),
+}
+
+/// Extracts the text of a file from its bytes.
+pub fn extract(extension: &str, bytes: &[u8]) -> Result<Document, ExtractError> {
+    if bytes.is_empty() {
+        return Err(ExtractError::Empty);
+    }
+    let (text, is_markdown) = match extension {
+        "txt" => (plain_text(bytes)?, false),
+        "md" | "markdown" => (plain_text(bytes)?, true),
+        "pdf" => (pdf_text(bytes)?, false),
+        "docx" => (docx_text(bytes)?, false),
+        other => return Err(ExtractError::Unsupported(other.to_string())),
+    };
+    if text.trim().is_empty() {
+        return Err(ExtractError::NoText);
+    }
+    Ok(Document { text, is_markdown })
+}
+
+fn plain_text(bytes: &[u8]) -> Result<String, ExtractError> {
+    let sample = &bytes[..bytes.len().min(8192)];
+    if sample.contains(&0) {
+        return Err(ExtractError::Binary("it contains NUL bytes"));
+    }
+    let text = String::from_utf8_lossy(bytes);
+    let total = text.chars().take(8192).count().max(1);
+    let suspicious =
+        text.chars().take(8192).filter(|c| *c == '\u{FFFD}' || (c.is_control() && !c.is_whitespace())).count();
+    if suspicious * 10 > total {
+        return Err(ExtractError::Binary("over 10% of it is not valid text"));
+    }
+    Ok(text.into_owned())
+}
+
+fn pdf_text(bytes: &[u8]) -> Result<String, ExtractError> {
+    let text = without_panicking(|| pdf_extract::extract_text_from_mem(bytes))
+        .map_err(ExtractError::Pdf)?
+        .map_err(|e| ExtractError::Pdf(e.to_string()))?;
+    Ok(text)
+}
+
+fn docx_text(bytes: &[u8]) -> Result<String, ExtractError> {
+    if !bytes.starts_with(b"PK") {
+        return Err(ExtractError::Docx("the file is not a zip package".into()));
+    }
+    let docx = without_panicking(|| docx_rs::read_docx(bytes))
+        .map_err(ExtractError::Docx)?
+        .map_err(|e| ExtractError::Docx(e.to_string()))?;
+    let mut out = String::new();
+    for child in &docx.document.children {
+        match child {
+            docx_rs::DocumentChild::Paragraph(p) => push_paragraph(&mut out, p),
+            docx_rs::DocumentChild::Table(t) => push_table(&mut out, t),
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+fn push_paragraph(out: &mut String, paragraph: &docx_rs::Paragraph) {
+    for child in &paragraph.children {
+        push_paragraph_child(out, child);
+    }
+    out.push_str("\n\n");
+}
+
+fn push_paragraph_child(out: &mut String, child: &docx_rs::ParagraphChild) {
+    match child {
+        docx_rs::ParagraphChild::Run(run) => {
+            for part in &run.children {
+                match part {
+                    docx_rs::RunChild::Text(t) => out.push_str(&t.text),
+                    docx_rs::RunChild::Tab(_) => out.push('\t'),
+                    docx_rs::RunChild::Break(_) => out.push('\n'),
+                    _ => {}
+                }
+            }
+        }
+        docx_rs::ParagraphChild::Hyperlink(link) => {
+            for inner in &link.children {
+                push_paragraph_child(out, inner);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn push_table(out: &mut String, table: &docx_rs::Table) {
+    for docx_rs::TableChild::TableRow(row) in &table.rows {
+        for docx_rs::TableRowChild::TableCell(cell) in &row.cells {
+            for content in &cell.children {
+                match content {
+                    docx_rs::TableCellContent::Paragraph(p) => push_paragraph(out, p),
+                    docx_rs::TableCellContent::Table(t) => push_table(out, t),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+thread_local! {
+    static QUIET_PANICS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs a third-party parser, turning a panic into an error message.
+fn without_panicking<T>(parse: impl FnOnce() -> T) -> Result<T, String> {
+    QUIET_PANICS.with(|q| q.set(true));
+    let result = panic::catch_unwind(AssertUnwindSafe(parse));
+    QUIET_PANICS.with(|q| q.set(false));
+    result.map_err(|payload| {
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("the parser crashed");
+        format!("parser failed: {message}")
+    })
+}
+
+/// Installs a panic hook that stays silent for parser panics caught by this module and
+/// keeps the default report for every other panic.
+pub fn install_quiet_parser_panics() {
+    let default_hook = panic::take_hook();
+    panic::set_hook(Box::new(move |info| {
+        if !QUIET_PANICS.with(Cell::get) {
+            default_hook(info);
+        }
+    }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_text_and_markdown() {
+        let doc = extract("txt", "héllo world".as_bytes()).unwrap();
+        assert_eq!(doc.text, "héllo world");
+        assert!(!doc.is_markdown);
+        assert!(extract("md", b"# Title\n\nbody").unwrap().is_markdown);
+    }
+
+    #[test]
+    fn bad_inputs_get_distinct_reasons() {
+        assert_eq!(extract("txt", b""), Err(ExtractError::Empty));
+        assert!(matches!(extract("txt", b"ab\0cd"), Err(ExtractError::Binary(_))));
+        assert_eq!(extract("md", b"   \n\t "), Err(ExtractError::NoText));
+        assert!(matches!(extract("docx", b"plain text"), Err(ExtractError::Docx(_))));
+        assert!(matches!(extract("docx", b"PK\x03\x04garbage"), Err(ExtractError::Docx(_))));
+        assert!(matches!(extract("pdf", b"%PDF-1.4\n1 0 obj"), Err(ExtractError::Pdf(_))));
+    }
+
+    fn fixture(path: &str) -> Vec<u8> {
+        std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(path)).unwrap()
+    }
+
+    #[test]
+    fn real_pdf_and_docx_fixtures() {
+        let pdf = extract("pdf", &fixture("gardening/tomatoes.pdf")).unwrap();
+        assert!(pdf.text.contains("blossom end rot"), "{}", pdf.text);
+        let docx = extract("docx", &fixture("finance/compound-interest.docx")).unwrap();
+        assert!(docx.text.contains("rule of 72"), "{}", docx.text);
+        assert!(matches!(extract("pdf", &fixture("bad/truncated.pdf")), Err(ExtractError::Pdf(_))));
+    }
+}

@@ -1,0 +1,37 @@
+//! Turns directories of documents into a searchable vector index, and keeps that index
+//! true to the files over time.
+//!
+//! # Layout
+//!
+//! Pipeline stages, each a function or small type from one typed value to the next:
+//!
+//! - [`scan`]: directory → [`scan::FileEntry`] per candidate file (stat only).
+//! - [`hash`]: `FileEntry` → [`hash::HashedFile`] (bytes, sha256, `doc_id`, point ids).
+//! - [`extract`]: bytes → [`extract::Document`] (txt, md, pdf, docx) or a readable reason.
+//! - [`chunk`]: `Document` → `Vec<`[`chunk::Chunk`]`>` sized in model tokens.
+//! - [`embed`]: chunk texts → vectors, with the local ONNX model.
+//! - [`store`]: points → a vector collection ([`store::VectorIndex`]; embedded Qdrant engine).
+//! - [`parquet_copy`]: points → parquet files the collection can be rebuilt from.
+//! - [`catalog`]: job and file state → `jobs` and `files` rows (PostgreSQL or embedded SQLite).
+//! - [`pipeline`]: the job runner joining the stages with bounded channels → [`pipeline::JobReport`].
+//!
+//! Around them:
+//!
+//! - [`search`]: query text → top hits.
+//! - [`progress`]: stage counters → progress bar or log lines.
+//! - [`lock`]: one run at a time per collection.
+//! - [`cli`]: arguments, environment and TOML → validated settings.
+
+pub mod catalog;
+pub mod chunk;
+pub mod cli;
+pub mod embed;
+pub mod extract;
+pub mod hash;
+pub mod lock;
+pub mod parquet_copy;
+pub mod pipeline;
+pub mod progress;
+pub mod scan;
+pub mod search;
+pub mod store;

@@ -1,0 +1,215 @@
+//! The `ingest` command: parses arguments, wires the catalog, the vector store and the
+//! model together, runs the command, prints the result and picks the exit code.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+
+use ingest::catalog::Catalog;
+use ingest::cli::{Cli, Command, RunArgs, SearchArgs, Settings, StatusArgs};
+use ingest::embed::{Embedder, ModelInfo};
+use ingest::lock::{Busy, RunLock};
+use ingest::parquet_copy::ParquetCopy;
+use ingest::pipeline::{run_job, JobReport};
+
+/// Exit code when another run holds the collection.
+const EXIT_BUSY: u8 = 3;
+
+fn main() -> ExitCode {
+    ingest::extract::install_quiet_parser_panics();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let code = if error.use_stderr() { 1 } else { 0 };
+            let _ = error.print();
+            return ExitCode::from(code);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(if error.downcast_ref::<Busy>().is_some() { EXIT_BUSY } else { 1 })
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<u8> {
+    let settings = Settings::resolve(&cli.global)?;
+    match cli.command {
+        None => run(&settings, &cli.run).await,
+        Some(Command::Run(args)) => run(&settings, &args).await,
+        Some(Command::Search(args)) => search(&settings, &args).await,
+        Some(Command::Status(args)) => status(&settings, &args).await,
+    }
+}
+
+async fn open_catalog(settings: &Settings) -> Result<Catalog> {
+    match &settings.database_url {
+        Some(url) => Catalog::connect(url).await,
+        None => {
+            std::fs::create_dir_all(&settings.data_dir)
+                .with_context(|| format!("cannot create the data directory {}", settings.data_dir.display()))?;
+            Catalog::connect(&Catalog::sqlite_url(&settings.data_dir)).await
+        }
+    }
+}
+
+/// Cancels the job on SIGINT or SIGTERM: stages stop taking new work and in-flight commits finish.
+fn cancel_on_signals() -> Arc<AtomicBool> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = cancel.clone();
+    tokio::spawn(async move {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => return,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        eprintln!("ingest: stopping after the work in flight; the next run resumes from here");
+        flag.store(true, Ordering::SeqCst);
+    });
+    cancel
+}
+
+async fn run(settings: &Settings, args: &RunArgs) -> Result<u8> {
+    let job = settings.job(args)?;
+    let model = ModelInfo::load(settings.model_dir.as_deref())?;
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("cannot create the data directory {}", settings.data_dir.display()))?;
+    let _lock = RunLock::acquire(&settings.data_dir, &settings.collection)?;
+    let catalog = open_catalog(settings).await?;
+    let index = ingest::store::open(&settings.data_dir, settings.qdrant_url.as_deref(), &settings.collection)?;
+    let parquet = ParquetCopy::new(&settings.data_dir, &settings.collection, model.dim);
+    let embedder = Embedder::new(model, job.embed_batch_size, settings.model_threads(args))?;
+    let report = run_job(&job, &catalog, index, &parquet, embedder, cancel_on_signals(), settings.quiet).await?;
+    print_report(settings, &report)?;
+    Ok(report.exit_code().clamp(0, 255) as u8)
+}
+
+fn print_report(settings: &Settings, report: &JobReport) -> Result<()> {
+    if settings.json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+        return Ok(());
+    }
+    if !settings.quiet {
+        println!(
+            "job {} {} in {:.1}s (collection {:?})",
+            report.job_id, report.status, report.elapsed_seconds, report.collection
+        );
+        println!(
+            "  files: {} seen, {} added, {} updated, {} unchanged, {} deleted, {} failed",
+            report.files_seen,
+            report.added,
+            report.updated,
+            report.unchanged,
+            report.deleted,
+            report.failed.len()
+        );
+        println!(
+            "  chunks embedded: {}, points written: {} ({:.1} chunks/s)",
+            report.chunks, report.points, report.chunks_per_second
+        );
+    }
+    for problem in &report.scan_problems {
+        eprintln!("  skipped {}: {}", problem.path, problem.reason);
+    }
+    if !report.failed.is_empty() {
+        eprintln!("  failed files:");
+        for failed in &report.failed {
+            eprintln!("    {}: {}", failed.path, failed.reason);
+        }
+    }
+    if let Some(error) = &report.error {
+        eprintln!("error: the job stopped: {error}");
+    }
+    Ok(())
+}
+
+async fn search(settings: &Settings, args: &SearchArgs) -> Result<u8> {
+    let model = ModelInfo::load(settings.model_dir.as_deref())?;
+    let index = ingest::store::open(&settings.data_dir, settings.qdrant_url.as_deref(), &settings.collection)?;
+    if !index.exists().await? {
+        anyhow::bail!(
+            "collection {:?} does not exist in {}; run `ingest DIR` first",
+            settings.collection,
+            settings.data_dir.display()
+        );
+    }
+    let mut embedder = Embedder::new(model, 1, 1)?;
+    let hits = ingest::search::search(index.as_ref(), &mut embedder, &args.query, args.limit).await?;
+    if settings.json {
+        let rows: Vec<_> = hits
+            .iter()
+            .map(|h| {
+                serde_json::json!({
+                    "score": h.score, "path": h.point.payload.path, "chunk_index": h.point.payload.chunk_index,
+                    "doc_id": h.point.payload.doc_id, "content": h.point.payload.content,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        for hit in &hits {
+            println!(
+                "{:.3}  {}  #{}\n       {}",
+                hit.score,
+                hit.point.payload.path,
+                hit.point.payload.chunk_index,
+                ingest::search::snippet(&hit.point.payload.content, 160)
+            );
+        }
+    }
+    Ok(0)
+}
+
+async fn status(settings: &Settings, args: &StatusArgs) -> Result<u8> {
+    let catalog = open_catalog(settings).await?;
+    let jobs = match &args.job {
+        Some(id) => catalog.job(id).await?.into_iter().collect(),
+        None => catalog.jobs(Some(&settings.collection), 10).await?,
+    };
+    let failed: Vec<_> =
+        catalog.files(&settings.collection).await?.into_iter().filter(|f| f.status == "failed").collect();
+    if settings.json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "jobs": jobs, "failed_files": failed }))?);
+        return Ok(0);
+    }
+    for job in &jobs {
+        let c = &job.counters;
+        println!(
+            "{}  {:<10} {}  files {} (embedded {}, unchanged {}, deleted {}, failed {})  {}",
+            job.created_at,
+            job.status,
+            job.id,
+            c.total_files,
+            c.processed_files,
+            c.skipped_files,
+            c.deleted_files,
+            c.failed_files,
+            job.directory_path
+        );
+        if let Some(error) = &job.error {
+            println!("    error: {error}");
+        }
+    }
+    if !failed.is_empty() {
+        println!("failed files in collection {:?}:", settings.collection);
+        for file in failed {
+            println!("  {} (tries: {}): {}", file.path, file.retry_count, file.error.unwrap_or_default());
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,294 @@
+//! # Parquet copy
+//!
+//! In: the points of a commit group. Out: parquet files under
+//! `<data dir>/parquet/<collection>/`, one row per chunk (`doc_id`, `chunk_index`,
+//! `point_id`, `path`, `content`, `content_hash`, `model`, `job_id`, `vector` as
+//! FixedSizeList<Float32, dim>, `created_at`), zstd-compressed, from which the collection
+//! can be rebuilt without embedding.
+//!
+//! Every file is written under a temporary name, synced, then renamed: a crash never
+//! leaves a half-file that looks whole. A row is live when the catalog's completed file
+//! with its `doc_id` names the row's `job_id` as its `embedded_job_id`; older rows are
+//! superseded and never restored.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use arrow::array::{
+    Array, ArrayRef, FixedSizeListArray, Float32Array, RecordBatch, StringArray, TimestampMicrosecondArray, UInt32Array,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+
+use crate::store::{Point, PointPayload};
+
+/// The arrow schema of a copy with `dim`-dimensional vectors.
+pub fn schema(dim: usize) -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("doc_id", DataType::Utf8, false),
+        Field::new("chunk_index", DataType::UInt32, false),
+        Field::new("point_id", DataType::Utf8, false),
+        Field::new("path", DataType::Utf8, false),
+        Field::new("content", DataType::Utf8, false),
+        Field::new("content_hash", DataType::Utf8, false),
+        Field::new("model", DataType::Utf8, false),
+        Field::new("job_id", DataType::Utf8, false),
+        Field::new(
+            "vector",
+            DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float32, false)), dim as i32),
+            false,
+        ),
+        Field::new("created_at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+    ]))
+}
+
+/// The parquet copies of one collection.
+pub struct ParquetCopy {
+    dir: PathBuf,
+    dim: usize,
+}
+
+impl ParquetCopy {
+    pub fn new(data_dir: &Path, collection: &str, dim: usize) -> Self {
+        Self { dir: data_dir.join("parquet").join(collection), dim }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes one part of a job's copy and returns its final path.
+    pub fn write_part(&self, job_id: &str, part: u64, points: &[Point]) -> Result<PathBuf> {
+        let path = self.dir.join(format!("{job_id}-part{part:06}.parquet"));
+        self.write_atomically(&path, |writer| writer.write(&to_batch(points, self.dim)?).context("writing rows"))?;
+        Ok(path)
+    }
+
+    /// Merges a job's parts into `<job_id>.parquet` and removes the parts. Readers dedupe by
+    /// point id, so a crash between the rename and the removal duplicates nothing.
+    pub fn compact_job(&self, job_id: &str) -> Result<Option<PathBuf>> {
+        let parts = self.files_matching(|name| name.starts_with(&format!("{job_id}-part")))?;
+        if parts.is_empty() {
+            return Ok(None);
+        }
+        let target = self.dir.join(format!("{job_id}.parquet"));
+        self.write_atomically(&target, |writer| {
+            for part in &parts {
+                for batch in read_batches(part, self.dim)? {
+                    writer.write(&batch).with_context(|| format!("copying rows of {}", part.display()))?;
+                }
+            }
+            Ok(())
+        })?;
+        for part in parts {
+            std::fs::remove_file(&part).with_context(|| format!("removing {}", part.display()))?;
+        }
+        Ok(Some(target))
+    }
+
+    /// Every finished parquet file of the collection, sorted by name.
+    pub fn files(&self) -> Result<Vec<PathBuf>> {
+        self.files_matching(|_| true)
+    }
+
+    fn files_matching(&self, keep: impl Fn(&str) -> bool) -> Result<Vec<PathBuf>> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).with_context(|| format!("listing {}", self.dir.display())),
+        };
+        let mut files = Vec::new();
+        for entry in entries {
+            let path = entry.with_context(|| format!("listing {}", self.dir.display()))?.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+            if name.ends_with(".parquet") && !name.starts_with('.') && keep(name) {
+                files.push(path);
+            }
+        }
+        files.sort();
+        Ok(files)
+    }
+
+    fn write_atomically(&self, target: &Path, fill: impl FnOnce(&mut ArrowWriter<File>) -> Result<()>) -> Result<()> {
+        std::fs::create_dir_all(&self.dir).with_context(|| format!("creating {}", self.dir.display()))?;
+        let name = target.file_name().context("parquet target has no name")?.to_string_lossy();
+        let temp = self.dir.join(format!(".{name}.tmp"));
+        let file = File::create(&temp).with_context(|| format!("creating {}", temp.display()))?;
+        let properties = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid zstd level")))
+            .build();
+        let mut writer = ArrowWriter::try_new(file, schema(self.dim), Some(properties)).context("starting parquet")?;
+        fill(&mut writer)?;
+        let file = writer.into_inner().context("finishing parquet")?;
+        file.sync_all().with_context(|| format!("syncing {}", temp.display()))?;
+        std::fs::rename(&temp, target).with_context(|| format!("renaming {}", temp.display()))?;
+        File::open(&self.dir).and_then(|d| d.sync_all()).with_context(|| format!("syncing {}", self.dir.display()))?;
+        Ok(())
+    }
+}
+
+fn to_batch(points: &[Point], dim: usize) -> Result<RecordBatch> {
+    let text = |f: fn(&PointPayload) -> &str| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(points.iter().map(|p| f(&p.payload))))
+    };
+    let mut values = Vec::with_capacity(points.len() * dim);
+    for point in points {
+        if point.vector.len() != dim {
+            bail!("point {} has {} dimensions, expected {dim}", point.id, point.vector.len());
+        }
+        values.extend_from_slice(&point.vector);
+    }
+    let vectors = FixedSizeListArray::try_new(
+        Arc::new(Field::new("item", DataType::Float32, false)),
+        dim as i32,
+        Arc::new(Float32Array::from(values)),
+        None,
+    )
+    .context("building the vector column")?;
+    let created = points
+        .iter()
+        .map(|p| {
+            chrono::DateTime::parse_from_rfc3339(&p.payload.created_at)
+                .map(|t| t.timestamp_micros())
+                .with_context(|| format!("bad created_at {:?}", p.payload.created_at))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let columns: Vec<ArrayRef> = vec![
+        text(|p| &p.doc_id),
+        Arc::new(UInt32Array::from_iter_values(points.iter().map(|p| p.payload.chunk_index))),
+        Arc::new(StringArray::from_iter_values(points.iter().map(|p| p.id.to_string()))),
+        text(|p| &p.path),
+        text(|p| &p.content),
+        text(|p| &p.content_hash),
+        text(|p| &p.model),
+        text(|p| &p.job_id),
+        Arc::new(vectors),
+        Arc::new(TimestampMicrosecondArray::from(created).with_timezone("UTC")),
+    ];
+    RecordBatch::try_new(schema(dim), columns).context("assembling a parquet batch")
+}
+
+fn read_batches(path: &Path, dim: usize) -> Result<Vec<RecordBatch>> {
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .with_context(|| format!("{} is not a readable parquet file", path.display()))?;
+    let expected = schema(dim);
+    let found = reader.schema().clone();
+    let same = expected.fields().len() == found.fields().len()
+        && expected
+            .fields()
+            .iter()
+            .zip(found.fields())
+            .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type());
+    if !same {
+        bail!("{} does not have the expected schema for {dim}-dimensional vectors (found {found})", path.display());
+    }
+    reader
+        .build()
+        .with_context(|| format!("reading {}", path.display()))?
+        .map(|batch| batch.with_context(|| format!("{} is corrupt", path.display())))
+        .collect()
+}
+
+/// Reads every row of a parquet copy back as points, checking schema and dimension.
+pub fn read_points(path: &Path, dim: usize) -> Result<Vec<Point>> {
+    let mut points = Vec::new();
+    for batch in read_batches(path, dim)? {
+        let column = |name: &str| batch.column_by_name(name).expect("schema checked");
+        let text = |name: &str| column(name).as_any().downcast_ref::<StringArray>().expect("schema checked").clone();
+        let (doc_id, point_id, file_path, content, content_hash, model, job_id) = (
+            text("doc_id"),
+            text("point_id"),
+            text("path"),
+            text("content"),
+            text("content_hash"),
+            text("model"),
+            text("job_id"),
+        );
+        let chunk_index = column("chunk_index").as_any().downcast_ref::<UInt32Array>().expect("schema checked");
+        let vectors = column("vector").as_any().downcast_ref::<FixedSizeListArray>().expect("schema checked");
+        let created =
+            column("created_at").as_any().downcast_ref::<TimestampMicrosecondArray>().expect("schema checked");
+        for row in 0..batch.num_rows() {
+            let vector = vectors.value(row);
+            let vector = vector.as_any().downcast_ref::<Float32Array>().expect("schema checked").values().to_vec();
+            let created_at = chrono::DateTime::from_timestamp_micros(created.value(row))
+                .context("created_at out of range")?
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+            points.push(Point {
+                id: point_id.value(row).parse().with_context(|| format!("{}: bad point_id", path.display()))?,
+                vector,
+                payload: PointPayload {
+                    path: file_path.value(row).to_string(),
+                    doc_id: doc_id.value(row).to_string(),
+                    chunk_index: chunk_index.value(row),
+                    content: content.value(row).to_string(),
+                    content_hash: content_hash.value(row).to_string(),
+                    job_id: job_id.value(row).to_string(),
+                    model: model.value(row).to_string(),
+                    created_at,
+                },
+            });
+        }
+    }
+    Ok(points)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(doc: &str, index: u32, dim: usize) -> Point {
+        Point {
+            id: crate::hash::point_id(doc, index),
+            vector: (0..dim).map(|i| i as f32 / dim as f32).collect(),
+            payload: PointPayload {
+                path: format!("/docs/{doc}.txt"),
+                doc_id: doc.into(),
+                chunk_index: index,
+                content: format!("chunk {index}"),
+                content_hash: "h".into(),
+                job_id: "job".into(),
+                model: "m".into(),
+                created_at: "2026-01-02T03:04:05.000006Z".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn parts_round_trip_and_compact_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let copy = ParquetCopy::new(dir.path(), "c", 4);
+        let first = vec![point("a", 0, 4), point("a", 1, 4)];
+        let second = vec![point("b", 0, 4)];
+        copy.write_part("job", 0, &first).unwrap();
+        copy.write_part("job", 1, &second).unwrap();
+        assert_eq!(copy.files().unwrap().len(), 2);
+        let merged = copy.compact_job("job").unwrap().unwrap();
+        assert_eq!(copy.files().unwrap(), vec![merged.clone()]);
+        let read = read_points(&merged, 4).unwrap();
+        assert_eq!(read, [first, second].concat());
+        assert!(std::fs::read_dir(copy.dir()).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".tmp")));
+    }
+
+    #[test]
+    fn wrong_dimension_and_corrupt_files_are_named_in_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let copy = ParquetCopy::new(dir.path(), "c", 4);
+        let path = copy.write_part("job", 0, &[point("a", 0, 4)]).unwrap();
+        let error = read_points(&path, 8).unwrap_err().to_string();
+        assert!(error.contains("expected schema") && error.contains("job-part000000"), "{error}");
+        std::fs::write(&path, b"PAR1 not really").unwrap();
+        let error = format!("{:#}", read_points(&path, 4).unwrap_err());
+        assert!(error.contains("job-part000000"), "{error}");
+    }
+}

@@ -1,0 +1,613 @@
+//! # Job runner
+//!
+//! In: a directory, the job's settings, a [`Catalog`], a [`VectorIndex`] and an
+//! [`Embedder`]. Out: the collection brought in line with the directory, the catalog rows
+//! that say so, a parquet copy of every new embedding, and a [`JobReport`].
+//!
+//! Stages run concurrently, joined by bounded channels so memory stays flat and a slow
+//! store pushes back on the model:
+//!
+//! ```text
+//! prepare thread ──(bounded)──▶ embed thread ──(bounded)──▶ commit task (tokio)
+//! scan, change detection,        batches chunks across       catalog `processing` → parquet part
+//! hash, extract, chunk           files, runs the model       → upsert (wait) → drop stale tail
+//!                                                            → catalog `completed`
+//! ```
+//!
+//! A file is `completed` only after the store has acknowledged all its points, and point
+//! ids are deterministic, so a crash anywhere leaves state the next run completes by
+//! overwriting, never duplicating.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use futures::stream::{self, StreamExt, TryStreamExt};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::catalog::{Catalog, Completion, FileFacts, FileRow, FileStatus, JobCounters, JobStatus, NewJob};
+use crate::chunk::{Chunk, Chunker};
+use crate::embed::Embedder;
+use crate::extract::{self, EXTRACTOR_VERSION};
+use crate::hash::{self, HashedFile};
+use crate::parquet_copy::ParquetCopy;
+use crate::progress::{Counters, Progress};
+use crate::scan::{self, FileEntry, ScanItem, ScanOptions};
+use crate::store::{Point, PointPayload, VectorIndex};
+
+/// How a job runs.
+#[derive(Debug, Clone)]
+pub struct JobSettings {
+    /// The directory to index (absolute).
+    pub root: PathBuf,
+    pub collection: String,
+    pub scan: ScanOptions,
+    pub chunk_size: usize,
+    pub chunk_overlap: usize,
+    /// Texts per model call.
+    pub embed_batch_size: usize,
+    /// Points per upsert request.
+    pub upload_batch_size: usize,
+    /// Upsert requests in flight at once.
+    pub upload_parallelism: usize,
+    /// Files larger than this fail with a clear reason instead of being read.
+    pub max_file_bytes: u64,
+    /// A commit group is written once it holds `upload_batch_size` points or is this old,
+    /// which bounds the embedding work a crash can lose.
+    pub commit_interval: Duration,
+    /// Re-embed every file, changed or not.
+    pub full: bool,
+}
+
+/// One failed file in the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailedFile {
+    pub path: String,
+    pub reason: String,
+}
+
+/// What a job did.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobReport {
+    pub job_id: String,
+    pub collection: String,
+    pub status: String,
+    pub files_seen: u64,
+    pub added: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub deleted: u64,
+    pub failed: Vec<FailedFile>,
+    pub scan_problems: Vec<FailedFile>,
+    pub chunks: u64,
+    pub points: u64,
+    pub elapsed_seconds: f64,
+    pub chunks_per_second: f64,
+    pub error: Option<String>,
+}
+
+impl JobReport {
+    /// 0 when every file succeeded, 2 when some failed, 1 when the job itself did not finish.
+    pub fn exit_code(&self) -> i32 {
+        match self.status.as_str() {
+            "completed" if self.failed.is_empty() => 0,
+            "completed" => 2,
+            "cancelled" => 130,
+            _ => 1,
+        }
+    }
+}
+
+/// A file's chunks, ready for the model.
+struct PreparedFile {
+    facts: FileFacts,
+    previous: Option<FileRow>,
+    chunks: Vec<Chunk>,
+}
+
+/// A file's chunks with their vectors.
+struct EmbeddedFile {
+    prepared: PreparedFile,
+    vectors: Vec<Vec<f32>>,
+}
+
+/// What the first two stages hand on.
+enum Outcome {
+    Embedded(EmbeddedFile),
+    /// Content and logic unchanged; `restat` when size or mtime moved.
+    Unchanged {
+        path: String,
+        restat: Option<(i64, i64)>,
+    },
+    Failed {
+        facts: FileFacts,
+        previous: Option<FileRow>,
+        reason: String,
+    },
+    ScanProblem(FailedFile),
+    /// Known files no longer on disk.
+    Vanished(Vec<FileRow>),
+}
+
+/// The logic fingerprint: what, besides a file's bytes, decides its points.
+pub fn logic_fingerprint(model_id: &str, chunk_size: usize, chunk_overlap: usize) -> String {
+    format!("{model_id}|chunk:{chunk_size}/{chunk_overlap}|{EXTRACTOR_VERSION}")
+}
+
+/// Runs one job to its end. Errors are returned only when the job could not start; a job
+/// that fails midway is recorded as failed and reported.
+pub async fn run_job(
+    settings: &JobSettings,
+    catalog: &Catalog,
+    index: Arc<dyn VectorIndex>,
+    parquet: &ParquetCopy,
+    embedder: Embedder,
+    cancel: Arc<AtomicBool>,
+    quiet: bool,
+) -> Result<JobReport> {
+    let started = Instant::now();
+    let model = embedder.info.clone();
+    let chunker = Chunker::new(&model.tokenizer, settings.chunk_size, settings.chunk_overlap, model.max_sequence)?;
+    index.ensure_collection(model.dim).await?;
+    let job_id = catalog
+        .create_job(&NewJob {
+            name: format!("ingest {}", settings.root.display()),
+            directory_path: settings.root.display().to_string(),
+            collection: settings.collection.clone(),
+            model_name: model.id.clone(),
+            vector_dim: model.dim as i64,
+            chunk_size: settings.chunk_size as i64,
+            chunk_overlap: settings.chunk_overlap as i64,
+            batch_size: settings.upload_batch_size as i64,
+        })
+        .await?;
+    catalog.set_job_status(&job_id, JobStatus::Scanning, None).await?;
+    let known: HashMap<String, FileRow> =
+        catalog.files(&settings.collection).await?.into_iter().map(|f| (f.path.clone(), f)).collect();
+    catalog.set_job_status(&job_id, JobStatus::Processing, None).await?;
+
+    let counters = Arc::new(Counters::default());
+    let progress = Arc::new(Progress::new(counters.clone(), quiet));
+    let fingerprint = logic_fingerprint(&model.id, settings.chunk_size, settings.chunk_overlap);
+
+    let (prepared_tx, prepared_rx) = crossbeam_channel::bounded::<Outcome>(64);
+    let (embedded_tx, mut embedded_rx) = mpsc::channel::<Outcome>(8);
+    let preparer = {
+        let (settings, counters, cancel) = (settings.clone(), counters.clone(), cancel.clone());
+        let fingerprint = fingerprint.clone();
+        std::thread::Builder::new()
+            .name("prepare".into())
+            .spawn(move || prepare_stage(&settings, &known, &fingerprint, &chunker, &counters, &cancel, &prepared_tx))?
+    };
+    let embed_batch = settings.embed_batch_size;
+    let embedder_thread = {
+        let (counters, cancel) = (counters.clone(), cancel.clone());
+        std::thread::Builder::new()
+            .name("embed".into())
+            .spawn(move || embed_stage(embedder, embed_batch, &prepared_rx, &embedded_tx, &counters, &cancel))?
+    };
+
+    let mut committer = Committer {
+        settings,
+        catalog,
+        index: index.as_ref(),
+        parquet,
+        job_id: &job_id,
+        model_id: &model.id,
+        counters: &counters,
+        progress: &progress,
+        group: Vec::new(),
+        group_points: 0,
+        group_started: Instant::now(),
+        parts_written: 0,
+        report: Tally::default(),
+    };
+    let commit_result = committer.run(&mut embedded_rx).await;
+    drop(embedded_rx);
+    let embed_result = embedder_thread.join().map_err(|_| anyhow::anyhow!("the embed stage panicked"))?;
+    let prepare_result = preparer.join().map_err(|_| anyhow::anyhow!("the prepare stage panicked"))?;
+    progress.finish();
+
+    let outcome = commit_result.and(embed_result).and(prepare_result);
+    let cancelled = cancel.load(Ordering::SeqCst);
+    let (status, error) = match &outcome {
+        Ok(()) if cancelled => (JobStatus::Cancelled, Some("cancelled by signal".to_string())),
+        Ok(()) => (JobStatus::Completed, None),
+        Err(e) => (JobStatus::Failed, Some(format!("{e:#}"))),
+    };
+    if status == JobStatus::Completed {
+        parquet.compact_job(&job_id).context("compacting this job's parquet parts")?;
+        index.finish().await?;
+    }
+    let tally = committer.report;
+    catalog.save_progress(&job_id, &tally.counters(&counters), None).await?;
+    catalog.set_job_status(&job_id, status, error.as_deref()).await?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let chunks = counters.chunks_embedded.load(Ordering::Relaxed);
+    Ok(JobReport {
+        job_id,
+        collection: settings.collection.clone(),
+        status: status.to_string(),
+        files_seen: counters.files_seen.load(Ordering::Relaxed),
+        added: tally.added,
+        updated: tally.updated,
+        unchanged: tally.unchanged,
+        deleted: tally.deleted,
+        failed: tally.failed,
+        scan_problems: tally.scan_problems,
+        chunks,
+        points: counters.points_written.load(Ordering::Relaxed),
+        elapsed_seconds: elapsed,
+        chunks_per_second: chunks as f64 / elapsed.max(1e-9),
+        error,
+    })
+}
+
+fn facts_of(entry: &FileEntry, content_hash: Option<String>, fingerprint: &str) -> FileFacts {
+    FileFacts {
+        path: entry.path_text.clone(),
+        doc_id: hash::doc_id(&entry.path_text),
+        size: entry.size as i64,
+        modified_ns: entry.modified_ns,
+        extension: entry.extension.clone(),
+        content_hash,
+        logic_fingerprint: fingerprint.to_string(),
+    }
+}
+
+/// Scan, change detection, hashing, extraction and chunking.
+fn prepare_stage(
+    settings: &JobSettings,
+    known: &HashMap<String, FileRow>,
+    fingerprint: &str,
+    chunker: &Chunker,
+    counters: &Counters,
+    cancel: &AtomicBool,
+    out: &crossbeam_channel::Sender<Outcome>,
+) -> Result<()> {
+    let mut seen = HashSet::new();
+    let send = |outcome| out.send(outcome).map_err(|_| anyhow::anyhow!("the embed stage stopped"));
+    for item in scan::scan(&settings.root, &settings.scan) {
+        if cancel.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let entry = match item {
+            ScanItem::Problem { path_text, reason } => {
+                send(Outcome::ScanProblem(FailedFile { path: path_text, reason }))?;
+                continue;
+            }
+            ScanItem::Rejected { path_text, extension, reason } => {
+                Counters::add(&counters.files_seen, 1);
+                seen.insert(path_text.clone());
+                let entry =
+                    FileEntry { path: PathBuf::from(&path_text), path_text, size: 0, modified_ns: 0, extension };
+                let previous = known.get(&entry.path_text).cloned();
+                send(Outcome::Failed { facts: facts_of(&entry, None, fingerprint), previous, reason })?;
+                continue;
+            }
+            ScanItem::File(entry) => entry,
+        };
+        Counters::add(&counters.files_seen, 1);
+        seen.insert(entry.path_text.clone());
+        let previous = known.get(&entry.path_text);
+        let settled = previous.filter(|p| {
+            !settings.full && p.status() == FileStatus::Completed && p.logic_fingerprint.as_deref() == Some(fingerprint)
+        });
+        if let Some(p) = settled {
+            if p.size == entry.size as i64 && p.modified_ns == entry.modified_ns {
+                send(Outcome::Unchanged { path: entry.path_text, restat: None })?;
+                continue;
+            }
+        }
+        let hashed = match hash::hash_file(entry.clone(), settings.max_file_bytes) {
+            Ok(hashed) => hashed,
+            Err(error) => {
+                let facts = facts_of(&entry, None, fingerprint);
+                send(Outcome::Failed { facts, previous: previous.cloned(), reason: error.to_string() })?;
+                continue;
+            }
+        };
+        if settled.is_some_and(|p| p.content_hash.as_deref() == Some(hashed.content_hash.as_str())) {
+            let restat = Some((entry.size as i64, entry.modified_ns));
+            send(Outcome::Unchanged { path: entry.path_text, restat })?;
+            continue;
+        }
+        send(prepare_file(hashed, previous.cloned(), fingerprint, chunker))?;
+    }
+    counters.scan_finished.store(true, Ordering::SeqCst);
+    let root = settings.root.to_string_lossy();
+    let vanished: Vec<FileRow> = known
+        .values()
+        .filter(|f| f.status() != FileStatus::Deleted && !seen.contains(&f.path) && is_under(&f.path, &root))
+        .cloned()
+        .collect();
+    if !vanished.is_empty() {
+        send(Outcome::Vanished(vanished))?;
+    }
+    Ok(())
+}
+
+/// Whether `path` lies inside the directory `root`.
+fn is_under(path: &str, root: &str) -> bool {
+    let root = root.trim_end_matches('/');
+    path.strip_prefix(root).is_some_and(|rest| rest.starts_with('/'))
+}
+
+fn prepare_file(hashed: HashedFile, previous: Option<FileRow>, fingerprint: &str, chunker: &Chunker) -> Outcome {
+    let facts = facts_of(&hashed.entry, Some(hashed.content_hash.clone()), fingerprint);
+    match extract::extract(&hashed.entry.extension, &hashed.bytes) {
+        Ok(document) => {
+            let chunks = chunker.chunk(&document);
+            if chunks.is_empty() {
+                return Outcome::Failed { facts, previous, reason: extract::ExtractError::NoText.to_string() };
+            }
+            Outcome::Embedded(EmbeddedFile { prepared: PreparedFile { facts, previous, chunks }, vectors: Vec::new() })
+        }
+        Err(error) => Outcome::Failed { facts, previous, reason: error.to_string() },
+    }
+}
+
+/// Runs the model over prepared files, batching chunks across small files.
+fn embed_stage(
+    mut embedder: Embedder,
+    batch_size: usize,
+    input: &crossbeam_channel::Receiver<Outcome>,
+    output: &mpsc::Sender<Outcome>,
+    counters: &Counters,
+    cancel: &AtomicBool,
+) -> Result<()> {
+    let send = |outcome| output.blocking_send(outcome).map_err(|_| anyhow::anyhow!("the commit stage stopped"));
+    let mut pending: Vec<EmbeddedFile> = Vec::new();
+    let mut pending_chunks = 0;
+    loop {
+        let next = if pending.is_empty() { input.recv().ok() } else { input.try_recv().ok() };
+        match next {
+            Some(Outcome::Embedded(file)) => {
+                pending_chunks += file.prepared.chunks.len();
+                pending.push(file);
+                if pending_chunks < batch_size {
+                    continue;
+                }
+            }
+            Some(other) => {
+                send(other)?;
+                continue;
+            }
+            None if pending.is_empty() => return Ok(()),
+            None => {}
+        }
+        if cancel.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let texts: Vec<&str> =
+            pending.iter().flat_map(|f| f.prepared.chunks.iter().map(|c| c.content.as_str())).collect();
+        let mut vectors = Vec::with_capacity(texts.len());
+        for slice in texts.chunks(batch_size.max(1) * 4) {
+            if cancel.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            vectors.extend(embedder.embed(slice).context("embedding chunks")?);
+            Counters::add(&counters.chunks_embedded, slice.len() as u64);
+        }
+        let mut vectors = vectors.into_iter();
+        for mut file in pending.drain(..) {
+            file.vectors = vectors.by_ref().take(file.prepared.chunks.len()).collect();
+            send(Outcome::Embedded(file))?;
+        }
+        pending_chunks = 0;
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    added: u64,
+    updated: u64,
+    unchanged: u64,
+    deleted: u64,
+    failed: Vec<FailedFile>,
+    scan_problems: Vec<FailedFile>,
+}
+
+impl Tally {
+    /// The job row's counters.
+    fn counters(&self, live: &Counters) -> JobCounters {
+        JobCounters {
+            total_files: live.files_seen.load(Ordering::Relaxed) as i64,
+            processed_files: (self.added + self.updated) as i64,
+            failed_files: self.failed.len() as i64,
+            skipped_files: self.unchanged as i64,
+            deleted_files: self.deleted as i64,
+        }
+    }
+}
+
+/// Writes embedded files through the protocol, in commit groups.
+struct Committer<'a> {
+    settings: &'a JobSettings,
+    catalog: &'a Catalog,
+    index: &'a dyn VectorIndex,
+    parquet: &'a ParquetCopy,
+    job_id: &'a str,
+    model_id: &'a str,
+    counters: &'a Counters,
+    progress: &'a Progress,
+    group: Vec<EmbeddedFile>,
+    group_points: usize,
+    group_started: Instant,
+    parts_written: u64,
+    report: Tally,
+}
+
+impl Committer<'_> {
+    async fn run(&mut self, input: &mut mpsc::Receiver<Outcome>) -> Result<()> {
+        loop {
+            let wait = self.settings.commit_interval.saturating_sub(self.group_started.elapsed());
+            let next = if self.group.is_empty() {
+                input.recv().await
+            } else {
+                match tokio::time::timeout(wait, input.recv()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        self.flush().await?;
+                        continue;
+                    }
+                }
+            };
+            let Some(outcome) = next else { break };
+            self.handle(outcome).await?;
+            if self.group_points >= self.settings.upload_batch_size
+                || (!self.group.is_empty() && self.group_started.elapsed() >= self.settings.commit_interval)
+            {
+                self.flush().await?;
+            }
+            self.progress.tick();
+        }
+        self.flush().await
+    }
+
+    async fn handle(&mut self, outcome: Outcome) -> Result<()> {
+        match outcome {
+            Outcome::Embedded(file) => {
+                if self.group.is_empty() {
+                    self.group_started = Instant::now();
+                }
+                self.group_points += file.vectors.len();
+                self.group.push(file);
+            }
+            Outcome::Unchanged { path, restat } => {
+                if let Some((size, modified_ns)) = restat {
+                    self.catalog.refresh_stat(&self.settings.collection, &path, size, modified_ns).await?;
+                }
+                self.report.unchanged += 1;
+                Counters::add(&self.counters.files_done, 1);
+            }
+            Outcome::Failed { facts, previous, reason } => {
+                if previous.as_ref().is_some_and(|p| p.vectors_created > 0 || p.status() != FileStatus::Completed) {
+                    self.index.delete_documents(std::slice::from_ref(&facts.doc_id)).await?;
+                }
+                self.catalog.mark_failed(&self.settings.collection, self.job_id, &facts, &reason).await?;
+                self.report.failed.push(FailedFile { path: facts.path, reason });
+                Counters::add(&self.counters.files_done, 1);
+            }
+            Outcome::ScanProblem(problem) => self.report.scan_problems.push(problem),
+            Outcome::Vanished(files) => {
+                for batch in files.chunks(500) {
+                    let doc_ids: Vec<String> = batch.iter().map(|f| f.doc_id.clone()).collect();
+                    self.index.delete_documents(&doc_ids).await?;
+                    let paths: Vec<String> = batch.iter().map(|f| f.path.clone()).collect();
+                    self.catalog.mark_deleted(&self.settings.collection, self.job_id, &paths).await?;
+                    self.report.deleted += batch.len() as u64;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The write protocol for one commit group.
+    async fn flush(&mut self) -> Result<()> {
+        if self.group.is_empty() {
+            return Ok(());
+        }
+        let group = std::mem::take(&mut self.group);
+        self.group_points = 0;
+        let collection = &self.settings.collection;
+        let facts: Vec<FileFacts> = group.iter().map(|f| f.prepared.facts.clone()).collect();
+        self.catalog.mark_processing(collection, self.job_id, &facts).await?;
+
+        let created_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let points: Vec<Point> = group
+            .iter()
+            .flat_map(|file| {
+                let facts = &file.prepared.facts;
+                file.prepared.chunks.iter().zip(&file.vectors).map(|(chunk, vector)| Point {
+                    id: hash::point_id(&facts.doc_id, chunk.index),
+                    vector: vector.clone(),
+                    payload: PointPayload {
+                        path: facts.path.clone(),
+                        doc_id: facts.doc_id.clone(),
+                        chunk_index: chunk.index,
+                        content: chunk.content.clone(),
+                        content_hash: chunk.content_hash.clone(),
+                        job_id: self.job_id.to_string(),
+                        model: self.model_id.to_string(),
+                        created_at: created_at.clone(),
+                    },
+                })
+            })
+            .collect();
+        self.parquet.write_part(self.job_id, self.parts_written, &points)?;
+        self.parts_written += 1;
+
+        let total = points.len() as u64;
+        let batches: Vec<Vec<Point>> =
+            points.chunks(self.settings.upload_batch_size.max(1)).map(<[Point]>::to_vec).collect();
+        let (index, counters) = (self.index, self.counters);
+        stream::iter(batches.into_iter().map(|batch| {
+            let n = batch.len() as u64;
+            async move {
+                index.upsert(batch).await?;
+                Counters::add(&counters.points_written, n);
+                anyhow::Ok(())
+            }
+        }))
+        .buffer_unordered(self.settings.upload_parallelism.max(1))
+        .try_collect::<Vec<()>>()
+        .await?;
+        debug_assert_eq!(total, points.len() as u64);
+
+        let mut done = Vec::with_capacity(group.len());
+        for file in &group {
+            let count = file.vectors.len() as u32;
+            let needs_trim = file
+                .prepared
+                .previous
+                .as_ref()
+                .is_some_and(|p| p.status() != FileStatus::Completed || p.vectors_created > count as i64);
+            if needs_trim {
+                self.index.delete_tail(&file.prepared.facts.doc_id, count).await?;
+            }
+            if file.prepared.previous.as_ref().is_some_and(|p| p.status() != FileStatus::Deleted) {
+                self.report.updated += 1;
+            } else {
+                self.report.added += 1;
+            }
+            done.push(Completion {
+                path: file.prepared.facts.path.clone(),
+                chunks: file.prepared.chunks.len() as i64,
+                vectors: count as i64,
+            });
+        }
+        self.catalog.mark_completed(collection, self.job_id, &done).await?;
+        Counters::add(&self.counters.files_done, group.len() as u64);
+        let current = group.last().map(|f| f.prepared.facts.path.as_str());
+        self.catalog.save_progress(self.job_id, &self.report.counters(self.counters), current).await?;
+        self.group_started = Instant::now();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_under_a_root() {
+        assert!(is_under("/docs/a.txt", "/docs"));
+        assert!(is_under("/docs/sub/a.txt", "/docs/"));
+        assert!(!is_under("/docs2/a.txt", "/docs"));
+        assert!(!is_under("/other/a.txt", "/docs"));
+    }
+
+    #[test]
+    fn fingerprint_changes_with_model_and_chunking() {
+        let base = logic_fingerprint("m@1", 200, 20);
+        assert_ne!(base, logic_fingerprint("m@2", 200, 20));
+        assert_ne!(base, logic_fingerprint("m@1", 100, 20));
+        assert_ne!(base, logic_fingerprint("m@1", 200, 10));
+        assert!(base.contains(EXTRACTOR_VERSION));
+    }
+}

@@ -1,0 +1,111 @@
+//! # Progress
+//!
+//! In: counters bumped by the pipeline stages. Out: a live indicatif line (files, chunks,
+//! throughput) when stderr is a terminal, plain log lines every few seconds when it is not,
+//! and nothing with `--quiet`.
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Counters shared by the stages. All are monotonic within a job.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Candidate files found by the scan so far.
+    pub files_seen: AtomicU64,
+    /// Files finished in any way (embedded, unchanged, failed).
+    pub files_done: AtomicU64,
+    /// Chunks embedded by the model.
+    pub chunks_embedded: AtomicU64,
+    /// Points acknowledged by the vector store.
+    pub points_written: AtomicU64,
+    /// Set once the scan has finished, so `files_seen` is the total.
+    pub scan_finished: AtomicBool,
+}
+
+impl Counters {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+enum Display {
+    Bar(ProgressBar),
+    Log { last: Mutex<Instant> },
+    Silent,
+}
+
+/// Reports a job's progress to stderr.
+pub struct Progress {
+    counters: Arc<Counters>,
+    started: Instant,
+    display: Display,
+    /// A pause notice ("waiting for Qdrant") shown instead of the rate while set.
+    notice: Mutex<Option<String>>,
+}
+
+impl Progress {
+    pub fn new(counters: Arc<Counters>, quiet: bool) -> Self {
+        let display = if quiet {
+            Display::Silent
+        } else if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}").expect("valid template"));
+            bar.enable_steady_tick(Duration::from_millis(200));
+            Display::Bar(bar)
+        } else {
+            Display::Log { last: Mutex::new(Instant::now()) }
+        };
+        Self { counters, started: Instant::now(), display, notice: Mutex::new(None) }
+    }
+
+    fn line(&self) -> String {
+        let c = &self.counters;
+        let seen = c.files_seen.load(Ordering::Relaxed);
+        let total = if c.scan_finished.load(Ordering::Relaxed) { seen.to_string() } else { format!("{seen}+") };
+        let chunks = c.chunks_embedded.load(Ordering::Relaxed);
+        let rate = chunks as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
+        let tail = match self.notice.lock().expect("notice lock").clone() {
+            Some(notice) => notice,
+            None => format!("{rate:.1} chunks/s"),
+        };
+        format!(
+            "files {}/{total} · chunks embedded {chunks} · points written {} · {tail}",
+            c.files_done.load(Ordering::Relaxed),
+            c.points_written.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Refreshes the display (rate-limited for log lines).
+    pub fn tick(&self) {
+        match &self.display {
+            Display::Bar(bar) => bar.set_message(self.line()),
+            Display::Log { last } => {
+                let mut last = last.lock().expect("progress lock");
+                if last.elapsed() >= Duration::from_secs(5) {
+                    *last = Instant::now();
+                    eprintln!("progress: {}", self.line());
+                }
+            }
+            Display::Silent => {}
+        }
+    }
+
+    /// Shows (or clears) a pause notice such as "waiting for Qdrant".
+    pub fn set_notice(&self, notice: Option<String>) {
+        if let (Some(text), Display::Log { .. }) = (&notice, &self.display) {
+            eprintln!("progress: {text}");
+        }
+        *self.notice.lock().expect("notice lock") = notice;
+        self.tick();
+    }
+
+    pub fn finish(&self) {
+        if let Display::Bar(bar) = &self.display {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! # Embedded vector store
+//!
+//! In: the same calls as any [`VectorIndex`]. Out: points stored by `qdrant-edge`, Qdrant's
+//! in-process engine (the server's segment, WAL and HNSW code), under
+//! `<data dir>/qdrant/<collection>/`. No server, no network.
+//!
+//! The engine's calls are blocking; they run on tokio's blocking pool.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context, Result};
+use async_trait::async_trait;
+use qdrant_edge::external::serde_json as edge_json;
+use qdrant_edge::{
+    Condition, CountRequest, CreateIndex, Distance, EdgeConfigBuilder, EdgeShard, EdgeVectorParamsBuilder,
+    FieldCondition, FieldIndexOperations, Filter, JsonPath, Match, NamedQuery, Payload, PayloadFieldSchema,
+    PayloadSchemaType, PointId, PointInsertOperations, PointOperations, PointStruct, QueryEnum, QueryRequest, Range,
+    Record, ScoringQuery, ScrollRequest, UpdateOperation, ValueVariants, VectorInternal, VectorStructInternal,
+    WithPayloadInterface, WithVector,
+};
+use tokio::sync::RwLock;
+use uuid::Uuid;
+
+use super::{Hit, Point, PointPayload, ScrollPage, StoredPoint, VectorIndex};
+
+/// A collection in the embedded engine.
+pub struct EmbeddedIndex {
+    collection: String,
+    path: PathBuf,
+    /// The open shard; `None` until the collection exists. Writers take the lock shared:
+    /// the engine serialises its own updates; only create and drop take it exclusively.
+    shard: RwLock<Option<Arc<EdgeShard>>>,
+}
+
+impl EmbeddedIndex {
+    /// Opens (without creating) `collection` under `data_dir`.
+    pub fn open(data_dir: &Path, collection: &str) -> Result<Self> {
+        let path = data_dir.join("qdrant").join(collection);
+        let shard = if path.join("edge_config.json").is_file() {
+            let shard = EdgeShard::load(&path, None)
+                .map_err(|e| anyhow!("{e}"))
+                .with_context(|| format!("opening the embedded collection at {}", path.display()))?;
+            Some(Arc::new(shard))
+        } else {
+            None
+        };
+        Ok(Self { collection: collection.to_string(), path, shard: RwLock::new(shard) })
+    }
+
+    async fn shard(&self) -> Result<Arc<EdgeShard>> {
+        self.shard.read().await.clone().ok_or_else(|| {
+            anyhow!(
+                "collection {:?} does not exist yet; run `ingest DIR --collection {}` first",
+                self.collection,
+                self.collection
+            )
+        })
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&EdgeShard) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let shard = self.shard().await?;
+        tokio::task::spawn_blocking(move || work(&shard)).await.context("embedded store task failed")?
+    }
+}
+
+fn edge_error(error: qdrant_edge::OperationError) -> anyhow::Error {
+    anyhow!("embedded Qdrant: {error}")
+}
+
+/// A payload key; only called with the constant, valid keys of [`PointPayload`].
+fn field(name: &str) -> JsonPath {
+    name.parse().expect("payload keys are valid JSON paths")
+}
+
+fn doc_filter(doc_id: &str) -> Condition {
+    Condition::Field(FieldCondition::new_match(
+        field("doc_id"),
+        Match::new_value(ValueVariants::String(doc_id.to_string())),
+    ))
+}
+
+fn to_edge_point(point: Point) -> Result<PointStruct> {
+    let payload = edge_json::to_value(&point.payload).context("encoding payload")?;
+    Ok(PointStruct::new(PointId::Uuid(point.id), point.vector, payload))
+}
+
+fn from_record(id: PointId, payload: Option<Payload>, vector: Option<VectorStructInternal>) -> Result<StoredPoint> {
+    let PointId::Uuid(id) = id else { bail!("point {id} does not have a UUID id") };
+    let payload = payload.with_context(|| format!("point {id} has no payload"))?;
+    let payload: PointPayload = edge_json::from_value(edge_json::Value::Object(payload.0.into_iter().collect()))
+        .with_context(|| format!("point {id} has an unexpected payload"))?;
+    let vector = match vector {
+        None => Vec::new(),
+        Some(VectorStructInternal::Single(v)) => v,
+        Some(VectorStructInternal::Named(mut named)) => match named.remove("") {
+            Some(VectorInternal::Dense(v)) => v,
+            _ => bail!("point {id} has no dense default vector"),
+        },
+        Some(_) => bail!("point {id} has a multi-vector"),
+    };
+    Ok(Point { id, vector, payload })
+}
+
+#[async_trait]
+impl VectorIndex for EmbeddedIndex {
+    fn collection(&self) -> &str {
+        &self.collection
+    }
+
+    async fn ensure_collection(&self, dim: usize) -> Result<()> {
+        let mut guard = self.shard.write().await;
+        if let Some(shard) = guard.as_ref() {
+            let config = shard.config();
+            let params = config.vectors.get("").context("the embedded collection has no default vector")?;
+            if params.size != dim || params.distance != Distance::Cosine {
+                bail!(
+                    "collection {:?} holds {}-dimensional {:?} vectors but the model makes {dim}-dimensional Cosine vectors; use another --collection or the model it was built with",
+                    self.collection, params.size, params.distance
+                );
+            }
+            return Ok(());
+        }
+        std::fs::create_dir_all(&self.path).with_context(|| format!("creating {}", self.path.display()))?;
+        let config =
+            EdgeConfigBuilder::new().vector("", EdgeVectorParamsBuilder::new(dim, Distance::Cosine).build()).build();
+        let shard = EdgeShard::new(&self.path, config).map_err(edge_error)?;
+        for (name, kind) in [("doc_id", PayloadSchemaType::Keyword), ("chunk_index", PayloadSchemaType::Integer)] {
+            shard
+                .update(UpdateOperation::FieldIndexOperation(FieldIndexOperations::CreateIndex(CreateIndex {
+                    field_name: field(name),
+                    field_schema: Some(PayloadFieldSchema::FieldType(kind)),
+                })))
+                .map_err(edge_error)?;
+        }
+        *guard = Some(Arc::new(shard));
+        Ok(())
+    }
+
+    async fn upsert(&self, points: Vec<Point>) -> Result<()> {
+        let points = points.into_iter().map(|p| to_edge_point(p).map(Into::into)).collect::<Result<Vec<_>>>()?;
+        self.blocking(move |shard| {
+            shard
+                .update(UpdateOperation::PointOperation(PointOperations::UpsertPoints(
+                    PointInsertOperations::PointsList(points),
+                )))
+                .map_err(edge_error)?;
+            shard.flush();
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_documents(&self, doc_ids: &[String]) -> Result<()> {
+        if doc_ids.is_empty() {
+            return Ok(());
+        }
+        let mut filter = Filter::new_should(doc_filter(&doc_ids[0]));
+        filter.should.get_or_insert_with(Vec::new).extend(doc_ids[1..].iter().map(|d| doc_filter(d)));
+        self.blocking(move |shard| {
+            shard
+                .update(UpdateOperation::PointOperation(PointOperations::DeletePointsByFilter(filter)))
+                .map_err(edge_error)?;
+            shard.flush();
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_tail(&self, doc_id: &str, keep: u32) -> Result<()> {
+        let mut filter = Filter::new_must(doc_filter(doc_id));
+        let range = Range { gte: Some((keep as f64).into()), gt: None, lt: None, lte: None };
+        filter
+            .must
+            .get_or_insert_with(Vec::new)
+            .push(Condition::Field(FieldCondition::new_range(field("chunk_index"), range)));
+        self.blocking(move |shard| {
+            shard
+                .update(UpdateOperation::PointOperation(PointOperations::DeletePointsByFilter(filter)))
+                .map_err(edge_error)
+        })
+        .await
+    }
+
+    async fn search(&self, vector: Vec<f32>, limit: usize) -> Result<Vec<Hit>> {
+        self.blocking(move |shard| {
+            let request = QueryRequest {
+                prefetches: vec![],
+                query: Some(ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery {
+                    query: VectorInternal::Dense(vector),
+                    using: None,
+                }))),
+                filter: None,
+                score_threshold: None,
+                limit,
+                offset: 0,
+                params: None,
+                with_vector: WithVector::Bool(false),
+                with_payload: WithPayloadInterface::Bool(true),
+            };
+            let scored = shard.query(request).map_err(edge_error)?;
+            scored
+                .into_iter()
+                .map(|p| Ok(Hit { score: p.score, point: from_record(p.id, p.payload, p.vector)? }))
+                .collect()
+        })
+        .await
+    }
+
+    async fn count(&self, doc_id: Option<&str>) -> Result<u64> {
+        if self.shard.read().await.is_none() {
+            return Ok(0);
+        }
+        let filter = doc_id.map(|d| Filter::new_must(doc_filter(d)));
+        self.blocking(move |shard| Ok(shard.count(CountRequest { filter, exact: true }).map_err(edge_error)? as u64))
+            .await
+    }
+
+    async fn scroll(&self, offset: Option<Uuid>, limit: usize, with_vectors: bool) -> Result<ScrollPage> {
+        self.blocking(move |shard| {
+            let request = ScrollRequest {
+                offset: offset.map(PointId::Uuid),
+                limit: Some(limit),
+                filter: None,
+                with_payload: Some(WithPayloadInterface::Bool(true)),
+                with_vector: WithVector::Bool(with_vectors),
+                order_by: None,
+            };
+            let (records, next) = shard.scroll(request).map_err(edge_error)?;
+            let points = records
+                .into_iter()
+                .map(|Record { id, payload, vector, .. }| from_record(id, payload, vector))
+                .collect::<Result<Vec<_>>>()?;
+            let next = match next {
+                Some(PointId::Uuid(id)) => Some(id),
+                Some(other) => bail!("point {other} does not have a UUID id"),
+                None => None,
+            };
+            Ok((points, next))
+        })
+        .await
+    }
+
+    async fn exists(&self) -> Result<bool> {
+        Ok(self.shard.read().await.is_some())
+    }
+
+    async fn drop_collection(&self) -> Result<()> {
+        let mut guard = self.shard.write().await;
+        if let Some(shard) = guard.take() {
+            drop(shard);
+        }
+        if self.path.exists() {
+            std::fs::remove_dir_all(&self.path).with_context(|| format!("removing {}", self.path.display()))?;
+        }
+        Ok(())
+    }
+
+    async fn finish(&self) -> Result<()> {
+        if self.shard.read().await.is_none() {
+            return Ok(());
+        }
+        self.blocking(|shard| {
+            shard.optimize().map_err(edge_error)?;
+            shard.flush();
+            Ok(())
+        })
+        .await
+    }
+}

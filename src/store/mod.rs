@@ -1,0 +1,91 @@
+//! # Vector store
+//!
+//! In: [`Point`]s (deterministic id, vector, payload) and requests by `doc_id`.
+//! Out: acknowledged writes, search [`Hit`]s, and scrolls of what is stored.
+//!
+//! [`VectorIndex`] is the narrow interface the pipeline talks to, bound to one collection.
+//! [`embedded::EmbeddedIndex`] runs Qdrant's own engine in-process (the default, no
+//! server). Nothing outside this module knows which backend it talks to.
+
+pub mod embedded;
+
+use anyhow::Result;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The payload stored with every point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PointPayload {
+    pub path: String,
+    pub doc_id: String,
+    pub chunk_index: u32,
+    pub content: String,
+    pub content_hash: String,
+    pub job_id: String,
+    pub model: String,
+    pub created_at: String,
+}
+
+/// One chunk's point.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    pub id: Uuid,
+    pub vector: Vec<f32>,
+    pub payload: PointPayload,
+}
+
+/// A point as read back from the store; `vector` is empty unless asked for.
+pub type StoredPoint = Point;
+
+/// One search result.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub score: f32,
+    pub point: StoredPoint,
+}
+
+/// A page of a scroll and the id to continue from.
+pub type ScrollPage = (Vec<StoredPoint>, Option<Uuid>);
+
+/// A vector collection, as the pipeline sees it.
+#[async_trait]
+pub trait VectorIndex: Send + Sync {
+    /// The collection's name.
+    fn collection(&self) -> &str;
+    /// Creates the collection if it is missing (cosine distance, a keyword index on
+    /// `doc_id`, an integer index on `chunk_index`), or checks that the existing one has
+    /// `dim` dimensions and cosine distance.
+    async fn ensure_collection(&self, dim: usize) -> Result<()>;
+    /// Writes points and returns once they are durable (Qdrant's `wait = true`).
+    async fn upsert(&self, points: Vec<Point>) -> Result<()>;
+    /// Deletes every point of these documents.
+    async fn delete_documents(&self, doc_ids: &[String]) -> Result<()>;
+    /// Deletes the points of `doc_id` whose `chunk_index` is `keep` or more.
+    async fn delete_tail(&self, doc_id: &str, keep: u32) -> Result<()>;
+    /// Nearest points to `vector` by cosine similarity.
+    async fn search(&self, vector: Vec<f32>, limit: usize) -> Result<Vec<Hit>>;
+    /// Exact number of points, of one document or of the whole collection.
+    async fn count(&self, doc_id: Option<&str>) -> Result<u64>;
+    /// A page of points in id order, starting at `offset`.
+    async fn scroll(&self, offset: Option<Uuid>, limit: usize, with_vectors: bool) -> Result<ScrollPage>;
+    /// Whether the collection exists.
+    async fn exists(&self) -> Result<bool>;
+    /// Removes the collection and all its points.
+    async fn drop_collection(&self) -> Result<()>;
+    /// Called once at the end of a job: build indexes, flush.
+    async fn finish(&self) -> Result<()>;
+}
+
+/// Opens `collection` on the configured backend: the Qdrant server at `qdrant_url`, or the
+/// embedded engine under `data_dir`.
+pub fn open(
+    data_dir: &std::path::Path,
+    qdrant_url: Option<&str>,
+    collection: &str,
+) -> Result<std::sync::Arc<dyn VectorIndex>> {
+    if let Some(url) = qdrant_url {
+        anyhow::bail!("this build cannot reach a Qdrant server yet ({url}); drop --qdrant-url/QDRANT_URL to use the embedded engine");
+    }
+    Ok(std::sync::Arc::new(embedded::EmbeddedIndex::open(data_dir, collection)?))
+}

@@ -1,0 +1,134 @@
+//! The catalog against both backends over real connections: the embedded SQLite file and
+//! PostgreSQL on 127.0.0.1 (a fresh database per test, migrations applied).
+
+use ingest::catalog::{Catalog, Completion, FileFacts, FileStatus, JobCounters, JobStatus, NewJob};
+
+/// Where the test PostgreSQL lives; `scripts/test.sh` makes sure it is running.
+fn postgres_admin_url() -> String {
+    std::env::var("DATABASE_URL_TEST").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A fresh PostgreSQL database, dropped when the guard goes.
+struct FreshPostgres {
+    name: String,
+    url: String,
+}
+
+impl FreshPostgres {
+    async fn create() -> Self {
+        sqlx::any::install_default_drivers();
+        let admin = postgres_admin_url();
+        let name = format!("ingest_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is not reachable ({e}); run scripts/ensure_postgres.sh"));
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+        let base = admin.rsplit_once('/').unwrap().0;
+        Self { url: format!("{base}/{name}"), name }
+    }
+}
+
+impl Drop for FreshPostgres {
+    fn drop(&mut self) {
+        let (admin, name) = (postgres_admin_url(), self.name.clone());
+        std::thread::spawn(move || {
+            tokio::runtime::Runtime::new().unwrap().block_on(async {
+                if let Ok(mut conn) = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin).await {
+                    let _ =
+                        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
+                }
+            })
+        })
+        .join()
+        .unwrap();
+    }
+}
+
+fn facts(path: &str, hash: &str) -> FileFacts {
+    FileFacts {
+        path: path.into(),
+        doc_id: ingest::hash::doc_id(path),
+        size: 10,
+        modified_ns: 42,
+        extension: "txt".into(),
+        content_hash: Some(hash.into()),
+        logic_fingerprint: "fp".into(),
+    }
+}
+
+async fn exercise(catalog: Catalog) {
+    let job = catalog
+        .create_job(&NewJob {
+            name: "t".into(),
+            directory_path: "/docs".into(),
+            collection: "c".into(),
+            model_name: "m".into(),
+            vector_dim: 384,
+            chunk_size: 200,
+            chunk_overlap: 32,
+            batch_size: 4000,
+        })
+        .await
+        .unwrap();
+    catalog.set_job_status(&job, JobStatus::Processing, None).await.unwrap();
+
+    catalog.mark_processing("c", &job, &[facts("/docs/a.txt", "h1"), facts("/docs/b.txt", "h2")]).await.unwrap();
+    let files = catalog.files("c").await.unwrap();
+    assert_eq!(files.len(), 2);
+    assert!(files.iter().all(|f| f.status() == FileStatus::Processing && f.embedded_job_id.is_none()));
+
+    catalog
+        .mark_completed("c", &job, &[Completion { path: "/docs/a.txt".into(), chunks: 3, vectors: 3 }])
+        .await
+        .unwrap();
+    catalog.mark_failed("c", &job, &facts("/docs/b.txt", "h2"), "file is empty").await.unwrap();
+    catalog.mark_failed("c", &job, &facts("/docs/b.txt", "h2"), "file is empty").await.unwrap();
+    catalog.refresh_stat("c", "/docs/a.txt", 11, 43).await.unwrap();
+
+    let files = catalog.files("c").await.unwrap();
+    let a = &files[0];
+    assert_eq!((a.status(), a.vectors_created, a.size, a.modified_ns), (FileStatus::Completed, 3, 11, 43));
+    assert_eq!(a.embedded_job_id.as_deref(), Some(job.as_str()));
+    let b = &files[1];
+    assert_eq!((b.status(), b.retry_count, b.error.as_deref()), (FileStatus::Failed, 2, Some("file is empty")));
+
+    catalog.mark_deleted("c", &job, &["/docs/a.txt".into()]).await.unwrap();
+    assert_eq!(catalog.files("c").await.unwrap()[0].status(), FileStatus::Deleted);
+    assert!(catalog.files("other").await.unwrap().is_empty(), "collections are separate");
+
+    let counters =
+        JobCounters { total_files: 2, processed_files: 1, failed_files: 1, skipped_files: 0, deleted_files: 1 };
+    catalog.save_progress(&job, &counters, Some("/docs/a.txt")).await.unwrap();
+    catalog.set_job_status(&job, JobStatus::Completed, None).await.unwrap();
+    let row = catalog.job(&job).await.unwrap().unwrap();
+    assert_eq!(row.status, "completed");
+    assert_eq!(row.counters, counters);
+    assert!(row.finished_at.is_some() && row.current_file.is_none());
+    assert_eq!(catalog.jobs(Some("c"), 10).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn embedded_catalog_follows_the_protocol() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = Catalog::sqlite_url(dir.path());
+    exercise(Catalog::connect(&url).await.unwrap()).await;
+    // Reconnecting re-applies nothing and keeps the rows.
+    let again = Catalog::connect(&url).await.unwrap();
+    assert_eq!(again.files("c").await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn postgres_catalog_follows_the_protocol() {
+    let db = FreshPostgres::create().await;
+    exercise(Catalog::connect(&db.url).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn unreachable_postgres_is_one_sentence_without_the_password() {
+    let error = match Catalog::connect("postgres://user:hunter2@127.0.0.1:1/db").await {
+        Ok(_) => panic!("connected to a closed port"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(error.contains("cannot connect to PostgreSQL"), "{error}");
+    assert!(!error.contains("hunter2"), "{error}");
+}

@@ -1,0 +1,128 @@
+//! The whole run through the real binary on the shipped fixtures: the real model, the real
+//! embedded Qdrant engine, the embedded catalog, and the parquet copy read back.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::{show, Workspace};
+use ingest::parquet_copy::{read_points, ParquetCopy};
+use ingest::store::VectorIndex;
+
+/// A query about each good fixture's topic, phrased without its title words where possible.
+const QUERIES: &[(&str, &str)] = &[
+    ("astronomy/black-holes.txt", "what happens when light crosses the event horizon of a collapsed star"),
+    ("cooking/sourdough.md", "how do I feed my starter and proof the dough in a banneton"),
+    ("gardening/tomatoes.pdf", "why does my vegetable fruit get dark sunken patches at the bottom"),
+    ("finance/compound-interest.docx", "how many years until my savings double at six percent"),
+    ("history/roman-aqueducts.txt", "how did ancient Rome carry water from springs into the city"),
+    ("biology/honeybees.md", "how do foragers tell the hive where the flowers are"),
+    ("sports/marathon-training.pdf", "how long should my longest run be before the race and what is tapering"),
+    ("music/jazz-improvisation.docx", "soloing over the ii V I chord changes with swing feel"),
+];
+
+#[test]
+fn fixtures_are_indexed_searchable_and_copied_to_parquet() {
+    let ws = Workspace::new().with_fixtures();
+    let docs = ws.docs();
+    let report = ws.ingest_json([docs.as_os_str(), "--json".as_ref(), "--quiet".as_ref()], 2);
+
+    assert_eq!(report["status"], "completed", "{report:#}");
+    assert_eq!(report["added"], 8, "{report:#}");
+    assert_eq!(report["files_seen"], 13, "{report:#}");
+    let failed: BTreeMap<String, String> = report["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let path = f["path"].as_str().unwrap();
+            let name = path.rsplit('/').next().unwrap().to_string();
+            (name, f["reason"].as_str().unwrap().to_string())
+        })
+        .collect();
+    let expect = [
+        ("truncated.pdf", "corrupt or unreadable PDF"),
+        ("not-a-zip.docx", "not a valid DOCX document: the file is not a zip package"),
+        ("binary.txt", "file looks binary"),
+        ("empty.md", "file is empty"),
+        ("caf\u{FFFD}-latin1-name.txt", "file name is not valid UTF-8"),
+    ];
+    assert_eq!(failed.len(), expect.len(), "{failed:#?}");
+    for (name, reason) in expect {
+        let got = failed.get(name).unwrap_or_else(|| panic!("{name} not reported as failed: {failed:#?}"));
+        assert!(got.starts_with(reason), "{name}: {got}");
+    }
+    let reasons: BTreeSet<&String> = failed.values().collect();
+    assert_eq!(reasons.len(), failed.len(), "reasons must be distinct: {failed:#?}");
+
+    for (fixture, query) in QUERIES {
+        let hits = ws.ingest_json(["search", query, "--limit", "3", "--json"], 0);
+        let top = hits[0]["path"].as_str().unwrap_or_default();
+        assert!(top.ends_with(fixture), "query {query:?}: top hit {top}, expected {fixture}\n{hits:#}");
+    }
+
+    // The parquet copy holds exactly the points, vectors included.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let index = ingest::store::embedded::EmbeddedIndex::open(&ws.data(), "documents").unwrap();
+    let mut stored = BTreeMap::new();
+    let mut offset = None;
+    loop {
+        let (page, next) = runtime.block_on(index.scroll(offset, 100, true)).unwrap();
+        stored.extend(page.into_iter().map(|p| (p.id, p)));
+        match next {
+            Some(next) => offset = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(stored.len() as u64, report["points"].as_u64().unwrap());
+    let copy = ParquetCopy::new(&ws.data(), "documents", 384);
+    let files = copy.files().unwrap();
+    assert_eq!(files.len(), 1, "one compacted file per job: {files:?}");
+    let rows = read_points(&files[0], 384).unwrap();
+    assert_eq!(rows.len(), stored.len());
+    for row in rows {
+        let point = stored.get(&row.id).unwrap_or_else(|| panic!("parquet row {} has no point", row.id));
+        assert_eq!(point.payload, row.payload);
+        assert_eq!(point.vector.len(), 384);
+        for (a, b) in point.vector.iter().zip(&row.vector) {
+            assert!((a - b).abs() < 1e-6, "vector of {} differs", row.id);
+        }
+    }
+
+    // A second run over the same tree embeds nothing.
+    let again = ws.ingest_json([docs.as_os_str(), "--json".as_ref(), "--quiet".as_ref()], 2);
+    assert_eq!(again["unchanged"], 8, "{again:#}");
+    assert_eq!(again["chunks"], 0, "{again:#}");
+}
+
+#[test]
+fn wrong_flags_missing_directory_and_missing_model_get_one_clear_sentence() {
+    let ws = Workspace::new();
+    let cases: Vec<(Vec<String>, Vec<(&str, &str)>, &str)> = vec![
+        (vec!["--chunk-size".into(), "lots".into(), "x".into()], vec![], "invalid value 'lots'"),
+        (vec![ws.temp.path().join("nope").display().to_string()], vec![], "is not a directory"),
+        (
+            vec![ws.temp.path().display().to_string(), "--chunk-size".into(), "5000".into()],
+            vec![],
+            "--chunk-size must be between 1 and 254",
+        ),
+        (
+            vec![ws.temp.path().display().to_string()],
+            vec![("INGEST_HOME", "/nonexistent-ingest-home")],
+            "run scripts/setup.sh",
+        ),
+    ];
+    for (args, envs, expected) in cases {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_ingest"))
+            .args(&args)
+            .arg("--data-dir")
+            .arg(ws.data())
+            .envs(envs.iter().copied())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}\n{}", show(&output));
+        assert!(stderr.contains(expected), "{args:?}: expected {expected:?}\n{}", show(&output));
+        assert!(!stderr.contains("panicked") && !stderr.contains("stack backtrace"), "{}", show(&output));
+    }
+}
