@@ -89,6 +89,8 @@ fn fixtures_are_indexed_searchable_and_copied_to_parquet() {
         }
     }
 
+    drop(index);
+
     // A second run over the same tree embeds nothing.
     let again = ws.ingest_json([docs.as_os_str(), "--json".as_ref(), "--quiet".as_ref()], 2);
     assert_eq!(again["unchanged"], 8, "{again:#}");

@@ -165,6 +165,10 @@ impl Catalog {
     pub async fn connect(url: &str) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let is_sqlite = url.starts_with("sqlite:");
+        // One direct attempt first: a refused connection fails at once instead of after the pool's timeout.
+        <sqlx::AnyConnection as sqlx::Connection>::connect(url)
+            .await
+            .map_err(|e| anyhow!("{}", describe_connect_error(url, &e)))?;
         let pool = AnyPoolOptions::new()
             .max_connections(if is_sqlite { 1 } else { 4 })
             .acquire_timeout(std::time::Duration::from_secs(30))

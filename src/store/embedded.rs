@@ -38,9 +38,16 @@ impl EmbeddedIndex {
     pub fn open(data_dir: &Path, collection: &str) -> Result<Self> {
         let path = data_dir.join("qdrant").join(collection);
         let shard = if path.join("edge_config.json").is_file() {
-            let shard = EdgeShard::load(&path, None)
-                .map_err(|e| anyhow!("{e}"))
-                .with_context(|| format!("opening the embedded collection at {}", path.display()))?;
+            let shard = EdgeShard::load(&path, None).map_err(|e| {
+                if e.to_string().contains("WouldBlock") {
+                    anyhow!(
+                        "the embedded collection at {} is in use by another ingest process; wait for it to finish",
+                        path.display()
+                    )
+                } else {
+                    anyhow!("cannot open the embedded collection at {}: {e}", path.display())
+                }
+            })?;
             Some(Arc::new(shard))
         } else {
             None
