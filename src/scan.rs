@@ -104,7 +104,7 @@ fn walk_problem(error: &walkdir::Error) -> ScanItem {
 
 fn classify(path: &Path, options: &ScanOptions) -> Option<ScanItem> {
     let extension = path.extension()?.to_string_lossy().to_ascii_lowercase();
-    if !options.extensions.iter().any(|e| *e == extension) {
+    if !options.extensions.contains(&extension) {
         return None;
     }
     let Some(path_text) = path.to_str().map(str::to_owned) else {

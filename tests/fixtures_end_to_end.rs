@@ -100,7 +100,9 @@ fn fixtures_are_indexed_searchable_and_copied_to_parquet() {
 #[test]
 fn wrong_flags_missing_directory_and_missing_model_get_one_clear_sentence() {
     let ws = Workspace::new();
-    let cases: Vec<(Vec<String>, Vec<(&str, &str)>, &str)> = vec![
+    /// Arguments, extra environment, and what stderr must say.
+    type Case<'a> = (Vec<String>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (vec!["--chunk-size".into(), "lots".into(), "x".into()], vec![], "invalid value 'lots'"),
         (vec![ws.temp.path().join("nope").display().to_string()], vec![], "is not a directory"),
         (

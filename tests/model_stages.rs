@@ -1,0 +1,77 @@
+//! The chunk and embed stages on their own, with the real tokenizer and the real model.
+
+use ingest::chunk::Chunker;
+use ingest::embed::{Embedder, ModelInfo};
+use ingest::extract::Document;
+
+fn model() -> ModelInfo {
+    ModelInfo::load(None).expect("the model is installed (scripts/setup.sh)")
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[test]
+fn chunks_never_exceed_the_token_budget_and_overlap() {
+    let model = model();
+    assert_eq!((model.dim, model.max_sequence), (384, 256));
+    let chunker = Chunker::new(&model.tokenizer, 40, 20, model.max_sequence).unwrap();
+    let sentences: Vec<String> =
+        (0..60).map(|i| format!("Sentence number {i} talks about topic {} in some detail.", i % 7)).collect();
+    let text = sentences.join(" ");
+    let chunks = chunker.chunk(&Document { text: text.clone(), is_markdown: false });
+    assert!(chunks.len() > 5, "{}", chunks.len());
+    for (i, chunk) in chunks.iter().enumerate() {
+        assert_eq!(chunk.index as usize, i);
+        let encoding = model.tokenizer.encode(chunk.content.as_str(), false).unwrap();
+        // Count real tokens only: the shipped tokenizer.json pads.
+        let tokens: u32 = encoding.get_attention_mask().iter().sum();
+        assert!(tokens <= 40, "chunk {i} has {tokens} tokens");
+        assert_eq!(chunk.content_hash, ingest::hash::sha256_hex(chunk.content.as_bytes()));
+        assert!(text.contains(&chunk.content));
+    }
+    // Neighbours overlap: each chunk starts before the previous one ends.
+    let starts: Vec<usize> = chunks.iter().map(|c| text.find(&c.content).unwrap()).collect();
+    for pair in chunks.windows(2).zip(starts.windows(2)) {
+        let ((prev, _), (prev_start, next_start)) = ((&pair.0[0], &pair.0[1]), (pair.1[0], pair.1[1]));
+        assert!(next_start < prev_start + prev.content.len(), "no overlap after chunk {}", prev.index);
+    }
+
+    let markdown = "# Title\n\nFirst paragraph.\n\n## Section\n\nSecond paragraph.";
+    let md_chunks = chunker.chunk(&Document { text: markdown.into(), is_markdown: true });
+    assert_eq!(md_chunks.len(), 1, "a short markdown document is one chunk");
+
+    let error = Chunker::new(&model.tokenizer, 255, 0, model.max_sequence).err().unwrap().to_string();
+    assert!(error.contains("between 1 and 254"), "{error}");
+    let error = Chunker::new(&model.tokenizer, 50, 50, model.max_sequence).err().unwrap().to_string();
+    assert!(error.contains("must be smaller"), "{error}");
+}
+
+#[test]
+fn embeddings_are_normalised_meaningful_and_order_independent() {
+    let mut embedder = Embedder::new(model(), 4, 2).unwrap();
+    let texts = [
+        "A cat sits on the mat.",
+        "A kitten is resting on a rug.",
+        "Quarterly revenue grew by 12 percent.",
+        "Short.",
+        "A considerably longer sentence, so that the sorted batches carry different padding than the input order.",
+    ];
+    let vectors = embedder.embed(&texts).unwrap();
+    assert_eq!(vectors.len(), texts.len());
+    for v in &vectors {
+        assert_eq!(v.len(), 384);
+        assert!((cosine(v, v) - 1.0).abs() < 1e-4);
+    }
+    let similar = cosine(&vectors[0], &vectors[1]);
+    let unrelated = cosine(&vectors[0], &vectors[2]);
+    assert!((similar - 0.654).abs() < 0.03, "cat/kitten {similar}");
+    assert!(unrelated.abs() < 0.1, "cat/revenue {unrelated}");
+    // The length-sorted batched path equals embedding each text alone.
+    for (text, batched) in texts.iter().zip(&vectors) {
+        let alone = embedder.embed_one(text).unwrap();
+        let worst = alone.iter().zip(batched).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 1e-5, "{text:?} differs by {worst}");
+    }
+}
