@@ -8,4 +8,4 @@ cd "$(dirname "$0")/.."
 ./scripts/ensure_postgres.sh
 
 export DATABASE_URL_TEST="${DATABASE_URL_TEST:-postgres://postgres@127.0.0.1:5432/postgres}"
-cargo test --all-targets --locked "$@"
+cargo test --locked --lib --bins --tests "$@"
