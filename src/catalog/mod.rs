@@ -291,23 +291,19 @@ impl Catalog {
         let mut tx = self.pool.begin().await.context("starting a catalog transaction")?;
         let at = now();
         for file in files {
-            sqlx::query(
-                "INSERT INTO files (collection, path, doc_id, size, modified_ns, extension, content_hash,
+            bind_facts(
+                sqlx::query(
+                    "INSERT INTO files (collection, path, doc_id, size, modified_ns, extension, content_hash,
                     logic_fingerprint, status, job_id, updated_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
                  ON CONFLICT (collection, path) DO UPDATE SET doc_id = excluded.doc_id, size = excluded.size,
                     modified_ns = excluded.modified_ns, extension = excluded.extension,
                     content_hash = excluded.content_hash, logic_fingerprint = excluded.logic_fingerprint,
                     status = excluded.status, job_id = excluded.job_id, updated_at = excluded.updated_at",
+                ),
+                collection,
+                file,
             )
-            .bind(collection)
-            .bind(&file.path)
-            .bind(&file.doc_id)
-            .bind(file.size)
-            .bind(file.modified_ns)
-            .bind(&file.extension)
-            .bind(&file.content_hash)
-            .bind(&file.logic_fingerprint)
             .bind(FileStatus::Processing.as_str())
             .bind(job_id)
             .bind(&at)
@@ -347,8 +343,9 @@ impl Catalog {
     /// Records a file as failed with its reason; `retry_count` counts consecutive failures.
     /// Its points (if any) must already have been removed.
     pub async fn mark_failed(&self, collection: &str, job_id: &str, file: &FileFacts, reason: &str) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO files (collection, path, doc_id, size, modified_ns, extension, content_hash,
+        bind_facts(
+            sqlx::query(
+                "INSERT INTO files (collection, path, doc_id, size, modified_ns, extension, content_hash,
                 logic_fingerprint, status, error, retry_count, job_id, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $12)
              ON CONFLICT (collection, path) DO UPDATE SET size = excluded.size, modified_ns = excluded.modified_ns,
@@ -356,15 +353,10 @@ impl Catalog {
                 status = excluded.status, error = excluded.error, retry_count = files.retry_count + 1,
                 chunks_created = 0, vectors_created = 0, embedded_job_id = NULL,
                 job_id = excluded.job_id, updated_at = excluded.updated_at",
+            ),
+            collection,
+            file,
         )
-        .bind(collection)
-        .bind(&file.path)
-        .bind(&file.doc_id)
-        .bind(file.size)
-        .bind(file.modified_ns)
-        .bind(&file.extension)
-        .bind(&file.content_hash)
-        .bind(&file.logic_fingerprint)
         .bind(FileStatus::Failed.as_str())
         .bind(reason)
         .bind(job_id)
@@ -412,6 +404,23 @@ impl Catalog {
         tx.commit().await.context("committing deletions")?;
         Ok(())
     }
+}
+
+/// Binds `$1..$8` of a files upsert: the collection and the file's facts.
+fn bind_facts<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    collection: &'q str,
+    file: &'q FileFacts,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    query
+        .bind(collection)
+        .bind(&file.path)
+        .bind(&file.doc_id)
+        .bind(file.size)
+        .bind(file.modified_ns)
+        .bind(&file.extension)
+        .bind(&file.content_hash)
+        .bind(&file.logic_fingerprint)
 }
 
 const JOB_COLUMNS: &str = "SELECT id, name, status, directory_path, collection, model_name, total_files,
