@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use common::{show, Workspace};
 use ingest::parquet_copy::{read_points, ParquetCopy};
-use ingest::store::VectorIndex;
 
 /// A query about each good fixture's topic, phrased without its title words where possible.
 const QUERIES: &[(&str, &str)] = &[
@@ -62,18 +61,7 @@ fn fixtures_are_indexed_searchable_and_copied_to_parquet() {
     }
 
     // The parquet copy holds exactly the points, vectors included.
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let index = ingest::store::embedded::EmbeddedIndex::open(&ws.data(), "documents").unwrap();
-    let mut stored = BTreeMap::new();
-    let mut offset = None;
-    loop {
-        let (page, next) = runtime.block_on(index.scroll(offset, 100, true)).unwrap();
-        stored.extend(page.into_iter().map(|p| (p.id, p)));
-        match next {
-            Some(next) => offset = Some(next),
-            None => break,
-        }
-    }
+    let stored = common::stored_points(&ws.data(), "documents", true);
     assert_eq!(stored.len() as u64, report["points"].as_u64().unwrap());
     let copy = ParquetCopy::new(&ws.data(), "documents", 384);
     let files = copy.files().unwrap();
@@ -88,8 +76,6 @@ fn fixtures_are_indexed_searchable_and_copied_to_parquet() {
             assert!((a - b).abs() < 1e-6, "vector of {} differs", row.id);
         }
     }
-
-    drop(index);
 
     // A second run over the same tree embeds nothing.
     let again = ws.ingest_json([docs.as_os_str(), "--json".as_ref(), "--quiet".as_ref()], 2);

@@ -4,13 +4,12 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::path::Path;
 
 use common::Workspace;
 use ingest::catalog::{Catalog, FileStatus};
 use ingest::parquet_copy::{read_points, ParquetCopy};
-use ingest::store::embedded::EmbeddedIndex;
-use ingest::store::VectorIndex;
 
 fn text(topic: &str, sentences: usize) -> String {
     (0..sentences)
@@ -43,19 +42,10 @@ fn snapshot(data: &Path) -> Snapshot {
         .filter(|f| f.status() != FileStatus::Deleted)
         .map(|f| (f.path.clone(), (f.status.clone(), f.content_hash.clone(), f.vectors_created)))
         .collect();
-    let index = EmbeddedIndex::open(data, "documents").unwrap();
-    let mut points = BTreeMap::new();
-    let mut offset = None;
-    loop {
-        let (page, next) = runtime.block_on(index.scroll(offset, 64, false)).unwrap();
-        for p in page {
-            points.insert(p.id, (p.payload.doc_id, p.payload.chunk_index, p.payload.content_hash));
-        }
-        match next {
-            Some(n) => offset = Some(n),
-            None => break,
-        }
-    }
+    let points = common::stored_points(data, "documents", false)
+        .into_values()
+        .map(|p| (p.id, (p.payload.doc_id, p.payload.chunk_index, p.payload.content_hash)))
+        .collect();
     let live: BTreeMap<(String, String), i64> = rows
         .iter()
         .filter(|f| f.status() == FileStatus::Completed)
@@ -79,12 +69,13 @@ fn rerun_after_edits_equals_a_fresh_ingest_and_embeds_only_changes() {
     let docs = ws.docs();
     std::fs::create_dir_all(&docs).unwrap();
     let small = ["--json", "--quiet", "--chunk-size", "32", "--chunk-overlap", "0"];
+    let ingest_small = |ws: &Workspace| ws.ingest_json([docs.as_os_str()].into_iter().chain(small.map(OsStr::new)), 0);
     write(&docs, "keep.txt", &text("glaciers", 12));
     write(&docs, "edit.txt", &text("volcanoes", 12));
     write(&docs, "shorten.txt", &text("rivers", 20));
     write(&docs, "delete.txt", &text("deserts", 8));
     write(&docs, "rename-me.txt", &text("forests", 8));
-    let first = ws.ingest_json([docs.as_os_str()].into_iter().chain(small.iter().map(|s| s.as_ref())), 0);
+    let first = ingest_small(&ws);
     assert_eq!(first["added"], 5, "{first:#}");
 
     write(&docs, "edit.txt", &text("earthquakes", 12));
@@ -92,7 +83,7 @@ fn rerun_after_edits_equals_a_fresh_ingest_and_embeds_only_changes() {
     write(&docs, "added.txt", &text("oceans", 6));
     std::fs::remove_file(docs.join("delete.txt")).unwrap();
     std::fs::rename(docs.join("rename-me.txt"), docs.join("renamed.txt")).unwrap();
-    let second = ws.ingest_json([docs.as_os_str()].into_iter().chain(small.iter().map(|s| s.as_ref())), 0);
+    let second = ingest_small(&ws);
     assert_eq!(
         (&second["added"], &second["updated"], &second["unchanged"], &second["deleted"]),
         (&2.into(), &2.into(), &1.into(), &2.into()),
@@ -100,7 +91,7 @@ fn rerun_after_edits_equals_a_fresh_ingest_and_embeds_only_changes() {
     );
 
     let fresh = Workspace::new();
-    let scratch = fresh.ingest_json([docs.as_os_str()].into_iter().chain(small.iter().map(|s| s.as_ref())), 0);
+    let scratch = ingest_small(&fresh);
     let incremental = snapshot(&ws.data());
     let expected = snapshot(&fresh.data());
     assert_eq!(incremental, expected);

@@ -1,6 +1,7 @@
 //! Helpers for tests that run the real `ingest` binary against a throwaway data directory.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -76,6 +77,24 @@ pub fn copy_tree(from: &Path, to: &Path) {
             copy_tree(&entry.path(), &target);
         } else {
             std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Every point of `collection` in the embedded engine under `data`, by id. The engine is
+/// closed again before returning, so the binary can open it next.
+pub fn stored_points(data: &Path, collection: &str, with_vectors: bool) -> BTreeMap<uuid::Uuid, ingest::store::Point> {
+    use ingest::store::VectorIndex;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let index = ingest::store::embedded::EmbeddedIndex::open(data, collection).unwrap();
+    let mut points = BTreeMap::new();
+    let mut offset = None;
+    loop {
+        let (page, next) = runtime.block_on(index.scroll(offset, 100, with_vectors)).unwrap();
+        points.extend(page.into_iter().map(|p| (p.id, p)));
+        match next {
+            Some(next) => offset = Some(next),
+            None => return points,
         }
     }
 }
