@@ -86,6 +86,8 @@ fn main() -> anyhow::Result<()> {
             max_file_bytes: 100 << 20,
             commit_interval: Duration::from_secs(5),
             full: false,
+            dry_run: false,
+            max_retries: 3,
         };
         run_job(&settings, &catalog, index, &parquet, embedder, Arc::new(AtomicBool::new(false)), true).await
     })?;

@@ -1,7 +1,7 @@
 //! # Command line
 //!
 //! In: arguments, environment (`DATABASE_URL`, `QDRANT_URL`, `QDRANT_API_KEY`,
-//! `INGEST_DATA_DIR`, `INGEST_MODEL_DIR`, `INGEST_CONFIG`) and an optional TOML file.
+//! `INGEST_DATA_DIR`, `INGEST_MODEL_DIR`, `INGEST_OUTAGE_LIMIT`, `INGEST_CONFIG`) and an optional TOML file.
 //! Out: validated [`Settings`] and the [`Command`] to run. Precedence: flag, then
 //! environment, then the TOML file, then the built-in default. Resolved once; secrets
 //! are never printed (`Debug` redacts them).
@@ -9,12 +9,14 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
 use crate::pipeline::JobSettings;
+use crate::retry::RetryPolicy;
 use crate::scan::ScanOptions;
+use crate::store::StoreLocation;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -40,6 +42,10 @@ pub enum Command {
     Search(SearchArgs),
     /// Show recent jobs and failed files.
     Status(StatusArgs),
+    /// Check that the catalog, the vector store and the model are reachable and agree.
+    Check,
+    /// Apply the catalog's schema migrations and exit.
+    Migrate,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -56,6 +62,10 @@ pub struct GlobalArgs {
     /// Qdrant server URL (gRPC, e.g. http://localhost:6334); without it the embedded engine is used [env: QDRANT_URL]
     #[arg(long, global = true)]
     pub qdrant_url: Option<String>,
+    /// Seconds a server (Qdrant, PostgreSQL) may stay unreachable mid-job before the job stops,
+    /// resumable [env: INGEST_OUTAGE_LIMIT] [default: 300]
+    #[arg(long, global = true, value_name = "SECONDS")]
+    pub outage_limit: Option<f64>,
     /// Model directory (model.onnx, tokenizer.json, config.json) [env: INGEST_MODEL_DIR]
     #[arg(long, global = true)]
     pub model_dir: Option<PathBuf>,
@@ -104,9 +114,15 @@ pub struct RunArgs {
     /// Seconds of embedding work that may wait before being committed [default: 5]
     #[arg(long, value_name = "SECONDS")]
     pub commit_interval: Option<f64>,
-    /// Re-embed every file, changed or not
+    /// Re-embed every file, changed or not (failed files included)
     #[arg(long)]
     pub full: bool,
+    /// Report what the run would add, update and delete, and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Stop retrying a file after it failed this many runs in a row, until it changes [default: 3]
+    #[arg(long, value_name = "RUNS")]
+    pub max_retries: Option<i64>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -132,6 +148,7 @@ pub struct FileConfig {
     pub collection: Option<String>,
     pub database_url: Option<String>,
     pub qdrant_url: Option<String>,
+    pub outage_limit: Option<f64>,
     pub model_dir: Option<PathBuf>,
     pub chunk_size: Option<usize>,
     pub chunk_overlap: Option<usize>,
@@ -141,6 +158,7 @@ pub struct FileConfig {
     pub max_file_size: Option<u64>,
     pub threads: Option<usize>,
     pub commit_interval: Option<f64>,
+    pub max_retries: Option<i64>,
     pub extensions: Option<Vec<String>>,
     pub ignore: Option<Vec<String>>,
 }
@@ -153,6 +171,8 @@ pub struct Settings {
     pub database_url: Option<String>,
     pub qdrant_url: Option<String>,
     pub qdrant_api_key: Option<String>,
+    /// Backoff and outage limit for the servers.
+    pub retry: RetryPolicy,
     pub model_dir: Option<PathBuf>,
     pub json: bool,
     pub quiet: bool,
@@ -165,7 +185,7 @@ impl std::fmt::Debug for Settings {
             .field("data_dir", &self.data_dir)
             .field("collection", &self.collection)
             .field("database_url", &self.database_url.as_deref().map(crate::catalog::redact_url))
-            .field("qdrant_url", &self.qdrant_url)
+            .field("qdrant_url", &self.qdrant_url.as_deref().map(crate::catalog::redact_url))
             .field("qdrant_api_key", &self.qdrant_api_key.as_ref().map(|_| "***"))
             .field("model_dir", &self.model_dir)
             .finish()
@@ -187,6 +207,16 @@ impl Settings {
         if collection.is_empty() || !collection.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)) {
             bail!("--collection must be letters, digits, '-' or '_' (got {collection:?})");
         }
+        let outage_limit = match global.outage_limit {
+            Some(limit) => limit,
+            None => match env("INGEST_OUTAGE_LIMIT") {
+                Some(text) => text.parse().map_err(|_| anyhow!("INGEST_OUTAGE_LIMIT must be a number of seconds"))?,
+                None => file.outage_limit.unwrap_or(300.0),
+            },
+        };
+        if !(outage_limit.is_finite() && outage_limit >= 0.0) {
+            bail!("--outage-limit must be a number of seconds, 0 or more");
+        }
         Ok(Self {
             data_dir: global
                 .data_dir
@@ -202,6 +232,7 @@ impl Settings {
                 .or_else(|| file.database_url.clone()),
             qdrant_url: global.qdrant_url.clone().or_else(|| env("QDRANT_URL")).or_else(|| file.qdrant_url.clone()),
             qdrant_api_key: env("QDRANT_API_KEY"),
+            retry: RetryPolicy { outage_limit: Duration::from_secs_f64(outage_limit), ..RetryPolicy::default() },
             model_dir: global
                 .model_dir
                 .clone()
@@ -257,7 +288,19 @@ impl Settings {
                 * 1024,
             commit_interval: Duration::from_secs_f64(commit_interval),
             full: args.full,
+            dry_run: args.dry_run,
+            max_retries: positive("max-retries", args.max_retries.or(f.max_retries).unwrap_or(3).max(0) as usize)?
+                as i64,
         })
+    }
+
+    /// Where the vectors live.
+    pub fn store_location(&self) -> StoreLocation<'_> {
+        StoreLocation {
+            data_dir: &self.data_dir,
+            qdrant_url: self.qdrant_url.as_deref(),
+            api_key: self.qdrant_api_key.as_deref(),
+        }
     }
 
     /// Model threads: the flag, the file, else one per core.

@@ -10,7 +10,7 @@
 //! - [`extract`]: bytes → [`extract::Document`] (txt, md, pdf, docx) or a readable reason.
 //! - [`chunk`]: `Document` → `Vec<`[`chunk::Chunk`]`>` sized in model tokens.
 //! - [`embed`]: chunk texts → vectors, with the local ONNX model.
-//! - [`store`]: points → a vector collection ([`store::VectorIndex`]; embedded Qdrant engine).
+//! - [`store`]: points → a vector collection ([`store::VectorIndex`]; embedded engine or Qdrant server).
 //! - [`parquet_copy`]: points → parquet files the collection can be rebuilt from.
 //! - [`catalog`]: job and file state → `jobs` and `files` rows (PostgreSQL or embedded SQLite).
 //! - [`pipeline`]: the job runner joining the stages with bounded channels → [`pipeline::JobReport`].
@@ -20,6 +20,7 @@
 //! - [`search`]: query text → top hits.
 //! - [`progress`]: stage counters → progress bar or log lines.
 //! - [`lock`]: one run at a time per collection.
+//! - [`retry`]: backoff, jitter and the outage limit for the remote services.
 //! - [`cli`]: arguments, environment and TOML → validated settings.
 
 pub mod catalog;
@@ -32,6 +33,7 @@ pub mod lock;
 pub mod parquet_copy;
 pub mod pipeline;
 pub mod progress;
+pub mod retry;
 pub mod scan;
 pub mod search;
 pub mod store;

@@ -3,7 +3,9 @@
 //! In: a data directory and a collection. Out: a [`RunLock`] held for the life of a run,
 //! or [`Busy`] when another run holds it. The lock is an advisory `flock` on
 //! `<data dir>/locks/<collection>.lock`, released by the kernel even when the holder is
-//! killed, so a crash never leaves a stale lock behind.
+//! killed, so a crash never leaves a stale lock behind. With a PostgreSQL catalog, runs on
+//! other machines are kept out by a session advisory lock as well
+//! ([`crate::catalog::Catalog::lock_collection`]).
 
 use std::fs::File;
 use std::path::Path;

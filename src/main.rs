@@ -14,6 +14,7 @@ use ingest::embed::{Embedder, ModelInfo};
 use ingest::lock::{Busy, RunLock};
 use ingest::parquet_copy::ParquetCopy;
 use ingest::pipeline::{run_job, JobReport};
+use ingest::store::VectorIndex;
 
 /// Exit code when another run holds the collection.
 const EXIT_BUSY: u8 = 3;
@@ -51,18 +52,25 @@ async fn dispatch(cli: Cli) -> Result<u8> {
         Some(Command::Run(args)) => run(&settings, &args).await,
         Some(Command::Search(args)) => search(&settings, &args).await,
         Some(Command::Status(args)) => status(&settings, &args).await,
+        Some(Command::Check) => check(&settings).await,
+        Some(Command::Migrate) => migrate(&settings).await,
     }
 }
 
 async fn open_catalog(settings: &Settings) -> Result<Catalog> {
-    match &settings.database_url {
-        Some(url) => Catalog::connect(url).await,
+    let catalog = match &settings.database_url {
+        Some(url) => Catalog::connect(url).await?,
         None => {
             std::fs::create_dir_all(&settings.data_dir)
                 .with_context(|| format!("cannot create the data directory {}", settings.data_dir.display()))?;
-            Catalog::connect(&Catalog::sqlite_url(&settings.data_dir)).await
+            Catalog::connect(&Catalog::sqlite_url(&settings.data_dir)).await?
         }
-    }
+    };
+    Ok(catalog.with_retry(settings.retry))
+}
+
+async fn open_store(settings: &Settings) -> Result<Arc<dyn VectorIndex>> {
+    ingest::store::open(settings.store_location(), &settings.collection, settings.retry).await
 }
 
 /// Cancels the job on SIGINT or SIGTERM: stages stop taking new work and in-flight commits finish.
@@ -91,7 +99,8 @@ async fn run(settings: &Settings, args: &RunArgs) -> Result<u8> {
         .with_context(|| format!("cannot create the data directory {}", settings.data_dir.display()))?;
     let _lock = RunLock::acquire(&settings.data_dir, &settings.collection)?;
     let catalog = open_catalog(settings).await?;
-    let index = ingest::store::open(&settings.data_dir, settings.qdrant_url.as_deref(), &settings.collection)?;
+    let _shared_lock = catalog.lock_collection(&settings.collection).await?;
+    let index = open_store(settings).await?;
     let parquet = ParquetCopy::new(&settings.data_dir, &settings.collection, model.dim);
     let embedder = Embedder::new(model, job.embed_batch_size, settings.model_threads(args))?;
     let report = run_job(&job, &catalog, index, &parquet, embedder, cancel_on_signals(), settings.quiet).await?;
@@ -104,7 +113,25 @@ fn print_report(settings: &Settings, report: &JobReport) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(report)?);
         return Ok(());
     }
-    if !settings.quiet {
+    if let Some(plan) = &report.plan {
+        if !settings.quiet {
+            println!("dry run over collection {:?}; nothing was changed", report.collection);
+            for (label, paths) in [("add", &plan.add), ("update", &plan.update), ("delete", &plan.delete)] {
+                for path in paths {
+                    println!("  would {label:<6} {path}");
+                }
+            }
+            println!(
+                "  {} to add, {} to update, {} unchanged, {} to delete, {} failing, {} not retried",
+                report.added,
+                report.updated,
+                report.unchanged,
+                report.deleted,
+                report.failed.len(),
+                report.not_retried.len()
+            );
+        }
+    } else if !settings.quiet {
         println!(
             "job {} {} in {:.1}s (collection {:?})",
             report.job_id, report.status, report.elapsed_seconds, report.collection
@@ -132,6 +159,12 @@ fn print_report(settings: &Settings, report: &JobReport) -> Result<()> {
             eprintln!("    {}: {}", failed.path, failed.reason);
         }
     }
+    if !report.not_retried.is_empty() && !settings.quiet {
+        eprintln!("  not retried (edit the file, or pass --full):");
+        for file in &report.not_retried {
+            eprintln!("    {}: {}", file.path, file.reason);
+        }
+    }
     if let Some(error) = &report.error {
         eprintln!("error: the job stopped: {error}");
     }
@@ -140,7 +173,7 @@ fn print_report(settings: &Settings, report: &JobReport) -> Result<()> {
 
 async fn search(settings: &Settings, args: &SearchArgs) -> Result<u8> {
     let model = ModelInfo::load(settings.model_dir.as_deref())?;
-    let index = ingest::store::open(&settings.data_dir, settings.qdrant_url.as_deref(), &settings.collection)?;
+    let index = open_store(settings).await?;
     if !index.exists().await? {
         anyhow::bail!(
             "collection {:?} does not exist in {}; run `ingest DIR` first",
@@ -210,6 +243,60 @@ async fn status(settings: &Settings, args: &StatusArgs) -> Result<u8> {
         for file in failed {
             println!("  {} (tries: {}): {}", file.path, file.retry_count, file.error.unwrap_or_default());
         }
+    }
+    Ok(0)
+}
+
+/// `ingest check`: each part in turn, one line each; exit 1 if any is wrong.
+async fn check(settings: &Settings) -> Result<u8> {
+    let mut problems = 0;
+    let mut report = |part: &str, outcome: Result<String>| match outcome {
+        Ok(detail) => println!("ok      {part}: {detail}"),
+        Err(error) => {
+            problems += 1;
+            println!("FAILED  {part}: {error:#}");
+        }
+    };
+    let model = ModelInfo::load(settings.model_dir.as_deref());
+    let model_outcome = match &model {
+        Ok(info) => Embedder::new(info.clone(), 1, 1)
+            .and_then(|mut embedder| embedder.embed_one("health check"))
+            .map(|vector| format!("{} makes {}-dimensional vectors", info.id, vector.len())),
+        Err(error) => Err(anyhow::anyhow!("{error:#}")),
+    };
+    report("model", model_outcome);
+    let catalog_outcome = match open_catalog(settings).await {
+        Ok(catalog) => catalog.jobs(Some(&settings.collection), 1).await.map(|jobs| {
+            let backend = settings.database_url.as_deref().map(ingest::catalog::redact_url);
+            let place = backend.unwrap_or_else(|| format!("embedded, in {}", settings.data_dir.display()));
+            let last = jobs.first().map(|j| format!("last job {} {}", j.id, j.status)).unwrap_or("no jobs yet".into());
+            format!("{place}, schema up to date, {last}")
+        }),
+        Err(error) => Err(error),
+    };
+    report("catalog", catalog_outcome);
+    let store_outcome = async {
+        let index = open_store(settings).await?;
+        let place = settings.qdrant_url.as_deref().map(ingest::catalog::redact_url).unwrap_or("embedded".into());
+        if !index.exists().await? {
+            return Ok(format!("{place}, collection {:?} not created yet", settings.collection));
+        }
+        if let Ok(info) = &model {
+            index.ensure_collection(info.dim).await?;
+        }
+        Ok(format!("{place}, collection {:?} holds {} points", settings.collection, index.count(None).await?))
+    }
+    .await;
+    report("vector store", store_outcome);
+    Ok(if problems == 0 { 0 } else { 1 })
+}
+
+/// `ingest migrate`: connecting applies any pending migration.
+async fn migrate(settings: &Settings) -> Result<u8> {
+    let catalog = open_catalog(settings).await?;
+    let applied = catalog.applied_migrations().await?;
+    if !settings.quiet {
+        println!("catalog schema is up to date; applied migrations: {}", applied.join(", "));
     }
     Ok(0)
 }

@@ -61,6 +61,10 @@ pub struct JobSettings {
     pub commit_interval: Duration,
     /// Re-embed every file, changed or not.
     pub full: bool,
+    /// Report what a run would do, and change nothing.
+    pub dry_run: bool,
+    /// A file that failed this many runs in a row is not retried until it changes.
+    pub max_retries: i64,
 }
 
 /// One failed file in the report.
@@ -82,7 +86,12 @@ pub struct JobReport {
     pub unchanged: u64,
     pub deleted: u64,
     pub failed: Vec<FailedFile>,
+    /// Files that failed `max_retries` runs in a row and have not changed since: not retried.
+    pub not_retried: Vec<FailedFile>,
     pub scan_problems: Vec<FailedFile>,
+    /// With `--dry-run`: the files the run would embed, and those whose points it would delete.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
     pub chunks: u64,
     pub points: u64,
     pub elapsed_seconds: f64,
@@ -91,15 +100,25 @@ pub struct JobReport {
 }
 
 impl JobReport {
-    /// 0 when every file succeeded, 2 when some failed, 1 when the job itself did not finish.
+    /// 0 when every file succeeded (or for a dry run), 2 when some failed in this run, 1 when
+    /// the job itself did not finish, 130 when it was cancelled.
     pub fn exit_code(&self) -> i32 {
         match self.status.as_str() {
+            "dry-run" => 0,
             "completed" if self.failed.is_empty() => 0,
             "completed" => 2,
             "cancelled" => 130,
             _ => 1,
         }
     }
+}
+
+/// What a dry run found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Plan {
+    pub add: Vec<String>,
+    pub update: Vec<String>,
+    pub delete: Vec<String>,
 }
 
 /// A file's chunks, ready for the model.
@@ -129,6 +148,13 @@ enum Outcome {
         reason: String,
     },
     ScanProblem(FailedFile),
+    /// Failed too often and unchanged since: left alone.
+    NotRetried(FailedFile),
+    /// Dry run: the file would be embedded.
+    WouldEmbed {
+        path: String,
+        is_new: bool,
+    },
     /// Known files no longer on disk.
     Vanished(Vec<FileRow>),
 }
@@ -152,6 +178,10 @@ pub async fn run_job(
     let started = Instant::now();
     let model = embedder.info.clone();
     let chunker = Chunker::new(&model.tokenizer, settings.chunk_size, settings.chunk_overlap, model.max_sequence)?;
+    let fingerprint = logic_fingerprint(&model.id, settings.chunk_size, settings.chunk_overlap);
+    if settings.dry_run {
+        return plan_job(settings, catalog, &chunker, &fingerprint, &cancel, started).await;
+    }
     index.ensure_collection(model.dim).await?;
     let job_id = catalog
         .create_job(&NewJob {
@@ -166,13 +196,11 @@ pub async fn run_job(
         })
         .await?;
     catalog.set_job_status(&job_id, JobStatus::Scanning, None).await?;
-    let known: HashMap<String, FileRow> =
-        catalog.files(&settings.collection).await?.into_iter().map(|f| (f.path.clone(), f)).collect();
+    let known = known_files(catalog, &settings.collection).await?;
     catalog.set_job_status(&job_id, JobStatus::Processing, None).await?;
 
     let counters = Arc::new(Counters::default());
-    let progress = Arc::new(Progress::new(counters.clone(), quiet));
-    let fingerprint = logic_fingerprint(&model.id, settings.chunk_size, settings.chunk_overlap);
+    let progress = Progress::new(counters.clone(), quiet);
 
     let (prepared_tx, prepared_rx) = crossbeam_channel::bounded::<Outcome>(64);
     let (embedded_tx, mut embedded_rx) = mpsc::channel::<Outcome>(8);
@@ -226,25 +254,54 @@ pub async fn run_job(
     let tally = committer.report;
     catalog.save_progress(&job_id, &tally.counters(&counters), None).await?;
     catalog.set_job_status(&job_id, status, error.as_deref()).await?;
-    let elapsed = started.elapsed().as_secs_f64();
-    let chunks = counters.chunks_embedded.load(Ordering::Relaxed);
-    Ok(JobReport {
-        job_id,
-        collection: settings.collection.clone(),
-        status: status.to_string(),
-        files_seen: counters.files_seen.load(Ordering::Relaxed),
-        added: tally.added,
-        updated: tally.updated,
-        unchanged: tally.unchanged,
-        deleted: tally.deleted,
-        failed: tally.failed,
-        scan_problems: tally.scan_problems,
-        chunks,
-        points: counters.points_written.load(Ordering::Relaxed),
-        elapsed_seconds: elapsed,
-        chunks_per_second: chunks as f64 / elapsed.max(1e-9),
-        error,
-    })
+    Ok(tally.into_report(job_id, settings, &status.to_string(), &counters, started, error))
+}
+
+async fn known_files(catalog: &Catalog, collection: &str) -> Result<HashMap<String, FileRow>> {
+    Ok(catalog.files(collection).await?.into_iter().map(|f| (f.path.clone(), f)).collect())
+}
+
+/// `--dry-run`: scan and change detection only (hashing where size or mtime moved); no
+/// job row, no extraction, no model, no writes anywhere.
+async fn plan_job(
+    settings: &JobSettings,
+    catalog: &Catalog,
+    chunker: &Chunker,
+    fingerprint: &str,
+    cancel: &AtomicBool,
+    started: Instant,
+) -> Result<JobReport> {
+    let known = known_files(catalog, &settings.collection).await?;
+    let counters = Counters::default();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    prepare_stage(settings, &known, fingerprint, chunker, &counters, cancel, &tx)?;
+    drop(tx);
+    let mut tally = Tally::default();
+    let mut plan = Plan::default();
+    for outcome in rx {
+        match outcome {
+            Outcome::WouldEmbed { path, is_new: true } => {
+                tally.added += 1;
+                plan.add.push(path);
+            }
+            Outcome::WouldEmbed { path, is_new: false } => {
+                tally.updated += 1;
+                plan.update.push(path);
+            }
+            Outcome::Unchanged { .. } => tally.unchanged += 1,
+            Outcome::Failed { facts, reason, .. } => tally.failed.push(FailedFile { path: facts.path, reason }),
+            Outcome::NotRetried(file) => tally.not_retried.push(file),
+            Outcome::ScanProblem(problem) => tally.scan_problems.push(problem),
+            Outcome::Vanished(files) => {
+                tally.deleted += files.len() as u64;
+                plan.delete.extend(files.into_iter().map(|f| f.path));
+            }
+            Outcome::Embedded(file) => anyhow::bail!("{}: a dry run must not extract", file.prepared.facts.path),
+        }
+    }
+    let mut report = tally.into_report(String::new(), settings, "dry-run", &counters, started, None);
+    report.plan = Some(plan);
+    Ok(report)
 }
 
 fn facts_of(entry: &FileEntry, content_hash: Option<String>, fingerprint: &str) -> FileFacts {
@@ -297,11 +354,26 @@ fn prepare_stage(
         let settled = previous.filter(|p| {
             !settings.full && p.status() == FileStatus::Completed && p.logic_fingerprint.as_deref() == Some(fingerprint)
         });
-        if let Some(p) = settled {
-            if p.size == entry.size as i64 && p.modified_ns == entry.modified_ns {
-                send(Outcome::Unchanged { path: entry.path_text, restat: None })?;
-                continue;
-            }
+        let same_stat = |p: &FileRow| p.size == entry.size as i64 && p.modified_ns == entry.modified_ns;
+        if settled.is_some_and(same_stat) {
+            send(Outcome::Unchanged { path: entry.path_text, restat: None })?;
+            continue;
+        }
+        let given_up = previous.filter(|p| {
+            !settings.full
+                && p.status() == FileStatus::Failed
+                && p.retry_count >= settings.max_retries
+                && same_stat(p)
+                && p.logic_fingerprint.as_deref() == Some(fingerprint)
+        });
+        if let Some(p) = given_up {
+            let reason = format!(
+                "failed {} runs in a row, not retried until it changes (or with --full): {}",
+                p.retry_count,
+                p.error.as_deref().unwrap_or("unknown error")
+            );
+            send(Outcome::NotRetried(FailedFile { path: entry.path_text, reason }))?;
+            continue;
         }
         let hashed = match hash::hash_file(entry.clone(), settings.max_file_bytes) {
             Ok(hashed) => hashed,
@@ -314,6 +386,11 @@ fn prepare_stage(
         if settled.is_some_and(|p| p.content_hash.as_deref() == Some(hashed.content_hash.as_str())) {
             let restat = Some((entry.size as i64, entry.modified_ns));
             send(Outcome::Unchanged { path: entry.path_text, restat })?;
+            continue;
+        }
+        if settings.dry_run {
+            let is_new = previous.is_none_or(|p| p.status() == FileStatus::Deleted);
+            send(Outcome::WouldEmbed { path: entry.path_text, is_new })?;
             continue;
         }
         send(prepare_file(hashed, previous.cloned(), fingerprint, chunker))?;
@@ -409,16 +486,49 @@ struct Tally {
     unchanged: u64,
     deleted: u64,
     failed: Vec<FailedFile>,
+    not_retried: Vec<FailedFile>,
     scan_problems: Vec<FailedFile>,
 }
 
 impl Tally {
+    fn into_report(
+        self,
+        job_id: String,
+        settings: &JobSettings,
+        status: &str,
+        counters: &Counters,
+        started: Instant,
+        error: Option<String>,
+    ) -> JobReport {
+        let elapsed = started.elapsed().as_secs_f64();
+        let chunks = counters.chunks_embedded.load(Ordering::Relaxed);
+        JobReport {
+            job_id,
+            collection: settings.collection.clone(),
+            status: status.to_string(),
+            files_seen: counters.files_seen.load(Ordering::Relaxed),
+            added: self.added,
+            updated: self.updated,
+            unchanged: self.unchanged,
+            deleted: self.deleted,
+            failed: self.failed,
+            not_retried: self.not_retried,
+            scan_problems: self.scan_problems,
+            plan: None,
+            chunks,
+            points: counters.points_written.load(Ordering::Relaxed),
+            elapsed_seconds: elapsed,
+            chunks_per_second: chunks as f64 / elapsed.max(1e-9),
+            error,
+        }
+    }
+
     /// The job row's counters.
     fn counters(&self, live: &Counters) -> JobCounters {
         JobCounters {
             total_files: live.files_seen.load(Ordering::Relaxed) as i64,
             processed_files: (self.added + self.updated) as i64,
-            failed_files: self.failed.len() as i64,
+            failed_files: (self.failed.len() + self.not_retried.len()) as i64,
             skipped_files: self.unchanged as i64,
             deleted_files: self.deleted as i64,
         }
@@ -494,6 +604,11 @@ impl Committer<'_> {
                 Counters::add(&self.counters.files_done, 1);
             }
             Outcome::ScanProblem(problem) => self.report.scan_problems.push(problem),
+            Outcome::NotRetried(file) => {
+                self.report.not_retried.push(file);
+                Counters::add(&self.counters.files_done, 1);
+            }
+            Outcome::WouldEmbed { path, .. } => anyhow::bail!("{path}: a planned change reached the commit stage"),
             Outcome::Vanished(files) => {
                 for batch in files.chunks(500) {
                     let doc_ids: Vec<String> = batch.iter().map(|f| f.doc_id.clone()).collect();

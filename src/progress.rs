@@ -43,12 +43,13 @@ pub struct Progress {
     counters: Arc<Counters>,
     started: Instant,
     display: Display,
-    /// A pause notice ("waiting for Qdrant") shown instead of the rate while set.
-    notice: Mutex<Option<String>>,
+    finished: AtomicBool,
 }
 
 impl Progress {
-    pub fn new(counters: Arc<Counters>, quiet: bool) -> Self {
+    /// Starts reporting; a background ticker keeps the line fresh while the stages are
+    /// blocked, for instance while waiting for a service to come back.
+    pub fn new(counters: Arc<Counters>, quiet: bool) -> Arc<Self> {
         let display = if quiet {
             Display::Silent
         } else if std::io::stderr().is_terminal() {
@@ -59,7 +60,18 @@ impl Progress {
         } else {
             Display::Log { last: Mutex::new(Instant::now()) }
         };
-        Self { counters, started: Instant::now(), display, notice: Mutex::new(None) }
+        let progress = Arc::new(Self { counters, started: Instant::now(), display, finished: AtomicBool::new(false) });
+        if !quiet {
+            let weak = Arc::downgrade(&progress);
+            std::thread::spawn(move || loop {
+                std::thread::sleep(Duration::from_secs(1));
+                match weak.upgrade() {
+                    Some(progress) if !progress.finished.load(Ordering::Relaxed) => progress.tick(),
+                    _ => return,
+                }
+            });
+        }
+        progress
     }
 
     fn line(&self) -> String {
@@ -68,7 +80,7 @@ impl Progress {
         let total = if c.scan_finished.load(Ordering::Relaxed) { seen.to_string() } else { format!("{seen}+") };
         let chunks = c.chunks_embedded.load(Ordering::Relaxed);
         let rate = chunks as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
-        let tail = match self.notice.lock().expect("notice lock").clone() {
+        let tail = match crate::retry::waiting_notice() {
             Some(notice) => notice,
             None => format!("{rate:.1} chunks/s"),
         };
@@ -94,16 +106,8 @@ impl Progress {
         }
     }
 
-    /// Shows (or clears) a pause notice such as "waiting for Qdrant".
-    pub fn set_notice(&self, notice: Option<String>) {
-        if let (Some(text), Display::Log { .. }) = (&notice, &self.display) {
-            eprintln!("progress: {text}");
-        }
-        *self.notice.lock().expect("notice lock") = notice;
-        self.tick();
-    }
-
     pub fn finish(&self) {
+        self.finished.store(true, Ordering::Relaxed);
         if let Display::Bar(bar) = &self.display {
             bar.finish_and_clear();
         }

@@ -1,48 +1,10 @@
 //! The catalog against both backends over real connections: the embedded SQLite file and
 //! PostgreSQL on 127.0.0.1 (a fresh database per test, migrations applied).
 
+mod common;
+
+use common::postgres::FreshPostgres;
 use ingest::catalog::{Catalog, Completion, FileFacts, FileStatus, JobCounters, JobStatus, NewJob};
-
-/// Where the test PostgreSQL lives; `scripts/test.sh` makes sure it is running.
-fn postgres_admin_url() -> String {
-    std::env::var("DATABASE_URL_TEST").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-/// A fresh PostgreSQL database, dropped when the guard goes.
-struct FreshPostgres {
-    name: String,
-    url: String,
-}
-
-impl FreshPostgres {
-    async fn create() -> Self {
-        sqlx::any::install_default_drivers();
-        let admin = postgres_admin_url();
-        let name = format!("ingest_test_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
-            .await
-            .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is not reachable ({e}); run scripts/ensure_postgres.sh"));
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
-        let base = admin.rsplit_once('/').unwrap().0;
-        Self { url: format!("{base}/{name}"), name }
-    }
-}
-
-impl Drop for FreshPostgres {
-    fn drop(&mut self) {
-        let (admin, name) = (postgres_admin_url(), self.name.clone());
-        std::thread::spawn(move || {
-            tokio::runtime::Runtime::new().unwrap().block_on(async {
-                if let Ok(mut conn) = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin).await {
-                    let _ =
-                        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
-                }
-            })
-        })
-        .join()
-        .unwrap();
-    }
-}
 
 fn facts(path: &str, hash: &str) -> FileFacts {
     FileFacts {
@@ -119,7 +81,7 @@ async fn embedded_catalog_follows_the_protocol() {
 
 #[tokio::test]
 async fn postgres_catalog_follows_the_protocol() {
-    let db = FreshPostgres::create().await;
+    let db = FreshPostgres::create();
     exercise(Catalog::connect(&db.url).await.unwrap()).await;
 }
 
@@ -131,4 +93,27 @@ async fn unreachable_postgres_is_one_sentence_without_the_password() {
     };
     assert!(error.contains("cannot connect to PostgreSQL"), "{error}");
     assert!(!error.contains("hunter2"), "{error}");
+}
+
+#[tokio::test]
+async fn postgres_advisory_lock_keeps_a_second_run_out() {
+    let db = FreshPostgres::create();
+    let first = Catalog::connect(&db.url).await.unwrap();
+    let second = Catalog::connect(&db.url).await.unwrap();
+    let held = first.lock_collection("c").await.unwrap();
+    assert!(held.is_some());
+    let error = second.lock_collection("c").await.unwrap_err();
+    assert!(error.downcast_ref::<ingest::lock::Busy>().is_some(), "{error:#}");
+    assert!(second.lock_collection("other").await.unwrap().is_some(), "other collections are free");
+    drop(held);
+    // The session ends asynchronously once its connection is dropped.
+    let mut retaken = None;
+    for _ in 0..50 {
+        if let Ok(lock) = second.lock_collection("c").await {
+            retaken = lock;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(retaken.is_some(), "the lock is free again once its holder is gone");
 }

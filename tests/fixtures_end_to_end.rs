@@ -1,5 +1,6 @@
-//! The whole run through the real binary on the shipped fixtures: the real model, the real
-//! embedded Qdrant engine, the embedded catalog, and the parquet copy read back.
+//! The whole run through the real binary on the shipped fixtures: the real model, the
+//! parquet copy read back, and each backend: the embedded catalog and engine, and
+//! PostgreSQL with the gRPC test Qdrant server.
 
 mod common;
 
@@ -21,8 +22,16 @@ const QUERIES: &[(&str, &str)] = &[
 ];
 
 #[test]
-fn fixtures_are_indexed_searchable_and_copied_to_parquet() {
-    let ws = Workspace::new().with_fixtures();
+fn fixtures_are_indexed_searchable_and_copied_to_parquet_embedded() {
+    fixtures_are_indexed_searchable_and_copied_to_parquet(Workspace::new().with_fixtures());
+}
+
+#[test]
+fn fixtures_are_indexed_searchable_and_copied_to_parquet_on_servers() {
+    fixtures_are_indexed_searchable_and_copied_to_parquet(Workspace::on_servers().with_fixtures());
+}
+
+fn fixtures_are_indexed_searchable_and_copied_to_parquet(ws: Workspace) {
     let docs = ws.docs();
     let report = ws.ingest_json([docs.as_os_str(), "--json".as_ref(), "--quiet".as_ref()], 2);
 
@@ -61,7 +70,7 @@ fn fixtures_are_indexed_searchable_and_copied_to_parquet() {
     }
 
     // The parquet copy holds exactly the points, vectors included.
-    let stored = common::stored_points(&ws.data(), "documents", true);
+    let stored = ws.stored_points("documents", true);
     assert_eq!(stored.len() as u64, report["points"].as_u64().unwrap());
     let copy = ParquetCopy::new(&ws.data(), "documents", 384);
     let files = copy.files().unwrap();

@@ -10,10 +10,13 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
+
+use crate::retry::{Breaker, RetryPolicy, Transient};
 
 /// The schema migrations, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -158,6 +161,8 @@ fn now() -> String {
 #[derive(Clone)]
 pub struct Catalog {
     pool: AnyPool,
+    /// Retries calls through a lost PostgreSQL connection, up to the outage limit.
+    breaker: Arc<Breaker>,
 }
 
 impl Catalog {
@@ -181,7 +186,62 @@ impl Catalog {
             }
         }
         MIGRATOR.run(&pool).await.context("applying catalog migrations")?;
-        Ok(Self { pool })
+        let service = if is_sqlite { "the embedded catalog" } else { "PostgreSQL" };
+        Ok(Self { pool, breaker: Arc::new(Breaker::new(service, RetryPolicy::default())) })
+    }
+
+    /// The same catalog, retrying lost connections under `policy`.
+    pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
+        self.breaker = Arc::new(Breaker::new(self.breaker.service(), policy));
+        self
+    }
+
+    /// Runs one catalog operation, retrying it while the connection is lost. Every
+    /// operation is one statement or one transaction, so a retry repeats it whole.
+    async fn retrying<T, F, Fut>(&self, mut operation: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        self.breaker
+            .call(|| {
+                let attempt = operation();
+                async move { attempt.await.map_err(mark_connection_loss) }
+            })
+            .await
+    }
+
+    /// Takes PostgreSQL's session advisory lock for `collection`, so that runs on other
+    /// machines sharing this catalog wait their turn. The lock lives on its own connection
+    /// and is released when the returned guard is dropped, or when the process dies.
+    /// The embedded catalog returns `None`: the data directory's lock file covers it.
+    pub async fn lock_collection(&self, collection: &str) -> Result<Option<sqlx::AnyConnection>> {
+        if self.breaker.service() != "PostgreSQL" {
+            return Ok(None);
+        }
+        let mut connection = self.pool.acquire().await.context("connecting for the collection lock")?.detach();
+        let row = sqlx::query("SELECT pg_try_advisory_lock(hashtext($1)::bigint) AS locked")
+            .bind(format!("ingest:{collection}"))
+            .fetch_one(&mut connection)
+            .await
+            .context("taking the collection lock")?;
+        if !row.try_get::<bool, _>("locked")? {
+            return Err(crate::lock::Busy(collection.to_string()).into());
+        }
+        Ok(Some(connection))
+    }
+
+    /// The versions and descriptions of the applied schema migrations, oldest first.
+    pub async fn applied_migrations(&self) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT version, description FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(&self.pool)
+            .await
+            .context("reading the applied migrations")?;
+        rows.iter()
+            .map(|row| {
+                Ok(format!("{} {}", row.try_get::<i64, _>("version")?, row.try_get::<String, _>("description")?))
+            })
+            .collect()
     }
 
     /// The embedded catalog's URL for a data directory.
@@ -190,219 +250,253 @@ impl Catalog {
     }
 
     pub async fn create_job(&self, job: &NewJob) -> Result<String> {
-        let id = uuid::Uuid::new_v4().to_string();
-        let at = now();
-        sqlx::query(
-            "INSERT INTO jobs (id, name, status, directory_path, collection, model_name, vector_dim, chunk_size,
-                chunk_overlap, batch_size, created_at, updated_at, started_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $11)",
-        )
-        .bind(&id)
-        .bind(&job.name)
-        .bind(JobStatus::Created.as_str())
-        .bind(&job.directory_path)
-        .bind(&job.collection)
-        .bind(&job.model_name)
-        .bind(job.vector_dim)
-        .bind(job.chunk_size)
-        .bind(job.chunk_overlap)
-        .bind(job.batch_size)
-        .bind(&at)
-        .execute(&self.pool)
+        self.retrying(|| async {
+            let id = uuid::Uuid::new_v4().to_string();
+            let at = now();
+            sqlx::query(
+                "INSERT INTO jobs (id, name, status, directory_path, collection, model_name, vector_dim, chunk_size,
+                    chunk_overlap, batch_size, created_at, updated_at, started_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $11)",
+            )
+            .bind(&id)
+            .bind(&job.name)
+            .bind(JobStatus::Created.as_str())
+            .bind(&job.directory_path)
+            .bind(&job.collection)
+            .bind(&job.model_name)
+            .bind(job.vector_dim)
+            .bind(job.chunk_size)
+            .bind(job.chunk_overlap)
+            .bind(job.batch_size)
+            .bind(&at)
+            .execute(&self.pool)
+            .await
+            .context("creating the job row")?;
+            Ok(id.clone())
+        })
         .await
-        .context("creating the job row")?;
-        Ok(id)
     }
 
     /// Moves a job to `status`; a final status also stamps `finished_at`.
     pub async fn set_job_status(&self, job_id: &str, status: JobStatus, error: Option<&str>) -> Result<()> {
-        let at = now();
-        let finished = matches!(status, JobStatus::Completed | JobStatus::Failed | JobStatus::Cancelled);
-        sqlx::query(
-            "UPDATE jobs SET status = $1, error = $2, updated_at = $3,
-                finished_at = CASE WHEN $4 = 1 THEN $3 ELSE finished_at END,
-                current_file = CASE WHEN $4 = 1 THEN NULL ELSE current_file END
-             WHERE id = $5",
-        )
-        .bind(status.as_str())
-        .bind(error)
-        .bind(&at)
-        .bind(finished as i64)
-        .bind(job_id)
-        .execute(&self.pool)
+        self.retrying(|| async {
+            let at = now();
+            let finished = matches!(status, JobStatus::Completed | JobStatus::Failed | JobStatus::Cancelled);
+            sqlx::query(
+                "UPDATE jobs SET status = $1, error = $2, updated_at = $3,
+                    finished_at = CASE WHEN $4 = 1 THEN $3 ELSE finished_at END,
+                    current_file = CASE WHEN $4 = 1 THEN NULL ELSE current_file END
+                 WHERE id = $5",
+            )
+            .bind(status.as_str())
+            .bind(error)
+            .bind(&at)
+            .bind(finished as i64)
+            .bind(job_id)
+            .execute(&self.pool)
+            .await
+            .with_context(|| format!("setting job {job_id} to {status}"))?;
+            Ok(())
+        })
         .await
-        .with_context(|| format!("setting job {job_id} to {status}"))?;
-        Ok(())
     }
 
     pub async fn save_progress(&self, job_id: &str, counters: &JobCounters, current_file: Option<&str>) -> Result<()> {
-        sqlx::query(
-            "UPDATE jobs SET total_files = $1, processed_files = $2, failed_files = $3, skipped_files = $4,
-                deleted_files = $5, current_file = $6, updated_at = $7 WHERE id = $8",
-        )
-        .bind(counters.total_files)
-        .bind(counters.processed_files)
-        .bind(counters.failed_files)
-        .bind(counters.skipped_files)
-        .bind(counters.deleted_files)
-        .bind(current_file)
-        .bind(now())
-        .bind(job_id)
-        .execute(&self.pool)
+        self.retrying(|| async {
+            sqlx::query(
+                "UPDATE jobs SET total_files = $1, processed_files = $2, failed_files = $3, skipped_files = $4,
+                    deleted_files = $5, current_file = $6, updated_at = $7 WHERE id = $8",
+            )
+            .bind(counters.total_files)
+            .bind(counters.processed_files)
+            .bind(counters.failed_files)
+            .bind(counters.skipped_files)
+            .bind(counters.deleted_files)
+            .bind(current_file)
+            .bind(now())
+            .bind(job_id)
+            .execute(&self.pool)
+            .await
+            .context("saving job progress")?;
+            Ok(())
+        })
         .await
-        .context("saving job progress")?;
-        Ok(())
     }
 
     pub async fn job(&self, job_id: &str) -> Result<Option<JobRow>> {
-        let row = sqlx::query(&format!("{JOB_COLUMNS} WHERE id = $1"))
-            .bind(job_id)
-            .fetch_optional(&self.pool)
-            .await
-            .context("reading a job")?;
-        row.map(|r| job_row(&r)).transpose()
+        self.retrying(|| async {
+            let row = sqlx::query(&format!("{JOB_COLUMNS} WHERE id = $1"))
+                .bind(job_id)
+                .fetch_optional(&self.pool)
+                .await
+                .context("reading a job")?;
+            row.map(|r| job_row(&r)).transpose()
+        })
+        .await
     }
 
     /// The most recent jobs first.
     pub async fn jobs(&self, collection: Option<&str>, limit: i64) -> Result<Vec<JobRow>> {
-        let rows =
-            sqlx::query(&format!("{JOB_COLUMNS} WHERE ($1 = '' OR collection = $1) ORDER BY created_at DESC LIMIT $2"))
-                .bind(collection.unwrap_or(""))
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await
-                .context("listing jobs")?;
-        rows.iter().map(job_row).collect()
+        self.retrying(|| async {
+            let rows = sqlx::query(&format!(
+                "{JOB_COLUMNS} WHERE ($1 = '' OR collection = $1) ORDER BY created_at DESC LIMIT $2"
+            ))
+            .bind(collection.unwrap_or(""))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .context("listing jobs")?;
+            rows.iter().map(job_row).collect()
+        })
+        .await
     }
 
     /// Every file row of a collection, deleted ones included.
     pub async fn files(&self, collection: &str) -> Result<Vec<FileRow>> {
-        let rows = sqlx::query(&format!("{FILE_COLUMNS} WHERE collection = $1 ORDER BY path"))
-            .bind(collection)
-            .fetch_all(&self.pool)
-            .await
-            .context("reading file rows")?;
-        rows.iter().map(file_row).collect()
+        self.retrying(|| async {
+            let rows = sqlx::query(&format!("{FILE_COLUMNS} WHERE collection = $1 ORDER BY path"))
+                .bind(collection)
+                .fetch_all(&self.pool)
+                .await
+                .context("reading file rows")?;
+            rows.iter().map(file_row).collect()
+        })
+        .await
     }
 
     /// Records files as `processing` with their new content hash and fingerprint (step 1 of
     /// the write protocol), in one transaction.
     pub async fn mark_processing(&self, collection: &str, job_id: &str, files: &[FileFacts]) -> Result<()> {
-        let mut tx = self.pool.begin().await.context("starting a catalog transaction")?;
-        let at = now();
-        for file in files {
-            bind_facts(
-                sqlx::query(
-                    "INSERT INTO files (collection, path, doc_id, size, modified_ns, extension, content_hash,
-                    logic_fingerprint, status, job_id, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-                 ON CONFLICT (collection, path) DO UPDATE SET doc_id = excluded.doc_id, size = excluded.size,
-                    modified_ns = excluded.modified_ns, extension = excluded.extension,
-                    content_hash = excluded.content_hash, logic_fingerprint = excluded.logic_fingerprint,
-                    status = excluded.status, job_id = excluded.job_id, updated_at = excluded.updated_at",
-                ),
-                collection,
-                file,
-            )
-            .bind(FileStatus::Processing.as_str())
-            .bind(job_id)
-            .bind(&at)
-            .execute(&mut *tx)
-            .await
-            .with_context(|| format!("marking {} processing", file.path))?;
-        }
-        tx.commit().await.context("committing processing marks")?;
-        Ok(())
+        self.retrying(|| async {
+            let mut tx = self.pool.begin().await.context("starting a catalog transaction")?;
+            let at = now();
+            for file in files {
+                bind_facts(
+                    sqlx::query(
+                        "INSERT INTO files (collection, path, doc_id, size, modified_ns, extension, content_hash,
+                        logic_fingerprint, status, job_id, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                     ON CONFLICT (collection, path) DO UPDATE SET doc_id = excluded.doc_id, size = excluded.size,
+                        modified_ns = excluded.modified_ns, extension = excluded.extension,
+                        content_hash = excluded.content_hash, logic_fingerprint = excluded.logic_fingerprint,
+                        status = excluded.status, job_id = excluded.job_id, updated_at = excluded.updated_at",
+                    ),
+                    collection,
+                    file,
+                )
+                .bind(FileStatus::Processing.as_str())
+                .bind(job_id)
+                .bind(&at)
+                .execute(&mut *tx)
+                .await
+                .with_context(|| format!("marking {} processing", file.path))?;
+            }
+            tx.commit().await.context("committing processing marks")?;
+            Ok(())
+        })
+        .await
     }
 
     /// Marks files `completed` once their points are acknowledged (the commit step).
     pub async fn mark_completed(&self, collection: &str, job_id: &str, done: &[Completion]) -> Result<()> {
-        let mut tx = self.pool.begin().await.context("starting a catalog transaction")?;
-        let at = now();
-        for file in done {
-            sqlx::query(
-                "UPDATE files SET status = $1, error = NULL, retry_count = 0, chunks_created = $2,
-                    vectors_created = $3, job_id = $4, embedded_job_id = $4, updated_at = $5
-                 WHERE collection = $6 AND path = $7",
-            )
-            .bind(FileStatus::Completed.as_str())
-            .bind(file.chunks)
-            .bind(file.vectors)
-            .bind(job_id)
-            .bind(&at)
-            .bind(collection)
-            .bind(&file.path)
-            .execute(&mut *tx)
-            .await
-            .with_context(|| format!("marking {} completed", file.path))?;
-        }
-        tx.commit().await.context("committing completions")?;
-        Ok(())
+        self.retrying(|| async {
+            let mut tx = self.pool.begin().await.context("starting a catalog transaction")?;
+            let at = now();
+            for file in done {
+                sqlx::query(
+                    "UPDATE files SET status = $1, error = NULL, retry_count = 0, chunks_created = $2,
+                        vectors_created = $3, job_id = $4, embedded_job_id = $4, updated_at = $5
+                     WHERE collection = $6 AND path = $7",
+                )
+                .bind(FileStatus::Completed.as_str())
+                .bind(file.chunks)
+                .bind(file.vectors)
+                .bind(job_id)
+                .bind(&at)
+                .bind(collection)
+                .bind(&file.path)
+                .execute(&mut *tx)
+                .await
+                .with_context(|| format!("marking {} completed", file.path))?;
+            }
+            tx.commit().await.context("committing completions")?;
+            Ok(())
+        })
+        .await
     }
 
     /// Records a file as failed with its reason; `retry_count` counts consecutive failures.
     /// Its points (if any) must already have been removed.
     pub async fn mark_failed(&self, collection: &str, job_id: &str, file: &FileFacts, reason: &str) -> Result<()> {
-        bind_facts(
-            sqlx::query(
-                "INSERT INTO files (collection, path, doc_id, size, modified_ns, extension, content_hash,
-                logic_fingerprint, status, error, retry_count, job_id, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $12)
-             ON CONFLICT (collection, path) DO UPDATE SET size = excluded.size, modified_ns = excluded.modified_ns,
-                content_hash = excluded.content_hash, logic_fingerprint = excluded.logic_fingerprint,
-                status = excluded.status, error = excluded.error, retry_count = files.retry_count + 1,
-                chunks_created = 0, vectors_created = 0, embedded_job_id = NULL,
-                job_id = excluded.job_id, updated_at = excluded.updated_at",
-            ),
-            collection,
-            file,
-        )
-        .bind(FileStatus::Failed.as_str())
-        .bind(reason)
-        .bind(job_id)
-        .bind(now())
-        .execute(&self.pool)
+        self.retrying(|| async {
+            bind_facts(
+                sqlx::query(
+                    "INSERT INTO files (collection, path, doc_id, size, modified_ns, extension, content_hash,
+                    logic_fingerprint, status, error, retry_count, job_id, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $12)
+                 ON CONFLICT (collection, path) DO UPDATE SET size = excluded.size, modified_ns = excluded.modified_ns,
+                    content_hash = excluded.content_hash, logic_fingerprint = excluded.logic_fingerprint,
+                    status = excluded.status, error = excluded.error, retry_count = files.retry_count + 1,
+                    chunks_created = 0, vectors_created = 0, embedded_job_id = NULL,
+                    job_id = excluded.job_id, updated_at = excluded.updated_at",
+                ),
+                collection,
+                file,
+            )
+            .bind(FileStatus::Failed.as_str())
+            .bind(reason)
+            .bind(job_id)
+            .bind(now())
+            .execute(&self.pool)
+            .await
+            .with_context(|| format!("marking {} failed", file.path))?;
+            Ok(())
+        })
         .await
-        .with_context(|| format!("marking {} failed", file.path))?;
-        Ok(())
     }
 
     /// Refreshes size and mtime of a file whose content turned out unchanged.
     pub async fn refresh_stat(&self, collection: &str, path: &str, size: i64, modified_ns: i64) -> Result<()> {
-        sqlx::query(
-            "UPDATE files SET size = $1, modified_ns = $2, updated_at = $3 WHERE collection = $4 AND path = $5",
-        )
-        .bind(size)
-        .bind(modified_ns)
-        .bind(now())
-        .bind(collection)
-        .bind(path)
-        .execute(&self.pool)
+        self.retrying(|| async {
+            sqlx::query(
+                "UPDATE files SET size = $1, modified_ns = $2, updated_at = $3 WHERE collection = $4 AND path = $5",
+            )
+            .bind(size)
+            .bind(modified_ns)
+            .bind(now())
+            .bind(collection)
+            .bind(path)
+            .execute(&self.pool)
+            .await
+            .with_context(|| format!("refreshing {path}"))?;
+            Ok(())
+        })
         .await
-        .with_context(|| format!("refreshing {path}"))?;
-        Ok(())
     }
 
     /// Marks files `deleted` after their points are gone.
     pub async fn mark_deleted(&self, collection: &str, job_id: &str, paths: &[String]) -> Result<()> {
-        let mut tx = self.pool.begin().await.context("starting a catalog transaction")?;
-        let at = now();
-        for path in paths {
-            sqlx::query(
-                "UPDATE files SET status = $1, chunks_created = 0, vectors_created = 0, embedded_job_id = NULL,
-                    error = NULL, job_id = $2, updated_at = $3 WHERE collection = $4 AND path = $5",
-            )
-            .bind(FileStatus::Deleted.as_str())
-            .bind(job_id)
-            .bind(&at)
-            .bind(collection)
-            .bind(path)
-            .execute(&mut *tx)
-            .await
-            .with_context(|| format!("marking {path} deleted"))?;
-        }
-        tx.commit().await.context("committing deletions")?;
-        Ok(())
+        self.retrying(|| async {
+            let mut tx = self.pool.begin().await.context("starting a catalog transaction")?;
+            let at = now();
+            for path in paths {
+                sqlx::query(
+                    "UPDATE files SET status = $1, chunks_created = 0, vectors_created = 0, embedded_job_id = NULL,
+                        error = NULL, job_id = $2, updated_at = $3 WHERE collection = $4 AND path = $5",
+                )
+                .bind(FileStatus::Deleted.as_str())
+                .bind(job_id)
+                .bind(&at)
+                .bind(collection)
+                .bind(path)
+                .execute(&mut *tx)
+                .await
+                .with_context(|| format!("marking {path} deleted"))?;
+            }
+            tx.commit().await.context("committing deletions")?;
+            Ok(())
+        })
+        .await
     }
 }
 
@@ -470,6 +564,23 @@ fn file_row(row: &AnyRow) -> Result<FileRow> {
         job_id: row.try_get("job_id")?,
         embedded_job_id: row.try_get("embedded_job_id")?,
     })
+}
+
+/// Marks errors that mean the connection, not the statement, failed, so they are retried.
+fn mark_connection_loss(error: anyhow::Error) -> anyhow::Error {
+    let lost = error.chain().filter_map(|cause| cause.downcast_ref::<sqlx::Error>()).any(|e| match e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // connection exceptions, admin shutdown, cannot connect now, serialization failure, deadlock
+            code.starts_with("08") || ["57P01", "57P02", "57P03", "40001", "40P01"].contains(&code.as_ref())
+        }),
+        _ => false,
+    });
+    if lost {
+        error.context(Transient("the catalog connection was lost".into()))
+    } else {
+        error
+    }
 }
 
 /// One sentence for a failed connection, without the URL's password.

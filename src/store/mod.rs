@@ -5,9 +5,11 @@
 //!
 //! [`VectorIndex`] is the narrow interface the pipeline talks to, bound to one collection.
 //! [`embedded::EmbeddedIndex`] runs Qdrant's own engine in-process (the default, no
-//! server). Nothing outside this module knows which backend it talks to.
+//! server); [`qdrant::QdrantIndex`] talks to a Qdrant server over gRPC. Nothing outside
+//! this module knows which backend it talks to.
 
 pub mod embedded;
+pub mod qdrant;
 
 use anyhow::Result;
 use async_trait::async_trait;
@@ -77,15 +79,27 @@ pub trait VectorIndex: Send + Sync {
     async fn finish(&self) -> Result<()>;
 }
 
+/// Where the vectors live.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreLocation<'a> {
+    /// The data directory, home of the embedded engine.
+    pub data_dir: &'a std::path::Path,
+    /// A Qdrant server's gRPC address; `None` for the embedded engine.
+    pub qdrant_url: Option<&'a str>,
+    pub api_key: Option<&'a str>,
+}
+
 /// Opens `collection` on the configured backend: the Qdrant server at `qdrant_url`, or the
 /// embedded engine under `data_dir`.
-pub fn open(
-    data_dir: &std::path::Path,
-    qdrant_url: Option<&str>,
+pub async fn open(
+    location: StoreLocation<'_>,
     collection: &str,
+    policy: crate::retry::RetryPolicy,
 ) -> Result<std::sync::Arc<dyn VectorIndex>> {
-    if let Some(url) = qdrant_url {
-        anyhow::bail!("this build cannot reach a Qdrant server yet ({url}); drop --qdrant-url/QDRANT_URL to use the embedded engine");
-    }
-    Ok(std::sync::Arc::new(embedded::EmbeddedIndex::open(data_dir, collection)?))
+    Ok(match location.qdrant_url {
+        Some(url) => {
+            std::sync::Arc::new(qdrant::QdrantIndex::connect(url, location.api_key, collection, policy).await?)
+        }
+        None => std::sync::Arc::new(embedded::EmbeddedIndex::open(location.data_dir, collection)?),
+    })
 }

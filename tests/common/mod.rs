@@ -1,19 +1,108 @@
-//! Helpers for tests that run the real `ingest` binary against a throwaway data directory.
+//! Helpers for tests that run the real `ingest` binary against a throwaway data directory,
+//! on the embedded default or on servers: a fresh PostgreSQL database on 127.0.0.1 and the
+//! gRPC test Qdrant server of [`qdrant_server`].
 #![allow(dead_code)]
 
+pub mod postgres;
+pub mod qdrant_server;
+
 use std::collections::BTreeMap;
+
+use ingest::catalog::FileStatus;
+use ingest::parquet_copy::{read_points, ParquetCopy};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// A temporary workspace: a documents tree and a data directory.
+/// Where a workspace keeps its catalog and points.
+pub enum Backend {
+    /// The embedded catalog and engine, under the data directory.
+    Embedded,
+    /// A fresh PostgreSQL database and a test Qdrant server over gRPC.
+    Servers { postgres: postgres::FreshPostgres, qdrant: qdrant_server::TestQdrant },
+}
+
+/// A temporary workspace: a documents tree, a data directory, and a backend.
 pub struct Workspace {
     pub temp: tempfile::TempDir,
+    pub backend: Backend,
 }
 
 impl Workspace {
     pub fn new() -> Self {
-        Self { temp: tempfile::tempdir().expect("creating a temp dir") }
+        Self { temp: tempfile::tempdir().expect("creating a temp dir"), backend: Backend::Embedded }
+    }
+
+    /// A workspace whose runs use a fresh PostgreSQL database and a fresh test Qdrant server.
+    pub fn on_servers() -> Self {
+        let backend = Backend::Servers {
+            postgres: postgres::FreshPostgres::create(),
+            qdrant: qdrant_server::TestQdrant::start(),
+        };
+        Self { temp: tempfile::tempdir().expect("creating a temp dir"), backend }
+    }
+
+    /// The same kind of backend as `self`, fresh.
+    pub fn another(&self) -> Self {
+        match self.backend {
+            Backend::Embedded => Self::new(),
+            Backend::Servers { .. } => Self::on_servers(),
+        }
+    }
+
+    pub fn qdrant(&self) -> &qdrant_server::TestQdrant {
+        match &self.backend {
+            Backend::Servers { qdrant, .. } => qdrant,
+            Backend::Embedded => panic!("this workspace has no Qdrant server"),
+        }
+    }
+
+    /// The flags that point the binary at this workspace's stores.
+    pub fn store_args(&self) -> Vec<String> {
+        let mut args = vec!["--data-dir".to_string(), self.data().display().to_string()];
+        if let Backend::Servers { postgres, qdrant } = &self.backend {
+            args.extend(["--database-url".into(), postgres.url.clone(), "--qdrant-url".into(), qdrant.url()]);
+        }
+        args
+    }
+
+    /// The catalog this workspace's runs write to.
+    pub async fn catalog(&self) -> ingest::catalog::Catalog {
+        let url = match &self.backend {
+            Backend::Embedded => ingest::catalog::Catalog::sqlite_url(&self.data()),
+            Backend::Servers { postgres, .. } => postgres.url.clone(),
+        };
+        ingest::catalog::Catalog::connect(&url).await.expect("connecting to the workspace's catalog")
+    }
+
+    /// The collection this workspace's runs write to, opened as the binary opens it.
+    pub async fn index(&self, collection: &str) -> std::sync::Arc<dyn ingest::store::VectorIndex> {
+        let data = self.data();
+        let url = match &self.backend {
+            Backend::Embedded => None,
+            Backend::Servers { qdrant, .. } => Some(qdrant.url()),
+        };
+        let location = ingest::store::StoreLocation { data_dir: &data, qdrant_url: url.as_deref(), api_key: None };
+        ingest::store::open(location, collection, ingest::retry::RetryPolicy::default()).await.unwrap()
+    }
+
+    /// Every point of `collection`, by id. An embedded engine is closed again before
+    /// returning, so the binary can open it next.
+    pub fn stored_points(&self, collection: &str, with_vectors: bool) -> BTreeMap<uuid::Uuid, ingest::store::Point> {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let index = self.index(collection).await;
+            let mut points = BTreeMap::new();
+            let mut offset = None;
+            loop {
+                let (page, next) = index.scroll(offset, 100, with_vectors).await.unwrap();
+                points.extend(page.into_iter().map(|p| (p.id, p)));
+                match next {
+                    Some(next) => offset = Some(next),
+                    None => return points,
+                }
+            }
+        })
     }
 
     pub fn docs(&self) -> PathBuf {
@@ -30,14 +119,14 @@ impl Workspace {
         self
     }
 
-    /// Runs `ingest ARGS... --data-dir <data>` and returns its output.
+    /// Runs `ingest ARGS...` against this workspace's stores and returns its output.
     pub fn ingest<I, S>(&self, args: I) -> Output
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
         let mut command = Command::new(env!("CARGO_BIN_EXE_ingest"));
-        command.args(args).arg("--data-dir").arg(self.data()).env_remove("DATABASE_URL").env_remove("QDRANT_URL");
+        command.args(args).args(self.store_args()).env_remove("DATABASE_URL").env_remove("QDRANT_URL");
         command.output().expect("running the ingest binary")
     }
 
@@ -81,20 +170,56 @@ pub fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-/// Every point of `collection` in the embedded engine under `data`, by id. The engine is
-/// closed again before returning, so the binary can open it next.
-pub fn stored_points(data: &Path, collection: &str, with_vectors: bool) -> BTreeMap<uuid::Uuid, ingest::store::Point> {
-    use ingest::store::VectorIndex;
+/// A text of `sentences` sentences about `topic`.
+pub fn text(topic: &str, sentences: usize) -> String {
+    (0..sentences)
+        .map(|i| format!("Note {i} about {topic}: the {topic} behaves in way number {i}."))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub fn write(root: &Path, name: &str, body: &str) {
+    std::fs::write(root.join(name), body).unwrap();
+}
+
+/// Everything observable about a collection, minus run-specific ids and times.
+#[derive(Debug, PartialEq)]
+pub struct Snapshot {
+    /// path → (status, content hash, vectors)
+    pub files: BTreeMap<String, (String, Option<String>, i64)>,
+    /// point id → (doc_id, chunk index, content hash)
+    pub points: BTreeMap<uuid::Uuid, (String, u32, String)>,
+    /// point id of every live parquet row → content hash
+    pub parquet: BTreeMap<uuid::Uuid, String>,
+}
+
+pub fn snapshot(ws: &Workspace) -> Snapshot {
+    let data = &ws.data();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let index = ingest::store::embedded::EmbeddedIndex::open(data, collection).unwrap();
-    let mut points = BTreeMap::new();
-    let mut offset = None;
-    loop {
-        let (page, next) = runtime.block_on(index.scroll(offset, 100, with_vectors)).unwrap();
-        points.extend(page.into_iter().map(|p| (p.id, p)));
-        match next {
-            Some(next) => offset = Some(next),
-            None => return points,
+    let rows = runtime.block_on(async { ws.catalog().await.files("documents").await }).unwrap();
+    let files = rows
+        .iter()
+        .filter(|f| f.status() != FileStatus::Deleted)
+        .map(|f| (f.path.clone(), (f.status.clone(), f.content_hash.clone(), f.vectors_created)))
+        .collect();
+    let points = ws
+        .stored_points("documents", false)
+        .into_values()
+        .map(|p| (p.id, (p.payload.doc_id, p.payload.chunk_index, p.payload.content_hash)))
+        .collect();
+    let live: BTreeMap<(String, String), i64> = rows
+        .iter()
+        .filter(|f| f.status() == FileStatus::Completed)
+        .map(|f| ((f.doc_id.clone(), f.embedded_job_id.clone().unwrap()), f.vectors_created))
+        .collect();
+    let mut parquet = BTreeMap::new();
+    for file in ParquetCopy::new(data, "documents", 384).files().unwrap() {
+        for row in read_points(&file, 384).unwrap() {
+            let key = (row.payload.doc_id.clone(), row.payload.job_id.clone());
+            if live.get(&key).is_some_and(|&n| (row.payload.chunk_index as i64) < n) {
+                parquet.insert(row.id, row.payload.content_hash);
+            }
         }
     }
+    Snapshot { files, points, parquet }
 }

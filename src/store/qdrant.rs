@@ -1,0 +1,318 @@
+//! # Qdrant server store
+//!
+//! In: the same calls as any [`VectorIndex`]. Out: the same effects on a collection of a
+//! Qdrant server, reached over gRPC with `qdrant-client` (`--qdrant-url`, `QDRANT_API_KEY`).
+//!
+//! Every write waits for the server's acknowledgement (`wait = true`). Every call goes
+//! through a [`Breaker`]: unavailable servers, timeouts, dropped connections and rate
+//! limits are retried with backoff and jitter until the outage limit; any other answer
+//! (a bad request, a dimension mismatch) fails at once. Only what a real Qdrant server
+//! supports is used.
+
+use anyhow::{anyhow, bail, Context, Result};
+use async_trait::async_trait;
+use qdrant_client::qdrant::{
+    point_id::PointIdOptions, vector_output, vectors_config, vectors_output, Condition, CountPointsBuilder,
+    CreateCollectionBuilder, CreateFieldIndexCollectionBuilder, DeletePointsBuilder, Distance, FieldType, Filter,
+    PointId, PointStruct, QueryPointsBuilder, Range, RetrievedPoint, ScrollPointsBuilder, UpsertPointsBuilder,
+    VectorParamsBuilder, VectorsOutput,
+};
+use qdrant_client::{Payload, Qdrant, QdrantError};
+use uuid::Uuid;
+
+use super::{Hit, Point, PointPayload, ScrollPage, StoredPoint, VectorIndex};
+use crate::retry::{transient, Breaker, RetryPolicy};
+
+/// A collection on a Qdrant server.
+pub struct QdrantIndex {
+    client: Qdrant,
+    collection: String,
+    /// The server's address without credentials, for messages.
+    address: String,
+    breaker: Breaker,
+}
+
+impl QdrantIndex {
+    /// Connects to the server at `url` and checks that it answers. The API key goes only
+    /// into request headers, never into messages.
+    pub async fn connect(url: &str, api_key: Option<&str>, collection: &str, policy: RetryPolicy) -> Result<Self> {
+        let address = crate::catalog::redact_url(url);
+        let client = Qdrant::from_url(url)
+            .api_key(api_key.map(str::to_string))
+            .timeout(std::time::Duration::from_secs(60))
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .skip_compatibility_check()
+            .build()
+            .map_err(|e| {
+                anyhow!("--qdrant-url {address:?} is not a valid Qdrant address ({e}); use http://HOST:6334")
+            })?;
+        client.health_check().await.map_err(|e| {
+            anyhow!(
+                "cannot reach Qdrant at {address} ({}); check that the server is running and that --qdrant-url points at its gRPC port (usually 6334)",
+                status_text(&e)
+            )
+        })?;
+        Ok(Self { client, collection: collection.to_string(), address, breaker: Breaker::new("Qdrant", policy) })
+    }
+
+    fn doc_filter(doc_id: &str) -> Condition {
+        Condition::matches("doc_id", doc_id.to_string())
+    }
+}
+
+/// A Qdrant error's message, without the metadata the client's `Display` adds.
+fn status_text(error: &QdrantError) -> String {
+    match error {
+        QdrantError::ResponseError { status } | QdrantError::ResourceExhaustedError { status, .. } => {
+            format!("{:?}: {}", status.code(), status.message())
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Maps a client error to an `anyhow` error, marking those worth retrying as transient.
+fn classify(error: QdrantError, doing: &str) -> anyhow::Error {
+    use tonic::Code;
+    let retry = match &error {
+        QdrantError::ResourceExhaustedError { .. } | QdrantError::Io(_) => true,
+        QdrantError::ResponseError { status } => match status.code() {
+            Code::Unavailable | Code::DeadlineExceeded | Code::Aborted | Code::Cancelled | Code::Unknown => true,
+            // The client reports a refused or broken connection as an internal error.
+            Code::Internal => {
+                let message = status.message().to_ascii_lowercase();
+                ["failed to connect", "transport", "connection", "broken pipe", "h2 protocol"]
+                    .iter()
+                    .any(|sign| message.contains(sign))
+            }
+            _ => false,
+        },
+        _ => false,
+    };
+    let text = format!("Qdrant {doing}: {}", status_text(&error));
+    if retry {
+        transient(text)
+    } else {
+        anyhow!(text)
+    }
+}
+
+fn to_point_struct(point: &Point) -> Result<PointStruct> {
+    let payload = Payload::try_from(serde_json::to_value(&point.payload).context("encoding payload")?)
+        .context("encoding payload")?;
+    Ok(PointStruct::new(point.id.to_string(), point.vector.clone(), payload))
+}
+
+fn uuid_of(id: Option<PointId>) -> Result<Uuid> {
+    match id.and_then(|id| id.point_id_options) {
+        Some(PointIdOptions::Uuid(text)) => text.parse().with_context(|| format!("point id {text:?} is not a UUID")),
+        Some(PointIdOptions::Num(n)) => bail!("point {n} has a numeric id; this collection was not written by ingest"),
+        None => bail!("Qdrant returned a point without an id"),
+    }
+}
+
+#[allow(deprecated)] // older servers answer with `data` instead of `vector`
+fn dense_vector(vectors: Option<VectorsOutput>) -> Result<Vec<f32>> {
+    let Some(options) = vectors.and_then(|v| v.vectors_options) else { return Ok(Vec::new()) };
+    let vectors_output::VectorsOptions::Vector(output) = options else {
+        bail!("the collection has named vectors; ingest writes one unnamed dense vector")
+    };
+    match output.vector {
+        Some(vector_output::Vector::Dense(dense)) => Ok(dense.data),
+        Some(_) => bail!("the collection holds sparse or multi vectors"),
+        None => Ok(output.data),
+    }
+}
+
+fn stored_point(
+    id: Option<PointId>,
+    payload: std::collections::HashMap<String, qdrant_client::qdrant::Value>,
+    vectors: Option<VectorsOutput>,
+) -> Result<StoredPoint> {
+    let id = uuid_of(id)?;
+    let payload: PointPayload =
+        Payload::from(payload).deserialize().with_context(|| format!("point {id} has an unexpected payload"))?;
+    Ok(Point { id, vector: dense_vector(vectors)?, payload })
+}
+
+#[async_trait]
+impl VectorIndex for QdrantIndex {
+    fn collection(&self) -> &str {
+        &self.collection
+    }
+
+    async fn ensure_collection(&self, dim: usize) -> Result<()> {
+        let name = self.collection.as_str();
+        let exists = self
+            .breaker
+            .call(|| async { self.client.collection_exists(name).await.map_err(|e| classify(e, "collection check")) })
+            .await?;
+        if exists {
+            let info = self
+                .breaker
+                .call(|| async { self.client.collection_info(name).await.map_err(|e| classify(e, "collection info")) })
+                .await?;
+            let params = info
+                .result
+                .and_then(|r| r.config)
+                .and_then(|c| c.params)
+                .and_then(|p| p.vectors_config)
+                .and_then(|v| v.config);
+            let Some(vectors_config::Config::Params(params)) = params else {
+                bail!("collection {name:?} on {} has named vectors; ingest needs one unnamed dense vector, so use another --collection", self.address);
+            };
+            let distance = Distance::try_from(params.distance).unwrap_or(Distance::UnknownDistance);
+            if params.size != dim as u64 || distance != Distance::Cosine {
+                bail!(
+                    "collection {name:?} on {} holds {}-dimensional {} vectors but the model makes {dim}-dimensional Cosine vectors; use another --collection or the model it was built with",
+                    self.address, params.size, distance.as_str_name()
+                );
+            }
+        } else {
+            self.breaker
+                .call(|| async {
+                    let request = CreateCollectionBuilder::new(name)
+                        .vectors_config(VectorParamsBuilder::new(dim as u64, Distance::Cosine));
+                    match self.client.create_collection(request).await {
+                        Ok(_) => Ok(()),
+                        // Created by an earlier try whose answer was lost.
+                        Err(QdrantError::ResponseError { status }) if status.code() == tonic::Code::AlreadyExists => {
+                            Ok(())
+                        }
+                        Err(e) => Err(classify(e, "create collection")),
+                    }
+                })
+                .await?;
+        }
+        for (field, kind) in [("doc_id", FieldType::Keyword), ("chunk_index", FieldType::Integer)] {
+            self.breaker
+                .call(|| async {
+                    let request = CreateFieldIndexCollectionBuilder::new(name, field, kind).wait(true);
+                    self.client.create_field_index(request).await.map_err(|e| classify(e, "create payload index"))
+                })
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn upsert(&self, points: Vec<Point>) -> Result<()> {
+        let points = points.iter().map(to_point_struct).collect::<Result<Vec<_>>>()?;
+        self.breaker
+            .call(|| async {
+                let request = UpsertPointsBuilder::new(&self.collection, points.clone()).wait(true);
+                self.client.upsert_points(request).await.map_err(|e| classify(e, "upsert"))
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_documents(&self, doc_ids: &[String]) -> Result<()> {
+        if doc_ids.is_empty() {
+            return Ok(());
+        }
+        let filter = Filter::must([Condition::matches("doc_id", doc_ids.to_vec())]);
+        self.breaker
+            .call(|| async {
+                let request = DeletePointsBuilder::new(&self.collection).points(filter.clone()).wait(true);
+                self.client.delete_points(request).await.map_err(|e| classify(e, "delete documents"))
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_tail(&self, doc_id: &str, keep: u32) -> Result<()> {
+        let filter = Filter::must([
+            Self::doc_filter(doc_id),
+            Condition::range("chunk_index", Range { gte: Some(keep as f64), ..Default::default() }),
+        ]);
+        self.breaker
+            .call(|| async {
+                let request = DeletePointsBuilder::new(&self.collection).points(filter.clone()).wait(true);
+                self.client.delete_points(request).await.map_err(|e| classify(e, "delete stale chunks"))
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn search(&self, vector: Vec<f32>, limit: usize) -> Result<Vec<Hit>> {
+        let response = self
+            .breaker
+            .call(|| async {
+                let request = QueryPointsBuilder::new(&self.collection)
+                    .query(vector.clone())
+                    .limit(limit as u64)
+                    .with_payload(true);
+                self.client.query(request).await.map_err(|e| classify(e, "query"))
+            })
+            .await?;
+        response
+            .result
+            .into_iter()
+            .map(|p| Ok(Hit { score: p.score, point: stored_point(p.id, p.payload, None)? }))
+            .collect()
+    }
+
+    async fn count(&self, doc_id: Option<&str>) -> Result<u64> {
+        if !self.exists().await? {
+            return Ok(0);
+        }
+        let response = self
+            .breaker
+            .call(|| async {
+                let mut request = CountPointsBuilder::new(&self.collection).exact(true);
+                if let Some(doc_id) = doc_id {
+                    request = request.filter(Filter::must([Self::doc_filter(doc_id)]));
+                }
+                self.client.count(request).await.map_err(|e| classify(e, "count"))
+            })
+            .await?;
+        Ok(response.result.map(|r| r.count).unwrap_or(0))
+    }
+
+    async fn scroll(&self, offset: Option<Uuid>, limit: usize, with_vectors: bool) -> Result<ScrollPage> {
+        let response = self
+            .breaker
+            .call(|| async {
+                let mut request = ScrollPointsBuilder::new(&self.collection)
+                    .limit(limit as u32)
+                    .with_payload(true)
+                    .with_vectors(with_vectors);
+                if let Some(offset) = offset {
+                    request = request.offset(PointId::from(offset.to_string()));
+                }
+                self.client.scroll(request).await.map_err(|e| classify(e, "scroll"))
+            })
+            .await?;
+        let points = response
+            .result
+            .into_iter()
+            .map(|RetrievedPoint { id, payload, vectors, .. }| stored_point(id, payload, vectors))
+            .collect::<Result<Vec<_>>>()?;
+        let next = match response.next_page_offset {
+            Some(id) => Some(uuid_of(Some(id))?),
+            None => None,
+        };
+        Ok((points, next))
+    }
+
+    async fn exists(&self) -> Result<bool> {
+        self.breaker
+            .call(|| async {
+                self.client.collection_exists(&self.collection).await.map_err(|e| classify(e, "collection check"))
+            })
+            .await
+    }
+
+    async fn drop_collection(&self) -> Result<()> {
+        self.breaker
+            .call(|| async {
+                self.client.delete_collection(&self.collection).await.map_err(|e| classify(e, "delete collection"))
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn finish(&self) -> Result<()> {
+        // The server builds its indexes in the background; every write was already acknowledged.
+        Ok(())
+    }
+}

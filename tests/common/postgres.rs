@@ -1,0 +1,47 @@
+//! Fresh PostgreSQL databases for tests, on the server `scripts/ensure_postgres.sh` starts.
+
+/// Where the test PostgreSQL lives.
+pub fn admin_url() -> String {
+    std::env::var("DATABASE_URL_TEST").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A fresh PostgreSQL database, dropped when the guard goes.
+pub struct FreshPostgres {
+    pub name: String,
+    pub url: String,
+}
+
+impl FreshPostgres {
+    /// Creates the database; callable from inside or outside an async runtime.
+    pub fn create() -> Self {
+        std::thread::spawn(|| tokio::runtime::Runtime::new().unwrap().block_on(Self::create_async())).join().unwrap()
+    }
+
+    async fn create_async() -> Self {
+        sqlx::any::install_default_drivers();
+        let admin = admin_url();
+        let name = format!("ingest_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is not reachable ({e}); run scripts/ensure_postgres.sh"));
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+        let base = admin.rsplit_once('/').unwrap().0;
+        Self { url: format!("{base}/{name}"), name }
+    }
+}
+
+impl Drop for FreshPostgres {
+    fn drop(&mut self) {
+        let (admin, name) = (admin_url(), self.name.clone());
+        std::thread::spawn(move || {
+            tokio::runtime::Runtime::new().unwrap().block_on(async {
+                if let Ok(mut conn) = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin).await {
+                    let _ =
+                        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
+                }
+            })
+        })
+        .join()
+        .unwrap();
+    }
+}

@@ -1,0 +1,814 @@
+//! A Qdrant gRPC server for tests, with real Qdrant code as its engine.
+//!
+//! The wire protocol is qdrant-client's own generated server traits; the engine is
+//! `qdrant-edge` (Qdrant's segment, WAL and index code), one shard per collection, on disk
+//! under a temporary directory. It implements the calls `ingest` makes (health check,
+//! collection exists/create/get/delete, upsert, delete by filter or ids, count, scroll,
+//! nearest-vector query, payload index creation) and the filter shapes real Qdrant accepts
+//! for keyword, integer and range conditions. Everything else answers `unimplemented`, one method at a time below.
+//!
+//! It doubles as a fault injector: refuse the next N calls, stall every call, die in the
+//! middle of an upsert after applying half of it, stop and restart on the same port.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use qdrant_client::qdrant::{
+    self as grpc, collections_server::CollectionsServer, points_server::PointsServer, qdrant_server::QdrantServer,
+};
+use qdrant_edge::external::serde_json as edge_json;
+use qdrant_edge::{
+    AnyVariants, Condition, CountRequest, CreateIndex, Distance, EdgeConfigBuilder, EdgeShard, EdgeVectorParamsBuilder,
+    FieldCondition, FieldIndexOperations, Filter, Match, NamedQuery, PayloadFieldSchema, PayloadSchemaType, PointId,
+    PointInsertOperations, PointOperations, PointStruct, QueryEnum, QueryRequest, Range, Record, ScoringQuery,
+    ScrollRequest, UpdateOperation, ValueVariants, VectorInternal, VectorStructInternal, WithPayloadInterface,
+    WithVector,
+};
+use tonic::{Request, Response, Status};
+
+type Reply<T> = Result<Response<T>, Status>;
+
+/// Faults to inject, shared by all handlers.
+#[derive(Default)]
+struct Faults {
+    /// Calls still to refuse with `UNAVAILABLE`.
+    refuse: AtomicU64,
+    /// Milliseconds every call waits before running.
+    delay_ms: AtomicU64,
+    /// Die during the next upsert, after applying its first half; restart after this many ms.
+    crash_next_upsert: Mutex<Option<u64>>,
+}
+
+struct Engine {
+    dir: PathBuf,
+    shards: Mutex<HashMap<String, Arc<EdgeShard>>>,
+    faults: Faults,
+    /// Calls served, for tests that check retries happened.
+    calls: AtomicU64,
+    upserts: AtomicU64,
+    /// Tells the control thread to kill the server (and maybe restart it).
+    control: Mutex<std::sync::mpsc::Sender<Control>>,
+}
+
+enum Control {
+    Crash { restart_after: Option<Duration> },
+}
+
+/// A running test server.
+pub struct TestQdrant {
+    engine: Arc<Engine>,
+    addr: SocketAddr,
+    running: Arc<Mutex<Option<tokio::runtime::Runtime>>>,
+    _temp: tempfile::TempDir,
+}
+
+impl TestQdrant {
+    pub fn start() -> Self {
+        let temp = tempfile::tempdir().unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let (control_tx, control_rx) = std::sync::mpsc::channel();
+        let engine = Arc::new(Engine {
+            dir: temp.path().to_path_buf(),
+            shards: Mutex::new(HashMap::new()),
+            faults: Faults::default(),
+            calls: AtomicU64::new(0),
+            upserts: AtomicU64::new(0),
+            control: Mutex::new(control_tx),
+        });
+        let server = Self { engine, addr, running: Arc::new(Mutex::new(None)), _temp: temp };
+        server.serve();
+        let (engine, running) = (server.engine.clone(), server.running.clone());
+        std::thread::spawn(move || {
+            while let Ok(Control::Crash { restart_after }) = control_rx.recv() {
+                if let Some(runtime) = running.lock().unwrap().take() {
+                    runtime.shutdown_background();
+                }
+                engine.shards.lock().unwrap().clear();
+                if let Some(wait) = restart_after {
+                    std::thread::sleep(wait);
+                    *running.lock().unwrap() = Some(spawn_server(engine.clone(), addr));
+                }
+            }
+        });
+        server
+    }
+
+    fn serve(&self) {
+        *self.running.lock().unwrap() = Some(spawn_server(self.engine.clone(), self.addr));
+    }
+
+    /// The URL to pass as `--qdrant-url`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Kills the server: open connections drop, new ones are refused.
+    pub fn stop(&self) {
+        if let Some(runtime) = self.running.lock().unwrap().take() {
+            runtime.shutdown_background();
+        }
+        // Let the port close before anyone reconnects.
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    /// Starts a stopped server again on the same port, with the same data.
+    pub fn restart(&self) {
+        self.stop();
+        self.engine.shards.lock().unwrap().clear();
+        self.serve();
+    }
+
+    pub fn refuse_next(&self, calls: u64) {
+        self.engine.faults.refuse.store(calls, Ordering::SeqCst);
+    }
+
+    pub fn delay_every_call(&self, delay: Duration) {
+        self.engine.faults.delay_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// The next upsert applies half its points, then the server dies and comes back after `down_for`.
+    pub fn crash_during_next_upsert(&self, down_for: Duration) {
+        *self.engine.faults.crash_next_upsert.lock().unwrap() = Some(down_for.as_millis() as u64);
+    }
+
+    pub fn calls(&self) -> u64 {
+        self.engine.calls.load(Ordering::SeqCst)
+    }
+
+    pub fn upserts(&self) -> u64 {
+        self.engine.upserts.load(Ordering::SeqCst)
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.running.lock().unwrap().is_some()
+    }
+}
+
+impl Drop for TestQdrant {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.running.lock().unwrap().take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+fn spawn_server(engine: Arc<Engine>, addr: SocketAddr) -> tokio::runtime::Runtime {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let service = Service(engine);
+    let ready = Arc::new(AtomicBool::new(false));
+    let flag = ready.clone();
+    runtime.spawn(async move {
+        let listener = loop {
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(listener) => break listener,
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        };
+        flag.store(true, Ordering::SeqCst);
+        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        let max = 256 * 1024 * 1024;
+        tonic::transport::Server::builder()
+            .add_service(QdrantServer::new(service.clone()))
+            .add_service(CollectionsServer::new(service.clone()).max_decoding_message_size(max))
+            .add_service(PointsServer::new(service).max_decoding_message_size(max).max_encoding_message_size(max))
+            .serve_with_incoming(incoming)
+            .await
+            .ok();
+    });
+    while !ready.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    runtime
+}
+
+#[derive(Clone)]
+struct Service(Arc<Engine>);
+
+impl Service {
+    /// Applies the injected faults common to every call.
+    async fn enter(&self) -> Result<(), Status> {
+        self.0.calls.fetch_add(1, Ordering::SeqCst);
+        let delay = self.0.faults.delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+        let refuse = &self.0.faults.refuse;
+        if refuse.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+            return Err(Status::unavailable("test server: refusing this call as asked"));
+        }
+        Ok(())
+    }
+
+    fn shard(&self, collection: &str) -> Result<Arc<EdgeShard>, Status> {
+        let mut shards = self.0.shards.lock().unwrap();
+        if let Some(shard) = shards.get(collection) {
+            return Ok(shard.clone());
+        }
+        let path = self.0.dir.join(collection);
+        if !path.join("edge_config.json").is_file() {
+            return Err(Status::not_found(format!("Collection `{collection}` doesn't exist!")));
+        }
+        let shard = Arc::new(EdgeShard::load(&path, None).map_err(internal)?);
+        shards.insert(collection.to_string(), shard.clone());
+        Ok(shard)
+    }
+}
+
+fn internal(error: impl std::fmt::Display) -> Status {
+    Status::internal(error.to_string())
+}
+
+fn unsupported(what: &str) -> Status {
+    Status::unimplemented(format!("the test Qdrant server does not support {what}"))
+}
+
+fn edge_id(id: Option<grpc::PointId>) -> Result<PointId, Status> {
+    use grpc::point_id::PointIdOptions;
+    match id.and_then(|i| i.point_id_options) {
+        Some(PointIdOptions::Uuid(text)) => {
+            Ok(PointId::Uuid(text.parse().map_err(|_| Status::invalid_argument(format!("bad UUID {text}")))?))
+        }
+        Some(PointIdOptions::Num(n)) => Ok(PointId::NumId(n)),
+        None => Err(Status::invalid_argument("point without id")),
+    }
+}
+
+fn grpc_id(id: PointId) -> grpc::PointId {
+    match id {
+        PointId::Uuid(uuid) => grpc::PointId::from(uuid.to_string()),
+        PointId::NumId(n) => grpc::PointId::from(n),
+    }
+}
+
+#[allow(deprecated)]
+fn dense(vector: grpc::Vector) -> Result<Vec<f32>, Status> {
+    match vector.vector {
+        Some(grpc::vector::Vector::Dense(d)) => Ok(d.data),
+        Some(_) => Err(unsupported("non-dense vectors")),
+        None if vector.indices.is_none() && vector.vectors_count.is_none() => Ok(vector.data),
+        None => Err(unsupported("sparse or multi vectors")),
+    }
+}
+
+fn to_edge_json(payload: HashMap<String, grpc::Value>) -> Result<edge_json::Value, Status> {
+    let json = serde_json::Value::from(qdrant_client::Payload::from(payload));
+    edge_json::to_value(&json).map_err(internal)
+}
+
+fn to_grpc_payload(payload: Option<qdrant_edge::Payload>) -> Result<HashMap<String, grpc::Value>, Status> {
+    let Some(payload) = payload else { return Ok(HashMap::new()) };
+    let json: serde_json::Value =
+        serde_json::to_value(edge_json::Value::Object(payload.0.into_iter().collect())).map_err(internal)?;
+    Ok(qdrant_client::Payload::try_from(json).map_err(internal)?.into())
+}
+
+fn vectors_output(vector: Option<VectorStructInternal>) -> Result<Option<grpc::VectorsOutput>, Status> {
+    let data = match vector {
+        None => return Ok(None),
+        Some(VectorStructInternal::Single(v)) => v,
+        Some(VectorStructInternal::Named(mut named)) => match named.remove("") {
+            Some(VectorInternal::Dense(v)) => v,
+            _ => return Err(unsupported("named vectors")),
+        },
+        Some(_) => return Err(unsupported("multi vectors")),
+    };
+    #[allow(deprecated)]
+    let output = grpc::VectorOutput {
+        vector: Some(grpc::vector_output::Vector::Dense(grpc::DenseVector { data })),
+        ..Default::default()
+    };
+    Ok(Some(grpc::VectorsOutput { vectors_options: Some(grpc::vectors_output::VectorsOptions::Vector(output)) }))
+}
+
+fn key(name: &str) -> Result<qdrant_edge::JsonPath, Status> {
+    name.parse().map_err(|_| Status::invalid_argument(format!("bad payload key {name}")))
+}
+
+fn condition(condition: grpc::Condition) -> Result<Condition, Status> {
+    use grpc::condition::ConditionOneOf;
+    use grpc::r#match::MatchValue;
+    match condition.condition_one_of {
+        Some(ConditionOneOf::Field(field)) => {
+            let key = key(&field.key)?;
+            if let Some(m) = field.r#match {
+                let m = match m.match_value {
+                    Some(MatchValue::Keyword(k)) => Match::new_value(ValueVariants::String(k)),
+                    Some(MatchValue::Integer(i)) => Match::new_value(ValueVariants::Integer(i)),
+                    Some(MatchValue::Keywords(k)) => {
+                        Match::new_any(AnyVariants::Strings(k.strings.into_iter().collect()))
+                    }
+                    Some(MatchValue::Integers(i)) => {
+                        Match::new_any(AnyVariants::Integers(i.integers.into_iter().collect()))
+                    }
+                    _ => return Err(unsupported("this match condition")),
+                };
+                return Ok(Condition::Field(FieldCondition::new_match(key, m)));
+            }
+            if let Some(r) = field.range {
+                let range = Range {
+                    lt: r.lt.map(Into::into),
+                    gt: r.gt.map(Into::into),
+                    gte: r.gte.map(Into::into),
+                    lte: r.lte.map(Into::into),
+                };
+                return Ok(Condition::Field(FieldCondition::new_range(key, range)));
+            }
+            Err(unsupported("this field condition"))
+        }
+        Some(ConditionOneOf::Filter(inner)) => Ok(Condition::Filter(filter(inner)?)),
+        _ => Err(unsupported("this condition")),
+    }
+}
+
+fn filter(filter: grpc::Filter) -> Result<Filter, Status> {
+    if filter.min_should.is_some() {
+        return Err(unsupported("min_should"));
+    }
+    let list = |conditions: Vec<grpc::Condition>| -> Result<Option<Vec<Condition>>, Status> {
+        if conditions.is_empty() {
+            return Ok(None);
+        }
+        conditions.into_iter().map(condition).collect::<Result<Vec<_>, _>>().map(Some)
+    };
+    Ok(Filter {
+        should: list(filter.should)?,
+        must: list(filter.must)?,
+        must_not: list(filter.must_not)?,
+        ..Default::default()
+    })
+}
+
+fn done() -> grpc::PointsOperationResponse {
+    grpc::PointsOperationResponse {
+        result: Some(grpc::UpdateResult { operation_id: Some(0), status: grpc::UpdateStatus::Completed as i32 }),
+        ..Default::default()
+    }
+}
+
+fn with_payload(selector: Option<grpc::WithPayloadSelector>) -> Result<bool, Status> {
+    use grpc::with_payload_selector::SelectorOptions;
+    match selector.and_then(|s| s.selector_options) {
+        None => Ok(false),
+        Some(SelectorOptions::Enable(on)) => Ok(on),
+        Some(_) => Err(unsupported("payload field selection")),
+    }
+}
+
+fn with_vectors(selector: Option<grpc::WithVectorsSelector>) -> Result<bool, Status> {
+    use grpc::with_vectors_selector::SelectorOptions;
+    match selector.and_then(|s| s.selector_options) {
+        None => Ok(false),
+        Some(SelectorOptions::Enable(on)) => Ok(on),
+        Some(_) => Err(unsupported("named vector selection")),
+    }
+}
+
+#[tonic::async_trait]
+impl grpc::qdrant_server::Qdrant for Service {
+    async fn health_check(&self, _request: Request<grpc::HealthCheckRequest>) -> Reply<grpc::HealthCheckReply> {
+        self.enter().await?;
+        Ok(Response::new(grpc::HealthCheckReply {
+            title: "ingest test server (qdrant-edge engine)".into(),
+            version: "1.17.0".into(),
+            commit: None,
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl grpc::collections_server::Collections for Service {
+    async fn collection_exists(
+        &self,
+        request: Request<grpc::CollectionExistsRequest>,
+    ) -> Reply<grpc::CollectionExistsResponse> {
+        self.enter().await?;
+        let name = request.into_inner().collection_name;
+        let exists = self.0.dir.join(&name).join("edge_config.json").is_file();
+        Ok(Response::new(grpc::CollectionExistsResponse { result: Some(grpc::CollectionExists { exists }), time: 0.0 }))
+    }
+
+    async fn create(&self, request: Request<grpc::CreateCollection>) -> Reply<grpc::CollectionOperationResponse> {
+        self.enter().await?;
+        let request = request.into_inner();
+        let path = self.0.dir.join(&request.collection_name);
+        if path.join("edge_config.json").is_file() {
+            return Err(Status::already_exists(format!("Collection `{}` already exists!", request.collection_name)));
+        }
+        let Some(grpc::vectors_config::Config::Params(params)) = request.vectors_config.and_then(|v| v.config) else {
+            return Err(unsupported("collections without one unnamed dense vector"));
+        };
+        let distance = match grpc::Distance::try_from(params.distance) {
+            Ok(grpc::Distance::Cosine) => Distance::Cosine,
+            Ok(grpc::Distance::Dot) => Distance::Dot,
+            Ok(grpc::Distance::Euclid) => Distance::Euclid,
+            _ => return Err(unsupported("this distance")),
+        };
+        std::fs::create_dir_all(&path).map_err(internal)?;
+        let config = EdgeConfigBuilder::new()
+            .vector("", EdgeVectorParamsBuilder::new(params.size as usize, distance).build())
+            .build();
+        let shard = EdgeShard::new(&path, config).map_err(internal)?;
+        self.0.shards.lock().unwrap().insert(request.collection_name, Arc::new(shard));
+        Ok(Response::new(grpc::CollectionOperationResponse { result: true, time: 0.0 }))
+    }
+
+    async fn get(&self, request: Request<grpc::GetCollectionInfoRequest>) -> Reply<grpc::GetCollectionInfoResponse> {
+        self.enter().await?;
+        let name = request.into_inner().collection_name;
+        let shard = self.shard(&name)?;
+        let config = shard.config();
+        let params = config.vectors.get("").ok_or_else(|| unsupported("named vectors"))?;
+        let distance = match params.distance {
+            Distance::Cosine => grpc::Distance::Cosine,
+            Distance::Dot => grpc::Distance::Dot,
+            Distance::Euclid => grpc::Distance::Euclid,
+            Distance::Manhattan => grpc::Distance::Manhattan,
+        };
+        let points = shard.count(CountRequest { filter: None, exact: true }).map_err(internal)? as u64;
+        let vector_params =
+            grpc::VectorParams { size: params.size as u64, distance: distance as i32, ..Default::default() };
+        let info = grpc::CollectionInfo {
+            status: grpc::CollectionStatus::Green as i32,
+            points_count: Some(points),
+            config: Some(grpc::CollectionConfig {
+                params: Some(grpc::CollectionParams {
+                    vectors_config: Some(grpc::VectorsConfig {
+                        config: Some(grpc::vectors_config::Config::Params(vector_params)),
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        Ok(Response::new(grpc::GetCollectionInfoResponse { result: Some(info), time: 0.0 }))
+    }
+
+    async fn delete(&self, request: Request<grpc::DeleteCollection>) -> Reply<grpc::CollectionOperationResponse> {
+        self.enter().await?;
+        let name = request.into_inner().collection_name;
+        self.0.shards.lock().unwrap().remove(&name);
+        let path = self.0.dir.join(&name);
+        let existed = path.exists();
+        if existed {
+            std::fs::remove_dir_all(&path).map_err(internal)?;
+        }
+        Ok(Response::new(grpc::CollectionOperationResponse { result: existed, time: 0.0 }))
+    }
+
+    async fn list(&self, _request: Request<grpc::ListCollectionsRequest>) -> Reply<grpc::ListCollectionsResponse> {
+        Err(unsupported("list"))
+    }
+
+    async fn update(&self, _request: Request<grpc::UpdateCollection>) -> Reply<grpc::CollectionOperationResponse> {
+        Err(unsupported("update"))
+    }
+
+    async fn update_aliases(&self, _request: Request<grpc::ChangeAliases>) -> Reply<grpc::CollectionOperationResponse> {
+        Err(unsupported("update_aliases"))
+    }
+
+    async fn list_collection_aliases(
+        &self,
+        _request: Request<grpc::ListCollectionAliasesRequest>,
+    ) -> Reply<grpc::ListAliasesResponse> {
+        Err(unsupported("list_collection_aliases"))
+    }
+
+    async fn list_aliases(&self, _request: Request<grpc::ListAliasesRequest>) -> Reply<grpc::ListAliasesResponse> {
+        Err(unsupported("list_aliases"))
+    }
+
+    async fn collection_cluster_info(
+        &self,
+        _request: Request<grpc::CollectionClusterInfoRequest>,
+    ) -> Reply<grpc::CollectionClusterInfoResponse> {
+        Err(unsupported("collection_cluster_info"))
+    }
+
+    async fn update_collection_cluster_setup(
+        &self,
+        _request: Request<grpc::UpdateCollectionClusterSetupRequest>,
+    ) -> Reply<grpc::UpdateCollectionClusterSetupResponse> {
+        Err(unsupported("update_collection_cluster_setup"))
+    }
+
+    async fn create_shard_key(
+        &self,
+        _request: Request<grpc::CreateShardKeyRequest>,
+    ) -> Reply<grpc::CreateShardKeyResponse> {
+        Err(unsupported("create_shard_key"))
+    }
+
+    async fn delete_shard_key(
+        &self,
+        _request: Request<grpc::DeleteShardKeyRequest>,
+    ) -> Reply<grpc::DeleteShardKeyResponse> {
+        Err(unsupported("delete_shard_key"))
+    }
+
+    async fn list_shard_keys(
+        &self,
+        _request: Request<grpc::ListShardKeysRequest>,
+    ) -> Reply<grpc::ListShardKeysResponse> {
+        Err(unsupported("list_shard_keys"))
+    }
+}
+
+#[tonic::async_trait]
+impl grpc::points_server::Points for Service {
+    async fn upsert(&self, request: Request<grpc::UpsertPoints>) -> Reply<grpc::PointsOperationResponse> {
+        self.enter().await?;
+        let request = request.into_inner();
+        let shard = self.shard(&request.collection_name)?;
+        let mut points = Vec::with_capacity(request.points.len());
+        for point in request.points {
+            let id = edge_id(point.id)?;
+            let vector = match point.vectors.and_then(|v| v.vectors_options) {
+                Some(grpc::vectors::VectorsOptions::Vector(v)) => dense(v)?,
+                _ => return Err(unsupported("points without one unnamed dense vector")),
+            };
+            let struct_ = PointStruct::new(id, vector, to_edge_json(point.payload)?);
+            points.push(struct_.into());
+        }
+        let crash = self.0.faults.crash_next_upsert.lock().unwrap().take();
+        if let Some(down_ms) = crash {
+            // Apply the first half, then die without answering: the client sees the connection drop.
+            let half: Vec<_> = points.drain(..points.len() / 2).collect();
+            shard
+                .update(UpdateOperation::PointOperation(PointOperations::UpsertPoints(
+                    PointInsertOperations::PointsList(half),
+                )))
+                .map_err(internal)?;
+            shard.flush();
+            let restart_after = Some(Duration::from_millis(down_ms));
+            self.0.control.lock().unwrap().send(Control::Crash { restart_after }).unwrap();
+            std::future::pending::<()>().await;
+        }
+        shard
+            .update(UpdateOperation::PointOperation(PointOperations::UpsertPoints(PointInsertOperations::PointsList(
+                points,
+            ))))
+            .map_err(internal)?;
+        shard.flush();
+        self.0.upserts.fetch_add(1, Ordering::SeqCst);
+        Ok(Response::new(done()))
+    }
+
+    async fn delete(&self, request: Request<grpc::DeletePoints>) -> Reply<grpc::PointsOperationResponse> {
+        use grpc::points_selector::PointsSelectorOneOf;
+        self.enter().await?;
+        let request = request.into_inner();
+        let shard = self.shard(&request.collection_name)?;
+        let operation = match request.points.and_then(|p| p.points_selector_one_of) {
+            Some(PointsSelectorOneOf::Filter(f)) => PointOperations::DeletePointsByFilter(filter(f)?),
+            Some(PointsSelectorOneOf::Points(list)) => PointOperations::DeletePoints {
+                ids: list.ids.into_iter().map(|id| edge_id(Some(id))).collect::<Result<_, _>>()?,
+            },
+            None => return Err(Status::invalid_argument("no points selector")),
+        };
+        shard.update(UpdateOperation::PointOperation(operation)).map_err(internal)?;
+        shard.flush();
+        Ok(Response::new(done()))
+    }
+
+    async fn count(&self, request: Request<grpc::CountPoints>) -> Reply<grpc::CountResponse> {
+        self.enter().await?;
+        let request = request.into_inner();
+        let shard = self.shard(&request.collection_name)?;
+        let filter = request.filter.map(filter).transpose()?;
+        let count = shard.count(CountRequest { filter, exact: true }).map_err(internal)? as u64;
+        Ok(Response::new(grpc::CountResponse { result: Some(grpc::CountResult { count }), ..Default::default() }))
+    }
+
+    async fn scroll(&self, request: Request<grpc::ScrollPoints>) -> Reply<grpc::ScrollResponse> {
+        self.enter().await?;
+        let request = request.into_inner();
+        if request.order_by.is_some() {
+            return Err(unsupported("order_by"));
+        }
+        let shard = self.shard(&request.collection_name)?;
+        let scroll = ScrollRequest {
+            offset: request.offset.map(|id| edge_id(Some(id))).transpose()?,
+            limit: Some(request.limit.unwrap_or(10) as usize),
+            filter: request.filter.map(filter).transpose()?,
+            with_payload: Some(WithPayloadInterface::Bool(with_payload(request.with_payload)?)),
+            with_vector: WithVector::Bool(with_vectors(request.with_vectors)?),
+            order_by: None,
+        };
+        let (records, next) = shard.scroll(scroll).map_err(internal)?;
+        let result = records
+            .into_iter()
+            .map(|Record { id, payload, vector, .. }| {
+                Ok(grpc::RetrievedPoint {
+                    id: Some(grpc_id(id)),
+                    payload: to_grpc_payload(payload)?,
+                    vectors: vectors_output(vector)?,
+                    ..Default::default()
+                })
+            })
+            .collect::<Result<Vec<_>, Status>>()?;
+        Ok(Response::new(grpc::ScrollResponse { next_page_offset: next.map(grpc_id), result, ..Default::default() }))
+    }
+
+    async fn query(&self, request: Request<grpc::QueryPoints>) -> Reply<grpc::QueryResponse> {
+        self.enter().await?;
+        let request = request.into_inner();
+        if !request.prefetch.is_empty() || request.using.is_some() || request.offset.unwrap_or(0) != 0 {
+            return Err(unsupported("prefetch, named vectors or offsets in queries"));
+        }
+        let vector = match request.query.and_then(|q| q.variant) {
+            Some(grpc::query::Variant::Nearest(input)) => match input.variant {
+                Some(grpc::vector_input::Variant::Dense(d)) => d.data,
+                _ => return Err(unsupported("this query vector")),
+            },
+            _ => return Err(unsupported("queries other than nearest")),
+        };
+        let shard = self.shard(&request.collection_name)?;
+        let query = QueryRequest {
+            prefetches: vec![],
+            query: Some(ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery {
+                query: VectorInternal::Dense(vector),
+                using: None,
+            }))),
+            filter: request.filter.map(filter).transpose()?,
+            score_threshold: request.score_threshold.map(Into::into),
+            limit: request.limit.unwrap_or(10) as usize,
+            offset: 0,
+            params: None,
+            with_vector: WithVector::Bool(with_vectors(request.with_vectors)?),
+            with_payload: WithPayloadInterface::Bool(with_payload(request.with_payload)?),
+        };
+        let scored = shard.query(query).map_err(internal)?;
+        let result = scored
+            .into_iter()
+            .map(|p| {
+                Ok(grpc::ScoredPoint {
+                    id: Some(grpc_id(p.id)),
+                    payload: to_grpc_payload(p.payload)?,
+                    score: p.score,
+                    version: p.version,
+                    vectors: vectors_output(p.vector)?,
+                    ..Default::default()
+                })
+            })
+            .collect::<Result<Vec<_>, Status>>()?;
+        Ok(Response::new(grpc::QueryResponse { result, ..Default::default() }))
+    }
+
+    async fn create_field_index(
+        &self,
+        request: Request<grpc::CreateFieldIndexCollection>,
+    ) -> Reply<grpc::PointsOperationResponse> {
+        self.enter().await?;
+        let request = request.into_inner();
+        let shard = self.shard(&request.collection_name)?;
+        let kind = match request.field_type.map(grpc::FieldType::try_from) {
+            Some(Ok(grpc::FieldType::Keyword)) => PayloadSchemaType::Keyword,
+            Some(Ok(grpc::FieldType::Integer)) => PayloadSchemaType::Integer,
+            _ => return Err(unsupported("this payload index type")),
+        };
+        shard
+            .update(UpdateOperation::FieldIndexOperation(FieldIndexOperations::CreateIndex(CreateIndex {
+                field_name: key(&request.field_name)?,
+                field_schema: Some(PayloadFieldSchema::FieldType(kind)),
+            })))
+            .map_err(internal)?;
+        Ok(Response::new(done()))
+    }
+
+    async fn get(&self, _request: Request<grpc::GetPoints>) -> Reply<grpc::GetResponse> {
+        Err(unsupported("get"))
+    }
+
+    async fn update_vectors(
+        &self,
+        _request: Request<grpc::UpdatePointVectors>,
+    ) -> Reply<grpc::PointsOperationResponse> {
+        Err(unsupported("update_vectors"))
+    }
+
+    async fn delete_vectors(
+        &self,
+        _request: Request<grpc::DeletePointVectors>,
+    ) -> Reply<grpc::PointsOperationResponse> {
+        Err(unsupported("delete_vectors"))
+    }
+
+    async fn set_payload(&self, _request: Request<grpc::SetPayloadPoints>) -> Reply<grpc::PointsOperationResponse> {
+        Err(unsupported("set_payload"))
+    }
+
+    async fn overwrite_payload(
+        &self,
+        _request: Request<grpc::SetPayloadPoints>,
+    ) -> Reply<grpc::PointsOperationResponse> {
+        Err(unsupported("overwrite_payload"))
+    }
+
+    async fn delete_payload(
+        &self,
+        _request: Request<grpc::DeletePayloadPoints>,
+    ) -> Reply<grpc::PointsOperationResponse> {
+        Err(unsupported("delete_payload"))
+    }
+
+    async fn clear_payload(&self, _request: Request<grpc::ClearPayloadPoints>) -> Reply<grpc::PointsOperationResponse> {
+        Err(unsupported("clear_payload"))
+    }
+
+    async fn delete_field_index(
+        &self,
+        _request: Request<grpc::DeleteFieldIndexCollection>,
+    ) -> Reply<grpc::PointsOperationResponse> {
+        Err(unsupported("delete_field_index"))
+    }
+
+    async fn create_vector_name(
+        &self,
+        _request: Request<grpc::CreateVectorNameRequest>,
+    ) -> Reply<grpc::PointsOperationResponse> {
+        Err(unsupported("create_vector_name"))
+    }
+
+    async fn delete_vector_name(
+        &self,
+        _request: Request<grpc::DeleteVectorNameRequest>,
+    ) -> Reply<grpc::PointsOperationResponse> {
+        Err(unsupported("delete_vector_name"))
+    }
+
+    async fn search(&self, _request: Request<grpc::SearchPoints>) -> Reply<grpc::SearchResponse> {
+        Err(unsupported("search"))
+    }
+
+    async fn search_batch(&self, _request: Request<grpc::SearchBatchPoints>) -> Reply<grpc::SearchBatchResponse> {
+        Err(unsupported("search_batch"))
+    }
+
+    async fn search_groups(&self, _request: Request<grpc::SearchPointGroups>) -> Reply<grpc::SearchGroupsResponse> {
+        Err(unsupported("search_groups"))
+    }
+
+    async fn recommend(&self, _request: Request<grpc::RecommendPoints>) -> Reply<grpc::RecommendResponse> {
+        Err(unsupported("recommend"))
+    }
+
+    async fn recommend_batch(
+        &self,
+        _request: Request<grpc::RecommendBatchPoints>,
+    ) -> Reply<grpc::RecommendBatchResponse> {
+        Err(unsupported("recommend_batch"))
+    }
+
+    async fn recommend_groups(
+        &self,
+        _request: Request<grpc::RecommendPointGroups>,
+    ) -> Reply<grpc::RecommendGroupsResponse> {
+        Err(unsupported("recommend_groups"))
+    }
+
+    async fn discover(&self, _request: Request<grpc::DiscoverPoints>) -> Reply<grpc::DiscoverResponse> {
+        Err(unsupported("discover"))
+    }
+
+    async fn discover_batch(&self, _request: Request<grpc::DiscoverBatchPoints>) -> Reply<grpc::DiscoverBatchResponse> {
+        Err(unsupported("discover_batch"))
+    }
+
+    async fn update_batch(&self, _request: Request<grpc::UpdateBatchPoints>) -> Reply<grpc::UpdateBatchResponse> {
+        Err(unsupported("update_batch"))
+    }
+
+    async fn query_batch(&self, _request: Request<grpc::QueryBatchPoints>) -> Reply<grpc::QueryBatchResponse> {
+        Err(unsupported("query_batch"))
+    }
+
+    async fn query_groups(&self, _request: Request<grpc::QueryPointGroups>) -> Reply<grpc::QueryGroupsResponse> {
+        Err(unsupported("query_groups"))
+    }
+
+    async fn facet(&self, _request: Request<grpc::FacetCounts>) -> Reply<grpc::FacetResponse> {
+        Err(unsupported("facet"))
+    }
+
+    async fn search_matrix_pairs(
+        &self,
+        _request: Request<grpc::SearchMatrixPoints>,
+    ) -> Reply<grpc::SearchMatrixPairsResponse> {
+        Err(unsupported("search_matrix_pairs"))
+    }
+
+    async fn search_matrix_offsets(
+        &self,
+        _request: Request<grpc::SearchMatrixPoints>,
+    ) -> Reply<grpc::SearchMatrixOffsetsResponse> {
+        Err(unsupported("search_matrix_offsets"))
+    }
+}
