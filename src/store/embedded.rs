@@ -31,6 +31,8 @@ pub struct EmbeddedIndex {
     /// The open shard; `None` until the collection exists. Writers take the lock shared:
     /// the engine serialises its own updates; only create and drop take it exclusively.
     shard: RwLock<Option<Arc<EdgeShard>>>,
+    /// Serialises writes: the engine's `flush` panics if another update holds its WAL.
+    writes: Arc<std::sync::Mutex<()>>,
 }
 
 impl EmbeddedIndex {
@@ -52,7 +54,12 @@ impl EmbeddedIndex {
         } else {
             None
         };
-        Ok(Self { collection: collection.to_string(), path, shard: RwLock::new(shard) })
+        Ok(Self {
+            collection: collection.to_string(),
+            path,
+            shard: RwLock::new(shard),
+            writes: Arc::new(std::sync::Mutex::new(())),
+        })
     }
 
     async fn shard(&self) -> Result<Arc<EdgeShard>> {
@@ -71,6 +78,21 @@ impl EmbeddedIndex {
     ) -> Result<T> {
         let shard = self.shard().await?;
         tokio::task::spawn_blocking(move || work(&shard)).await.context("embedded store task failed")?
+    }
+}
+
+impl EmbeddedIndex {
+    /// Like [`Self::blocking`], one writer at a time.
+    async fn writing<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&EdgeShard) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let writes = self.writes.clone();
+        self.blocking(move |shard| {
+            let _turn = writes.lock().map_err(|_| anyhow!("an earlier write to the embedded engine panicked"))?;
+            work(shard)
+        })
+        .await
     }
 }
 
@@ -149,7 +171,7 @@ impl VectorIndex for EmbeddedIndex {
 
     async fn upsert(&self, points: Vec<Point>) -> Result<()> {
         let points = points.into_iter().map(|p| to_edge_point(p).map(Into::into)).collect::<Result<Vec<_>>>()?;
-        self.blocking(move |shard| {
+        self.writing(move |shard| {
             shard
                 .update(UpdateOperation::PointOperation(PointOperations::UpsertPoints(
                     PointInsertOperations::PointsList(points),
@@ -167,7 +189,7 @@ impl VectorIndex for EmbeddedIndex {
         }
         let mut filter = Filter::new_should(doc_filter(&doc_ids[0]));
         filter.should.get_or_insert_with(Vec::new).extend(doc_ids[1..].iter().map(|d| doc_filter(d)));
-        self.blocking(move |shard| {
+        self.writing(move |shard| {
             shard
                 .update(UpdateOperation::PointOperation(PointOperations::DeletePointsByFilter(filter)))
                 .map_err(edge_error)?;
@@ -184,7 +206,7 @@ impl VectorIndex for EmbeddedIndex {
             .must
             .get_or_insert_with(Vec::new)
             .push(Condition::Field(FieldCondition::new_range(field("chunk_index"), range)));
-        self.blocking(move |shard| {
+        self.writing(move |shard| {
             shard
                 .update(UpdateOperation::PointOperation(PointOperations::DeletePointsByFilter(filter)))
                 .map_err(edge_error)
@@ -270,7 +292,7 @@ impl VectorIndex for EmbeddedIndex {
         if self.shard.read().await.is_none() {
             return Ok(());
         }
-        self.blocking(|shard| {
+        self.writing(|shard| {
             shard.optimize().map_err(edge_error)?;
             shard.flush();
             Ok(())

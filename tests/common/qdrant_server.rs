@@ -50,6 +50,7 @@ struct Engine {
     /// Calls served, for tests that check retries happened.
     calls: AtomicU64,
     upserts: AtomicU64,
+    writes: Mutex<()>,
     /// Tells the control thread to kill the server (and maybe restart it).
     control: Mutex<std::sync::mpsc::Sender<Control>>,
 }
@@ -79,6 +80,7 @@ impl TestQdrant {
             faults: Faults::default(),
             calls: AtomicU64::new(0),
             upserts: AtomicU64::new(0),
+            writes: Mutex::new(()),
             control: Mutex::new(control_tx),
         });
         let server = Self { engine, addr, running: Arc::new(Mutex::new(None)), _temp: temp };
@@ -202,6 +204,14 @@ impl Service {
         if refuse.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
             return Err(Status::unavailable("test server: refusing this call as asked"));
         }
+        Ok(())
+    }
+
+    /// Applies a point operation durably, one writer at a time (the engine's flush needs its WAL free).
+    fn apply(&self, shard: &EdgeShard, operation: PointOperations) -> Result<(), Status> {
+        let _turn = self.0.writes.lock().unwrap();
+        shard.update(UpdateOperation::PointOperation(operation)).map_err(internal)?;
+        shard.flush();
         Ok(())
     }
 
@@ -541,22 +551,12 @@ impl grpc::points_server::Points for Service {
         if let Some(down_ms) = crash {
             // Apply the first half, then die without answering: the client sees the connection drop.
             let half: Vec<_> = points.drain(..points.len() / 2).collect();
-            shard
-                .update(UpdateOperation::PointOperation(PointOperations::UpsertPoints(
-                    PointInsertOperations::PointsList(half),
-                )))
-                .map_err(internal)?;
-            shard.flush();
+            self.apply(&shard, PointOperations::UpsertPoints(PointInsertOperations::PointsList(half)))?;
             let restart_after = Some(Duration::from_millis(down_ms));
             self.0.control.lock().unwrap().send(Control::Crash { restart_after }).unwrap();
             std::future::pending::<()>().await;
         }
-        shard
-            .update(UpdateOperation::PointOperation(PointOperations::UpsertPoints(PointInsertOperations::PointsList(
-                points,
-            ))))
-            .map_err(internal)?;
-        shard.flush();
+        self.apply(&shard, PointOperations::UpsertPoints(PointInsertOperations::PointsList(points)))?;
         self.0.upserts.fetch_add(1, Ordering::SeqCst);
         Ok(Response::new(done()))
     }
@@ -573,8 +573,7 @@ impl grpc::points_server::Points for Service {
             },
             None => return Err(Status::invalid_argument("no points selector")),
         };
-        shard.update(UpdateOperation::PointOperation(operation)).map_err(internal)?;
-        shard.flush();
+        self.apply(&shard, operation)?;
         Ok(Response::new(done()))
     }
 
@@ -674,6 +673,7 @@ impl grpc::points_server::Points for Service {
             Some(Ok(grpc::FieldType::Integer)) => PayloadSchemaType::Integer,
             _ => return Err(unsupported("this payload index type")),
         };
+        let _turn = self.0.writes.lock().unwrap();
         shard
             .update(UpdateOperation::FieldIndexOperation(FieldIndexOperations::CreateIndex(CreateIndex {
                 field_name: key(&request.field_name)?,
