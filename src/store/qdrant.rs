@@ -18,6 +18,8 @@ use qdrant_client::qdrant::{
     VectorParamsBuilder, VectorsOutput,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
+use std::time::Duration;
+
 use uuid::Uuid;
 
 use super::{Hit, Point, PointPayload, ScrollPage, StoredPoint, VectorIndex};
@@ -39,19 +41,33 @@ impl QdrantIndex {
         let address = crate::catalog::redact_url(url);
         let client = Qdrant::from_url(url)
             .api_key(api_key.map(str::to_string))
-            .timeout(std::time::Duration::from_secs(60))
-            .connect_timeout(std::time::Duration::from_secs(5))
+            .timeout(Duration::from_secs(60))
+            .connect_timeout(Duration::from_secs(5))
             .skip_compatibility_check()
             .build()
             .map_err(|e| {
                 anyhow!("--qdrant-url {address:?} is not a valid Qdrant address ({e}); use http://HOST:6334")
             })?;
-        client.health_check().await.map_err(|e| {
-            anyhow!(
-                "cannot reach Qdrant at {address} ({}); check that the server is running and that --qdrant-url points at its gRPC port (usually 6334)",
-                status_text(&e)
-            )
-        })?;
+        // Nothing listening fails at once (most likely a wrong address); a server that answers
+        // but refuses is waited out, for at most half a minute at start-up.
+        let startup = RetryPolicy { outage_limit: policy.outage_limit.min(Duration::from_secs(30)), ..policy };
+        Breaker::new("Qdrant", startup)
+            .call(|| async {
+                match client.health_check().await {
+                    Ok(_) => Ok(()),
+                    Err(e) if status_text(&e).to_ascii_lowercase().contains("failed to connect") => {
+                        Err(anyhow!("{}", status_text(&e)))
+                    }
+                    Err(e) => Err(classify(e, "health check")),
+                }
+            })
+            .await
+            .map_err(|e| {
+                anyhow!(
+                    "cannot reach Qdrant at {address} ({}); check that the server is running and that --qdrant-url points at its gRPC port (usually 6334)",
+                    e.root_cause()
+                )
+            })?;
         Ok(Self { client, collection: collection.to_string(), address, breaker: Breaker::new("Qdrant", policy) })
     }
 

@@ -1,0 +1,72 @@
+//! PostgreSQL restarts in the middle of a job: the catalog's lost connections are retried
+//! and the job ends exactly as an undisturbed one. This is its own test binary because it
+//! restarts the machine's shared server, which no other test may see.
+
+mod common;
+
+use std::ffi::OsStr;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{show, snapshot, text, write, Workspace};
+
+const ARGS: &[&str] = &[
+    "--json",
+    "--quiet",
+    "--chunk-size",
+    "24",
+    "--chunk-overlap",
+    "0",
+    "--commit-interval",
+    "0",
+    "--upload-batch-size",
+    "8",
+];
+
+fn restart_postgres() {
+    let version = std::fs::read_dir("/etc/postgresql")
+        .expect("a Debian PostgreSQL cluster, as scripts/ensure_postgres.sh sets up")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .max_by_key(|v| v.parse::<u32>().unwrap_or(0))
+        .unwrap();
+    let status = Command::new("pg_ctlcluster")
+        .args(["--skip-systemctl-redirect", &version, "main", "restart", "-m", "fast"])
+        .status()
+        .unwrap();
+    assert!(status.success(), "pg_ctlcluster restart failed");
+}
+
+#[test]
+fn a_postgres_restart_mid_job_is_survived() {
+    let base = Workspace::on_servers();
+    let docs = base.docs();
+    std::fs::create_dir_all(&docs).unwrap();
+    for (i, topic) in
+        ["orchards", "vineyards", "meadows", "marshes", "prairies", "tundra", "savannas"].iter().enumerate()
+    {
+        write(&docs, &format!("{topic}.txt"), &text(topic, 5 + 2 * i));
+    }
+    let args = [docs.as_os_str()].into_iter().chain(ARGS.iter().map(OsStr::new));
+    base.ingest_json(args, 0);
+    let clean = snapshot(&base);
+
+    let ws = base.another();
+    ws.qdrant().delay_every_call(Duration::from_millis(100));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ingest"))
+        .arg(&docs)
+        .args(ARGS)
+        .args(["--outage-limit", "60"])
+        .args(ws.store_args())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ws.qdrant().upserts() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    restart_postgres();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", show(&output));
+    assert_eq!(snapshot(&ws), clean);
+}

@@ -1,0 +1,120 @@
+//! The binary against PostgreSQL and the gRPC test Qdrant server while the server
+//! misbehaves. Each run must end with every file's points exact (no loss, no duplicates)
+//! and the catalog saying so, exactly like a run that saw no faults.
+
+mod common;
+
+use std::ffi::OsStr;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{show, snapshot, text, write, Snapshot, Workspace};
+
+const ARGS: &[&str] = &[
+    "--json",
+    "--quiet",
+    "--chunk-size",
+    "24",
+    "--chunk-overlap",
+    "0",
+    "--commit-interval",
+    "0",
+    "--upload-batch-size",
+    "10",
+];
+
+/// A tree, and the state a fault-free run of it ends in.
+fn tree_and_clean_state() -> (Workspace, Snapshot) {
+    let base = Workspace::on_servers();
+    let docs = base.docs();
+    std::fs::create_dir_all(&docs).unwrap();
+    for (i, topic) in ["harbors", "lighthouses", "canals", "bridges", "tunnels", "ferries"].iter().enumerate() {
+        write(&docs, &format!("{topic}.txt"), &text(topic, 5 + 2 * i));
+    }
+    let report = run(&base, &docs, &[]);
+    assert_eq!(report["status"], "completed");
+    let clean = snapshot(&base);
+    (base, clean)
+}
+
+fn run(ws: &Workspace, docs: &std::path::Path, extra: &[&str]) -> serde_json::Value {
+    let args = [docs.as_os_str()].into_iter().chain(ARGS.iter().chain(extra).map(OsStr::new));
+    ws.ingest_json(args, 0)
+}
+
+/// Every completed file has exactly its points in Qdrant.
+fn assert_completed_files_have_their_points(ws: &Workspace) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let index = ws.index("documents").await;
+        for file in ws.catalog().await.files("documents").await.unwrap() {
+            if file.status == "completed" {
+                let count = index.count(Some(&file.doc_id)).await.unwrap();
+                assert_eq!(count as i64, file.vectors_created, "{} is completed without its points", file.path);
+            }
+        }
+    });
+}
+
+#[test]
+fn refused_calls_are_waited_out_and_the_job_completes() {
+    let (base, clean) = tree_and_clean_state();
+    let ws = base.another();
+    ws.qdrant().refuse_next(12);
+    let report = run(&ws, &base.docs(), &[]);
+    assert_eq!(report["status"], "completed", "{report:#}");
+    assert!(ws.qdrant().calls() > 12, "the refused calls were retried");
+    assert_eq!(snapshot(&ws), clean);
+}
+
+#[test]
+fn a_connection_dropped_mid_batch_is_retried_without_duplicates() {
+    let (base, clean) = tree_and_clean_state();
+    let ws = base.another();
+    ws.qdrant().crash_during_next_upsert(Duration::from_millis(1500));
+    let report = run(&ws, &base.docs(), &[]);
+    assert_eq!(report["status"], "completed", "{report:#}");
+    assert_eq!(snapshot(&ws), clean);
+}
+
+#[test]
+fn an_outage_longer_than_the_limit_stops_cleanly_and_a_rerun_completes() {
+    let (base, clean) = tree_and_clean_state();
+    let ws = base.another();
+    // Slow calls keep the job running long enough to pull the server out from under it.
+    ws.qdrant().delay_every_call(Duration::from_millis(150));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ingest"))
+        .arg(base.docs())
+        .args(ARGS)
+        .args(["--outage-limit", "2"])
+        .args(ws.store_args())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ws.qdrant().upserts() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    ws.qdrant().stop();
+    let output = child.wait_with_output().unwrap();
+    let shown = show(&output);
+    assert_eq!(output.status.code(), Some(1), "{shown}");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect(&shown);
+    let error = report["error"].as_str().unwrap_or_default();
+    assert!(error.contains("Qdrant has been unreachable") && error.contains("next run resumes"), "{shown}");
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("panicked"), "{shown}");
+
+    ws.qdrant().restart();
+    ws.qdrant().delay_every_call(Duration::ZERO);
+    assert_completed_files_have_their_points(&ws);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let files = runtime.block_on(async { ws.catalog().await.files("documents").await }).unwrap();
+    assert!(files.iter().any(|f| f.status != "completed"), "the outage should have left work undone: {files:#?}");
+    let jobs = runtime.block_on(async { ws.catalog().await.jobs(Some("documents"), 5).await }).unwrap();
+    assert_eq!(jobs[0].status, "failed", "{jobs:#?}");
+
+    let report = run(&ws, &base.docs(), &[]);
+    assert_eq!(report["status"], "completed", "{report:#}");
+    assert_eq!(snapshot(&ws), clean);
+}
