@@ -125,3 +125,28 @@ fn wrong_flags_missing_directory_and_missing_model_get_one_clear_sentence() {
         assert!(!stderr.contains("panicked") && !stderr.contains("stack backtrace"), "{}", show(&output));
     }
 }
+
+#[test]
+fn check_and_migrate_report_each_part_on_both_backends() {
+    for ws in [Workspace::new(), Workspace::on_servers()] {
+        let migrate = ws.ingest(["migrate"]);
+        assert_eq!(migrate.status.code(), Some(0), "{}", show(&migrate));
+        assert!(String::from_utf8_lossy(&migrate.stdout).contains("1 jobs and files"), "{}", show(&migrate));
+
+        let check = ws.ingest(["check"]);
+        let stdout = String::from_utf8_lossy(&check.stdout);
+        assert_eq!(check.status.code(), Some(0), "{}", show(&check));
+        for part in ["ok      model", "ok      catalog", "ok      vector store"] {
+            assert!(stdout.contains(part), "{part}: {}", show(&check));
+        }
+    }
+    // A wrong Qdrant address: the store line fails, the others still report.
+    let ws = Workspace::new();
+    let check = ws.ingest(["check", "--qdrant-url", "http://127.0.0.1:1"]);
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert_eq!(check.status.code(), Some(1), "{}", show(&check));
+    assert!(
+        stdout.contains("ok      model") && stdout.contains("FAILED  vector store: cannot reach Qdrant"),
+        "{stdout}"
+    );
+}

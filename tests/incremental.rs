@@ -52,3 +52,58 @@ fn rerun_after_edits_equals_a_fresh_ingest_and_embeds_only_changes(ws: Workspace
     let keep_vectors = expected.files[&docs.join("keep.txt").display().to_string()].2;
     assert_eq!(second["chunks"].as_i64().unwrap(), scratch["chunks"].as_i64().unwrap() - keep_vectors);
 }
+
+#[test]
+fn dry_run_reports_the_changes_and_makes_none() {
+    let ws = Workspace::new();
+    let docs = ws.docs();
+    std::fs::create_dir_all(&docs).unwrap();
+    write(&docs, "keep.txt", &text("glaciers", 6));
+    write(&docs, "edit.txt", &text("volcanoes", 6));
+    write(&docs, "gone.txt", &text("deserts", 6));
+    ws.ingest_json([docs.as_os_str(), "--json".as_ref(), "--quiet".as_ref()], 0);
+    let before = snapshot(&ws);
+
+    write(&docs, "edit.txt", &text("earthquakes", 6));
+    write(&docs, "new.txt", &text("oceans", 6));
+    std::fs::remove_file(docs.join("gone.txt")).unwrap();
+    let plan = ws.ingest_json([docs.as_os_str(), "--dry-run".as_ref(), "--json".as_ref()], 0);
+    assert_eq!(plan["status"], "dry-run", "{plan:#}");
+    let path = |name: &str| serde_json::Value::from(docs.join(name).display().to_string());
+    assert_eq!(plan["plan"]["add"], serde_json::json!([path("new.txt")]), "{plan:#}");
+    assert_eq!(plan["plan"]["update"], serde_json::json!([path("edit.txt")]), "{plan:#}");
+    assert_eq!(plan["plan"]["delete"], serde_json::json!([path("gone.txt")]), "{plan:#}");
+    assert_eq!((&plan["unchanged"], &plan["chunks"]), (&1.into(), &0.into()), "{plan:#}");
+    assert_eq!(snapshot(&ws), before, "a dry run changes nothing");
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let jobs = runtime.block_on(async { ws.catalog().await.jobs(None, 10).await }).unwrap();
+    assert_eq!(jobs.len(), 1, "a dry run records no job");
+}
+
+#[test]
+fn failing_files_are_retried_up_to_the_limit_then_left_until_they_change() {
+    let ws = Workspace::new();
+    let docs = ws.docs();
+    std::fs::create_dir_all(&docs).unwrap();
+    write(&docs, "good.txt", &text("comets", 4));
+    std::fs::write(docs.join("broken.pdf"), b"%PDF-1.4 this is not really a pdf").unwrap();
+    let run =
+        |code| ws.ingest_json([docs.as_os_str(), "--json".as_ref(), "--max-retries".as_ref(), "2".as_ref()], code);
+    for _ in 0..2 {
+        let report = run(2);
+        assert_eq!(report["failed"].as_array().unwrap().len(), 1, "{report:#}");
+    }
+    let third = run(0);
+    assert_eq!(third["failed"], serde_json::json!([]), "{third:#}");
+    let skipped = third["not_retried"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1, "{third:#}");
+    assert!(skipped[0]["reason"].as_str().unwrap().contains("failed 2 runs in a row"), "{third:#}");
+
+    let status = ws.ingest(["status"]);
+    assert!(String::from_utf8_lossy(&status.stdout).contains("broken.pdf (tries: 2)"), "{}", common::show(&status));
+
+    // A changed file is tried again.
+    std::fs::write(docs.join("broken.pdf"), b"%PDF-1.4 still not a pdf, but different").unwrap();
+    assert_eq!(run(2)["failed"].as_array().unwrap().len(), 1);
+}

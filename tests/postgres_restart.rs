@@ -52,7 +52,7 @@ fn a_postgres_restart_mid_job_is_survived() {
 
     let ws = base.another();
     ws.qdrant().delay_every_call(Duration::from_millis(100));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ingest"))
+    let child = Command::new(env!("CARGO_BIN_EXE_ingest"))
         .arg(&docs)
         .args(ARGS)
         .args(["--outage-limit", "60"])

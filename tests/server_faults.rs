@@ -83,7 +83,7 @@ fn an_outage_longer_than_the_limit_stops_cleanly_and_a_rerun_completes() {
     let ws = base.another();
     // Slow calls keep the job running long enough to pull the server out from under it.
     ws.qdrant().delay_every_call(Duration::from_millis(150));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ingest"))
+    let child = Command::new(env!("CARGO_BIN_EXE_ingest"))
         .arg(base.docs())
         .args(ARGS)
         .args(["--outage-limit", "2"])
