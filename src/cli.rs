@@ -44,6 +44,10 @@ pub enum Command {
     Status(StatusArgs),
     /// Check that the catalog, the vector store and the model are reachable and agree.
     Check,
+    /// Rebuild the collection from its parquet copy, without embedding.
+    Restore(RestoreArgs),
+    /// Check that the catalog, the collection and the parquet copy agree; --repair fixes them.
+    Verify(VerifyArgs),
     /// Apply the catalog's schema migrations and exit.
     Migrate,
 }
@@ -132,6 +136,26 @@ pub struct SearchArgs {
     /// How many hits to show
     #[arg(long, short = 'k', default_value_t = 5)]
     pub limit: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RestoreArgs {
+    /// Directory of parquet files [default: <data dir>/parquet/<collection>]
+    pub dir: Option<PathBuf>,
+    /// Points per upsert request
+    #[arg(long, default_value_t = 4000)]
+    pub upload_batch_size: usize,
+    /// Upsert requests in flight
+    #[arg(long, default_value_t = 2)]
+    pub upload_parallelism: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    /// Re-upload missing or stale points from parquet, delete orphans, and return files that
+    /// cannot be restored to `pending` for the next run to embed; then verify again
+    #[arg(long)]
+    pub repair: bool,
 }
 
 #[derive(Debug, Clone, Args)]

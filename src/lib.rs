@@ -18,6 +18,7 @@
 //! Around them:
 //!
 //! - [`search`]: query text → top hits.
+//! - [`consistency`]: catalog + parquet + collection → a restored collection, or a health report and repairs.
 //! - [`progress`]: stage counters → progress bar or log lines.
 //! - [`lock`]: one run at a time per collection.
 //! - [`retry`]: backoff, jitter and the outage limit for the remote services.
@@ -26,6 +27,7 @@
 pub mod catalog;
 pub mod chunk;
 pub mod cli;
+pub mod consistency;
 pub mod embed;
 pub mod extract;
 pub mod hash;

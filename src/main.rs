@@ -9,7 +9,8 @@ use anyhow::{Context, Result};
 use clap::Parser;
 
 use ingest::catalog::Catalog;
-use ingest::cli::{Cli, Command, RunArgs, SearchArgs, Settings, StatusArgs};
+use ingest::cli::{Cli, Command, RestoreArgs, RunArgs, SearchArgs, Settings, StatusArgs, VerifyArgs};
+use ingest::consistency::{self, Upload};
 use ingest::embed::{Embedder, ModelInfo};
 use ingest::lock::{Busy, RunLock};
 use ingest::parquet_copy::ParquetCopy;
@@ -53,6 +54,8 @@ async fn dispatch(cli: Cli) -> Result<u8> {
         Some(Command::Search(args)) => search(&settings, &args).await,
         Some(Command::Status(args)) => status(&settings, &args).await,
         Some(Command::Check) => check(&settings).await,
+        Some(Command::Restore(args)) => restore(&settings, &args).await,
+        Some(Command::Verify(args)) => verify(&settings, &args).await,
         Some(Command::Migrate) => migrate(&settings).await,
     }
 }
@@ -299,4 +302,101 @@ async fn migrate(settings: &Settings) -> Result<u8> {
         println!("catalog schema is up to date; applied migrations: {}", applied.join(", "));
     }
     Ok(0)
+}
+
+fn parquet_dir(settings: &Settings) -> std::path::PathBuf {
+    settings.data_dir.join("parquet").join(&settings.collection)
+}
+
+/// `ingest restore [DIR]`: exit 0, or 2 when some parquet files could not be used.
+async fn restore(settings: &Settings, args: &RestoreArgs) -> Result<u8> {
+    let model = ModelInfo::load(settings.model_dir.as_deref())?;
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("cannot create the data directory {}", settings.data_dir.display()))?;
+    let _lock = RunLock::acquire(&settings.data_dir, &settings.collection)?;
+    let catalog = open_catalog(settings).await?;
+    let _shared_lock = catalog.lock_collection(&settings.collection).await?;
+    let index = open_store(settings).await?;
+    let dir = args.dir.clone().unwrap_or_else(|| parquet_dir(settings));
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "{} is not a directory of parquet files; pass the directory `ingest` wrote them to",
+            dir.display()
+        );
+    }
+    let upload = Upload { batch_size: args.upload_batch_size.max(1), parallelism: args.upload_parallelism.max(1) };
+    let report = consistency::restore(&catalog, index.as_ref(), &dir, model.dim, upload, settings.quiet).await?;
+    if settings.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if !settings.quiet {
+        println!(
+            "restored collection {:?}: {} files, {} points from {}; {} orphan points deleted",
+            report.collection,
+            report.files_restored,
+            report.points_restored,
+            dir.display(),
+            report.orphan_points_deleted
+        );
+        for path in &report.files_to_reembed {
+            println!("  no parquet rows for {path}: returned to pending, the next run embeds it");
+        }
+    }
+    for file in &report.unreadable {
+        eprintln!("  skipped {}: {}", file.path, file.reason);
+    }
+    Ok(if report.unreadable.is_empty() { 0 } else { 2 })
+}
+
+/// `ingest verify [--repair]`: exit 0 when everything agrees (after repair), 2 when not.
+async fn verify(settings: &Settings, args: &VerifyArgs) -> Result<u8> {
+    let model = ModelInfo::load(settings.model_dir.as_deref())?;
+    let catalog = open_catalog(settings).await?;
+    let index = open_store(settings).await?;
+    let dir = parquet_dir(settings);
+    let _lock = if args.repair { Some(RunLock::acquire(&settings.data_dir, &settings.collection)?) } else { None };
+    let upload = args.repair.then_some(Upload { batch_size: 4000, parallelism: 2 });
+    let (health, repair) = consistency::verify(&catalog, index.as_ref(), &dir, model.dim, upload).await?;
+    let after = match repair {
+        Some(_) => Some(consistency::verify(&catalog, index.as_ref(), &dir, model.dim, None).await?.0),
+        None => None,
+    };
+    let clean = after.as_ref().unwrap_or(&health).is_clean();
+    if settings.json {
+        let out = serde_json::json!({ "health": health, "repair": repair, "after_repair": after, "clean": clean });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else if !settings.quiet {
+        print_health("found", &health);
+        if let (Some(repair), Some(after)) = (&repair, &after) {
+            println!(
+                "repaired: {} points re-uploaded from parquet, {} orphans deleted, {} files returned to pending for re-embedding",
+                repair.points_reuploaded,
+                repair.orphans_deleted,
+                repair.files_to_reembed.len()
+            );
+            print_health("after repair", after);
+        }
+    }
+    Ok(if clean { 0 } else { 2 })
+}
+
+fn print_health(label: &str, health: &consistency::Health) {
+    println!(
+        "{label}: collection {:?}: {} completed files, {} synced ({:.1}%); points: {} expected, {} stored, {} missing, {} orphaned, {} stale; {} parquet rows missing",
+        health.collection,
+        health.completed_files,
+        health.synced_files,
+        health.synced_percent,
+        health.expected_points,
+        health.stored_points,
+        health.missing_points,
+        health.orphan_points,
+        health.stale_points,
+        health.missing_parquet_rows
+    );
+    for file in &health.unreadable_parquet {
+        println!("  unreadable parquet {}: {}", file.path, file.reason);
+    }
+    for path in &health.examples {
+        println!("  out of sync: {path}");
+    }
 }

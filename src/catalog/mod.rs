@@ -476,24 +476,40 @@ impl Catalog {
 
     /// Marks files `deleted` after their points are gone.
     pub async fn mark_deleted(&self, collection: &str, job_id: &str, paths: &[String]) -> Result<()> {
+        self.clear_files(collection, Some(job_id), paths, FileStatus::Deleted).await
+    }
+
+    /// Returns files to `pending`, with no points of record, so that the next run embeds
+    /// them again (used when their points and parquet rows are both gone).
+    pub async fn mark_pending(&self, collection: &str, paths: &[String]) -> Result<()> {
+        self.clear_files(collection, None, paths, FileStatus::Pending).await
+    }
+
+    async fn clear_files(
+        &self,
+        collection: &str,
+        job_id: Option<&str>,
+        paths: &[String],
+        status: FileStatus,
+    ) -> Result<()> {
         self.retrying(|| async {
             let mut tx = self.pool.begin().await.context("starting a catalog transaction")?;
             let at = now();
             for path in paths {
                 sqlx::query(
                     "UPDATE files SET status = $1, chunks_created = 0, vectors_created = 0, embedded_job_id = NULL,
-                        error = NULL, job_id = $2, updated_at = $3 WHERE collection = $4 AND path = $5",
+                    error = NULL, job_id = COALESCE($2, job_id), updated_at = $3 WHERE collection = $4 AND path = $5",
                 )
-                .bind(FileStatus::Deleted.as_str())
+                .bind(status.as_str())
                 .bind(job_id)
                 .bind(&at)
                 .bind(collection)
                 .bind(path)
                 .execute(&mut *tx)
                 .await
-                .with_context(|| format!("marking {path} deleted"))?;
+                .with_context(|| format!("marking {path} {status}"))?;
             }
-            tx.commit().await.context("committing deletions")?;
+            tx.commit().await.context("committing file states")?;
             Ok(())
         })
         .await

@@ -199,6 +199,19 @@ impl VectorIndex for EmbeddedIndex {
         .await
     }
 
+    async fn delete_points(&self, ids: &[Uuid]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<PointId> = ids.iter().map(|id| PointId::Uuid(*id)).collect();
+        self.writing(move |shard| {
+            shard.update(UpdateOperation::PointOperation(PointOperations::DeletePoints { ids })).map_err(edge_error)?;
+            shard.flush();
+            Ok(())
+        })
+        .await
+    }
+
     async fn delete_tail(&self, doc_id: &str, keep: u32) -> Result<()> {
         let mut filter = Filter::new_must(doc_filter(doc_id));
         let range = Range { gte: Some((keep as f64).into()), gt: None, lt: None, lte: None };

@@ -63,6 +63,8 @@ pub trait VectorIndex: Send + Sync {
     async fn upsert(&self, points: Vec<Point>) -> Result<()>;
     /// Deletes every point of these documents.
     async fn delete_documents(&self, doc_ids: &[String]) -> Result<()>;
+    /// Deletes these points.
+    async fn delete_points(&self, ids: &[Uuid]) -> Result<()>;
     /// Deletes the points of `doc_id` whose `chunk_index` is `keep` or more.
     async fn delete_tail(&self, doc_id: &str, keep: u32) -> Result<()>;
     /// Nearest points to `vector` by cosine similarity.
@@ -77,6 +79,26 @@ pub trait VectorIndex: Send + Sync {
     async fn drop_collection(&self) -> Result<()>;
     /// Called once at the end of a job: build indexes, flush.
     async fn finish(&self) -> Result<()>;
+}
+
+/// Every point of the collection, by id, read in pages.
+pub async fn all_points(
+    index: &dyn VectorIndex,
+    with_vectors: bool,
+) -> Result<std::collections::BTreeMap<Uuid, Point>> {
+    let mut points = std::collections::BTreeMap::new();
+    if !index.exists().await? {
+        return Ok(points);
+    }
+    let mut offset = None;
+    loop {
+        let (page, next) = index.scroll(offset, 1000, with_vectors).await?;
+        points.extend(page.into_iter().map(|p| (p.id, p)));
+        match next {
+            Some(next) => offset = Some(next),
+            None => return Ok(points),
+        }
+    }
 }
 
 /// Where the vectors live.

@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use qdrant_client::qdrant::{
     point_id::PointIdOptions, vector_output, vectors_config, vectors_output, Condition, CountPointsBuilder,
     CreateCollectionBuilder, CreateFieldIndexCollectionBuilder, DeletePointsBuilder, Distance, FieldType, Filter,
-    PointId, PointStruct, QueryPointsBuilder, Range, RetrievedPoint, ScrollPointsBuilder, UpsertPointsBuilder,
-    VectorParamsBuilder, VectorsOutput,
+    PointId, PointStruct, PointsIdsList, QueryPointsBuilder, Range, RetrievedPoint, ScrollPointsBuilder,
+    UpsertPointsBuilder, VectorParamsBuilder, VectorsOutput,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
 use std::time::Duration;
@@ -230,6 +230,20 @@ impl VectorIndex for QdrantIndex {
             .call(|| async {
                 let request = DeletePointsBuilder::new(&self.collection).points(filter.clone()).wait(true);
                 self.client.delete_points(request).await.map_err(|e| classify(e, "delete documents"))
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_points(&self, ids: &[Uuid]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let list = PointsIdsList { ids: ids.iter().map(|id| PointId::from(id.to_string())).collect() };
+        self.breaker
+            .call(|| async {
+                let request = DeletePointsBuilder::new(&self.collection).points(list.clone()).wait(true);
+                self.client.delete_points(request).await.map_err(|e| classify(e, "delete points"))
             })
             .await?;
         Ok(())

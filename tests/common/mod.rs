@@ -92,16 +92,7 @@ impl Workspace {
         let runtime = tokio::runtime::Runtime::new().unwrap();
         runtime.block_on(async {
             let index = self.index(collection).await;
-            let mut points = BTreeMap::new();
-            let mut offset = None;
-            loop {
-                let (page, next) = index.scroll(offset, 100, with_vectors).await.unwrap();
-                points.extend(page.into_iter().map(|p| (p.id, p)));
-                match next {
-                    Some(next) => offset = Some(next),
-                    None => return points,
-                }
-            }
+            ingest::store::all_points(index.as_ref(), with_vectors).await.unwrap()
         })
     }
 

@@ -1,0 +1,317 @@
+//! # Restore and verify
+//!
+//! In: the catalog (the source of truth: which files are `completed`, by which job, with how
+//! many vectors), the parquet copy, and the collection. Out: a collection rebuilt from
+//! parquet without embedding ([`restore`]), or a [`Health`] report of where the three
+//! disagree, repaired on request ([`verify`]).
+//!
+//! A parquet row is live when the catalog's completed file with its `doc_id` was embedded by
+//! the row's job (`embedded_job_id`) and the row's chunk index is below the file's
+//! `vectors_created`. Superseded rows of re-embedded or deleted files are never live, so they
+//! never come back.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use futures::stream::{self, StreamExt, TryStreamExt};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::catalog::{Catalog, FileRow, FileStatus};
+use crate::hash::point_id;
+use crate::parquet_copy::read_points;
+use crate::store::{all_points, Point, VectorIndex};
+
+/// A parquet file that could not be used, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnreadableFile {
+    pub path: String,
+    pub reason: String,
+}
+
+/// The live rows of a parquet directory.
+pub struct LiveRows {
+    pub rows: BTreeMap<Uuid, Point>,
+    pub unreadable: Vec<UnreadableFile>,
+}
+
+/// The collection's completed files, by `doc_id`.
+pub async fn completed_files(catalog: &Catalog, collection: &str) -> Result<HashMap<String, FileRow>> {
+    Ok(catalog
+        .files(collection)
+        .await?
+        .into_iter()
+        .filter(|f| f.status() == FileStatus::Completed)
+        .map(|f| (f.doc_id.clone(), f))
+        .collect())
+}
+
+/// Reads every parquet file under `dir` and keeps the live rows. A file with the wrong
+/// schema or dimension, or a corrupt one, is reported by name and contributes nothing.
+pub fn live_rows(dir: &Path, dim: usize, completed: &HashMap<String, FileRow>) -> Result<LiveRows> {
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.extension().is_some_and(|x| x == "parquet")
+                    && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            })
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+    };
+    files.sort();
+    let mut live = LiveRows { rows: BTreeMap::new(), unreadable: Vec::new() };
+    for file in files {
+        let points = match read_points(&file, dim) {
+            Ok(points) => points,
+            Err(error) => {
+                live.unreadable.push(UnreadableFile { path: file.display().to_string(), reason: format!("{error:#}") });
+                continue;
+            }
+        };
+        for point in points {
+            let is_live = completed.get(&point.payload.doc_id).is_some_and(|f| {
+                f.embedded_job_id.as_deref() == Some(point.payload.job_id.as_str())
+                    && (point.payload.chunk_index as i64) < f.vectors_created
+            });
+            if is_live {
+                live.rows.insert(point.id, point);
+            }
+        }
+    }
+    Ok(live)
+}
+
+/// How to upload.
+#[derive(Debug, Clone, Copy)]
+pub struct Upload {
+    pub batch_size: usize,
+    pub parallelism: usize,
+}
+
+async fn upload(index: &dyn VectorIndex, points: Vec<Point>, upload: Upload, quiet: bool) -> Result<u64> {
+    let total = points.len();
+    let batches: Vec<Vec<Point>> = points.chunks(upload.batch_size.max(1)).map(<[Point]>::to_vec).collect();
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    stream::iter(batches.into_iter().map(|batch| {
+        let done = &done;
+        async move {
+            let n = batch.len();
+            index.upsert(batch).await?;
+            let so_far = done.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
+            if !quiet {
+                eprintln!("restore: {so_far}/{total} points uploaded");
+            }
+            anyhow::Ok(())
+        }
+    }))
+    .buffer_unordered(upload.parallelism.max(1))
+    .try_collect::<Vec<()>>()
+    .await?;
+    Ok(total as u64)
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreReport {
+    pub collection: String,
+    pub files_restored: u64,
+    pub points_restored: u64,
+    pub orphan_points_deleted: u64,
+    /// Completed files without live parquet rows: returned to `pending`, the next run embeds them.
+    pub files_to_reembed: Vec<String>,
+    pub unreadable: Vec<UnreadableFile>,
+}
+
+/// Rebuilds the collection from the parquet files in `dir`, without embedding. Safe to run
+/// again after a crash: ids are deterministic, so uploads overwrite.
+pub async fn restore(
+    catalog: &Catalog,
+    index: &dyn VectorIndex,
+    dir: &Path,
+    dim: usize,
+    settings: Upload,
+    quiet: bool,
+) -> Result<RestoreReport> {
+    let collection = index.collection().to_string();
+    let completed = completed_files(catalog, &collection).await?;
+    let live = live_rows(dir, dim, &completed)?;
+    index.ensure_collection(dim).await?;
+
+    let mut rows_per_doc: HashMap<&str, i64> = HashMap::new();
+    for row in live.rows.values() {
+        *rows_per_doc.entry(row.payload.doc_id.as_str()).or_default() += 1;
+    }
+    let mut files_to_reembed: Vec<String> = completed
+        .values()
+        .filter(|f| rows_per_doc.get(f.doc_id.as_str()).copied().unwrap_or(0) != f.vectors_created)
+        .map(|f| f.path.clone())
+        .collect();
+    files_to_reembed.sort();
+    let restorable: BTreeSet<String> =
+        completed.values().filter(|f| !files_to_reembed.contains(&f.path)).map(|f| f.doc_id.clone()).collect();
+
+    let points: Vec<Point> = live.rows.into_values().filter(|p| restorable.contains(&p.payload.doc_id)).collect();
+    let points_restored = upload(index, points, settings, quiet).await?;
+
+    // Whatever else the collection holds is not backed by the catalog.
+    let stored = all_points(index, false).await?;
+    let expected: BTreeSet<Uuid> = completed
+        .values()
+        .filter(|f| restorable.contains(&f.doc_id))
+        .flat_map(|f| (0..f.vectors_created as u32).map(|i| point_id(&f.doc_id, i)))
+        .collect();
+    let orphans: Vec<Uuid> = stored.keys().filter(|id| !expected.contains(id)).copied().collect();
+    for batch in orphans.chunks(1000) {
+        index.delete_points(batch).await?;
+    }
+    if !files_to_reembed.is_empty() {
+        catalog.mark_pending(&collection, &files_to_reembed).await?;
+    }
+    index.finish().await?;
+    Ok(RestoreReport {
+        collection,
+        files_restored: restorable.len() as u64,
+        points_restored,
+        orphan_points_deleted: orphans.len() as u64,
+        files_to_reembed,
+        unreadable: live.unreadable,
+    })
+}
+
+/// Where the catalog, the collection and the parquet copy stand.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Health {
+    pub collection: String,
+    pub completed_files: u64,
+    /// Completed files whose points are all present and equal to their parquet rows.
+    pub synced_files: u64,
+    pub expected_points: u64,
+    pub stored_points: u64,
+    /// Points a completed file should have and the collection lacks.
+    pub missing_points: u64,
+    /// Points no completed file accounts for.
+    pub orphan_points: u64,
+    /// Points whose payload or vector differs from their parquet row.
+    pub stale_points: u64,
+    /// Points of completed files without a live parquet row.
+    pub missing_parquet_rows: u64,
+    pub unreadable_parquet: Vec<UnreadableFile>,
+    pub synced_percent: f64,
+    /// Paths of the files that are not in sync, at most 20.
+    pub examples: Vec<String>,
+}
+
+impl Health {
+    pub fn is_clean(&self) -> bool {
+        self.missing_points == 0
+            && self.orphan_points == 0
+            && self.stale_points == 0
+            && self.missing_parquet_rows == 0
+            && self.unreadable_parquet.is_empty()
+    }
+}
+
+/// What `--repair` did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Repair {
+    pub points_reuploaded: u64,
+    pub orphans_deleted: u64,
+    /// Files with neither points nor parquet rows to restore them from: returned to `pending`
+    /// (their points removed), so the next `ingest DIR` embeds them again.
+    pub files_to_reembed: Vec<String>,
+}
+
+fn same_point(stored: &Point, row: &Point) -> bool {
+    stored.payload == row.payload
+        && stored.vector.len() == row.vector.len()
+        && stored.vector.iter().zip(&row.vector).all(|(a, b)| (a - b).abs() <= 1e-5)
+}
+
+/// Compares the three stores; with `repair`, fixes what it found and returns the repair.
+pub async fn verify(
+    catalog: &Catalog,
+    index: &dyn VectorIndex,
+    parquet_dir: &Path,
+    dim: usize,
+    repair: Option<Upload>,
+) -> Result<(Health, Option<Repair>)> {
+    let collection = index.collection().to_string();
+    let completed = completed_files(catalog, &collection).await?;
+    let live = live_rows(parquet_dir, dim, &completed)?;
+    let stored = all_points(index, true).await?;
+
+    let mut health = Health {
+        collection: collection.clone(),
+        completed_files: completed.len() as u64,
+        stored_points: stored.len() as u64,
+        unreadable_parquet: live.unreadable.clone(),
+        ..Health::default()
+    };
+    let mut expected = BTreeSet::new();
+    let mut reupload = Vec::new();
+    let mut reembed = Vec::new();
+    for file in completed.values() {
+        let mut in_sync = true;
+        let mut restorable = true;
+        for chunk in 0..file.vectors_created as u32 {
+            let id = point_id(&file.doc_id, chunk);
+            expected.insert(id);
+            let row = live.rows.get(&id);
+            if row.is_none() {
+                health.missing_parquet_rows += 1;
+                restorable = false;
+                in_sync = false;
+            }
+            match (stored.get(&id), row) {
+                (None, _) => {
+                    health.missing_points += 1;
+                    in_sync = false;
+                }
+                (Some(point), Some(row)) if !same_point(point, row) => {
+                    health.stale_points += 1;
+                    in_sync = false;
+                }
+                _ => {}
+            }
+        }
+        if in_sync {
+            health.synced_files += 1;
+        } else {
+            if health.examples.len() < 20 {
+                health.examples.push(file.path.clone());
+            }
+            if restorable {
+                reupload.extend((0..file.vectors_created as u32).filter_map(|i| {
+                    let id = point_id(&file.doc_id, i);
+                    let row = &live.rows[&id];
+                    (!stored.get(&id).is_some_and(|p| same_point(p, row))).then(|| row.clone())
+                }));
+            } else {
+                reembed.push(file.clone());
+            }
+        }
+    }
+    health.expected_points = expected.len() as u64;
+    let orphans: Vec<Uuid> = stored.keys().filter(|id| !expected.contains(id)).copied().collect();
+    health.orphan_points = orphans.len() as u64;
+    health.synced_percent =
+        if completed.is_empty() { 100.0 } else { 100.0 * health.synced_files as f64 / completed.len() as f64 };
+
+    let Some(settings) = repair else { return Ok((health, None)) };
+    let mut repaired = Repair { orphans_deleted: orphans.len() as u64, ..Repair::default() };
+    for batch in orphans.chunks(1000) {
+        index.delete_points(batch).await?;
+    }
+    repaired.points_reuploaded = upload(index, reupload, settings, true).await?;
+    if !reembed.is_empty() {
+        let doc_ids: Vec<String> = reembed.iter().map(|f| f.doc_id.clone()).collect();
+        index.delete_documents(&doc_ids).await?;
+        repaired.files_to_reembed = reembed.into_iter().map(|f| f.path).collect();
+        repaired.files_to_reembed.sort();
+        catalog.mark_pending(&collection, &repaired.files_to_reembed).await?;
+    }
+    Ok((health, Some(repaired)))
+}

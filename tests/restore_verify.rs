@@ -1,0 +1,166 @@
+//! Restore from parquet and verify/repair, through the real binary on both backends.
+
+mod common;
+
+use std::ffi::OsStr;
+
+use common::{show, text, write, Workspace};
+use ingest::store::{Point, VectorIndex};
+
+const QUERIES: &[&str] = &["molten rock and eruptions", "ice sheets moving slowly", "tides and the moon"];
+
+fn indexed_tree(ws: &Workspace) -> serde_json::Value {
+    let docs = ws.docs();
+    std::fs::create_dir_all(&docs).unwrap();
+    for (i, topic) in ["volcanoes", "glaciers", "tides", "comets", "deltas"].iter().enumerate() {
+        write(&docs, &format!("{topic}.txt"), &text(topic, 6 + 3 * i));
+    }
+    let args = [docs.as_os_str()].into_iter().chain(["--json", "--quiet", "--chunk-size", "40"].map(OsStr::new));
+    ws.ingest_json(args, 0)
+}
+
+fn searches(ws: &Workspace) -> Vec<serde_json::Value> {
+    QUERIES.iter().map(|q| ws.ingest_json(["search", q, "-k", "5", "--json"], 0)).collect()
+}
+
+fn verify(ws: &Workspace, repair: bool, code: i32) -> serde_json::Value {
+    let mut args = vec!["verify", "--json"];
+    if repair {
+        args.push("--repair");
+    }
+    ws.ingest_json(args, code)
+}
+
+fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Runtime::new().unwrap().block_on(future)
+}
+
+fn round_trip(ws: Workspace) {
+    let report = indexed_tree(&ws);
+    let before = searches(&ws);
+    assert_eq!(verify(&ws, false, 0)["clean"], true);
+
+    block_on(async { ws.index("documents").await.drop_collection().await.unwrap() });
+    assert!(ws.stored_points("documents", false).is_empty());
+    let restored = ws.ingest_json(["restore", "--json", "--quiet"], 0);
+    assert_eq!(restored["points_restored"], report["points"], "{restored:#}");
+    assert_eq!(restored["files_restored"], 5, "{restored:#}");
+
+    assert_eq!(searches(&ws), before, "search results must be identical after the restore");
+    let health = verify(&ws, false, 0);
+    assert_eq!(health["health"]["synced_percent"], 100.0, "{health:#}");
+    // Restoring again changes nothing.
+    ws.ingest_json(["restore", "--json", "--quiet"], 0);
+    assert_eq!(searches(&ws), before);
+}
+
+#[test]
+fn drop_and_restore_gives_identical_search_results_embedded() {
+    round_trip(Workspace::new());
+}
+
+#[test]
+fn drop_and_restore_gives_identical_search_results_on_servers() {
+    round_trip(Workspace::on_servers());
+}
+
+/// Applies `damage`, checks that verify sees it under `field`, repairs, and checks clean.
+fn detect_and_repair(
+    ws: &Workspace,
+    field: &str,
+    damage: impl FnOnce(&dyn VectorIndex) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + '_>>,
+) {
+    block_on(async {
+        let index = ws.index("documents").await;
+        damage(index.as_ref()).await;
+    });
+    let found = verify(ws, false, 2);
+    assert!(found["health"][field].as_u64().unwrap() > 0, "{field} not detected: {found:#}");
+    let repaired = verify(ws, true, 0);
+    assert_eq!(repaired["after_repair"]["synced_percent"], 100.0, "{repaired:#}");
+    assert_eq!(verify(ws, false, 0)["clean"], true);
+}
+
+#[test]
+fn verify_detects_and_repairs_each_kind_of_damage() {
+    let ws = Workspace::new();
+    indexed_tree(&ws);
+    let before = searches(&ws);
+    let stored = ws.stored_points("documents", true);
+    let victims: Vec<uuid::Uuid> = stored.keys().step_by(3).copied().collect();
+
+    detect_and_repair(&ws, "missing_points", |index| {
+        Box::pin(async move { index.delete_points(&victims).await.unwrap() })
+    });
+
+    let mut foreign: Point = stored.values().next().unwrap().clone();
+    foreign.id = uuid::Uuid::new_v4();
+    foreign.payload.doc_id = "not-a-document".into();
+    detect_and_repair(&ws, "orphan_points", |index| {
+        Box::pin(async move { index.upsert(vec![foreign]).await.unwrap() })
+    });
+
+    let mut changed: Point = stored.values().nth(1).unwrap().clone();
+    changed.payload.content = "tampered".into();
+    detect_and_repair(&ws, "stale_points", |index| Box::pin(async move { index.upsert(vec![changed]).await.unwrap() }));
+    assert_eq!(searches(&ws), before, "repairs restore exactly what was there");
+
+    // Without its parquet rows a file cannot be restored: it goes back to pending, and the
+    // next run embeds it again.
+    let copy = ingest::parquet_copy::ParquetCopy::new(&ws.data(), "documents", 384);
+    for file in copy.files().unwrap() {
+        std::fs::remove_file(file).unwrap();
+    }
+    let found = verify(&ws, false, 2);
+    assert!(found["health"]["missing_parquet_rows"].as_u64().unwrap() > 0, "{found:#}");
+    let repaired = verify(&ws, true, 0);
+    assert_eq!(repaired["repair"]["files_to_reembed"].as_array().unwrap().len(), 5, "{repaired:#}");
+    let docs = ws.docs();
+    let rerun = ws.ingest_json(
+        [docs.as_os_str()].into_iter().chain(["--json", "--quiet", "--chunk-size", "40"].map(OsStr::new)),
+        0,
+    );
+    assert_eq!(rerun["updated"], 5, "{rerun:#}");
+    assert_eq!(verify(&ws, false, 0)["clean"], true);
+    assert_eq!(searches(&ws), before);
+}
+
+#[test]
+fn a_bad_parquet_file_is_named_and_skipped() {
+    let ws = Workspace::new();
+    indexed_tree(&ws);
+    let dir = ws.data().join("parquet").join("documents");
+    std::fs::write(dir.join("garbage.parquet"), b"PAR1 not really parquet").unwrap();
+    block_on(async { ws.index("documents").await.drop_collection().await.unwrap() });
+    let output = ws.ingest(["restore", "--quiet"]);
+    assert_eq!(output.status.code(), Some(2), "{}", show(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("garbage.parquet"), "{}", show(&output));
+    assert_eq!(verify(&ws, false, 2)["health"]["missing_points"], 0, "everything else was restored");
+}
+
+#[test]
+fn the_parquet_copy_reads_in_pyarrow() {
+    let ws = Workspace::new();
+    let report = indexed_tree(&ws);
+    let python = std::env::var("INGEST_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let dir = ws.data().join("parquet").join("documents");
+    let script = r#"
+import sys, pyarrow.parquet as pq, pyarrow as pa
+table = pq.read_table(sys.argv[1])
+s = table.schema
+v = s.field("vector").type
+assert pa.types.is_fixed_size_list(v) and v.list_size == 384 and v.value_type == pa.float32(), v
+assert s.field("chunk_index").type == pa.uint32()
+assert str(s.field("created_at").type) == "timestamp[us, tz=UTC]", s.field("created_at").type
+print(table.num_rows, ",".join(s.names))
+"#;
+    let output = std::process::Command::new(&python).arg("-c").arg(script).arg(&dir).output().unwrap_or_else(|e| {
+        panic!("cannot run {python} ({e}); scripts/test.sh installs pyarrow and sets INGEST_TEST_PYTHON")
+    });
+    assert!(output.status.success(), "{}", show(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let (rows, columns) = stdout.trim().split_once(' ').unwrap();
+    assert_eq!(rows, report["points"].to_string());
+    assert_eq!(columns, "doc_id,chunk_index,point_id,path,content,content_hash,model,job_id,vector,created_at");
+}
