@@ -76,6 +76,26 @@ async fn open_store(settings: &Settings) -> Result<Arc<dyn VectorIndex>> {
     ingest::store::open(settings.store_location(), &settings.collection, settings.retry).await
 }
 
+/// The catalog and the collection, held by this process alone until dropped.
+struct Exclusive {
+    _lock: RunLock,
+    _shared_lock: Option<sqlx::AnyConnection>,
+    catalog: Catalog,
+    index: Arc<dyn VectorIndex>,
+}
+
+/// Takes the collection's locks (the data directory's, and PostgreSQL's advisory lock) and
+/// opens its catalog and store.
+async fn open_exclusive(settings: &Settings) -> Result<Exclusive> {
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("cannot create the data directory {}", settings.data_dir.display()))?;
+    let lock = RunLock::acquire(&settings.data_dir, &settings.collection)?;
+    let catalog = open_catalog(settings).await?;
+    let shared_lock = catalog.lock_collection(&settings.collection).await?;
+    let index = open_store(settings).await?;
+    Ok(Exclusive { _lock: lock, _shared_lock: shared_lock, catalog, index })
+}
+
 /// Cancels the job on SIGINT or SIGTERM: stages stop taking new work and in-flight commits finish.
 fn cancel_on_signals() -> Arc<AtomicBool> {
     let cancel = Arc::new(AtomicBool::new(false));
@@ -98,15 +118,10 @@ fn cancel_on_signals() -> Arc<AtomicBool> {
 async fn run(settings: &Settings, args: &RunArgs) -> Result<u8> {
     let job = settings.job(args)?;
     let model = ModelInfo::load(settings.model_dir.as_deref())?;
-    std::fs::create_dir_all(&settings.data_dir)
-        .with_context(|| format!("cannot create the data directory {}", settings.data_dir.display()))?;
-    let _lock = RunLock::acquire(&settings.data_dir, &settings.collection)?;
-    let catalog = open_catalog(settings).await?;
-    let _shared_lock = catalog.lock_collection(&settings.collection).await?;
-    let index = open_store(settings).await?;
+    let Exclusive { catalog, index, .. } = &open_exclusive(settings).await?;
     let parquet = ParquetCopy::new(&settings.data_dir, &settings.collection, model.dim);
     let embedder = Embedder::new(model, job.embed_batch_size, settings.model_threads(args))?;
-    let report = run_job(&job, &catalog, index, &parquet, embedder, cancel_on_signals(), settings.quiet).await?;
+    let report = run_job(&job, catalog, index.clone(), &parquet, embedder, cancel_on_signals(), settings.quiet).await?;
     print_report(settings, &report)?;
     Ok(report.exit_code().clamp(0, 255) as u8)
 }
@@ -311,12 +326,7 @@ fn parquet_dir(settings: &Settings) -> std::path::PathBuf {
 /// `ingest restore [DIR]`: exit 0, or 2 when some parquet files could not be used.
 async fn restore(settings: &Settings, args: &RestoreArgs) -> Result<u8> {
     let model = ModelInfo::load(settings.model_dir.as_deref())?;
-    std::fs::create_dir_all(&settings.data_dir)
-        .with_context(|| format!("cannot create the data directory {}", settings.data_dir.display()))?;
-    let _lock = RunLock::acquire(&settings.data_dir, &settings.collection)?;
-    let catalog = open_catalog(settings).await?;
-    let _shared_lock = catalog.lock_collection(&settings.collection).await?;
-    let index = open_store(settings).await?;
+    let Exclusive { catalog, index, .. } = &open_exclusive(settings).await?;
     let dir = args.dir.clone().unwrap_or_else(|| parquet_dir(settings));
     if !dir.is_dir() {
         anyhow::bail!(
@@ -325,7 +335,7 @@ async fn restore(settings: &Settings, args: &RestoreArgs) -> Result<u8> {
         );
     }
     let upload = Upload { batch_size: args.upload_batch_size.max(1), parallelism: args.upload_parallelism.max(1) };
-    let report = consistency::restore(&catalog, index.as_ref(), &dir, model.dim, upload, settings.quiet).await?;
+    let report = consistency::restore(catalog, index.as_ref(), &dir, model.dim, upload, settings.quiet).await?;
     if settings.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else if !settings.quiet {

@@ -3,27 +3,10 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{snapshot, text, write, Workspace};
+use common::{small_run, snapshot, text, write, Workspace};
 use rand::{Rng, SeedableRng};
-
-/// Small chunks and commit groups, so that a run has many commit points to be killed between.
-const ARGS: &[&str] = &[
-    "--json",
-    "--quiet",
-    "--chunk-size",
-    "24",
-    "--chunk-overlap",
-    "0",
-    "--commit-interval",
-    "0",
-    "--upload-batch-size",
-    "12",
-    "--embed-batch-size",
-    "8",
-];
 
 fn tree() -> Workspace {
     let base = Workspace::new();
@@ -37,21 +20,13 @@ fn tree() -> Workspace {
     base
 }
 
-fn spawn(ws: &Workspace, docs: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_ingest"))
-        .arg(docs)
-        .args(ARGS)
-        .args(ws.store_args())
-        .env_remove("DATABASE_URL")
-        .env_remove("QDRANT_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+/// Small commit groups, so that a run has many commit points to be killed between.
+fn flags() -> Vec<&'static str> {
+    small_run(&["--upload-batch-size", "12", "--embed-batch-size", "8"])
 }
 
 fn finish(ws: &Workspace, docs: &std::path::Path) -> serde_json::Value {
-    ws.ingest_json([docs.as_os_str()].into_iter().chain(ARGS.iter().map(std::ffi::OsStr::new)), 0)
+    ws.ingest_json([docs.as_os_str()].into_iter().chain(flags().into_iter().map(std::ffi::OsStr::new)), 0)
 }
 
 #[test]
@@ -74,7 +49,7 @@ fn runs_killed_at_random_moments_resume_to_the_clean_result() {
         let mut delays = Vec::new();
         for _ in 0..kills {
             let delay = clean_time.mul_f64(rng.gen_range(0.0..1.1));
-            let mut child = spawn(&ws, &docs);
+            let mut child = ws.spawn(&docs, &flags());
             std::thread::sleep(delay);
             child.kill().unwrap(); // SIGKILL
             child.wait().unwrap();
@@ -96,7 +71,7 @@ fn sigterm_cancels_cleanly_and_the_next_run_completes() {
     let expected = snapshot(&clean);
 
     let ws = Workspace::new();
-    let mut child = spawn(&ws, &docs);
+    let mut child = ws.spawn(&docs, &flags());
     // Wait until the job has committed something, then ask it to stop.
     let deadline = Instant::now() + Duration::from_secs(120);
     while !ws.data().join("parquet").join("documents").exists() && Instant::now() < deadline {

@@ -5,23 +5,10 @@
 mod common;
 
 use std::ffi::OsStr;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use common::{show, snapshot, text, write, Workspace};
-
-const ARGS: &[&str] = &[
-    "--json",
-    "--quiet",
-    "--chunk-size",
-    "24",
-    "--chunk-overlap",
-    "0",
-    "--commit-interval",
-    "0",
-    "--upload-batch-size",
-    "8",
-];
+use common::{show, small_run, snapshot, text, write, Workspace};
 
 fn restart_postgres() {
     let version = std::fs::read_dir("/etc/postgresql")
@@ -46,25 +33,15 @@ fn a_postgres_restart_mid_job_is_survived() {
     {
         write(&docs, &format!("{topic}.txt"), &text(topic, 5 + 2 * i));
     }
-    let args = [docs.as_os_str()].into_iter().chain(ARGS.iter().map(OsStr::new));
+    let flags = small_run(&["--upload-batch-size", "8", "--outage-limit", "60"]);
+    let args = [docs.as_os_str()].into_iter().chain(flags.iter().map(OsStr::new));
     base.ingest_json(args, 0);
     let clean = snapshot(&base);
 
     let ws = base.another();
     ws.qdrant().delay_every_call(Duration::from_millis(100));
-    let child = Command::new(env!("CARGO_BIN_EXE_ingest"))
-        .arg(&docs)
-        .args(ARGS)
-        .args(["--outage-limit", "60"])
-        .args(ws.store_args())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while ws.qdrant().upserts() < 2 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let child = ws.spawn(&docs, &flags);
+    ws.wait_for_upserts(2);
     restart_postgres();
     let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", show(&output));

@@ -143,7 +143,10 @@ fn a_bad_parquet_file_is_named_and_skipped() {
 fn the_parquet_copy_reads_in_pyarrow() {
     let ws = Workspace::new();
     let report = indexed_tree(&ws);
-    let python = std::env::var("INGEST_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    // scripts/test.sh installs pyarrow into a virtual environment next to the model.
+    let python = std::env::var("INGEST_TEST_PYTHON").unwrap_or_else(|_| {
+        ingest::embed::runtime_home().join("pyenv/bin/python").display().to_string()
+    });
     let dir = ws.data().join("parquet").join("documents");
     let script = r#"
 import sys, pyarrow.parquet as pq, pyarrow as pa

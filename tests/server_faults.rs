@@ -5,23 +5,9 @@
 mod common;
 
 use std::ffi::OsStr;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{show, snapshot, text, write, Snapshot, Workspace};
-
-const ARGS: &[&str] = &[
-    "--json",
-    "--quiet",
-    "--chunk-size",
-    "24",
-    "--chunk-overlap",
-    "0",
-    "--commit-interval",
-    "0",
-    "--upload-batch-size",
-    "10",
-];
+use common::{show, small_run, snapshot, text, write, Snapshot, Workspace};
 
 /// A tree, and the state a fault-free run of it ends in.
 fn tree_and_clean_state() -> (Workspace, Snapshot) {
@@ -37,8 +23,10 @@ fn tree_and_clean_state() -> (Workspace, Snapshot) {
     (base, clean)
 }
 
-fn run(ws: &Workspace, docs: &std::path::Path, extra: &[&str]) -> serde_json::Value {
-    let args = [docs.as_os_str()].into_iter().chain(ARGS.iter().chain(extra).map(OsStr::new));
+fn run(ws: &Workspace, docs: &std::path::Path, extra: &[&'static str]) -> serde_json::Value {
+    let mut flags = small_run(&["--upload-batch-size", "10"]);
+    flags.extend(extra);
+    let args = [docs.as_os_str()].into_iter().chain(flags.into_iter().map(OsStr::new));
     ws.ingest_json(args, 0)
 }
 
@@ -83,19 +71,8 @@ fn an_outage_longer_than_the_limit_stops_cleanly_and_a_rerun_completes() {
     let ws = base.another();
     // Slow calls keep the job running long enough to pull the server out from under it.
     ws.qdrant().delay_every_call(Duration::from_millis(150));
-    let child = Command::new(env!("CARGO_BIN_EXE_ingest"))
-        .arg(base.docs())
-        .args(ARGS)
-        .args(["--outage-limit", "2"])
-        .args(ws.store_args())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while ws.qdrant().upserts() < 2 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let child = ws.spawn(&base.docs(), &small_run(&["--upload-batch-size", "10", "--outage-limit", "2"]));
+    ws.wait_for_upserts(2);
     ws.qdrant().stop();
     let output = child.wait_with_output().unwrap();
     let shown = show(&output);

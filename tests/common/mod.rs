@@ -121,6 +121,29 @@ impl Workspace {
         command.output().expect("running the ingest binary")
     }
 
+    /// Starts `ingest DOCS ARGS...` against this workspace's stores without waiting for it;
+    /// its output is piped.
+    pub fn spawn(&self, docs: &Path, args: &[&str]) -> std::process::Child {
+        Command::new(env!("CARGO_BIN_EXE_ingest"))
+            .arg(docs)
+            .args(args)
+            .args(self.store_args())
+            .env_remove("DATABASE_URL")
+            .env_remove("QDRANT_URL")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("starting the ingest binary")
+    }
+
+    /// Waits until the test Qdrant server has acknowledged `count` upserts, for a minute at most.
+    pub fn wait_for_upserts(&self, count: u64) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while self.qdrant().upserts() < count && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     /// Runs ingest, asserts its exit code, and parses its stdout as JSON.
     pub fn ingest_json<I, S>(&self, args: I, expected_code: i32) -> serde_json::Value
     where
@@ -132,6 +155,15 @@ impl Workspace {
         assert_eq!(output.status.code(), Some(expected_code), "unexpected exit code\n{shown}");
         serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("stdout is not JSON: {e}\n{shown}"))
     }
+}
+
+/// Small chunks committed one group at a time: many commit points in a small tree.
+pub const SMALL_RUN: &[&str] =
+    &["--json", "--quiet", "--chunk-size", "24", "--chunk-overlap", "0", "--commit-interval", "0"];
+
+/// `SMALL_RUN` followed by `extra`.
+pub fn small_run(extra: &[&'static str]) -> Vec<&'static str> {
+    SMALL_RUN.iter().chain(extra).copied().collect()
 }
 
 /// Everything a failed assertion needs to explain itself.
