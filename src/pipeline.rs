@@ -92,6 +92,9 @@ pub struct JobReport {
     /// With `--dry-run`: the files the run would embed, and those whose points it would delete.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<Plan>,
+    /// Files whose contents this run read, and how many bytes: 0 when nothing changed.
+    pub files_read: u64,
+    pub bytes_read: u64,
     pub chunks: u64,
     pub points: u64,
     pub elapsed_seconds: f64,
@@ -376,7 +379,11 @@ fn prepare_stage(
             continue;
         }
         let hashed = match hash::hash_file(entry.clone(), settings.max_file_bytes) {
-            Ok(hashed) => hashed,
+            Ok(hashed) => {
+                Counters::add(&counters.files_read, 1);
+                Counters::add(&counters.bytes_read, hashed.bytes.len() as u64);
+                hashed
+            }
             Err(error) => {
                 let facts = facts_of(&entry, None, fingerprint);
                 send(Outcome::Failed { facts, previous: previous.cloned(), reason: error.to_string() })?;
@@ -515,6 +522,8 @@ impl Tally {
             not_retried: self.not_retried,
             scan_problems: self.scan_problems,
             plan: None,
+            files_read: counters.files_read.load(Ordering::Relaxed),
+            bytes_read: counters.bytes_read.load(Ordering::Relaxed),
             chunks,
             points: counters.points_written.load(Ordering::Relaxed),
             elapsed_seconds: elapsed,

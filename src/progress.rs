@@ -20,6 +20,9 @@ pub struct Counters {
     pub files_done: AtomicU64,
     /// Chunks embedded by the model.
     pub chunks_embedded: AtomicU64,
+    /// Files whose contents were read (to hash and extract them), and their bytes.
+    pub files_read: AtomicU64,
+    pub bytes_read: AtomicU64,
     /// Points acknowledged by the vector store.
     pub points_written: AtomicU64,
     /// Set once the scan has finished, so `files_seen` is the total.

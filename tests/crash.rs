@@ -31,18 +31,28 @@ fn finish(ws: &Workspace, docs: &std::path::Path) -> serde_json::Value {
 
 #[test]
 fn runs_killed_at_random_moments_resume_to_the_clean_result() {
+    kill_trials(Workspace::new, 20, 20_261_122);
+}
+
+#[test]
+fn runs_killed_at_random_moments_resume_to_the_clean_result_on_servers() {
+    kill_trials(Workspace::on_servers, 8, 6_334);
+}
+
+/// Kills runs on fresh workspaces from `fresh` at seeded random moments, `trials` times.
+fn kill_trials(fresh: fn() -> Workspace, trials: usize, seed: u64) {
     let base = tree();
     let docs = base.docs();
+    let reference = fresh();
     let started = Instant::now();
-    let clean = finish(&base, &docs);
+    let clean = finish(&reference, &docs);
     let clean_time = started.elapsed();
     assert!(clean["chunks"].as_u64().unwrap() > 40, "the tree should give many commit groups: {clean:#}");
-    let expected = snapshot(&base);
+    let expected = snapshot(&reference);
 
-    let mut rng = rand::rngs::StdRng::seed_from_u64(20_261_122);
-    let trials = 20;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     for trial in 0..trials {
-        let ws = Workspace::new();
+        let ws = fresh();
         // Spread the kills over the whole run, start-up and the final compaction included;
         // every third trial is killed twice in a row before the run that completes.
         let kills = if trial % 3 == 2 { 2 } else { 1 };

@@ -107,3 +107,32 @@ fn failing_files_are_retried_up_to_the_limit_then_left_until_they_change() {
     std::fs::write(docs.join("broken.pdf"), b"%PDF-1.4 still not a pdf, but different").unwrap();
     assert_eq!(run(2)["failed"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn a_no_change_rerun_over_ten_thousand_files_reads_no_file() {
+    let ws = Workspace::new();
+    let docs = ws.docs();
+    for dir in 0..100 {
+        let sub = docs.join(format!("d{dir:02}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        for file in 0..100 {
+            write(&sub, &format!("n{file:02}.txt"), &format!("Note {dir}-{file}: shelf {file} of room {dir}."));
+        }
+    }
+    let run = || ws.ingest_json([docs.as_os_str(), "--json".as_ref(), "--quiet".as_ref()], 0);
+    let first = run();
+    assert_eq!((&first["added"], &first["files_read"]), (&10_000.into(), &10_000.into()), "{first:#}");
+
+    let again = run();
+    assert_eq!(again["unchanged"], 10_000, "{again:#}");
+    assert_eq!((&again["files_read"], &again["bytes_read"], &again["chunks"]), (&0.into(), &0.into(), &0.into()));
+
+    // A touched but unchanged file is read once to compare its hash, and not embedded.
+    let touched = docs.join("d42/n42.txt");
+    let body = std::fs::read(&touched).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&touched, body).unwrap();
+    let third = run();
+    assert_eq!((&third["files_read"], &third["chunks"], &third["unchanged"]), (&1.into(), &0.into(), &10_000.into()));
+    assert_eq!(run()["files_read"], 0, "the refreshed mtime is remembered");
+}

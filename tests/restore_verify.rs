@@ -144,9 +144,8 @@ fn the_parquet_copy_reads_in_pyarrow() {
     let ws = Workspace::new();
     let report = indexed_tree(&ws);
     // scripts/test.sh installs pyarrow into a virtual environment next to the model.
-    let python = std::env::var("INGEST_TEST_PYTHON").unwrap_or_else(|_| {
-        ingest::embed::runtime_home().join("pyenv/bin/python").display().to_string()
-    });
+    let python = std::env::var("INGEST_TEST_PYTHON")
+        .unwrap_or_else(|_| ingest::embed::runtime_home().join("pyenv/bin/python").display().to_string());
     let dir = ws.data().join("parquet").join("documents");
     let script = r#"
 import sys, pyarrow.parquet as pq, pyarrow as pa
