@@ -10,6 +10,7 @@
 //! - [`extract`]: bytes → [`extract::Document`] (txt, md, pdf, docx) or a readable reason.
 //! - [`chunk`]: `Document` → `Vec<`[`chunk::Chunk`]`>` sized in model tokens.
 //! - [`embed`]: chunk texts → vectors, with the local ONNX model.
+//! - [`cache`]: chunk content hash + model → a vector embedded before.
 //! - [`store`]: points → a vector collection ([`store::VectorIndex`]; embedded engine or Qdrant server).
 //! - [`parquet_copy`]: points → parquet files the collection can be rebuilt from.
 //! - [`catalog`]: job and file state → `jobs` and `files` rows (PostgreSQL or embedded SQLite).
@@ -24,6 +25,7 @@
 //! - [`retry`]: backoff, jitter and the outage limit for the remote services.
 //! - [`cli`]: arguments, environment and TOML → validated settings.
 
+pub mod cache;
 pub mod catalog;
 pub mod chunk;
 pub mod cli;

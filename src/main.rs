@@ -164,8 +164,8 @@ fn print_report(settings: &Settings, report: &JobReport) -> Result<()> {
             report.failed.len()
         );
         println!(
-            "  chunks embedded: {}, points written: {} ({:.1} chunks/s)",
-            report.chunks, report.points, report.chunks_per_second
+            "  chunks embedded: {}, reused from the embedding cache: {}, points written: {} ({:.1} chunks/s)",
+            report.chunks, report.cache_hits, report.points, report.chunks_per_second
         );
     }
     for problem in &report.scan_problems {

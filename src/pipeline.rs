@@ -29,6 +29,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use crate::cache::EmbeddingCache;
 use crate::catalog::{Catalog, Completion, FileFacts, FileRow, FileStatus, JobCounters, JobStatus, NewJob};
 use crate::chunk::{Chunk, Chunker};
 use crate::embed::Embedder;
@@ -96,6 +97,8 @@ pub struct JobReport {
     pub files_read: u64,
     pub bytes_read: u64,
     pub chunks: u64,
+    /// Chunks whose vectors came from the embedding cache instead of the model.
+    pub cache_hits: u64,
     pub points: u64,
     pub elapsed_seconds: f64,
     pub chunks_per_second: f64,
@@ -215,11 +218,14 @@ pub async fn run_job(
             .spawn(move || prepare_stage(&settings, &known, &fingerprint, &chunker, &counters, &cancel, &prepared_tx))?
     };
     let embed_batch = settings.embed_batch_size;
+    // `--full` re-embeds for real; every other run reuses vectors the model already made.
+    let cache =
+        (!settings.full).then(|| EmbeddingCache::new(catalog.clone(), &model.id, tokio::runtime::Handle::current()));
     let embedder_thread = {
         let (counters, cancel) = (counters.clone(), cancel.clone());
-        std::thread::Builder::new()
-            .name("embed".into())
-            .spawn(move || embed_stage(embedder, embed_batch, &prepared_rx, &embedded_tx, &counters, &cancel))?
+        std::thread::Builder::new().name("embed".into()).spawn(move || {
+            embed_stage(embedder, embed_batch, &prepared_rx, &embedded_tx, &counters, &cancel, cache.as_ref())
+        })?
     };
 
     let mut committer = Committer {
@@ -435,7 +441,8 @@ fn prepare_file(hashed: HashedFile, previous: Option<FileRow>, fingerprint: &str
     }
 }
 
-/// Runs the model over prepared files, batching chunks across small files.
+/// Runs the model over prepared files, batching chunks across small files; chunks the
+/// embedding cache knows are not embedded again.
 fn embed_stage(
     mut embedder: Embedder,
     batch_size: usize,
@@ -443,6 +450,7 @@ fn embed_stage(
     output: &mpsc::Sender<Outcome>,
     counters: &Counters,
     cancel: &AtomicBool,
+    cache: Option<&EmbeddingCache>,
 ) -> Result<()> {
     let send = |outcome| output.blocking_send(outcome).map_err(|_| anyhow::anyhow!("the commit stage stopped"));
     let mut pending: Vec<EmbeddedFile> = Vec::new();
@@ -467,19 +475,39 @@ fn embed_stage(
         if cancel.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let texts: Vec<&str> =
-            pending.iter().flat_map(|f| f.prepared.chunks.iter().map(|c| c.content.as_str())).collect();
-        let mut vectors = Vec::with_capacity(texts.len());
-        for slice in texts.chunks(batch_size.max(1) * 4) {
+        let chunks: Vec<&Chunk> = pending.iter().flat_map(|f| f.prepared.chunks.iter()).collect();
+        let mut known = match cache {
+            Some(cache) => {
+                let hashes: HashSet<&str> = chunks.iter().map(|c| c.content_hash.as_str()).collect();
+                cache.lookup(&hashes.into_iter().collect::<Vec<_>>())?
+            }
+            None => HashMap::new(),
+        };
+        // Each distinct text the cache does not know is embedded once.
+        let mut seen = HashSet::new();
+        let misses: Vec<&Chunk> = chunks
+            .iter()
+            .filter(|c| !known.contains_key(&c.content_hash) && seen.insert(c.content_hash.as_str()))
+            .copied()
+            .collect();
+        let mut fresh = Vec::with_capacity(misses.len());
+        for slice in misses.chunks(batch_size.max(1) * 4) {
             if cancel.load(Ordering::SeqCst) {
                 return Ok(());
             }
-            vectors.extend(embedder.embed(slice).context("embedding chunks")?);
+            let texts: Vec<&str> = slice.iter().map(|c| c.content.as_str()).collect();
+            fresh.extend(embedder.embed(&texts).context("embedding chunks")?);
             Counters::add(&counters.chunks_embedded, slice.len() as u64);
         }
-        let mut vectors = vectors.into_iter();
+        if let Some(cache) = cache {
+            let entries: Vec<(&str, &[f32])> =
+                misses.iter().zip(&fresh).map(|(c, v)| (c.content_hash.as_str(), v.as_slice())).collect();
+            cache.store(&entries)?;
+        }
+        Counters::add(&counters.cache_hits, (chunks.len() - misses.len()) as u64);
+        known.extend(misses.iter().map(|c| c.content_hash.clone()).zip(fresh));
         for mut file in pending.drain(..) {
-            file.vectors = vectors.by_ref().take(file.prepared.chunks.len()).collect();
+            file.vectors = file.prepared.chunks.iter().map(|c| known[&c.content_hash].clone()).collect();
             send(Outcome::Embedded(file))?;
         }
         pending_chunks = 0;
@@ -525,6 +553,7 @@ impl Tally {
             files_read: counters.files_read.load(Ordering::Relaxed),
             bytes_read: counters.bytes_read.load(Ordering::Relaxed),
             chunks,
+            cache_hits: counters.cache_hits.load(Ordering::Relaxed),
             points: counters.points_written.load(Ordering::Relaxed),
             elapsed_seconds: elapsed,
             chunks_per_second: chunks as f64 / elapsed.max(1e-9),

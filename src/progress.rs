@@ -20,6 +20,8 @@ pub struct Counters {
     pub files_done: AtomicU64,
     /// Chunks embedded by the model.
     pub chunks_embedded: AtomicU64,
+    /// Chunks whose vectors came from the embedding cache.
+    pub cache_hits: AtomicU64,
     /// Files whose contents were read (to hash and extract them), and their bytes.
     pub files_read: AtomicU64,
     pub bytes_read: AtomicU64,

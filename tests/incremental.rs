@@ -48,9 +48,13 @@ fn rerun_after_edits_equals_a_fresh_ingest_and_embeds_only_changes(ws: Workspace
     let expected = snapshot(&fresh);
     assert_eq!(incremental, expected);
 
-    // Only the changed files were embedded: everything but keep.txt.
+    // Only the changed files were embedded or taken from the cache: everything but keep.txt.
+    // The renamed file's chunks are all in the cache.
     let keep_vectors = expected.files[&docs.join("keep.txt").display().to_string()].2;
-    assert_eq!(second["chunks"].as_i64().unwrap(), scratch["chunks"].as_i64().unwrap() - keep_vectors);
+    let renamed_vectors = expected.files[&docs.join("renamed.txt").display().to_string()].2;
+    let work = |r: &serde_json::Value| r["chunks"].as_i64().unwrap() + r["cache_hits"].as_i64().unwrap();
+    assert_eq!(work(&second), work(&scratch) - keep_vectors, "{second:#}");
+    assert!(second["cache_hits"].as_i64().unwrap() >= renamed_vectors, "{second:#}");
 }
 
 #[test]
@@ -135,4 +139,49 @@ fn a_no_change_rerun_over_ten_thousand_files_reads_no_file() {
     let third = run();
     assert_eq!((&third["files_read"], &third["chunks"], &third["unchanged"]), (&1.into(), &0.into(), &10_000.into()));
     assert_eq!(run()["files_read"], 0, "the refreshed mtime is remembered");
+}
+
+#[test]
+fn copied_and_partly_edited_files_reuse_cached_vectors() {
+    let ws = Workspace::new();
+    let docs = ws.docs();
+    std::fs::create_dir_all(&docs).unwrap();
+    let small = ["--json", "--quiet", "--chunk-size", "32", "--chunk-overlap", "0"];
+    let run = || ws.ingest_json([docs.as_os_str()].into_iter().chain(small.map(OsStr::new)), 0);
+    write(&docs, "original.txt", &text("lagoons", 12));
+    let first = run();
+    let chunks = first["chunks"].as_u64().unwrap();
+    assert!(chunks > 2, "{first:#}");
+
+    std::fs::copy(docs.join("original.txt"), docs.join("copy.txt")).unwrap();
+    let second = run();
+    assert_eq!((&second["chunks"], &second["cache_hits"]), (&0.into(), &chunks.into()), "{second:#}");
+
+    // Appending a sentence leaves the leading chunks as they were.
+    write(&docs, "original.txt", &format!("{} One more sentence at the end.", text("lagoons", 12)));
+    let third = run();
+    assert!(third["cache_hits"].as_u64().unwrap() >= chunks - 1, "{third:#}");
+    assert!(third["chunks"].as_u64().unwrap() <= 2, "{third:#}");
+
+    let points = ws.stored_points("documents", true);
+    let by_doc = |name: &str| -> Vec<Vec<f32>> {
+        let doc = ingest::hash::doc_id(&docs.join(name).display().to_string());
+        let mut mine: Vec<_> = points.values().filter(|p| p.payload.doc_id == doc).collect();
+        mine.sort_by_key(|p| p.payload.chunk_index);
+        mine.into_iter().map(|p| p.vector.clone()).collect()
+    };
+    let (original, copy) = (by_doc("original.txt"), by_doc("copy.txt"));
+    assert_eq!(copy.len() as u64, chunks);
+    assert_eq!(original[..copy.len() - 1], copy[..copy.len() - 1], "cached vectors are the model's own");
+
+    // --full bypasses the cache and embeds again, to the same vectors within 1e-5.
+    let full =
+        ws.ingest_json([docs.as_os_str()].into_iter().chain(small.map(OsStr::new)).chain(["--full".as_ref()]), 0);
+    assert_eq!(full["cache_hits"], 0, "{full:#}");
+    let again = ws.stored_points("documents", true);
+    for (id, point) in &points {
+        for (a, b) in point.vector.iter().zip(&again[id].vector) {
+            assert!((a - b).abs() < 1e-5);
+        }
+    }
 }

@@ -8,6 +8,7 @@
 //! under the data directory. The schema comes from the versioned migrations in
 //! `migrations/`, applied on connect.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -229,6 +230,56 @@ impl Catalog {
             return Err(crate::lock::Busy(collection.to_string()).into());
         }
         Ok(Some(connection))
+    }
+
+    /// The cached vectors of `model` among these chunk content hashes.
+    pub async fn cached_vectors(&self, model: &str, hashes: &[&str]) -> Result<HashMap<String, Vec<f32>>> {
+        let mut found = HashMap::new();
+        for group in hashes.chunks(500) {
+            let placeholders: Vec<String> = (0..group.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "SELECT content_hash, vector FROM embedding_cache WHERE model = $1 AND content_hash IN ({})",
+                placeholders.join(", ")
+            );
+            let rows = self
+                .retrying(|| async {
+                    let mut query = sqlx::query(&sql).bind(model);
+                    for hash in group {
+                        query = query.bind(*hash);
+                    }
+                    query.fetch_all(&self.pool).await.context("reading the embedding cache")
+                })
+                .await?;
+            for row in rows {
+                let bytes: Vec<u8> = row.try_get("vector")?;
+                found.insert(row.try_get("content_hash")?, crate::cache::decode(&bytes));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Adds vectors of `model` to the cache; existing entries are kept.
+    pub async fn cache_vectors(&self, model: &str, vectors: &[(&str, &[f32])]) -> Result<()> {
+        let at = now();
+        self.retrying(|| async {
+            let mut tx = self.pool.begin().await.context("starting a catalog transaction")?;
+            for (hash, vector) in vectors {
+                sqlx::query(
+                    "INSERT INTO embedding_cache (model, content_hash, vector, created_at) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (model, content_hash) DO NOTHING",
+                )
+                .bind(model)
+                .bind(*hash)
+                .bind(crate::cache::encode(vector))
+                .bind(&at)
+                .execute(&mut *tx)
+                .await
+                .context("writing the embedding cache")?;
+            }
+            tx.commit().await.context("committing the embedding cache")?;
+            Ok(())
+        })
+        .await
     }
 
     /// The versions and descriptions of the applied schema migrations, oldest first.
