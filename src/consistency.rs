@@ -18,7 +18,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::catalog::{Catalog, FileRow, FileStatus};
+use crate::catalog::{Catalog, FileRow, FileStatus, JobCounters, JobRow};
 use crate::hash::point_id;
 use crate::parquet_copy::read_points;
 use crate::store::{all_points, Point, VectorIndex};
@@ -199,6 +199,9 @@ pub struct Health {
     /// Points of completed files without a live parquet row.
     pub missing_parquet_rows: u64,
     pub unreadable_parquet: Vec<UnreadableFile>,
+    /// The latest completed job's counters that disagree with its file rows, as
+    /// "name: recorded N, files say M".
+    pub counter_mismatches: Vec<String>,
     pub synced_percent: f64,
     /// Paths of the files that are not in sync, at most 20.
     pub examples: Vec<String>,
@@ -211,6 +214,7 @@ impl Health {
             && self.stale_points == 0
             && self.missing_parquet_rows == 0
             && self.unreadable_parquet.is_empty()
+            && self.counter_mismatches.is_empty()
     }
 }
 
@@ -219,6 +223,7 @@ impl Health {
 pub struct Repair {
     pub points_reuploaded: u64,
     pub orphans_deleted: u64,
+    pub counters_fixed: bool,
     /// Files with neither points nor parquet rows to restore them from: returned to `pending`
     /// (their points removed), so the next `ingest DIR` embeds them again.
     pub files_to_reembed: Vec<String>,
@@ -228,6 +233,36 @@ fn same_point(stored: &Point, row: &Point) -> bool {
     stored.payload == row.payload
         && stored.vector.len() == row.vector.len()
         && stored.vector.iter().zip(&row.vector).all(|(a, b)| (a - b).abs() <= 1e-5)
+}
+
+/// The latest job, when it completed, and its counters as its file rows tell them: files
+/// it embedded (`processed`), failed and deleted. Other counters are kept as recorded.
+async fn counters_from_files(catalog: &Catalog, collection: &str) -> Result<Option<(JobRow, JobCounters)>> {
+    let Some(job) = catalog.jobs(Some(collection), 1).await?.into_iter().next() else { return Ok(None) };
+    if job.status != "completed" {
+        return Ok(None);
+    }
+    let files = catalog.files(collection).await?;
+    let count = |keep: &dyn Fn(&FileRow) -> bool| files.iter().filter(|f| keep(f)).count() as i64;
+    let expected = JobCounters {
+        processed_files: count(&|f| f.embedded_job_id.as_deref() == Some(job.id.as_str())),
+        failed_files: count(&|f| f.status() == FileStatus::Failed && f.job_id.as_deref() == Some(job.id.as_str())),
+        deleted_files: count(&|f| f.status() == FileStatus::Deleted && f.job_id.as_deref() == Some(job.id.as_str())),
+        ..job.counters
+    };
+    Ok(Some((job, expected)))
+}
+
+fn counter_mismatches(recorded: &JobCounters, expected: &JobCounters) -> Vec<String> {
+    [
+        ("processed_files", recorded.processed_files, expected.processed_files),
+        ("failed_files", recorded.failed_files, expected.failed_files),
+        ("deleted_files", recorded.deleted_files, expected.deleted_files),
+    ]
+    .into_iter()
+    .filter(|(_, a, b)| a != b)
+    .map(|(name, a, b)| format!("{name}: recorded {a}, files say {b}"))
+    .collect()
 }
 
 /// Compares the three stores; with `repair`, fixes what it found and returns the repair.
@@ -295,6 +330,9 @@ pub async fn verify(
         }
     }
     health.expected_points = expected.len() as u64;
+    if let Some((job, expected)) = counters_from_files(catalog, &collection).await? {
+        health.counter_mismatches = counter_mismatches(&job.counters, &expected);
+    }
     let orphans: Vec<Uuid> = stored.keys().filter(|id| !expected.contains(id)).copied().collect();
     health.orphan_points = orphans.len() as u64;
     health.synced_percent =
@@ -312,6 +350,13 @@ pub async fn verify(
         repaired.files_to_reembed = reembed.into_iter().map(|f| f.path).collect();
         repaired.files_to_reembed.sort();
         catalog.mark_pending(&collection, &repaired.files_to_reembed).await?;
+    }
+    // Last, as returning files to pending changes what the rows say.
+    if let Some((job, expected)) = counters_from_files(catalog, &collection).await? {
+        if !counter_mismatches(&job.counters, &expected).is_empty() {
+            catalog.save_progress(&job.id, &expected, None).await?;
+            repaired.counters_fixed = true;
+        }
     }
     Ok((health, Some(repaired)))
 }

@@ -406,6 +406,9 @@ fn print_health(label: &str, health: &consistency::Health) {
     for file in &health.unreadable_parquet {
         println!("  unreadable parquet {}: {}", file.path, file.reason);
     }
+    for mismatch in &health.counter_mismatches {
+        println!("  latest job's counter {mismatch}");
+    }
     for path in &health.examples {
         println!("  out of sync: {path}");
     }

@@ -566,7 +566,7 @@ impl Tally {
         JobCounters {
             total_files: live.files_seen.load(Ordering::Relaxed) as i64,
             processed_files: (self.added + self.updated) as i64,
-            failed_files: (self.failed.len() + self.not_retried.len()) as i64,
+            failed_files: self.failed.len() as i64,
             skipped_files: self.unchanged as i64,
             deleted_files: self.deleted as i64,
         }

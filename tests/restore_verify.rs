@@ -105,6 +105,19 @@ fn verify_detects_and_repairs_each_kind_of_damage() {
     detect_and_repair(&ws, "stale_points", |index| Box::pin(async move { index.upsert(vec![changed]).await.unwrap() }));
     assert_eq!(searches(&ws), before, "repairs restore exactly what was there");
 
+    // Counters edited in the catalog.
+    block_on(async {
+        let catalog = ws.catalog().await;
+        let job = catalog.jobs(Some("documents"), 1).await.unwrap().remove(0);
+        let edited = ingest::catalog::JobCounters { processed_files: 999, deleted_files: 7, ..job.counters };
+        catalog.save_progress(&job.id, &edited, None).await.unwrap();
+    });
+    let found = verify(&ws, false, 2);
+    assert_eq!(found["health"]["counter_mismatches"].as_array().unwrap().len(), 2, "{found:#}");
+    let repaired = verify(&ws, true, 0);
+    assert_eq!(repaired["repair"]["counters_fixed"], true, "{repaired:#}");
+    assert_eq!(verify(&ws, false, 0)["clean"], true);
+
     // Without its parquet rows a file cannot be restored: it goes back to pending, and the
     // next run embeds it again.
     let copy = ingest::parquet_copy::ParquetCopy::new(&ws.data(), "documents", 384);
