@@ -46,6 +46,8 @@ pub enum Command {
     Check,
     /// Rebuild the collection from its parquet copy, without embedding.
     Restore(RestoreArgs),
+    /// Write the collection's points to one fresh parquet file, <OUT>/<collection>.parquet.
+    Export(ExportArgs),
     /// Check that the catalog, the collection and the parquet copy agree; --repair fixes them.
     Verify(VerifyArgs),
     /// Apply the catalog's schema migrations and exit.
@@ -148,6 +150,13 @@ pub struct RestoreArgs {
     /// Upsert requests in flight
     #[arg(long, default_value_t = 2)]
     pub upload_parallelism: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// The directory to write to (created if missing)
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 
 use ingest::catalog::Catalog;
-use ingest::cli::{Cli, Command, RestoreArgs, RunArgs, SearchArgs, Settings, StatusArgs, VerifyArgs};
+use ingest::cli::{Cli, Command, ExportArgs, RestoreArgs, RunArgs, SearchArgs, Settings, StatusArgs, VerifyArgs};
 use ingest::consistency::{self, Upload};
 use ingest::embed::{Embedder, ModelInfo};
 use ingest::lock::{Busy, RunLock};
@@ -56,6 +56,7 @@ async fn dispatch(cli: Cli) -> Result<u8> {
         Some(Command::Check) => check(&settings).await,
         Some(Command::Restore(args)) => restore(&settings, &args).await,
         Some(Command::Verify(args)) => verify(&settings, &args).await,
+        Some(Command::Export(args)) => export(&settings, &args).await,
         Some(Command::Migrate) => migrate(&settings).await,
     }
 }
@@ -234,8 +235,21 @@ async fn status(settings: &Settings, args: &StatusArgs) -> Result<u8> {
     };
     let failed: Vec<_> =
         catalog.files(&settings.collection).await?.into_iter().filter(|f| f.status == "failed").collect();
+    let health = async {
+        let model = ModelInfo::load(settings.model_dir.as_deref())?;
+        let index = open_store(settings).await?;
+        let dir = parquet_dir(settings);
+        anyhow::Ok(consistency::verify(&catalog, index.as_ref(), &dir, model.dim, None).await?.0)
+    }
+    .await
+    .map_err(|e| format!("{e:#}"));
     if settings.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "jobs": jobs, "failed_files": failed }))?);
+        let health = match &health {
+            Ok(health) => serde_json::to_value(health)?,
+            Err(error) => serde_json::json!({ "unavailable": error }),
+        };
+        let out = serde_json::json!({ "jobs": jobs, "failed_files": failed, "health": health });
+        println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(0);
     }
     for job in &jobs {
@@ -261,6 +275,10 @@ async fn status(settings: &Settings, args: &StatusArgs) -> Result<u8> {
         for file in failed {
             println!("  {} (tries: {}): {}", file.path, file.retry_count, file.error.unwrap_or_default());
         }
+    }
+    match &health {
+        Ok(health) => print_health("sync health", health),
+        Err(error) => println!("sync health: unavailable ({error})"),
     }
     Ok(0)
 }
@@ -412,4 +430,21 @@ fn print_health(label: &str, health: &consistency::Health) {
     for path in &health.examples {
         println!("  out of sync: {path}");
     }
+}
+
+/// `ingest export --out DIR`: the collection's points, as stored, in one parquet file.
+async fn export(settings: &Settings, args: &ExportArgs) -> Result<u8> {
+    let model = ModelInfo::load(settings.model_dir.as_deref())?;
+    let index = open_store(settings).await?;
+    if !index.exists().await? {
+        anyhow::bail!("collection {:?} does not exist; nothing to export", settings.collection);
+    }
+    let points: Vec<_> = ingest::store::all_points(index.as_ref(), true).await?.into_values().collect();
+    let path = ParquetCopy::at(args.out.clone(), model.dim).write_file(&settings.collection, &points)?;
+    if settings.json {
+        println!("{}", serde_json::json!({ "path": path, "points": points.len() }));
+    } else if !settings.quiet {
+        println!("exported {} points of collection {:?} to {}", points.len(), settings.collection, path.display());
+    }
+    Ok(0)
 }

@@ -58,14 +58,29 @@ impl ParquetCopy {
         Self { dir: data_dir.join("parquet").join(collection), dim }
     }
 
+    /// A copy in any directory, such as the target of `ingest export`.
+    pub fn at(dir: PathBuf, dim: usize) -> Self {
+        Self { dir, dim }
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
     /// Writes one part of a job's copy and returns its final path.
     pub fn write_part(&self, job_id: &str, part: u64, points: &[Point]) -> Result<PathBuf> {
-        let path = self.dir.join(format!("{job_id}-part{part:06}.parquet"));
-        self.write_atomically(&path, |writer| writer.write(&to_batch(points, self.dim)?).context("writing rows"))?;
+        self.write_file(&format!("{job_id}-part{part:06}"), points)
+    }
+
+    /// Writes `points` atomically as `<name>.parquet`, in row groups of at most 10,000 rows.
+    pub fn write_file(&self, name: &str, points: &[Point]) -> Result<PathBuf> {
+        let path = self.dir.join(format!("{name}.parquet"));
+        self.write_atomically(&path, |writer| {
+            for group in points.chunks(10_000) {
+                writer.write(&to_batch(group, self.dim)?).context("writing rows")?;
+            }
+            Ok(())
+        })?;
         Ok(path)
     }
 

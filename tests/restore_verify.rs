@@ -52,6 +52,19 @@ fn round_trip(ws: Workspace) {
     // Restoring again changes nothing.
     ws.ingest_json(["restore", "--json", "--quiet"], 0);
     assert_eq!(searches(&ws), before);
+
+    // An export is one fresh file of the live points, and a collection restores from it too.
+    let out = ws.temp.path().join("export");
+    let exported = ws.ingest_json(["export".as_ref(), "--out".as_ref(), out.as_os_str(), "--json".as_ref()], 0);
+    assert_eq!(exported["points"], report["points"], "{exported:#}");
+    let rows = ingest::parquet_copy::read_points(&out.join("documents.parquet"), 384).unwrap();
+    let stored = ws.stored_points("documents", true);
+    assert_eq!(rows.len(), stored.len());
+    assert!(rows.iter().all(|row| stored[&row.id] == *row), "the export equals the stored points");
+    block_on(async { ws.index("documents").await.drop_collection().await.unwrap() });
+    ws.ingest_json(["restore".as_ref(), out.as_os_str(), "--json".as_ref(), "--quiet".as_ref()], 0);
+    assert_eq!(searches(&ws), before);
+    assert_eq!(verify(&ws, false, 0)["clean"], true);
 }
 
 #[test]
