@@ -251,6 +251,30 @@ fn pipeline_efficiency(bench: &Bench) -> Result<serde_json::Value> {
     }))
 }
 
+fn bench_job(directory: &str, model: &str, dim: usize) -> NewJob {
+    NewJob {
+        name: "bench seed".into(),
+        directory_path: directory.into(),
+        collection: "bench".into(),
+        model_name: model.into(),
+        vector_dim: dim as i64,
+        chunk_size: 200,
+        chunk_overlap: 32,
+        batch_size: 4000,
+    }
+}
+
+/// Records `facts` as completed by `job` with `vectors` points each, as an ingest would.
+async fn record_completed(catalog: &Catalog, job: &str, facts: &[FileFacts], vectors: i64) -> Result<()> {
+    for group in facts.chunks(2000) {
+        catalog.mark_processing("bench", job, group).await?;
+        let done: Vec<Completion> =
+            group.iter().map(|f| Completion { path: f.path.clone(), chunks: vectors, vectors }).collect();
+        catalog.mark_completed("bench", job, &done).await?;
+    }
+    Ok(())
+}
+
 /// Records every file under `docs` as completed in the catalog at `data`, as an ingest would,
 /// without embedding (the re-run reads only the catalog and the file metadata).
 fn seed_catalog(bench: &Bench, docs: &Path, data: &Path) -> Result<()> {
@@ -258,18 +282,7 @@ fn seed_catalog(bench: &Bench, docs: &Path, data: &Path) -> Result<()> {
     let root = std::fs::canonicalize(docs)?;
     let fingerprint = logic_fingerprint(&bench.model.id, 200, 32);
     bench.runtime.block_on(async {
-        let job = catalog
-            .create_job(&NewJob {
-                name: "seed".into(),
-                directory_path: root.display().to_string(),
-                collection: "bench".into(),
-                model_name: bench.model.id.clone(),
-                vector_dim: bench.model.dim as i64,
-                chunk_size: 200,
-                chunk_overlap: 32,
-                batch_size: 4000,
-            })
-            .await?;
+        let job = catalog.create_job(&bench_job(&root.display().to_string(), &bench.model.id, bench.model.dim)).await?;
         let mut facts = Vec::new();
         for item in ingest::scan::scan(&root, &ScanOptions::new(&[], &[])?) {
             let ScanItem::File(entry) = item else { continue };
@@ -284,13 +297,7 @@ fn seed_catalog(bench: &Bench, docs: &Path, data: &Path) -> Result<()> {
                 logic_fingerprint: fingerprint.clone(),
             });
         }
-        for group in facts.chunks(2000) {
-            catalog.mark_processing("bench", &job, group).await?;
-            let done: Vec<Completion> =
-                group.iter().map(|f| Completion { path: f.path.clone(), chunks: 1, vectors: 1 }).collect();
-            catalog.mark_completed("bench", &job, &done).await?;
-        }
-        anyhow::Ok(())
+        record_completed(&catalog, &job, &facts, 1).await
     })
 }
 
@@ -407,16 +414,7 @@ fn restore_ratio(bench: &Bench) -> Result<serde_json::Value> {
     let dim = bench.model.dim;
     let data = bench.dir("restore-data");
     let catalog = bench.catalog(&data)?;
-    let job = bench.runtime.block_on(catalog.create_job(&NewJob {
-        name: "synthetic".into(),
-        directory_path: "/bench".into(),
-        collection: "bench".into(),
-        model_name: "bench".into(),
-        vector_dim: dim as i64,
-        chunk_size: 200,
-        chunk_overlap: 32,
-        batch_size: 4000,
-    }))?;
+    let job = bench.runtime.block_on(catalog.create_job(&bench_job("/bench", "bench", dim)))?;
     let points = synthetic_points(count, dim, &job, 10);
     let copy = ParquetCopy::new(&data, "bench", dim);
     for (part, group) in points.chunks(4000).enumerate() {
@@ -436,13 +434,7 @@ fn restore_ratio(bench: &Bench) -> Result<serde_json::Value> {
                 logic_fingerprint: "bench".into(),
             });
         }
-        for group in facts.chunks(2000) {
-            catalog.mark_processing("bench", &job, group).await?;
-            let done: Vec<Completion> =
-                group.iter().map(|f| Completion { path: f.path.clone(), chunks: 10, vectors: 10 }).collect();
-            catalog.mark_completed("bench", &job, &done).await?;
-        }
-        anyhow::Ok(())
+        record_completed(&catalog, &job, &facts, 10).await
     })?;
     let upload = Upload { batch_size: 4000, parallelism: 2 };
 

@@ -107,7 +107,10 @@ fn failing_files_are_retried_up_to_the_limit_then_left_until_they_change() {
     let status = ws.ingest(["status"]);
     let listing = String::from_utf8_lossy(&status.stdout);
     assert!(listing.contains("broken.pdf (tries: 2)"), "{}", common::show(&status));
-    assert!(listing.contains("sync health: collection \"documents\": 1 completed files, 1 synced (100.0%)"), "{listing}");
+    assert!(
+        listing.contains("sync health: collection \"documents\": 1 completed files, 1 synced (100.0%)"),
+        "{listing}"
+    );
 
     // A changed file is tried again.
     std::fs::write(docs.join("broken.pdf"), b"%PDF-1.4 still not a pdf, but different").unwrap();
