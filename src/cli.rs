@@ -165,6 +165,9 @@ pub struct VerifyArgs {
     /// cannot be restored to `pending` for the next run to embed; then verify again
     #[arg(long)]
     pub repair: bool,
+    /// Also check that completed files still exist on disk with the same content
+    #[arg(long)]
+    pub check_files: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -202,14 +202,45 @@ pub struct Health {
     /// The latest completed job's counters that disagree with its file rows, as
     /// "name: recorded N, files say M".
     pub counter_mismatches: Vec<String>,
+    /// With `--check-files`: completed files gone from disk, and those whose bytes changed
+    /// since they were indexed (the next `ingest DIR` brings both up to date).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files_on_disk: Option<DiskCheck>,
     pub synced_percent: f64,
     /// Paths of the files that are not in sync, at most 20.
     pub examples: Vec<String>,
 }
 
+/// Completed files compared with the disk.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DiskCheck {
+    pub checked: u64,
+    pub missing: Vec<String>,
+    pub changed: Vec<String>,
+}
+
+fn check_files_on_disk(completed: &HashMap<String, FileRow>) -> DiskCheck {
+    let mut check = DiskCheck::default();
+    let mut files: Vec<&FileRow> = completed.values().collect();
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    for file in files {
+        check.checked += 1;
+        match std::fs::read(&file.path) {
+            Err(_) => check.missing.push(file.path.clone()),
+            Ok(bytes) if file.content_hash.as_deref() != Some(crate::hash::sha256_hex(&bytes).as_str()) => {
+                check.changed.push(file.path.clone())
+            }
+            Ok(_) => {}
+        }
+    }
+    check
+}
+
 impl Health {
     pub fn is_clean(&self) -> bool {
-        self.missing_points == 0
+        let disk_clean = self.files_on_disk.as_ref().is_none_or(|d| d.missing.is_empty() && d.changed.is_empty());
+        disk_clean
+            && self.missing_points == 0
             && self.orphan_points == 0
             && self.stale_points == 0
             && self.missing_parquet_rows == 0
@@ -271,6 +302,7 @@ pub async fn verify(
     index: &dyn VectorIndex,
     parquet_dir: &Path,
     dim: usize,
+    check_files: bool,
     repair: Option<Upload>,
 ) -> Result<(Health, Option<Repair>)> {
     let collection = index.collection().to_string();
@@ -330,6 +362,9 @@ pub async fn verify(
         }
     }
     health.expected_points = expected.len() as u64;
+    if check_files {
+        health.files_on_disk = Some(check_files_on_disk(&completed));
+    }
     if let Some((job, expected)) = counters_from_files(catalog, &collection).await? {
         health.counter_mismatches = counter_mismatches(&job.counters, &expected);
     }

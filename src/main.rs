@@ -239,7 +239,7 @@ async fn status(settings: &Settings, args: &StatusArgs) -> Result<u8> {
         let model = ModelInfo::load(settings.model_dir.as_deref())?;
         let index = open_store(settings).await?;
         let dir = parquet_dir(settings);
-        anyhow::Ok(consistency::verify(&catalog, index.as_ref(), &dir, model.dim, None).await?.0)
+        anyhow::Ok(consistency::verify(&catalog, index.as_ref(), &dir, model.dim, false, None).await?.0)
     }
     .await
     .map_err(|e| format!("{e:#}"));
@@ -383,9 +383,10 @@ async fn verify(settings: &Settings, args: &VerifyArgs) -> Result<u8> {
     let dir = parquet_dir(settings);
     let _lock = if args.repair { Some(RunLock::acquire(&settings.data_dir, &settings.collection)?) } else { None };
     let upload = args.repair.then_some(Upload { batch_size: 4000, parallelism: 2 });
-    let (health, repair) = consistency::verify(&catalog, index.as_ref(), &dir, model.dim, upload).await?;
+    let check_files = args.check_files;
+    let (health, repair) = consistency::verify(&catalog, index.as_ref(), &dir, model.dim, check_files, upload).await?;
     let after = match repair {
-        Some(_) => Some(consistency::verify(&catalog, index.as_ref(), &dir, model.dim, None).await?.0),
+        Some(_) => Some(consistency::verify(&catalog, index.as_ref(), &dir, model.dim, check_files, None).await?.0),
         None => None,
     };
     let clean = after.as_ref().unwrap_or(&health).is_clean();
@@ -426,6 +427,14 @@ fn print_health(label: &str, health: &consistency::Health) {
     }
     for mismatch in &health.counter_mismatches {
         println!("  latest job's counter {mismatch}");
+    }
+    if let Some(disk) = &health.files_on_disk {
+        println!(
+            "  files on disk: {} checked, {} missing, {} changed since indexed (run `ingest DIR` to bring them up to date)",
+            disk.checked,
+            disk.missing.len(),
+            disk.changed.len()
+        );
     }
     for path in &health.examples {
         println!("  out of sync: {path}");

@@ -192,3 +192,18 @@ print(table.num_rows, ",".join(s.names))
     assert_eq!(rows, report["points"].to_string());
     assert_eq!(columns, "doc_id,chunk_index,point_id,path,content,content_hash,model,job_id,vector,created_at");
 }
+
+#[test]
+fn check_files_finds_files_changed_or_gone_since_indexing() {
+    let ws = Workspace::new();
+    indexed_tree(&ws);
+    let docs = ws.docs();
+    write(&docs, "tides.txt", "The tides were rewritten after indexing.");
+    std::fs::remove_file(docs.join("comets.txt")).unwrap();
+    assert_eq!(verify(&ws, false, 0)["clean"], true, "the stores still agree with each other");
+    let checked = ws.ingest_json(["verify", "--check-files", "--json"], 2);
+    let disk = &checked["health"]["files_on_disk"];
+    assert_eq!(disk["checked"], 5, "{checked:#}");
+    let name = |v: &serde_json::Value| v[0].as_str().unwrap().rsplit('/').next().unwrap().to_string();
+    assert_eq!((name(&disk["changed"]), name(&disk["missing"])), ("tides.txt".into(), "comets.txt".into()));
+}
