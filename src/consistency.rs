@@ -154,10 +154,11 @@ pub async fn restore(
         completed.values().filter(|f| !files_to_reembed.contains(&f.path)).map(|f| f.doc_id.clone()).collect();
 
     let points: Vec<Point> = live.rows.into_values().filter(|p| restorable.contains(&p.payload.doc_id)).collect();
+    let was_empty = index.count(None).await? == 0;
     let points_restored = upload(index, points, settings, quiet).await?;
 
     // Whatever else the collection holds is not backed by the catalog.
-    let stored = all_points(index, false).await?;
+    let stored = if was_empty { Default::default() } else { all_points(index, false).await? };
     let expected: BTreeSet<Uuid> = completed
         .values()
         .filter(|f| restorable.contains(&f.doc_id))

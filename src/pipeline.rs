@@ -102,6 +102,8 @@ pub struct JobReport {
     pub points: u64,
     pub elapsed_seconds: f64,
     pub chunks_per_second: f64,
+    /// The process's peak resident memory so far, in MiB (Linux).
+    pub peak_memory_mib: Option<f64>,
     pub error: Option<String>,
 }
 
@@ -557,6 +559,7 @@ impl Tally {
             points: counters.points_written.load(Ordering::Relaxed),
             elapsed_seconds: elapsed,
             chunks_per_second: chunks as f64 / elapsed.max(1e-9),
+            peak_memory_mib: crate::progress::peak_memory_mib(),
             error,
         }
     }

@@ -118,3 +118,12 @@ impl Progress {
         }
     }
 }
+
+/// This process's peak resident memory in MiB (`VmHWM`; Linux only). Unlike `getrusage`,
+/// it starts afresh at `exec`, so a child forked from a large parent reports its own peak.
+pub fn peak_memory_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
