@@ -485,11 +485,14 @@ fn embed_stage(
             }
             None => HashMap::new(),
         };
-        // Each distinct text the cache does not know is embedded once.
+        // With the cache, each distinct text it does not know is embedded once; without it
+        // (`--full`), every chunk goes to the model.
         let mut seen = HashSet::new();
         let misses: Vec<&Chunk> = chunks
             .iter()
-            .filter(|c| !known.contains_key(&c.content_hash) && seen.insert(c.content_hash.as_str()))
+            .filter(|c| {
+                cache.is_none() || (!known.contains_key(&c.content_hash) && seen.insert(c.content_hash.as_str()))
+            })
             .copied()
             .collect();
         let mut fresh = Vec::with_capacity(misses.len());
