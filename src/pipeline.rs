@@ -145,10 +145,12 @@ struct EmbeddedFile {
 /// What the first two stages hand on.
 enum Outcome {
     Embedded(EmbeddedFile),
-    /// Content and logic unchanged; `restat` when size or mtime moved.
-    Unchanged {
+    /// Content and logic unchanged, but size or mtime moved: the catalog learns the new ones.
+    /// (Files whose stat did not move are only counted, in [`Counters::unchanged`].)
+    Restat {
         path: String,
-        restat: Option<(i64, i64)>,
+        size: i64,
+        modified_ns: i64,
     },
     Failed {
         facts: FileFacts,
@@ -299,7 +301,7 @@ async fn plan_job(
                 tally.updated += 1;
                 plan.update.push(path);
             }
-            Outcome::Unchanged { .. } => tally.unchanged += 1,
+            Outcome::Restat { .. } => Counters::add(&counters.unchanged, 1),
             Outcome::Failed { facts, reason, .. } => tally.failed.push(FailedFile { path: facts.path, reason }),
             Outcome::NotRetried(file) => tally.not_retried.push(file),
             Outcome::ScanProblem(problem) => tally.scan_problems.push(problem),
@@ -367,7 +369,8 @@ fn prepare_stage(
         });
         let same_stat = |p: &FileRow| p.size == entry.size as i64 && p.modified_ns == entry.modified_ns;
         if settled.is_some_and(same_stat) {
-            send(Outcome::Unchanged { path: entry.path_text, restat: None })?;
+            Counters::add(&counters.unchanged, 1);
+            Counters::add(&counters.files_done, 1);
             continue;
         }
         let given_up = previous.filter(|p| {
@@ -399,8 +402,7 @@ fn prepare_stage(
             }
         };
         if settled.is_some_and(|p| p.content_hash.as_deref() == Some(hashed.content_hash.as_str())) {
-            let restat = Some((entry.size as i64, entry.modified_ns));
-            send(Outcome::Unchanged { path: entry.path_text, restat })?;
+            send(Outcome::Restat { path: entry.path_text, size: entry.size as i64, modified_ns: entry.modified_ns })?;
             continue;
         }
         if settings.dry_run {
@@ -523,7 +525,6 @@ fn embed_stage(
 struct Tally {
     added: u64,
     updated: u64,
-    unchanged: u64,
     deleted: u64,
     failed: Vec<FailedFile>,
     not_retried: Vec<FailedFile>,
@@ -549,7 +550,7 @@ impl Tally {
             files_seen: counters.files_seen.load(Ordering::Relaxed),
             added: self.added,
             updated: self.updated,
-            unchanged: self.unchanged,
+            unchanged: counters.unchanged.load(Ordering::Relaxed),
             deleted: self.deleted,
             failed: self.failed,
             not_retried: self.not_retried,
@@ -573,7 +574,7 @@ impl Tally {
             total_files: live.files_seen.load(Ordering::Relaxed) as i64,
             processed_files: (self.added + self.updated) as i64,
             failed_files: self.failed.len() as i64,
-            skipped_files: self.unchanged as i64,
+            skipped_files: live.unchanged.load(Ordering::Relaxed) as i64,
             deleted_files: self.deleted as i64,
         }
     }
@@ -632,11 +633,9 @@ impl Committer<'_> {
                 self.group_points += file.vectors.len();
                 self.group.push(file);
             }
-            Outcome::Unchanged { path, restat } => {
-                if let Some((size, modified_ns)) = restat {
-                    self.catalog.refresh_stat(&self.settings.collection, &path, size, modified_ns).await?;
-                }
-                self.report.unchanged += 1;
+            Outcome::Restat { path, size, modified_ns } => {
+                self.catalog.refresh_stat(&self.settings.collection, &path, size, modified_ns).await?;
+                Counters::add(&self.counters.unchanged, 1);
                 Counters::add(&self.counters.files_done, 1);
             }
             Outcome::Failed { facts, previous, reason } => {

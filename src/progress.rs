@@ -16,6 +16,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 pub struct Counters {
     /// Candidate files found by the scan so far.
     pub files_seen: AtomicU64,
+    /// Files found unchanged (skipped).
+    pub unchanged: AtomicU64,
     /// Files finished in any way (embedded, unchanged, failed).
     pub files_done: AtomicU64,
     /// Chunks embedded by the model.
