@@ -40,7 +40,7 @@ pub enum Command {
     Run(RunArgs),
     /// Search the collection.
     Search(SearchArgs),
-    /// Show recent jobs and failed files.
+    /// Show recent jobs, failed files and the collection's sync health.
     Status(StatusArgs),
     /// Check that the catalog, the vector store and the model are reachable and agree.
     Check,
