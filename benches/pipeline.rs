@@ -27,7 +27,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_json::json;
 
 use ingest::catalog::{Catalog, Completion, FileFacts, NewJob};
@@ -396,10 +395,7 @@ fn synthetic_points(count: usize, dim: usize, job: &str, chunks_per_file: usize)
 /// Upserts `points` in batches with `parallel` in flight; returns the seconds taken.
 async fn upsert_all(index: &dyn VectorIndex, points: &[Point], batch: usize, parallel: usize) -> Result<f64> {
     let started = Instant::now();
-    stream::iter(points.chunks(batch).map(|b| index.upsert(b.to_vec())))
-        .buffer_unordered(parallel)
-        .try_collect::<Vec<()>>()
-        .await?;
+    ingest::store::upsert_in_batches(index, points, batch, parallel, |_| {}).await?;
     Ok(started.elapsed().as_secs_f64())
 }
 

@@ -14,14 +14,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use futures::stream::{self, StreamExt, TryStreamExt};
 use serde::Serialize;
 use uuid::Uuid;
 
 use crate::catalog::{Catalog, FileRow, FileStatus, JobCounters, JobRow};
 use crate::hash::point_id;
 use crate::parquet_copy::read_points;
-use crate::store::{all_points, Point, VectorIndex};
+use crate::store::{all_points, upsert_in_batches, Point, VectorIndex};
 
 /// A parquet file that could not be used, and why.
 #[derive(Debug, Clone, Serialize)]
@@ -36,15 +35,9 @@ pub struct LiveRows {
     pub unreadable: Vec<UnreadableFile>,
 }
 
-/// The collection's completed files, by `doc_id`.
-pub async fn completed_files(catalog: &Catalog, collection: &str) -> Result<HashMap<String, FileRow>> {
-    Ok(catalog
-        .files(collection)
-        .await?
-        .into_iter()
-        .filter(|f| f.status() == FileStatus::Completed)
-        .map(|f| (f.doc_id.clone(), f))
-        .collect())
+/// The completed files among `files`, by `doc_id`.
+fn completed_by_doc(files: &[FileRow]) -> HashMap<String, FileRow> {
+    files.iter().filter(|f| f.status() == FileStatus::Completed).map(|f| (f.doc_id.clone(), f.clone())).collect()
 }
 
 /// Reads every parquet file under `dir` and keeps the live rows. A file with the wrong
@@ -84,6 +77,19 @@ pub fn live_rows(dir: &Path, dim: usize, completed: &HashMap<String, FileRow>) -
     Ok(live)
 }
 
+/// The ids of the points a completed file should have.
+fn point_ids(file: &FileRow) -> impl Iterator<Item = Uuid> + '_ {
+    (0..file.vectors_created as u32).map(|chunk| point_id(&file.doc_id, chunk))
+}
+
+/// Deletes `ids` in requests of 1,000.
+async fn delete_points(index: &dyn VectorIndex, ids: &[Uuid]) -> Result<()> {
+    for batch in ids.chunks(1000) {
+        index.delete_points(batch).await?;
+    }
+    Ok(())
+}
+
 /// How to upload.
 #[derive(Debug, Clone, Copy)]
 pub struct Upload {
@@ -93,22 +99,13 @@ pub struct Upload {
 
 async fn upload(index: &dyn VectorIndex, points: Vec<Point>, upload: Upload, quiet: bool) -> Result<u64> {
     let total = points.len();
-    let batches: Vec<Vec<Point>> = points.chunks(upload.batch_size.max(1)).map(<[Point]>::to_vec).collect();
     let done = std::sync::atomic::AtomicUsize::new(0);
-    stream::iter(batches.into_iter().map(|batch| {
-        let done = &done;
-        async move {
-            let n = batch.len();
-            index.upsert(batch).await?;
-            let so_far = done.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
-            if !quiet {
-                eprintln!("restore: {so_far}/{total} points uploaded");
-            }
-            anyhow::Ok(())
+    upsert_in_batches(index, &points, upload.batch_size, upload.parallelism, |n| {
+        let so_far = done.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
+        if !quiet {
+            eprintln!("restore: {so_far}/{total} points uploaded");
         }
-    }))
-    .buffer_unordered(upload.parallelism.max(1))
-    .try_collect::<Vec<()>>()
+    })
     .await?;
     Ok(total as u64)
 }
@@ -136,7 +133,7 @@ pub async fn restore(
     quiet: bool,
 ) -> Result<RestoreReport> {
     let collection = index.collection().to_string();
-    let completed = completed_files(catalog, &collection).await?;
+    let completed = completed_by_doc(&catalog.files(&collection).await?);
     let live = live_rows(dir, dim, &completed)?;
     index.ensure_collection(dim).await?;
 
@@ -144,30 +141,23 @@ pub async fn restore(
     for row in live.rows.values() {
         *rows_per_doc.entry(row.payload.doc_id.as_str()).or_default() += 1;
     }
-    let mut files_to_reembed: Vec<String> = completed
+    let (restorable, unrestorable): (Vec<&FileRow>, Vec<&FileRow>) = completed
         .values()
-        .filter(|f| rows_per_doc.get(f.doc_id.as_str()).copied().unwrap_or(0) != f.vectors_created)
-        .map(|f| f.path.clone())
-        .collect();
+        .partition(|f| rows_per_doc.get(f.doc_id.as_str()).copied().unwrap_or(0) == f.vectors_created);
+    let mut files_to_reembed: Vec<String> = unrestorable.iter().map(|f| f.path.clone()).collect();
     files_to_reembed.sort();
-    let restorable: BTreeSet<String> =
-        completed.values().filter(|f| !files_to_reembed.contains(&f.path)).map(|f| f.doc_id.clone()).collect();
+    let expected: BTreeSet<Uuid> = restorable.iter().flat_map(|f| point_ids(f)).collect();
+    let restorable: BTreeSet<&str> = restorable.iter().map(|f| f.doc_id.as_str()).collect();
 
-    let points: Vec<Point> = live.rows.into_values().filter(|p| restorable.contains(&p.payload.doc_id)).collect();
+    let points: Vec<Point> =
+        live.rows.into_values().filter(|p| restorable.contains(p.payload.doc_id.as_str())).collect();
     let was_empty = index.count(None).await? == 0;
     let points_restored = upload(index, points, settings, quiet).await?;
 
     // Whatever else the collection holds is not backed by the catalog.
     let stored = if was_empty { Default::default() } else { all_points(index, false).await? };
-    let expected: BTreeSet<Uuid> = completed
-        .values()
-        .filter(|f| restorable.contains(&f.doc_id))
-        .flat_map(|f| (0..f.vectors_created as u32).map(|i| point_id(&f.doc_id, i)))
-        .collect();
     let orphans: Vec<Uuid> = stored.keys().filter(|id| !expected.contains(id)).copied().collect();
-    for batch in orphans.chunks(1000) {
-        index.delete_points(batch).await?;
-    }
+    delete_points(index, &orphans).await?;
     if !files_to_reembed.is_empty() {
         catalog.mark_pending(&collection, &files_to_reembed).await?;
     }
@@ -267,14 +257,18 @@ fn same_point(stored: &Point, row: &Point) -> bool {
         && stored.vector.iter().zip(&row.vector).all(|(a, b)| (a - b).abs() <= 1e-5)
 }
 
-/// The latest job, when it completed, and its counters as its file rows tell them: files
-/// it embedded (`processed`), failed and deleted. Other counters are kept as recorded.
-async fn counters_from_files(catalog: &Catalog, collection: &str) -> Result<Option<(JobRow, JobCounters)>> {
+/// The latest job, when it completed, and its counters as the collection's file rows tell
+/// them: files it embedded (`processed`), failed and deleted. Other counters are kept as
+/// recorded.
+async fn counters_from_files(
+    catalog: &Catalog,
+    collection: &str,
+    files: &[FileRow],
+) -> Result<Option<(JobRow, JobCounters)>> {
     let Some(job) = catalog.jobs(Some(collection), 1).await?.into_iter().next() else { return Ok(None) };
     if job.status != "completed" {
         return Ok(None);
     }
-    let files = catalog.files(collection).await?;
     let count = |keep: &dyn Fn(&FileRow) -> bool| files.iter().filter(|f| keep(f)).count() as i64;
     let expected = JobCounters {
         processed_files: count(&|f| f.embedded_job_id.as_deref() == Some(job.id.as_str())),
@@ -307,7 +301,8 @@ pub async fn verify(
     repair: Option<Upload>,
 ) -> Result<(Health, Option<Repair>)> {
     let collection = index.collection().to_string();
-    let completed = completed_files(catalog, &collection).await?;
+    let files = catalog.files(&collection).await?;
+    let completed = completed_by_doc(&files);
     let live = live_rows(parquet_dir, dim, &completed)?;
     let stored = all_points(index, true).await?;
 
@@ -324,8 +319,7 @@ pub async fn verify(
     for file in completed.values() {
         let mut in_sync = true;
         let mut restorable = true;
-        for chunk in 0..file.vectors_created as u32 {
-            let id = point_id(&file.doc_id, chunk);
+        for id in point_ids(file) {
             expected.insert(id);
             let row = live.rows.get(&id);
             if row.is_none() {
@@ -352,8 +346,7 @@ pub async fn verify(
                 health.examples.push(file.path.clone());
             }
             if restorable {
-                reupload.extend((0..file.vectors_created as u32).filter_map(|i| {
-                    let id = point_id(&file.doc_id, i);
+                reupload.extend(point_ids(file).filter_map(|id| {
                     let row = &live.rows[&id];
                     (!stored.get(&id).is_some_and(|p| same_point(p, row))).then(|| row.clone())
                 }));
@@ -366,7 +359,7 @@ pub async fn verify(
     if check_files {
         health.files_on_disk = Some(check_files_on_disk(&completed));
     }
-    if let Some((job, expected)) = counters_from_files(catalog, &collection).await? {
+    if let Some((job, expected)) = counters_from_files(catalog, &collection, &files).await? {
         health.counter_mismatches = counter_mismatches(&job.counters, &expected);
     }
     let orphans: Vec<Uuid> = stored.keys().filter(|id| !expected.contains(id)).copied().collect();
@@ -376,9 +369,7 @@ pub async fn verify(
 
     let Some(settings) = repair else { return Ok((health, None)) };
     let mut repaired = Repair { orphans_deleted: orphans.len() as u64, ..Repair::default() };
-    for batch in orphans.chunks(1000) {
-        index.delete_points(batch).await?;
-    }
+    delete_points(index, &orphans).await?;
     repaired.points_reuploaded = upload(index, reupload, settings, true).await?;
     if !reembed.is_empty() {
         let doc_ids: Vec<String> = reembed.iter().map(|f| f.doc_id.clone()).collect();
@@ -388,7 +379,8 @@ pub async fn verify(
         catalog.mark_pending(&collection, &repaired.files_to_reembed).await?;
     }
     // Last, as returning files to pending changes what the rows say.
-    if let Some((job, expected)) = counters_from_files(catalog, &collection).await? {
+    let files = catalog.files(&collection).await?;
+    if let Some((job, expected)) = counters_from_files(catalog, &collection, &files).await? {
         if !counter_mismatches(&job.counters, &expected).is_empty() {
             catalog.save_progress(&job.id, &expected, None).await?;
             repaired.counters_fixed = true;

@@ -25,7 +25,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use futures::stream::{self, StreamExt, TryStreamExt};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -38,7 +37,7 @@ use crate::hash::{self, HashedFile};
 use crate::parquet_copy::ParquetCopy;
 use crate::progress::{Counters, Progress};
 use crate::scan::{self, FileEntry, ScanItem, ScanOptions};
-use crate::store::{Point, PointPayload, VectorIndex};
+use crate::store::{upsert_in_batches, Point, PointPayload, VectorIndex};
 
 /// How a job runs.
 #[derive(Debug, Clone)]
@@ -700,22 +699,15 @@ impl Committer<'_> {
         self.parquet.write_part(self.job_id, self.parts_written, &points)?;
         self.parts_written += 1;
 
-        let total = points.len() as u64;
-        let batches: Vec<Vec<Point>> =
-            points.chunks(self.settings.upload_batch_size.max(1)).map(<[Point]>::to_vec).collect();
-        let (index, counters) = (self.index, self.counters);
-        stream::iter(batches.into_iter().map(|batch| {
-            let n = batch.len() as u64;
-            async move {
-                index.upsert(batch).await?;
-                Counters::add(&counters.points_written, n);
-                anyhow::Ok(())
-            }
-        }))
-        .buffer_unordered(self.settings.upload_parallelism.max(1))
-        .try_collect::<Vec<()>>()
+        let counters = self.counters;
+        upsert_in_batches(
+            self.index,
+            &points,
+            self.settings.upload_batch_size,
+            self.settings.upload_parallelism,
+            |n| Counters::add(&counters.points_written, n as u64),
+        )
         .await?;
-        debug_assert_eq!(total, points.len() as u64);
 
         let mut done = Vec::with_capacity(group.len());
         for file in &group {

@@ -94,6 +94,16 @@ impl EmbeddedIndex {
         })
         .await
     }
+
+    /// Applies a point operation and flushes it to disk, one writer at a time.
+    async fn apply(&self, operation: PointOperations) -> Result<()> {
+        self.writing(move |shard| {
+            shard.update(UpdateOperation::PointOperation(operation)).map_err(edge_error)?;
+            shard.flush();
+            Ok(())
+        })
+        .await
+    }
 }
 
 fn edge_error(error: qdrant_edge::OperationError) -> anyhow::Error {
@@ -171,16 +181,7 @@ impl VectorIndex for EmbeddedIndex {
 
     async fn upsert(&self, points: Vec<Point>) -> Result<()> {
         let points = points.into_iter().map(|p| to_edge_point(p).map(Into::into)).collect::<Result<Vec<_>>>()?;
-        self.writing(move |shard| {
-            shard
-                .update(UpdateOperation::PointOperation(PointOperations::UpsertPoints(
-                    PointInsertOperations::PointsList(points),
-                )))
-                .map_err(edge_error)?;
-            shard.flush();
-            Ok(())
-        })
-        .await
+        self.apply(PointOperations::UpsertPoints(PointInsertOperations::PointsList(points))).await
     }
 
     async fn delete_documents(&self, doc_ids: &[String]) -> Result<()> {
@@ -189,14 +190,7 @@ impl VectorIndex for EmbeddedIndex {
         }
         let mut filter = Filter::new_should(doc_filter(&doc_ids[0]));
         filter.should.get_or_insert_with(Vec::new).extend(doc_ids[1..].iter().map(|d| doc_filter(d)));
-        self.writing(move |shard| {
-            shard
-                .update(UpdateOperation::PointOperation(PointOperations::DeletePointsByFilter(filter)))
-                .map_err(edge_error)?;
-            shard.flush();
-            Ok(())
-        })
-        .await
+        self.apply(PointOperations::DeletePointsByFilter(filter)).await
     }
 
     async fn delete_points(&self, ids: &[Uuid]) -> Result<()> {
@@ -204,12 +198,7 @@ impl VectorIndex for EmbeddedIndex {
             return Ok(());
         }
         let ids: Vec<PointId> = ids.iter().map(|id| PointId::Uuid(*id)).collect();
-        self.writing(move |shard| {
-            shard.update(UpdateOperation::PointOperation(PointOperations::DeletePoints { ids })).map_err(edge_error)?;
-            shard.flush();
-            Ok(())
-        })
-        .await
+        self.apply(PointOperations::DeletePoints { ids }).await
     }
 
     async fn delete_tail(&self, doc_id: &str, keep: u32) -> Result<()> {
@@ -219,12 +208,7 @@ impl VectorIndex for EmbeddedIndex {
             .must
             .get_or_insert_with(Vec::new)
             .push(Condition::Field(FieldCondition::new_range(field("chunk_index"), range)));
-        self.writing(move |shard| {
-            shard
-                .update(UpdateOperation::PointOperation(PointOperations::DeletePointsByFilter(filter)))
-                .map_err(edge_error)
-        })
-        .await
+        self.apply(PointOperations::DeletePointsByFilter(filter)).await
     }
 
     async fn search(&self, vector: Vec<f32>, limit: usize) -> Result<Vec<Hit>> {

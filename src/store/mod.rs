@@ -81,6 +81,28 @@ pub trait VectorIndex: Send + Sync {
     async fn finish(&self) -> Result<()>;
 }
 
+/// Upserts `points` in requests of `batch_size`, `parallelism` of them in flight, calling
+/// `acknowledged` with the size of each batch the store has acknowledged.
+pub async fn upsert_in_batches(
+    index: &dyn VectorIndex,
+    points: &[Point],
+    batch_size: usize,
+    parallelism: usize,
+    acknowledged: impl Fn(usize),
+) -> Result<()> {
+    use futures::stream::{self, StreamExt, TryStreamExt};
+    let acknowledged = &acknowledged;
+    stream::iter(points.chunks(batch_size.max(1)).map(|batch| async move {
+        index.upsert(batch.to_vec()).await?;
+        acknowledged(batch.len());
+        anyhow::Ok(())
+    }))
+    .buffer_unordered(parallelism.max(1))
+    .try_collect::<Vec<()>>()
+    .await?;
+    Ok(())
+}
+
 /// Every point of the collection, by id, read in pages.
 pub async fn all_points(
     index: &dyn VectorIndex,

@@ -12,10 +12,10 @@
 use anyhow::{anyhow, bail, Context, Result};
 use async_trait::async_trait;
 use qdrant_client::qdrant::{
-    point_id::PointIdOptions, vector_output, vectors_config, vectors_output, Condition, CountPointsBuilder,
-    CreateCollectionBuilder, CreateFieldIndexCollectionBuilder, DeletePointsBuilder, Distance, FieldType, Filter,
-    PointId, PointStruct, PointsIdsList, QueryPointsBuilder, Range, RetrievedPoint, ScrollPointsBuilder,
-    UpsertPointsBuilder, VectorParamsBuilder, VectorsOutput,
+    point_id::PointIdOptions, points_selector::PointsSelectorOneOf, vector_output, vectors_config, vectors_output,
+    Condition, CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder, DeletePointsBuilder,
+    Distance, FieldType, Filter, PointId, PointStruct, PointsIdsList, QueryPointsBuilder, Range, RetrievedPoint,
+    ScrollPointsBuilder, UpsertPointsBuilder, VectorParamsBuilder, VectorsOutput,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
 use std::time::Duration;
@@ -73,6 +73,17 @@ impl QdrantIndex {
 
     fn doc_filter(doc_id: &str) -> Condition {
         Condition::matches("doc_id", doc_id.to_string())
+    }
+
+    /// Deletes the selected points and waits for the server's acknowledgement.
+    async fn delete(&self, selector: PointsSelectorOneOf, doing: &str) -> Result<()> {
+        self.breaker
+            .call(|| async {
+                let request = DeletePointsBuilder::new(&self.collection).points(selector.clone()).wait(true);
+                self.client.delete_points(request).await.map_err(|e| classify(e, doing))
+            })
+            .await?;
+        Ok(())
     }
 }
 
@@ -225,14 +236,7 @@ impl VectorIndex for QdrantIndex {
         if doc_ids.is_empty() {
             return Ok(());
         }
-        let filter = Filter::must([Condition::matches("doc_id", doc_ids.to_vec())]);
-        self.breaker
-            .call(|| async {
-                let request = DeletePointsBuilder::new(&self.collection).points(filter.clone()).wait(true);
-                self.client.delete_points(request).await.map_err(|e| classify(e, "delete documents"))
-            })
-            .await?;
-        Ok(())
+        self.delete(Filter::must([Condition::matches("doc_id", doc_ids.to_vec())]).into(), "delete documents").await
     }
 
     async fn delete_points(&self, ids: &[Uuid]) -> Result<()> {
@@ -240,13 +244,7 @@ impl VectorIndex for QdrantIndex {
             return Ok(());
         }
         let list = PointsIdsList { ids: ids.iter().map(|id| PointId::from(id.to_string())).collect() };
-        self.breaker
-            .call(|| async {
-                let request = DeletePointsBuilder::new(&self.collection).points(list.clone()).wait(true);
-                self.client.delete_points(request).await.map_err(|e| classify(e, "delete points"))
-            })
-            .await?;
-        Ok(())
+        self.delete(list.into(), "delete points").await
     }
 
     async fn delete_tail(&self, doc_id: &str, keep: u32) -> Result<()> {
@@ -254,13 +252,7 @@ impl VectorIndex for QdrantIndex {
             Self::doc_filter(doc_id),
             Condition::range("chunk_index", Range { gte: Some(keep as f64), ..Default::default() }),
         ]);
-        self.breaker
-            .call(|| async {
-                let request = DeletePointsBuilder::new(&self.collection).points(filter.clone()).wait(true);
-                self.client.delete_points(request).await.map_err(|e| classify(e, "delete stale chunks"))
-            })
-            .await?;
-        Ok(())
+        self.delete(filter.into(), "delete stale chunks").await
     }
 
     async fn search(&self, vector: Vec<f32>, limit: usize) -> Result<Vec<Hit>> {
