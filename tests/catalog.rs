@@ -58,6 +58,22 @@ async fn exercise(catalog: Catalog) {
     assert_eq!(catalog.files("c").await.unwrap()[0].status(), FileStatus::Deleted);
     assert!(catalog.files("other").await.unwrap().is_empty(), "collections are separate");
 
+    // Rows come back exactly, whatever characters a path holds and however large its numbers.
+    let mut odd = facts("/docs/\"quoted\" back\\slash tab\there\nnew line – ünïcode 🐝 'x'.txt", "h3");
+    odd.modified_ns = 1_763_000_000_123_456_789;
+    odd.size = i64::from(u32::MAX) * 4;
+    catalog.mark_processing("odd", &job, std::slice::from_ref(&odd)).await.unwrap();
+    let rows = catalog.files("odd").await.unwrap();
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0];
+    assert_eq!(
+        (&row.path, &row.doc_id, row.size, row.modified_ns),
+        (&odd.path, &odd.doc_id, odd.size, odd.modified_ns)
+    );
+    assert_eq!((row.content_hash.as_deref(), row.logic_fingerprint.as_deref()), (Some("h3"), Some("fp")));
+    assert_eq!((row.error.as_deref(), row.retry_count, row.embedded_job_id.as_deref()), (None, 0, None));
+    assert_eq!(row.job_id.as_deref(), Some(job.as_str()));
+
     let counters =
         JobCounters { total_files: 2, processed_files: 1, failed_files: 1, skipped_files: 0, deleted_files: 1 };
     catalog.save_progress(&job, &counters, Some("/docs/a.txt")).await.unwrap();

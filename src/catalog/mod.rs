@@ -109,8 +109,9 @@ pub struct JobRow {
     pub error: Option<String>,
 }
 
-/// A file row.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// A file row. Its fields are in [`FILE_FIELDS`] order, which is also the order of the
+/// arrays [`Catalog::files`] reads.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FileRow {
     pub path: String,
     pub doc_id: String,
@@ -162,6 +163,7 @@ fn now() -> String {
 #[derive(Clone)]
 pub struct Catalog {
     pool: AnyPool,
+    is_postgres: bool,
     /// Retries calls through a lost PostgreSQL connection, up to the outage limit.
     breaker: Arc<Breaker>,
 }
@@ -188,7 +190,7 @@ impl Catalog {
         }
         MIGRATOR.run(&pool).await.context("applying catalog migrations")?;
         let service = if is_sqlite { "the embedded catalog" } else { "PostgreSQL" };
-        Ok(Self { pool, breaker: Arc::new(Breaker::new(service, RetryPolicy::default())) })
+        Ok(Self { pool, is_postgres: !is_sqlite, breaker: Arc::new(Breaker::new(service, RetryPolicy::default())) })
     }
 
     /// The same catalog, retrying lost connections under `policy`.
@@ -217,7 +219,7 @@ impl Catalog {
     /// and is released when the returned guard is dropped, or when the process dies.
     /// The embedded catalog returns `None`: the data directory's lock file covers it.
     pub async fn lock_collection(&self, collection: &str) -> Result<Option<sqlx::AnyConnection>> {
-        if self.breaker.service() != "PostgreSQL" {
+        if !self.is_postgres {
             return Ok(None);
         }
         let mut connection = self.pool.acquire().await.context("connecting for the collection lock")?.detach();
@@ -404,15 +406,24 @@ impl Catalog {
 
     /// Every file row of a collection, deleted ones included.
     pub async fn files(&self, collection: &str) -> Result<Vec<FileRow>> {
-        self.retrying(|| async {
-            let rows = sqlx::query(&format!("{FILE_COLUMNS} WHERE collection = $1 ORDER BY path"))
-                .bind(collection)
-                .fetch_all(&self.pool)
-                .await
-                .context("reading file rows")?;
-            rows.iter().map(file_row).collect()
-        })
-        .await
+        // The rows travel as one JSON array of arrays built by the database: decoding them
+        // one by one through the `Any` driver costs about 15 µs a row, which would make a
+        // no-change re-run over 100,000 files wait on the catalog rather than the disk.
+        let sql = if self.is_postgres {
+            format!("SELECT COALESCE(json_agg(json_build_array({FILE_FIELDS})), '[]')::text AS rows FROM files WHERE collection = $1")
+        } else {
+            format!("SELECT json_group_array(json_array({FILE_FIELDS})) AS rows FROM files WHERE collection = $1")
+        };
+        let text: String = self
+            .retrying(|| async {
+                let row =
+                    sqlx::query(&sql).bind(collection).fetch_one(&self.pool).await.context("reading file rows")?;
+                Ok(row.try_get("rows")?)
+            })
+            .await?;
+        let mut files: Vec<FileRow> = serde_json::from_str(&text).context("decoding file rows")?;
+        files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+        Ok(files)
     }
 
     /// Records files as `processing` with their new content hash and fingerprint (step 1 of
@@ -588,8 +599,9 @@ const JOB_COLUMNS: &str = "SELECT id, name, status, directory_path, collection, 
     processed_files, failed_files, skipped_files, deleted_files, current_file, created_at, started_at,
     finished_at, error FROM jobs";
 
-const FILE_COLUMNS: &str = "SELECT path, doc_id, size, modified_ns, extension, content_hash, logic_fingerprint,
-    status, error, retry_count, chunks_created, vectors_created, job_id, embedded_job_id FROM files";
+/// The columns of [`FileRow`], in its field order.
+const FILE_FIELDS: &str = "path, doc_id, size, modified_ns, extension, content_hash, logic_fingerprint, status,
+    error, retry_count, chunks_created, vectors_created, job_id, embedded_job_id";
 
 fn job_row(row: &AnyRow) -> Result<JobRow> {
     Ok(JobRow {
@@ -611,25 +623,6 @@ fn job_row(row: &AnyRow) -> Result<JobRow> {
         started_at: row.try_get("started_at")?,
         finished_at: row.try_get("finished_at")?,
         error: row.try_get("error")?,
-    })
-}
-
-fn file_row(row: &AnyRow) -> Result<FileRow> {
-    Ok(FileRow {
-        path: row.try_get("path")?,
-        doc_id: row.try_get("doc_id")?,
-        size: row.try_get("size")?,
-        modified_ns: row.try_get("modified_ns")?,
-        extension: row.try_get("extension")?,
-        content_hash: row.try_get("content_hash")?,
-        logic_fingerprint: row.try_get("logic_fingerprint")?,
-        status: row.try_get("status")?,
-        error: row.try_get("error")?,
-        retry_count: row.try_get("retry_count")?,
-        chunks_created: row.try_get("chunks_created")?,
-        vectors_created: row.try_get("vectors_created")?,
-        job_id: row.try_get("job_id")?,
-        embedded_job_id: row.try_get("embedded_job_id")?,
     })
 }
 
