@@ -444,8 +444,14 @@ fn prepare_file(hashed: HashedFile, previous: Option<FileRow>, fingerprint: &str
     }
 }
 
+/// How many model batches of chunks the embed stage gathers, when the prepare stage has them
+/// ready, before it sorts them by length and runs the model: a wider window puts chunks of
+/// like length together, so batches carry less padding.
+const SORT_WINDOW_BATCHES: usize = 4;
+
 /// Runs the model over prepared files, batching chunks across small files; chunks the
-/// embedding cache knows are not embedded again.
+/// embedding cache knows are not embedded again. It takes what the prepare stage has ready,
+/// up to [`SORT_WINDOW_BATCHES`] batches, so the model never waits for a full window.
 fn embed_stage(
     mut embedder: Embedder,
     batch_size: usize,
@@ -464,7 +470,7 @@ fn embed_stage(
             Some(Outcome::Embedded(file)) => {
                 pending_chunks += file.prepared.chunks.len();
                 pending.push(file);
-                if pending_chunks < batch_size {
+                if pending_chunks < batch_size * SORT_WINDOW_BATCHES {
                     continue;
                 }
             }
@@ -497,7 +503,7 @@ fn embed_stage(
             .copied()
             .collect();
         let mut fresh = Vec::with_capacity(misses.len());
-        for slice in misses.chunks(batch_size.max(1) * 4) {
+        for slice in misses.chunks(batch_size.max(1) * SORT_WINDOW_BATCHES) {
             if cancel.load(Ordering::SeqCst) {
                 return Ok(());
             }
