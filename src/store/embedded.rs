@@ -7,6 +7,7 @@
 //! The engine's calls are blocking; they run on tokio's blocking pool.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -33,6 +34,11 @@ pub struct EmbeddedIndex {
     shard: RwLock<Option<Arc<EdgeShard>>>,
     /// Serialises writes: the engine's `flush` panics if another update holds its WAL.
     writes: Arc<std::sync::Mutex<()>>,
+    /// Whether points changed since the collection was opened: [`VectorIndex::finish`]
+    /// builds the index only then. (Every write is flushed as it is applied, so a process
+    /// that died before `finish` lost no points; its segments are optimised by the next run
+    /// that changes something.)
+    changed: AtomicBool,
 }
 
 impl EmbeddedIndex {
@@ -59,6 +65,7 @@ impl EmbeddedIndex {
             path,
             shard: RwLock::new(shard),
             writes: Arc::new(std::sync::Mutex::new(())),
+            changed: AtomicBool::new(false),
         })
     }
 
@@ -97,6 +104,7 @@ impl EmbeddedIndex {
 
     /// Applies a point operation and flushes it to disk, one writer at a time.
     async fn apply(&self, operation: PointOperations) -> Result<()> {
+        self.changed.store(true, Ordering::SeqCst);
         self.writing(move |shard| {
             shard.update(UpdateOperation::PointOperation(operation)).map_err(edge_error)?;
             shard.flush();
@@ -286,7 +294,7 @@ impl VectorIndex for EmbeddedIndex {
     }
 
     async fn finish(&self) -> Result<()> {
-        if self.shard.read().await.is_none() {
+        if self.shard.read().await.is_none() || !self.changed.swap(false, Ordering::SeqCst) {
             return Ok(());
         }
         self.writing(|shard| {
