@@ -7,6 +7,8 @@
 //! `[SEP]` always fits the model's maximum sequence length. Markdown is split on its
 //! structure (headings, paragraphs) before sentences and words.
 
+use std::sync::Arc;
+
 use anyhow::{bail, Context, Result};
 use text_splitter::{ChunkConfig, MarkdownSplitter, TextSplitter};
 use tokenizers::Tokenizer;
@@ -28,13 +30,19 @@ pub struct Chunk {
 
 /// Splits documents with the model's tokenizer.
 pub struct Chunker {
-    text: TextSplitter<Tokenizer>,
-    markdown: MarkdownSplitter<Tokenizer>,
+    text: TextSplitter<Arc<Tokenizer>>,
+    markdown: MarkdownSplitter<Arc<Tokenizer>>,
 }
 
 impl Chunker {
+    /// `tokenizer` counts tokens (no truncation, no padding: [`crate::embed::ModelInfo`]'s).
     /// `max_sequence` is the model's maximum sequence length, special tokens included.
-    pub fn new(tokenizer: &Tokenizer, chunk_size: usize, chunk_overlap: usize, max_sequence: usize) -> Result<Self> {
+    pub fn new(
+        tokenizer: &Arc<Tokenizer>,
+        chunk_size: usize,
+        chunk_overlap: usize,
+        max_sequence: usize,
+    ) -> Result<Self> {
         let limit = max_sequence.saturating_sub(SPECIAL_TOKENS);
         if chunk_size == 0 || chunk_size > limit {
             bail!("--chunk-size must be between 1 and {limit} tokens for this model (got {chunk_size})");
@@ -42,9 +50,6 @@ impl Chunker {
         if chunk_overlap >= chunk_size {
             bail!("--chunk-overlap ({chunk_overlap}) must be smaller than --chunk-size ({chunk_size})");
         }
-        let mut tokenizer = tokenizer.clone();
-        tokenizer.with_truncation(None).map_err(|e| anyhow::anyhow!("{e}")).context("disabling truncation")?;
-        tokenizer.with_padding(None);
         let config = || {
             ChunkConfig::new(chunk_size)
                 .with_sizer(tokenizer.clone())

@@ -13,6 +13,7 @@
 //! the results are put back in input order.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use fastembed::{InitOptionsUserDefined, Pooling, TextEmbedding, TokenizerFiles, UserDefinedEmbeddingModel};
@@ -61,7 +62,9 @@ pub struct ModelInfo {
     pub dim: usize,
     /// Maximum sequence length, special tokens included.
     pub max_sequence: usize,
-    pub tokenizer: Tokenizer,
+    /// The model's tokenizer without truncation or padding: it counts a text's tokens.
+    /// Shared, because cloning it copies the whole vocabulary.
+    pub tokenizer: Arc<Tokenizer>,
 }
 
 impl ModelInfo {
@@ -85,13 +88,15 @@ impl ModelInfo {
             .and_then(|c: serde_json::Value| c["max_seq_length"].as_u64())
             .or_else(|| config["max_position_embeddings"].as_u64())
             .unwrap_or(512) as usize;
-        let tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
+        let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
             .map_err(|e| anyhow::anyhow!("{e}"))
             .with_context(|| format!("reading {}", dir.join("tokenizer.json").display()))?;
+        tokenizer.with_truncation(None).map_err(|e| anyhow::anyhow!("{e}")).context("disabling truncation")?;
+        tokenizer.with_padding(None);
         let onnx_bytes = std::fs::read(&onnx).with_context(|| format!("reading {}", onnx.display()))?;
         let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
         let id = format!("{name}@{}", &crate::hash::sha256_hex(&onnx_bytes)[..12]);
-        Ok(Self { dir, name, id, dim, max_sequence, tokenizer })
+        Ok(Self { dir, name, id, dim, max_sequence, tokenizer: Arc::new(tokenizer) })
     }
 }
 
@@ -100,33 +105,35 @@ fn read_json(path: &Path) -> Result<serde_json::Value> {
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
-/// A loaded model session.
+/// A model session, built by the first call that needs it: a run with nothing to embed
+/// never loads the model.
 pub struct Embedder {
-    model: TextEmbedding,
+    session: Option<TextEmbedding>,
     pub info: ModelInfo,
     batch_size: usize,
+    threads: usize,
 }
 
 impl Embedder {
-    /// Loads the ONNX session. `threads` is ONNX Runtime's intra-op thread count.
+    /// Checks that ONNX Runtime is installed. `threads` is ONNX Runtime's intra-op thread
+    /// count.
     pub fn new(info: ModelInfo, batch_size: usize, threads: usize) -> Result<Self> {
         locate_onnxruntime()?;
-        let read = |name: &str| {
-            std::fs::read(info.dir.join(name)).with_context(|| format!("reading {}", info.dir.join(name).display()))
+        Ok(Self { session: None, info, batch_size: batch_size.max(1), threads: threads.max(1) })
+    }
+
+    /// Loads the session now rather than on first use.
+    pub fn load(&mut self) -> Result<()> {
+        self.session().map(|_| ())
+    }
+
+    /// The ONNX session, loaded on first use.
+    fn session(&mut self) -> Result<&mut TextEmbedding> {
+        let session = match self.session.take() {
+            Some(session) => session,
+            None => load_session(&self.info, self.threads)?,
         };
-        let files = TokenizerFiles {
-            tokenizer_file: read("tokenizer.json")?,
-            config_file: read("config.json")?,
-            special_tokens_map_file: read("special_tokens_map.json")?,
-            tokenizer_config_file: read("tokenizer_config.json")?,
-        };
-        let model = UserDefinedEmbeddingModel::new(read("model.onnx")?, files).with_pooling(Pooling::Mean);
-        let options =
-            InitOptionsUserDefined::new().with_max_length(info.max_sequence).with_intra_threads(threads.max(1));
-        let model = TextEmbedding::try_new_from_user_defined(model, options)
-            .map_err(|e| anyhow::anyhow!("{e}"))
-            .with_context(|| format!("loading the ONNX model in {}", info.dir.display()))?;
-        Ok(Self { model, info, batch_size: batch_size.max(1) })
+        Ok(self.session.insert(session))
     }
 
     /// Embeds `texts`, returning vectors in the same order.
@@ -137,7 +144,7 @@ impl Embedder {
         for batch in order.chunks(self.batch_size) {
             let batch_texts: Vec<&str> = batch.iter().map(|&i| texts[i]).collect();
             let embedded =
-                self.model.embed(&batch_texts, Some(batch_texts.len())).map_err(|e| anyhow::anyhow!("{e}"))?;
+                self.session()?.embed(&batch_texts, Some(batch_texts.len())).map_err(|e| anyhow::anyhow!("{e}"))?;
             for (&i, vector) in batch.iter().zip(embedded) {
                 vectors[i] = vector;
             }
@@ -147,7 +154,24 @@ impl Embedder {
 
     /// Embeds one text without reordering: the plain path the sorted path is checked against.
     pub fn embed_one(&mut self, text: &str) -> Result<Vec<f32>> {
-        let mut out = self.model.embed([text], Some(1)).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut out = self.session()?.embed([text], Some(1)).map_err(|e| anyhow::anyhow!("{e}"))?;
         out.pop().context("the model returned no vector")
     }
+}
+
+fn load_session(info: &ModelInfo, threads: usize) -> Result<TextEmbedding> {
+    let read = |name: &str| {
+        std::fs::read(info.dir.join(name)).with_context(|| format!("reading {}", info.dir.join(name).display()))
+    };
+    let files = TokenizerFiles {
+        tokenizer_file: read("tokenizer.json")?,
+        config_file: read("config.json")?,
+        special_tokens_map_file: read("special_tokens_map.json")?,
+        tokenizer_config_file: read("tokenizer_config.json")?,
+    };
+    let model = UserDefinedEmbeddingModel::new(read("model.onnx")?, files).with_pooling(Pooling::Mean);
+    let options = InitOptionsUserDefined::new().with_max_length(info.max_sequence).with_intra_threads(threads);
+    TextEmbedding::try_new_from_user_defined(model, options)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(|| format!("loading the ONNX model in {}", info.dir.display()))
 }
