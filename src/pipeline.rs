@@ -205,6 +205,15 @@ pub async fn run_job(
         })
         .await?;
     catalog.set_job_status(&job_id, JobStatus::Scanning, None).await?;
+    // The walk starts while the catalog's rows load, so the two overlap.
+    let (walked_tx, walked_rx) = crossbeam_channel::bounded::<ScanItem>(WALK_AHEAD);
+    let walker = {
+        let (root, options) = (settings.root.clone(), settings.scan.clone());
+        std::thread::Builder::new().name("walk".into()).spawn(move || {
+            // A send fails only when the prepare stage stopped early; the walk stops with it.
+            scan::scan(&root, &options).try_for_each(|item| walked_tx.send(item)).ok();
+        })?
+    };
     let known = known_files(catalog, &settings.collection).await?;
     catalog.set_job_status(&job_id, JobStatus::Processing, None).await?;
 
@@ -216,9 +225,16 @@ pub async fn run_job(
     let preparer = {
         let (settings, counters, cancel) = (settings.clone(), counters.clone(), cancel.clone());
         let fingerprint = fingerprint.clone();
-        std::thread::Builder::new()
-            .name("prepare".into())
-            .spawn(move || prepare_stage(&settings, &known, &fingerprint, &chunker, &counters, &cancel, &prepared_tx))?
+        std::thread::Builder::new().name("prepare".into()).spawn(move || {
+            let stage = Preparer {
+                settings: &settings,
+                fingerprint: &fingerprint,
+                chunker: &chunker,
+                counters: &counters,
+                cancel: &cancel,
+            };
+            stage.run(walked_rx, known, &prepared_tx)
+        })?
     };
     let embed_batch = settings.embed_batch_size;
     // `--full` re-embeds for real; every other run reuses vectors the model already made.
@@ -250,6 +266,7 @@ pub async fn run_job(
     drop(embedded_rx);
     let embed_result = embedder_thread.join().map_err(|_| anyhow::anyhow!("the embed stage panicked"))?;
     let prepare_result = preparer.join().map_err(|_| anyhow::anyhow!("the prepare stage panicked"))?;
+    walker.join().map_err(|_| anyhow::anyhow!("the walk panicked"))?;
     progress.finish();
 
     let outcome = commit_result.and(embed_result).and(prepare_result);
@@ -286,7 +303,8 @@ async fn plan_job(
     let known = known_files(catalog, &settings.collection).await?;
     let counters = Counters::default();
     let (tx, rx) = crossbeam_channel::unbounded();
-    prepare_stage(settings, &known, fingerprint, chunker, &counters, cancel, &tx)?;
+    let stage = Preparer { settings, fingerprint, chunker, counters: &counters, cancel };
+    stage.run(scan::scan(&settings.root, &settings.scan), known, &tx)?;
     drop(tx);
     let mut tally = Tally::default();
     let mut plan = Plan::default();
@@ -328,100 +346,110 @@ fn facts_of(entry: &FileEntry, content_hash: Option<String>, fingerprint: &str) 
     }
 }
 
-/// Scan, change detection, hashing, extraction and chunking.
-fn prepare_stage(
-    settings: &JobSettings,
-    known: &HashMap<String, FileRow>,
-    fingerprint: &str,
-    chunker: &Chunker,
-    counters: &Counters,
-    cancel: &AtomicBool,
-    out: &crossbeam_channel::Sender<Outcome>,
-) -> Result<()> {
-    let mut seen = HashSet::new();
-    let send = |outcome| out.send(outcome).map_err(|_| anyhow::anyhow!("the embed stage stopped"));
-    for item in scan::scan(&settings.root, &settings.scan) {
-        if cancel.load(Ordering::SeqCst) {
-            return Ok(());
-        }
-        let entry = match item {
-            ScanItem::Problem { path_text, reason } => {
-                send(Outcome::ScanProblem(FailedFile { path: path_text, reason }))?;
+/// The prepare stage: change detection, hashing, extraction and chunking of walked files.
+struct Preparer<'a> {
+    settings: &'a JobSettings,
+    fingerprint: &'a str,
+    chunker: &'a Chunker,
+    counters: &'a Counters,
+    cancel: &'a AtomicBool,
+}
+
+impl Preparer<'_> {
+    /// Judges each walked item against `known`, the catalog's view of the collection. Each
+    /// file found on disk is taken out of `known`, so what remains at the end has vanished.
+    fn run(
+        &self,
+        walked: impl IntoIterator<Item = ScanItem>,
+        mut known: HashMap<String, FileRow>,
+        out: &crossbeam_channel::Sender<Outcome>,
+    ) -> Result<()> {
+        let Self { settings, fingerprint, chunker, counters, cancel } = *self;
+        let send = |outcome| out.send(outcome).map_err(|_| anyhow::anyhow!("the embed stage stopped"));
+        for item in walked {
+            if cancel.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            let entry = match item {
+                ScanItem::Problem { path_text, reason } => {
+                    send(Outcome::ScanProblem(FailedFile { path: path_text, reason }))?;
+                    continue;
+                }
+                ScanItem::Rejected { path_text, extension, reason } => {
+                    Counters::add(&counters.files_seen, 1);
+                    let previous = known.remove(&path_text);
+                    let entry =
+                        FileEntry { path: PathBuf::from(&path_text), path_text, size: 0, modified_ns: 0, extension };
+                    send(Outcome::Failed { facts: facts_of(&entry, None, fingerprint), previous, reason })?;
+                    continue;
+                }
+                ScanItem::File(entry) => entry,
+            };
+            Counters::add(&counters.files_seen, 1);
+            let previous = known.remove(&entry.path_text);
+            let settled = previous.as_ref().filter(|p| {
+                !settings.full
+                    && p.status() == FileStatus::Completed
+                    && p.logic_fingerprint.as_deref() == Some(fingerprint)
+            });
+            let same_stat = |p: &FileRow| p.size == entry.size as i64 && p.modified_ns == entry.modified_ns;
+            if settled.is_some_and(same_stat) {
+                Counters::add(&counters.unchanged, 1);
+                Counters::add(&counters.files_done, 1);
                 continue;
             }
-            ScanItem::Rejected { path_text, extension, reason } => {
-                Counters::add(&counters.files_seen, 1);
-                seen.insert(path_text.clone());
-                let entry =
-                    FileEntry { path: PathBuf::from(&path_text), path_text, size: 0, modified_ns: 0, extension };
-                let previous = known.get(&entry.path_text).cloned();
-                send(Outcome::Failed { facts: facts_of(&entry, None, fingerprint), previous, reason })?;
+            let given_up = previous.as_ref().filter(|p| {
+                !settings.full
+                    && p.status() == FileStatus::Failed
+                    && p.retry_count >= settings.max_retries
+                    && same_stat(p)
+                    && p.logic_fingerprint.as_deref() == Some(fingerprint)
+            });
+            if let Some(p) = given_up {
+                let reason = format!(
+                    "failed {} runs in a row, not retried until it changes (or with --full): {}",
+                    p.retry_count,
+                    p.error.as_deref().unwrap_or("unknown error")
+                );
+                send(Outcome::NotRetried(FailedFile { path: entry.path_text, reason }))?;
                 continue;
             }
-            ScanItem::File(entry) => entry,
-        };
-        Counters::add(&counters.files_seen, 1);
-        seen.insert(entry.path_text.clone());
-        let previous = known.get(&entry.path_text);
-        let settled = previous.filter(|p| {
-            !settings.full && p.status() == FileStatus::Completed && p.logic_fingerprint.as_deref() == Some(fingerprint)
-        });
-        let same_stat = |p: &FileRow| p.size == entry.size as i64 && p.modified_ns == entry.modified_ns;
-        if settled.is_some_and(same_stat) {
-            Counters::add(&counters.unchanged, 1);
-            Counters::add(&counters.files_done, 1);
-            continue;
-        }
-        let given_up = previous.filter(|p| {
-            !settings.full
-                && p.status() == FileStatus::Failed
-                && p.retry_count >= settings.max_retries
-                && same_stat(p)
-                && p.logic_fingerprint.as_deref() == Some(fingerprint)
-        });
-        if let Some(p) = given_up {
-            let reason = format!(
-                "failed {} runs in a row, not retried until it changes (or with --full): {}",
-                p.retry_count,
-                p.error.as_deref().unwrap_or("unknown error")
-            );
-            send(Outcome::NotRetried(FailedFile { path: entry.path_text, reason }))?;
-            continue;
-        }
-        let hashed = match hash::hash_file(entry.clone(), settings.max_file_bytes) {
-            Ok(hashed) => {
-                Counters::add(&counters.files_read, 1);
-                Counters::add(&counters.bytes_read, hashed.bytes.len() as u64);
-                hashed
-            }
-            Err(error) => {
-                let facts = facts_of(&entry, None, fingerprint);
-                send(Outcome::Failed { facts, previous: previous.cloned(), reason: error.to_string() })?;
+            let hashed = match hash::hash_file(entry.clone(), settings.max_file_bytes) {
+                Ok(hashed) => {
+                    Counters::add(&counters.files_read, 1);
+                    Counters::add(&counters.bytes_read, hashed.bytes.len() as u64);
+                    hashed
+                }
+                Err(error) => {
+                    let facts = facts_of(&entry, None, fingerprint);
+                    send(Outcome::Failed { facts, previous, reason: error.to_string() })?;
+                    continue;
+                }
+            };
+            if settled.is_some_and(|p| p.content_hash.as_deref() == Some(hashed.content_hash.as_str())) {
+                send(Outcome::Restat {
+                    path: entry.path_text,
+                    size: entry.size as i64,
+                    modified_ns: entry.modified_ns,
+                })?;
                 continue;
             }
-        };
-        if settled.is_some_and(|p| p.content_hash.as_deref() == Some(hashed.content_hash.as_str())) {
-            send(Outcome::Restat { path: entry.path_text, size: entry.size as i64, modified_ns: entry.modified_ns })?;
-            continue;
+            if settings.dry_run {
+                let is_new = previous.is_none_or(|p| p.status() == FileStatus::Deleted);
+                send(Outcome::WouldEmbed { path: entry.path_text, is_new })?;
+                continue;
+            }
+            send(prepare_file(hashed, previous, fingerprint, chunker))?;
         }
-        if settings.dry_run {
-            let is_new = previous.is_none_or(|p| p.status() == FileStatus::Deleted);
-            send(Outcome::WouldEmbed { path: entry.path_text, is_new })?;
-            continue;
+        counters.scan_finished.store(true, Ordering::SeqCst);
+        let root = settings.root.to_string_lossy();
+        let vanished: Vec<FileRow> =
+            known.into_values().filter(|f| f.status() != FileStatus::Deleted && is_under(&f.path, &root)).collect();
+        if !vanished.is_empty() {
+            send(Outcome::Vanished(vanished))?;
         }
-        send(prepare_file(hashed, previous.cloned(), fingerprint, chunker))?;
+        Ok(())
     }
-    counters.scan_finished.store(true, Ordering::SeqCst);
-    let root = settings.root.to_string_lossy();
-    let vanished: Vec<FileRow> = known
-        .values()
-        .filter(|f| f.status() != FileStatus::Deleted && !seen.contains(&f.path) && is_under(&f.path, &root))
-        .cloned()
-        .collect();
-    if !vanished.is_empty() {
-        send(Outcome::Vanished(vanished))?;
-    }
-    Ok(())
 }
 
 /// Whether `path` lies inside the directory `root`.
@@ -443,6 +471,9 @@ fn prepare_file(hashed: HashedFile, previous: Option<FileRow>, fingerprint: &str
         Err(error) => Outcome::Failed { facts, previous, reason: error.to_string() },
     }
 }
+
+/// How many walked entries the walk may run ahead of the prepare stage.
+const WALK_AHEAD: usize = 16_384;
 
 /// How many model batches of chunks the embed stage gathers, when the prepare stage has them
 /// ready, before it sorts them by length and runs the model: a wider window puts chunks of
