@@ -210,7 +210,7 @@ impl Bench {
 }
 
 fn pipeline_efficiency(bench: &Bench) -> Result<serde_json::Value> {
-    let (files, words) = if bench.quick { (40, 300) } else { (120, 600) };
+    let (files, words) = if bench.quick { (100, 400) } else { (400, 600) };
     let docs = bench.dir("mixed");
     let bytes = make_mixed_corpus(&docs, files, words, 42);
     let chunker = Chunker::new(&bench.model.tokenizer, 200, 32, bench.model.max_sequence)?;
@@ -550,11 +550,14 @@ fn peak_memory(bench: &Bench) -> Result<serde_json::Value> {
     }))
 }
 
+/// One section of the harness: its figures, as JSON.
+type Section = fn(&Bench) -> Result<serde_json::Value>;
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let quick = std::env::args().any(|a| a == "--quick");
     // (the name that selects a section on the command line, its key in the JSON, the section)
-    let sections: [(&str, &str, fn(&Bench) -> Result<serde_json::Value>); 5] = [
+    let sections: [(&str, &str, Section); 5] = [
         ("efficiency", "pipeline_efficiency", pipeline_efficiency),
         ("rerun", "no_change_rerun", no_change_rerun),
         ("restore", "restore", restore_ratio),
