@@ -517,18 +517,28 @@ fn upload_batches(bench: &Bench) -> Result<serde_json::Value> {
 fn peak_memory(bench: &Bench) -> Result<serde_json::Value> {
     let sizes = if bench.quick { [1_000, 5_000] } else { [10_000, 100_000] };
     println!("\n5. peak RSS of the binary");
+    // The embedded engine keeps the collection's vectors and index in the binary's memory;
+    // with the gRPC test server (in this process) the binary holds only the pipeline's own.
+    let server = qdrant_server::TestQdrant::start();
+    let url = server.url();
     let mut first_ingests = Vec::new();
     for files in sizes {
         let docs = bench.dir(&format!("rss-{files}"));
         make_tiny_files(&docs, files);
-        let data = bench.dir(&format!("rss-data-{files}"));
-        let args: Vec<&std::ffi::OsStr> = vec![docs.as_os_str(), "--data-dir".as_ref(), data.as_os_str()];
-        let (code, seconds, rss, report) = measured_run(&args)?;
-        println!(
-            "   first ingest of {files} files: exit {code}, {seconds:.1} s, {} chunks, peak RSS {rss:.0} MiB",
-            report["chunks"]
-        );
-        first_ingests.push(json!({ "files": files, "seconds": seconds, "peak_rss_mib": rss, "exit": code }));
+        for (store, url) in [("embedded engine", None), ("gRPC test server", Some(url.as_str()))] {
+            let data = bench.dir(&format!("rss-data-{files}-{}", url.is_some()));
+            let mut args: Vec<&std::ffi::OsStr> = vec![docs.as_os_str(), "--data-dir".as_ref(), data.as_os_str()];
+            if let Some(url) = url {
+                args.extend([std::ffi::OsStr::new("--qdrant-url"), std::ffi::OsStr::new(url)]);
+            }
+            let (code, seconds, rss, report) = measured_run(&args)?;
+            println!(
+                "   first ingest of {files} files, {store}: exit {code}, {seconds:.1} s, {} chunks, peak RSS {rss:.0} MiB",
+                report["chunks"]
+            );
+            first_ingests
+                .push(json!({ "files": files, "store": store, "seconds": seconds, "peak_rss_mib": rss, "exit": code }));
+        }
     }
     let pages = if bench.quick { 60 } else { 400 };
     let docs = bench.dir("large-pdf");

@@ -473,7 +473,7 @@ fn prepare_file(hashed: HashedFile, previous: Option<FileRow>, fingerprint: &str
 }
 
 /// How many walked entries the walk may run ahead of the prepare stage.
-const WALK_AHEAD: usize = 16_384;
+const WALK_AHEAD: usize = 65_536;
 
 /// How many model batches of chunks the embed stage gathers, when the prepare stage has them
 /// ready, before it sorts them by length and runs the model: a wider window puts chunks of
