@@ -8,11 +8,14 @@
 //! store pushes back on the model:
 //!
 //! ```text
-//! prepare thread ──(bounded)──▶ embed thread ──(bounded)──▶ commit task (tokio)
-//! scan, change detection,        batches chunks across       catalog `processing` → parquet part
-//! hash, extract, chunk           files, runs the model       → upsert (wait) → drop stale tail
-//!                                                            → catalog `completed`
+//! walk thread ──▶ prepare thread ──(bounded)──▶ embed thread ──(bounded)──▶ commit task (tokio)
+//! scan (stat)     change detection,              batches chunks across       catalog `processing` → parquet part
+//!                 hash, extract, chunk           files, runs the model       → upsert (wait) → drop stale tail
+//!                                                                            → catalog `completed`
 //! ```
+//!
+//! The walk starts before the catalog's file rows have loaded and runs up to
+//! `WALK_AHEAD` entries ahead, so on a re-run the two overlap.
 //!
 //! A file is `completed` only after the store has acknowledged all its points, and point
 //! ids are deterministic, so a crash anywhere leaves state the next run completes by

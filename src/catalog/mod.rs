@@ -109,7 +109,7 @@ pub struct JobRow {
     pub error: Option<String>,
 }
 
-/// A file row. Its fields are in [`FILE_FIELDS`] order, which is also the order of the
+/// A file row. Its fields are in `FILE_FIELDS` order, which is also the order of the
 /// arrays [`Catalog::files`] reads.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FileRow {
