@@ -2,16 +2,20 @@
 //!
 //! 1. pipeline efficiency: end-to-end chunks/s of a real job (scan, hash, extract, chunk,
 //!    embed, catalog, parquet, store) over the bare model's chunks/s on the same chunk texts,
-//!    batch size and threads; on the embedded engine and on the gRPC test Qdrant server;
+//!    batching and threads; on the embedded engine and on the gRPC test Qdrant server;
 //! 2. no-change re-run: a re-run over many unchanged files against a bare walk that stats
 //!    every file;
 //! 3. restore: points/s of `restore` from parquet against a bare loop upserting the same
 //!    points into the same kind of store;
 //! 4. upload batch size and parallelism: points/s per combination, on both stores;
 //! 5. peak RSS of the real binary: first ingests of two tree sizes, a no-change re-run over
-//!    the largest tree, and one very large PDF.
+//!    the largest tree, and one very large PDF;
+//! 6. real documents found on this machine (rendered man pages, package documentation, PDF
+//!    and DOCX files shipped in packages): the pipeline's chunks/s over the bare model's on
+//!    the chunk texts it produced, the binary's peak RSS, and the bare model's chunks/s and
+//!    peak RSS per token budget.
 //!
-//! Corpora are generated with fixed seeds. Run: `cargo bench --bench pipeline -- --quick`
+//! The other corpora are generated with fixed seeds. Run: `cargo bench --bench pipeline -- --quick`
 //! (minutes) or without `--quick` (100,000 files). Prints tables and writes
 //! `target/bench/results.json`. Name sections to run only those, e.g.
 //! `cargo bench --bench pipeline -- --quick rerun memory`.
@@ -33,7 +37,8 @@ use serde_json::json;
 use ingest::catalog::{Catalog, Completion, FileFacts, NewJob};
 use ingest::chunk::Chunker;
 use ingest::consistency::{self, Upload};
-use ingest::embed::{Embedder, ModelInfo};
+use ingest::embed::{Batching, Embedder, ModelInfo};
+use ingest::extract::ExtractorSettings;
 use ingest::parquet_copy::ParquetCopy;
 use ingest::pipeline::{logic_fingerprint, run_job, JobReport, JobSettings};
 use ingest::retry::RetryPolicy;
@@ -151,14 +156,14 @@ fn make_tiny_files(root: &Path, files: usize) {
     }
 }
 
-fn job_settings(root: &Path, collection: &str, batch: usize) -> Result<JobSettings> {
+fn job_settings(root: &Path, collection: &str, batching: Batching) -> Result<JobSettings> {
     Ok(JobSettings {
         root: std::fs::canonicalize(root)?,
         collection: collection.into(),
-        scan: ScanOptions::new(&[], &[])?,
+        scan: ScanOptions::new(&[], &[], false)?,
         chunk_size: 200,
         chunk_overlap: 32,
-        embed_batch_size: batch,
+        embed_batching: batching,
         upload_batch_size: 4000,
         upload_parallelism: 2,
         max_file_bytes: 100 << 20,
@@ -166,13 +171,20 @@ fn job_settings(root: &Path, collection: &str, batch: usize) -> Result<JobSettin
         full: false,
         dry_run: false,
         max_retries: 3,
+        allow_mass_delete: false,
+        extraction: ExtractorSettings {
+            program: PathBuf::from(env!("CARGO_BIN_EXE_ingest")),
+            timeout: Duration::from_secs(60),
+            memory_limit_mib: 1024,
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        },
     })
 }
 
 struct Bench {
     quick: bool,
     model: ModelInfo,
-    batch: usize,
+    batching: Batching,
     threads: usize,
     runtime: tokio::runtime::Runtime,
     temp: tempfile::TempDir,
@@ -195,13 +207,13 @@ impl Bench {
         let catalog = self.catalog(data)?;
         let index = self.store(data, url, "bench")?;
         let parquet = ParquetCopy::new(data, "bench", self.model.dim);
-        let mut embedder = Embedder::new(self.model.clone(), self.batch, self.threads)?;
+        let mut embedder = Embedder::new(self.model.clone(), self.threads)?;
         if preload {
             embedder.load()?;
         }
-        let settings = job_settings(docs, "bench", self.batch)?;
+        let settings = job_settings(docs, "bench", self.batching)?;
         let cancel = Arc::new(AtomicBool::new(false));
-        self.runtime.block_on(run_job(&settings, &catalog, index, &parquet, embedder, cancel, true))
+        self.runtime.block_on(run_job(&settings, &catalog, None, index, &parquet, embedder, cancel, true))
     }
 
     fn dir(&self, name: &str) -> PathBuf {
@@ -218,14 +230,14 @@ fn pipeline_efficiency(bench: &Bench) -> Result<serde_json::Value> {
     for entry in std::fs::read_dir(&docs)? {
         let path = entry?.path();
         let extension = path.extension().unwrap().to_string_lossy().to_string();
-        let document = ingest::extract::extract(&extension, &std::fs::read(&path)?)?;
+        let document = ingest::extract::extract_in_process(&extension, &std::fs::read(&path)?)?;
         texts.extend(chunker.chunk(&document).into_iter().map(|c| c.content));
     }
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let mut bare = Embedder::new(bench.model.clone(), bench.batch, bench.threads)?;
-    bare.embed(&refs[..refs.len().min(bench.batch)])?; // warm-up
+    let counted = count_tokens(&bench.model, &texts);
+    let mut bare = Embedder::new(bench.model.clone(), bench.threads)?;
+    bare.embed(&counted[..counted.len().min(bench.batching.max_texts)], bench.batching)?; // warm-up
     let started = Instant::now();
-    bare.embed(&refs)?;
+    bare.embed(&counted, bench.batching)?;
     let bare_seconds = started.elapsed().as_secs_f64();
     drop(bare);
     let bare_rate = texts.len() as f64 / bare_seconds;
@@ -249,7 +261,7 @@ fn pipeline_efficiency(bench: &Bench) -> Result<serde_json::Value> {
         );
     }
     Ok(json!({
-        "inputs": { "files": files, "bytes": bytes, "chunks": texts.len(), "embed_batch_size": bench.batch, "threads": bench.threads },
+        "inputs": { "files": files, "bytes": bytes, "chunks": texts.len(), "embed_batch_size": bench.batching.max_texts, "embed_batch_tokens": bench.batching.max_tokens, "threads": bench.threads },
         "bare_model": { "seconds": bare_seconds, "chunks_per_second": bare_rate },
         "pipeline_embedded": { "seconds": embedded.elapsed_seconds, "chunks_per_second": rate(&embedded), "ratio": rate(&embedded) / bare_rate },
         "pipeline_grpc_test_server": { "seconds": grpc.elapsed_seconds, "chunks_per_second": rate(&grpc), "ratio": rate(&grpc) / bare_rate },
@@ -291,7 +303,7 @@ fn seed_catalog(bench: &Bench, docs: &Path, data: &Path) -> Result<()> {
     bench.runtime.block_on(async {
         let job = catalog.create_job(&bench_job(&root.display().to_string(), &bench.model.id, bench.model.dim)).await?;
         let mut facts = Vec::new();
-        for item in ingest::scan::scan(&root, &ScanOptions::new(&[], &[])?) {
+        for item in ingest::scan::scan(&root, &ScanOptions::new(&[], &[], false)?) {
             let ScanItem::File(entry) = item else { continue };
             let bytes = std::fs::read(&entry.path)?;
             facts.push(FileFacts {
@@ -378,6 +390,24 @@ fn no_change_rerun(bench: &Bench) -> Result<serde_json::Value> {
     println!(
         "   the binary's whole process (start-up, catalog and store open, exit): {binary_seconds:.3} s, ratio {binary_ratio:.2}, peak RSS {binary_rss:.0} MiB"
     );
+
+    // A nightly run that deletes 1% of the files: its end check covers those files and the
+    // collection's total; measured against the no-change re-run.
+    let removed = files / 100;
+    for i in 0..removed {
+        std::fs::remove_file(docs.join(format!("d{:04}", i / 100)).join(format!("n{i:06}.txt")))?;
+    }
+    let report = bench.job(&docs, &data, None, false)?;
+    let verified = report.verified.as_ref().context("a run that deleted files reported no check")?;
+    let check_share = verified.seconds / rerun;
+    println!(
+        "   a re-run deleting {removed} files: {:.3} s; its end check of {} files {:.3} s = {:.1}% of the no-change re-run (target < 5%), agree: {}",
+        report.elapsed_seconds,
+        verified.files,
+        verified.seconds,
+        100.0 * check_share,
+        verified.agree
+    );
     Ok(json!({
         "inputs": { "files": files, "rounds": 3 },
         "bare_walk_seconds": walk,
@@ -385,6 +415,10 @@ fn no_change_rerun(bench: &Bench) -> Result<serde_json::Value> {
         "ratio": ratio,
         "target": 2.0,
         "binary_rerun": { "seconds": binary_seconds, "ratio": binary_ratio, "peak_rss_mib": binary_rss },
+        "end_check": {
+            "files_deleted": removed, "run_seconds": report.elapsed_seconds, "check_seconds": verified.seconds,
+            "share_of_no_change_rerun": check_share, "target": 0.05, "agree": verified.agree,
+        },
     }))
 }
 
@@ -532,12 +566,16 @@ fn peak_memory(bench: &Bench) -> Result<serde_json::Value> {
                 args.extend([std::ffi::OsStr::new("--qdrant-url"), std::ffi::OsStr::new(url)]);
             }
             let (code, seconds, rss, report) = measured_run(&args)?;
+            let check_seconds = report["verified"]["seconds"].as_f64().unwrap_or(f64::NAN);
             println!(
-                "   first ingest of {files} files, {store}: exit {code}, {seconds:.1} s, {} chunks, peak RSS {rss:.0} MiB",
-                report["chunks"]
+                "   first ingest of {files} files, {store}: exit {code}, {seconds:.1} s, {} chunks, peak RSS {rss:.0} MiB; end check {check_seconds:.2} s = {:.2}% of the run (target < 1%)",
+                report["chunks"],
+                100.0 * check_seconds / seconds
             );
-            first_ingests
-                .push(json!({ "files": files, "store": store, "seconds": seconds, "peak_rss_mib": rss, "exit": code }));
+            first_ingests.push(json!({
+                "files": files, "store": store, "seconds": seconds, "peak_rss_mib": rss, "exit": code,
+                "end_check_seconds": check_seconds, "end_check_share": check_seconds / seconds,
+            }));
         }
     }
     let pages = if bench.quick { 60 } else { 400 };
@@ -560,19 +598,332 @@ fn peak_memory(bench: &Bench) -> Result<serde_json::Value> {
     }))
 }
 
+/// Each text with its token count, as the chunker gives it.
+fn count_tokens<'a>(model: &ModelInfo, texts: &'a [String]) -> Vec<(&'a str, usize)> {
+    texts.iter().map(|t| (t.as_str(), ingest::chunk::count_tokens(&model.tokenizer, t))).collect()
+}
+
+/// At most `cap` of `items`, spread evenly over them, in order.
+fn spread<T: Clone>(items: &[T], cap: usize) -> Vec<T> {
+    if items.len() <= cap {
+        return items.to_vec();
+    }
+    (0..cap).map(|i| items[i * items.len() / cap].clone()).collect()
+}
+
+/// The text of a documentation file, decompressed when it ends in `.gz`.
+fn read_doc(path: &Path) -> Result<Vec<u8>> {
+    if path.extension().is_some_and(|e| e == "gz") {
+        let output = Command::new("zcat").arg(path).output().context("zcat")?;
+        anyhow::ensure!(output.status.success(), "zcat {} failed", path.display());
+        return Ok(output.stdout);
+    }
+    Ok(std::fs::read(path)?)
+}
+
+/// A man page rendered as plain text by `man`; where `man` is missing, its source text.
+fn render_man_page(path: &Path) -> Result<Vec<u8>> {
+    let rendered = Command::new("man").args(["-P", "cat", "-l"]).arg(path).env("MANWIDTH", "80").output();
+    match rendered {
+        Ok(output) if output.status.success() && !output.stdout.is_empty() => Ok(output.stdout),
+        _ => read_doc(path),
+    }
+}
+
+/// Where the real-text section looks for PDF and DOCX files: /usr/share, Python's library
+/// and the cargo registry's unpacked crates.
+fn document_roots() -> Vec<PathBuf> {
+    let mut roots = vec![PathBuf::from("/usr/share")];
+    let children = |dir: PathBuf| -> Vec<PathBuf> {
+        let mut found: Vec<PathBuf> =
+            std::fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.path()).collect();
+        found.sort();
+        found
+    };
+    roots.extend(
+        children("/usr/lib".into()).into_iter().filter(|p| p.to_string_lossy().starts_with("/usr/lib/python3")),
+    );
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")));
+    if let Some(cargo_home) = cargo_home {
+        roots.extend(children(cargo_home.join("registry/src")));
+    }
+    roots
+}
+
+/// Real documents found on this machine, by kind, each list sorted by path.
+struct RealSources {
+    man_pages: Vec<PathBuf>,
+    docs: Vec<PathBuf>,
+    pdfs: Vec<PathBuf>,
+    docx: Vec<PathBuf>,
+}
+
+impl RealSources {
+    /// Man pages of section 1 (one per command family) and package documentation (README, copyright, NEWS, changelog,
+    /// *.md, *.txt) of a middling size, and the PDF and DOCX files under [`document_roots`]
+    /// of at most 8 MiB.
+    fn find() -> Self {
+        let sized = |path: &Path, range: std::ops::RangeInclusive<u64>| {
+            std::fs::metadata(path).is_ok_and(|m| m.is_file() && range.contains(&m.len()))
+        };
+        let mut man_pages: Vec<PathBuf> = std::fs::read_dir("/usr/share/man/man1")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| sized(p, 1_500..=4_000))
+            .collect();
+        man_pages.sort();
+        // One page per command family (the name up to its first `_`, `-` or `.`): some
+        // packages ship thousands of generated sub-command pages.
+        let family =
+            |p: &PathBuf| p.file_name().unwrap().to_string_lossy().split(['_', '-', '.']).next().map(String::from);
+        man_pages.dedup_by_key(|p| family(p));
+        let mut docs = Vec::new();
+        for entry in walkdir::WalkDir::new("/usr/share/doc").max_depth(2).sort_by_file_name().into_iter().flatten() {
+            let name = entry.file_name().to_string_lossy().to_lowercase();
+            let stem = name.trim_end_matches(".gz");
+            let wanted = ["readme", "copyright", "news", "changelog"].iter().any(|p| stem.starts_with(p))
+                || stem.ends_with(".md")
+                || stem.ends_with(".txt");
+            let range = if name.ends_with(".gz") { 500..=5_000 } else { 1_000..=12_000 };
+            if wanted && sized(entry.path(), range) {
+                docs.push(entry.into_path());
+            }
+        }
+        let (mut pdfs, mut docx) = (Vec::new(), Vec::new());
+        for root in document_roots() {
+            for entry in walkdir::WalkDir::new(root).sort_by_file_name().into_iter().flatten() {
+                let name = entry.file_name().to_string_lossy().to_lowercase();
+                let list = if name.ends_with(".pdf") {
+                    &mut pdfs
+                } else if name.ends_with(".docx") {
+                    &mut docx
+                } else {
+                    continue;
+                };
+                if sized(entry.path(), 1..=8 << 20) {
+                    list.push(entry.into_path());
+                }
+            }
+        }
+        Self { man_pages, docs, pdfs, docx }
+    }
+}
+
+/// Reads a found document as it is to be indexed.
+type ReadDocument = fn(&Path) -> Result<Vec<u8>>;
+
+/// Copies a bounded, deterministic selection of [`RealSources`] into `root`: up to 20
+/// rendered man pages, 40 documentation texts (extensionless ones as `.txt`) and 8 each of
+/// PDF and DOCX, spread over the sorted lists, identical contents once. Returns the files
+/// written per kind and their bytes.
+fn gather_real_corpus(root: &Path) -> Result<(serde_json::Value, u64)> {
+    let sources = RealSources::find();
+    let mut seen = std::collections::HashSet::new();
+    let mut bytes = 0;
+    let mut counts = serde_json::Map::new();
+    let kinds: [(&str, Vec<PathBuf>, ReadDocument); 4] = [
+        ("man", spread(&sources.man_pages, 20), render_man_page),
+        ("doc", spread(&sources.docs, 40), read_doc),
+        ("pdf", spread(&sources.pdfs, 8), |p| Ok(std::fs::read(p)?)),
+        ("docx", spread(&sources.docx, 8), |p| Ok(std::fs::read(p)?)),
+    ];
+    for (kind, paths, read) in kinds {
+        let dir = root.join(kind);
+        std::fs::create_dir_all(&dir)?;
+        let mut written = 0;
+        for (i, path) in paths.iter().enumerate() {
+            let Ok(body) = read(path) else { continue };
+            if !seen.insert(ingest::hash::sha256_hex(&body)) {
+                continue;
+            }
+            let name = path.file_name().unwrap().to_string_lossy().trim_end_matches(".gz").to_string();
+            let name = match kind {
+                "pdf" | "docx" => name,
+                _ if name.ends_with(".md") || name.ends_with(".txt") => name,
+                _ => format!("{name}.txt"),
+            };
+            // The parent directory's name keeps apart the many `README`s and `copyright`s.
+            let parent = path.parent().and_then(Path::file_name).unwrap_or_default().to_string_lossy();
+            std::fs::write(dir.join(format!("{i:02}-{parent}-{name}")), &body)?;
+            bytes += body.len() as u64;
+            written += 1;
+        }
+        counts.insert(kind.into(), json!(written));
+    }
+    Ok((serde_json::Value::Object(counts), bytes))
+}
+
+/// The argument that makes this harness a child measuring the bare model (see [`bare_child`]).
+const BARE_CHILD: &str = "--bare-model-child";
+
+/// A child process: embeds the texts in the JSON array file `args[0]` with the bare model,
+/// cut by `args[1]` texts and `args[2]` padded tokens per call, after a warm-up call, and
+/// prints its seconds and peak RSS as JSON. A process per batching makes each peak its own.
+fn bare_child(args: &[String]) -> Result<()> {
+    let [file, max_texts, max_tokens] = args else { anyhow::bail!("{BARE_CHILD} FILE MAX_TEXTS MAX_TOKENS") };
+    let batching = Batching { max_texts: max_texts.parse()?, max_tokens: max_tokens.parse()? };
+    let model = ModelInfo::load(None)?;
+    let texts: Vec<String> = serde_json::from_slice(&std::fs::read(file)?)?;
+    let counted = count_tokens(&model, &texts);
+    let mut embedder = Embedder::new(model, std::thread::available_parallelism().map_or(2, |n| n.get()))?;
+    embedder.embed(&counted[..counted.len().min(8)], batching)?;
+    let started = Instant::now();
+    embedder.embed(&counted, batching)?;
+    let seconds = started.elapsed().as_secs_f64();
+    println!("{}", json!({ "seconds": seconds, "peak_rss_mib": ingest::progress::peak_memory_mib() }));
+    Ok(())
+}
+
+/// Runs [`bare_child`] on `texts_file`: (seconds, peak RSS in MiB).
+fn bare_model_run(texts_file: &Path, batching: Batching) -> Result<(f64, f64)> {
+    let output = Command::new(std::env::current_exe()?)
+        .arg(BARE_CHILD)
+        .arg(texts_file)
+        .args([batching.max_texts.to_string(), batching.max_tokens.to_string()])
+        .output()
+        .context("the bare model's process")?;
+    anyhow::ensure!(output.status.success(), "the bare model failed: {}", String::from_utf8_lossy(&output.stderr));
+    let figures: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    Ok((figures["seconds"].as_f64().context("no seconds")?, figures["peak_rss_mib"].as_f64().unwrap_or(f64::NAN)))
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// Real documents: the pipeline end to end against the bare model on the chunk texts it
+/// produced (read back from its parquet copy), then the bare model over a sweep of token
+/// budgets on the same texts.
+fn real_documents(bench: &Bench) -> Result<serde_json::Value> {
+    let load_before = load_average();
+    let docs = bench.dir("real");
+    let (files, bytes) = gather_real_corpus(&docs)?;
+    let data = bench.dir("real-data");
+    let report = bench.job(&docs, &data, None, true)?;
+    let copy = ParquetCopy::new(&data, "bench", bench.model.dim);
+    let mut points = Vec::new();
+    for file in copy.files()? {
+        points.extend(ingest::parquet_copy::read_points(&file, bench.model.dim)?);
+    }
+    // The embedding cache embeds a repeated text once: the model's work is the distinct texts.
+    let mut seen = std::collections::HashSet::new();
+    let texts: Vec<String> =
+        points.iter().filter(|p| seen.insert(&p.payload.content_hash)).map(|p| p.payload.content.clone()).collect();
+    anyhow::ensure!(report.chunks as usize == texts.len(), "the job embedded other chunks than its parquet copy holds");
+    // What counting a chunk's tokens (once, in the chunk stage) costs beside the model.
+    let started = Instant::now();
+    let tokens: Vec<usize> = count_tokens(&bench.model, &texts).iter().map(|(_, t)| *t).collect();
+    let count_micros = started.elapsed().as_secs_f64() * 1e6 / tokens.len().max(1) as f64;
+    let mean_tokens = tokens.iter().sum::<usize>() as f64 / tokens.len().max(1) as f64;
+    let pipeline_rate = report.chunks as f64 / report.elapsed_seconds;
+    let texts_file = bench.dir("real-texts.json");
+    std::fs::write(&texts_file, serde_json::to_vec(&texts)?)?;
+
+    let rate = |seconds: f64| texts.len() as f64 / seconds;
+    let mut by_count = Vec::new();
+    for batch in [8, 16, 32] {
+        let (seconds, rss) = bare_model_run(&texts_file, Batching { max_texts: batch, max_tokens: usize::MAX })?;
+        by_count.push((batch, seconds, rss));
+    }
+    let &(best_batch, best_seconds, _) = by_count.iter().min_by(|a, b| a.1.total_cmp(&b.1)).context("no bare run")?;
+    let ratio = pipeline_rate / rate(best_seconds);
+    let mut by_tokens = Vec::new();
+    for budget in [1024, 1536, 2048, 3072, 4096, 8192] {
+        let (seconds, rss) = bare_model_run(&texts_file, Batching { max_texts: usize::MAX, max_tokens: budget })?;
+        by_tokens.push((budget, seconds, rss));
+    }
+    let binary_data = bench.dir("real-binary");
+    let (code, binary_seconds, binary_rss, binary_report) =
+        measured_run(&[docs.as_os_str(), "--data-dir".as_ref(), binary_data.as_os_str()])?;
+    let load_after = load_average();
+
+    println!(
+        "\n6. real documents ({files}; {bytes} bytes; {} chunks, {} distinct, {mean_tokens:.0} tokens on average; {} failed)",
+        report.chunks + report.cache_hits,
+        texts.len(),
+        report.failed.len()
+    );
+    println!("   load average before {load_before}, after {load_after}");
+    println!("   {:<44} {:>8} {:>9} {:>9}", "measure", "seconds", "chunks/s", "peak MiB");
+    let default = bench.batching;
+    println!(
+        "   {:<44} {:>8.2} {:>9.2} {:>9}",
+        format!("pipeline, embedded ({} tokens, <= {} texts)", default.max_tokens, default.max_texts),
+        report.elapsed_seconds,
+        pipeline_rate,
+        "-"
+    );
+    for (batch, seconds, rss) in &by_count {
+        println!(
+            "   {:<44} {seconds:>8.2} {:>9.2} {rss:>9.0}",
+            format!("bare model, batches of {batch} texts"),
+            rate(*seconds)
+        );
+    }
+    for (budget, seconds, rss) in &by_tokens {
+        println!(
+            "   {:<44} {seconds:>8.2} {:>9.2} {rss:>9.0}",
+            format!("bare model, {budget} padded tokens per call"),
+            rate(*seconds)
+        );
+    }
+    println!("   ratio pipeline / best bare batch ({best_batch}): {ratio:.3} (target >= 0.90)");
+    println!(
+        "   the binary on the same tree (whole process): exit {code}, {binary_seconds:.1} s, {} chunks, peak RSS {binary_rss:.0} MiB (target < 512)",
+        binary_report["chunks"]
+    );
+    println!(
+        "   counting a chunk's tokens: {count_micros:.0} µs = {:.2}% of the best bare model's time per chunk",
+        count_micros / 1e4 * rate(best_seconds)
+    );
+    println!("   time per stage: not measured (the job report does not break its time down by stage)");
+    let rows = |runs: &[(usize, f64, f64)], key: &str| -> Vec<serde_json::Value> {
+        runs.iter()
+            .map(|(n, seconds, rss)| json!({ key: n, "seconds": seconds, "chunks_per_second": rate(*seconds), "peak_rss_mib": rss }))
+            .collect()
+    };
+    Ok(json!({
+        "inputs": {
+            "files": files, "bytes": bytes, "chunks": report.chunks + report.cache_hits, "distinct_chunks": texts.len(),
+            "mean_tokens": mean_tokens, "token_count_micros_per_chunk": count_micros, "failed_files": report.failed.len(), "threads": bench.threads,
+            "embed_batch_size": default.max_texts, "embed_batch_tokens": default.max_tokens,
+            "load_average_before": load_before, "load_average_after": load_after,
+        },
+        "pipeline_embedded": { "seconds": report.elapsed_seconds, "chunks_per_second": pipeline_rate },
+        "bare_model_by_texts": rows(&by_count, "batch"),
+        "bare_model_best": { "batch": best_batch, "seconds": best_seconds, "chunks_per_second": rate(best_seconds) },
+        "ratio": ratio,
+        "target": 0.90,
+        "bare_model_by_tokens": rows(&by_tokens, "tokens"),
+        "binary": { "exit": code, "seconds": binary_seconds, "peak_rss_mib": binary_rss, "target_mib": 512 },
+        "stage_seconds": null,
+    }))
+}
+
 /// One section of the harness: its figures, as JSON.
 type Section = fn(&Bench) -> Result<serde_json::Value>;
 
 fn main() -> Result<()> {
+    let argv: Vec<String> = std::env::args().collect();
+    if let Some(at) = argv.iter().position(|a| a == BARE_CHILD) {
+        return bare_child(&argv[at + 1..]);
+    }
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let quick = std::env::args().any(|a| a == "--quick");
     // (the name that selects a section on the command line, its key in the JSON, the section)
-    let sections: [(&str, &str, Section); 5] = [
+    let sections: [(&str, &str, Section); 6] = [
         ("efficiency", "pipeline_efficiency", pipeline_efficiency),
         ("rerun", "no_change_rerun", no_change_rerun),
         ("restore", "restore", restore_ratio),
         ("upload", "upload_batches", upload_batches),
         ("memory", "peak_memory", peak_memory),
+        ("real", "real_documents", real_documents),
     ];
     if let Some(unknown) = args.iter().find(|a| !sections.iter().any(|(name, ..)| name == a)) {
         let names: Vec<&str> = sections.iter().map(|(name, ..)| *name).collect();
@@ -583,7 +934,7 @@ fn main() -> Result<()> {
     let bench = Bench {
         quick,
         model: ModelInfo::load(None)?,
-        batch: 32,
+        batching: Batching::default(),
         threads,
         runtime: tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?,
         temp: tempfile::tempdir()?,

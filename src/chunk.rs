@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use text_splitter::{ChunkConfig, MarkdownSplitter, TextSplitter};
+use text_splitter::{ChunkConfig, ChunkSizer, MarkdownSplitter, TextSplitter};
 use tokenizers::Tokenizer;
 
 use crate::extract::Document;
@@ -26,10 +26,20 @@ pub struct Chunk {
     pub content: String,
     /// sha256 of `content`: the key of the embedding cache and a payload field.
     pub content_hash: String,
+    /// The model's tokens for `content`, special tokens included: what the embed stage
+    /// sizes its model calls by.
+    pub tokens: usize,
+}
+
+/// The tokens the model reads for `text`, special tokens included. `tokenizer` counts without
+/// truncation or padding ([`crate::embed::ModelInfo`]'s).
+pub fn count_tokens(tokenizer: &Tokenizer, text: &str) -> usize {
+    tokenizer.size(text) + SPECIAL_TOKENS
 }
 
 /// Splits documents with the model's tokenizer.
 pub struct Chunker {
+    tokenizer: Arc<Tokenizer>,
     text: TextSplitter<Arc<Tokenizer>>,
     markdown: MarkdownSplitter<Arc<Tokenizer>>,
 }
@@ -56,9 +66,14 @@ impl Chunker {
                 .with_overlap(chunk_overlap)
                 .context("invalid chunk settings")
         };
-        Ok(Self { text: TextSplitter::new(config()?), markdown: MarkdownSplitter::new(config()?) })
+        Ok(Self {
+            tokenizer: tokenizer.clone(),
+            text: TextSplitter::new(config()?),
+            markdown: MarkdownSplitter::new(config()?),
+        })
     }
 
+    /// Splits `document` into chunks, each with its hash and token count.
     pub fn chunk(&self, document: &Document) -> Vec<Chunk> {
         let pieces: Vec<&str> = if document.is_markdown {
             self.markdown.chunks(&document.text).collect()
@@ -73,6 +88,7 @@ impl Chunker {
                 index: index as u32,
                 content: content.to_string(),
                 content_hash: sha256_hex(content.as_bytes()),
+                tokens: count_tokens(&self.tokenizer, content),
             })
             .collect()
     }

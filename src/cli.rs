@@ -13,12 +13,17 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
+use crate::embed::Batching;
+use crate::extract::pool::WORKER_SUBCOMMAND;
+use crate::extract::ExtractorSettings;
 use crate::pipeline::JobSettings;
 use crate::retry::RetryPolicy;
 use crate::scan::ScanOptions;
 use crate::store::StoreLocation;
 
-#[derive(Debug, Parser)]
+// No `Debug` here or on `GlobalArgs` (a doc comment would become help text): they hold the
+// servers' URLs as given, passwords included. `Settings` redacts them.
+#[derive(Parser)]
 #[command(
     name = "ingest",
     version,
@@ -37,7 +42,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Index DIR (the same as `ingest DIR`).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Search the collection.
     Search(SearchArgs),
     /// Show recent jobs, failed files and the collection's sync health.
@@ -52,9 +57,13 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Apply the catalog's schema migrations and exit.
     Migrate,
+    /// Extract PDF and DOCX files sent on stdin, answering on stdout: the child process a
+    /// run starts to isolate those parsers (see `ingest::extract::pool`).
+    #[command(hide = true, name = WORKER_SUBCOMMAND)]
+    ExtractWorker(ExtractWorkerArgs),
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct GlobalArgs {
     /// Where the embedded catalog, engine and parquet copies live [env: INGEST_DATA_DIR] [default: ./.ingest]
     #[arg(long, global = true)]
@@ -96,15 +105,25 @@ pub struct RunArgs {
     /// Skip paths matching this glob, relative to DIR (repeatable), e.g. 'drafts/**'
     #[arg(long = "ignore", value_name = "GLOB")]
     pub ignore: Vec<String>,
+    /// Follow symbolic links that lead outside DIR; by default they are skipped and noted. Use it
+    /// when DIR gathers documents kept elsewhere through links (they are indexed under their
+    /// path inside DIR)
+    #[arg(long)]
+    pub follow_external_links: bool,
     /// Chunk size in model tokens [default: 200]
     #[arg(long)]
     pub chunk_size: Option<usize>,
     /// Tokens shared by neighbouring chunks [default: 32]
     #[arg(long)]
     pub chunk_overlap: Option<usize>,
-    /// Texts per model call [default: 32]
+    /// The most texts per model call, an upper bound beside --embed-batch-tokens, which sizes
+    /// the calls [default: 32]
     #[arg(long)]
     pub embed_batch_size: Option<usize>,
+    /// Padded tokens per model call: its texts times its longest text's tokens. Time and
+    /// memory grow with these, so they size the calls; a longer text goes alone [default: 2048]
+    #[arg(long, value_name = "TOKENS")]
+    pub embed_batch_tokens: Option<usize>,
     /// Points per upsert request [default: 4000]
     #[arg(long)]
     pub upload_batch_size: Option<usize>,
@@ -129,6 +148,30 @@ pub struct RunArgs {
     /// Stop retrying a file after it failed this many runs in a row, until it changes [default: 3]
     #[arg(long, value_name = "RUNS")]
     pub max_retries: Option<i64>,
+    /// Seconds a PDF or DOCX file may take to extract; a parser still busy then is killed and
+    /// the file fails as timed out [default: 60]
+    #[arg(long, value_name = "SECONDS")]
+    pub extract_timeout: Option<f64>,
+    /// Address space of each PDF/DOCX extractor process, in MiB; a parser that needs more fails
+    /// its file as out of memory instead of exhausting the machine [default: 1024]
+    #[arg(long, value_name = "MIB")]
+    pub extract_memory: Option<u64>,
+    /// PDF/DOCX extractor processes, hence files extracted at once [default: the number of cores]
+    #[arg(long, value_name = "N")]
+    pub extract_workers: Option<usize>,
+    /// Delete the points of vanished files even when they are more than half of the indexed
+    /// files under the directory (and more than 10). Without it such a run deletes nothing and
+    /// exits 1, because that many vanished files usually means an unmounted share or an
+    /// emptied directory. Use it after checking, with --dry-run, that the files really are gone
+    #[arg(long)]
+    pub allow_mass_delete: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExtractWorkerArgs {
+    /// Address space limit (RLIMIT_AS) in MiB, set before the first request
+    #[arg(long, value_name = "MIB")]
+    pub memory_limit: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -176,8 +219,9 @@ pub struct StatusArgs {
     pub job: Option<String>,
 }
 
-/// Defaults read from a TOML file; every key is optional.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// Defaults read from a TOML file; every key is optional. No `Debug`: the URLs may carry
+/// passwords ([`Settings`] redacts them).
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
@@ -189,12 +233,16 @@ pub struct FileConfig {
     pub chunk_size: Option<usize>,
     pub chunk_overlap: Option<usize>,
     pub embed_batch_size: Option<usize>,
+    pub embed_batch_tokens: Option<usize>,
     pub upload_batch_size: Option<usize>,
     pub upload_parallelism: Option<usize>,
     pub max_file_size: Option<u64>,
     pub threads: Option<usize>,
     pub commit_interval: Option<f64>,
     pub max_retries: Option<i64>,
+    pub extract_timeout: Option<f64>,
+    pub extract_memory: Option<u64>,
+    pub extract_workers: Option<usize>,
     pub extensions: Option<Vec<String>>,
     pub ignore: Option<Vec<String>>,
 }
@@ -280,8 +328,9 @@ impl Settings {
         })
     }
 
-    /// The settings of a run over `args.dir`.
-    pub fn job(&self, args: &RunArgs) -> Result<JobSettings> {
+    /// The settings of a run over `args.dir`. `extractor_program` is the `ingest` binary, which
+    /// the run starts as its PDF/DOCX extractor processes.
+    pub fn job(&self, args: &RunArgs, extractor_program: PathBuf) -> Result<JobSettings> {
         let Some(dir) = &args.dir else {
             bail!("no directory given; usage: ingest DIR (see ingest --help)");
         };
@@ -303,13 +352,30 @@ impl Settings {
         if !(commit_interval.is_finite() && commit_interval >= 0.0) {
             bail!("--commit-interval must be a number of seconds, 0 or more");
         }
+        let extract_timeout = args.extract_timeout.or(f.extract_timeout).unwrap_or(60.0);
+        if !(extract_timeout.is_finite() && extract_timeout > 0.0) {
+            bail!("--extract-timeout must be a number of seconds, more than 0");
+        }
+        let extract_memory = args.extract_memory.or(f.extract_memory).unwrap_or(1024);
+        if extract_memory < MIN_EXTRACT_MEMORY_MIB {
+            bail!("--extract-memory is in MiB and must be at least {MIN_EXTRACT_MEMORY_MIB}");
+        }
         Ok(JobSettings {
             root,
             collection: self.collection.clone(),
-            scan: ScanOptions::new(&extensions, &ignore)?,
+            scan: ScanOptions::new(&extensions, &ignore, args.follow_external_links)?,
             chunk_size: args.chunk_size.or(f.chunk_size).unwrap_or(200),
             chunk_overlap: args.chunk_overlap.or(f.chunk_overlap).unwrap_or(32),
-            embed_batch_size: positive("embed-batch-size", args.embed_batch_size.or(f.embed_batch_size).unwrap_or(32))?,
+            embed_batching: Batching {
+                max_texts: positive(
+                    "embed-batch-size",
+                    args.embed_batch_size.or(f.embed_batch_size).unwrap_or(Batching::default().max_texts),
+                )?,
+                max_tokens: positive(
+                    "embed-batch-tokens",
+                    args.embed_batch_tokens.or(f.embed_batch_tokens).unwrap_or(Batching::default().max_tokens),
+                )?,
+            },
             upload_batch_size: positive(
                 "upload-batch-size",
                 args.upload_batch_size.or(f.upload_batch_size).unwrap_or(4000),
@@ -327,6 +393,13 @@ impl Settings {
             dry_run: args.dry_run,
             max_retries: positive("max-retries", args.max_retries.or(f.max_retries).unwrap_or(3).max(0) as usize)?
                 as i64,
+            allow_mass_delete: args.allow_mass_delete,
+            extraction: ExtractorSettings {
+                program: extractor_program,
+                timeout: Duration::from_secs_f64(extract_timeout),
+                memory_limit_mib: extract_memory,
+                workers: positive("extract-workers", args.extract_workers.or(f.extract_workers).unwrap_or_else(cores))?,
+            },
         })
     }
 
@@ -341,10 +414,18 @@ impl Settings {
 
     /// Model threads: the flag, the file, else one per core.
     pub fn model_threads(&self, args: &RunArgs) -> usize {
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        args.threads.or(self.file.threads).unwrap_or(cores).max(1)
+        args.threads.or(self.file.threads).unwrap_or_else(cores).max(1)
     }
 }
+
+/// The number of cores, or 2 when it cannot be read.
+fn cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+}
+
+/// The least `--extract-memory`: a guard against a value meant in GiB, which would fail every
+/// PDF and DOCX file as out of memory.
+const MIN_EXTRACT_MEMORY_MIB: u64 = 128;
 
 fn load_config(path: &Path) -> Result<FileConfig> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;

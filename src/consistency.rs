@@ -5,13 +5,16 @@
 //! parquet without embedding ([`restore`]), or a [`Health`] report of where the three
 //! disagree, repaired on request ([`verify`]).
 //!
+//! [`check_touched`] is the cheap check a job runs at its end: only the files it touched,
+//! against the collection, plus the collection's total.
+//!
 //! A parquet row is live when the catalog's completed file with its `doc_id` was embedded by
 //! the row's job (`embedded_job_id`) and the row's chunk index is below the file's
 //! `vectors_created`. Superseded rows of re-embedded or deleted files are never live, so they
 //! never come back.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -19,8 +22,8 @@ use uuid::Uuid;
 
 use crate::catalog::{Catalog, FileRow, FileStatus, JobCounters, JobRow};
 use crate::hash::point_id;
-use crate::parquet_copy::read_points;
-use crate::store::{all_points, upsert_in_batches, Point, VectorIndex};
+use crate::parquet_copy::{read_points, ParquetCopy};
+use crate::store::{all_points, delete_documents_in_batches, upsert_in_batches, Point, VectorIndex};
 
 /// A parquet file that could not be used, and why.
 #[derive(Debug, Clone, Serialize)]
@@ -33,6 +36,27 @@ pub struct UnreadableFile {
 pub struct LiveRows {
     pub rows: BTreeMap<Uuid, Point>,
     pub unreadable: Vec<UnreadableFile>,
+    /// Why the copy as a whole cannot be used, when it cannot: the directory is missing or
+    /// unlistable, or it holds no readable parquet file while the catalog has completed
+    /// files (an unmounted volume looks like that).
+    pub unusable: Option<String>,
+}
+
+impl LiveRows {
+    /// Refuses to go on when the copy as a whole is unusable: nothing may be changed on the
+    /// strength of a copy that is not there.
+    pub fn require_usable(&self, dir: &Path) -> Result<()> {
+        match &self.unusable {
+            None => Ok(()),
+            Some(reason) => anyhow::bail!(
+                "the parquet copy at {} cannot be used ({reason}), so nothing was changed; mount or restore that \
+                 directory and run again (if the copy is lost for good, `ingest export --out {}` writes it again \
+                 from the collection)",
+                dir.display(),
+                dir.display()
+            ),
+        }
+    }
 }
 
 /// The completed files among `files`, by `doc_id`.
@@ -43,19 +67,15 @@ fn completed_by_doc(files: &[FileRow]) -> HashMap<String, FileRow> {
 /// Reads every parquet file under `dir` and keeps the live rows. A file with the wrong
 /// schema or dimension, or a corrupt one, is reported by name and contributes nothing.
 pub fn live_rows(dir: &Path, dim: usize, completed: &HashMap<String, FileRow>) -> Result<LiveRows> {
-    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.extension().is_some_and(|x| x == "parquet")
-                    && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))
-            })
-            .collect(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+    let mut live = LiveRows { rows: BTreeMap::new(), unreadable: Vec::new(), unusable: None };
+    let files = match ParquetCopy::at(dir.to_path_buf(), dim).files() {
+        Ok(files) => files,
+        Err(error) => {
+            live.unusable = Some(format!("{error:#}"));
+            return Ok(live);
+        }
     };
-    files.sort();
-    let mut live = LiveRows { rows: BTreeMap::new(), unreadable: Vec::new() };
+    let file_count = files.len();
     for file in files {
         let points = match read_points(&file, dim) {
             Ok(points) => points,
@@ -74,12 +94,35 @@ pub fn live_rows(dir: &Path, dim: usize, completed: &HashMap<String, FileRow>) -
             }
         }
     }
+    if !completed.is_empty() && live.unreadable.len() == file_count {
+        live.unusable = Some(if !dir.is_dir() {
+            "the directory does not exist".to_string()
+        } else if file_count == 0 {
+            format!("it holds no parquet file, yet the catalog has {} completed files", completed.len())
+        } else {
+            format!("none of its {file_count} parquet files can be read")
+        });
+    }
     Ok(live)
 }
 
 /// The ids of the points a completed file should have.
 fn point_ids(file: &FileRow) -> impl Iterator<Item = Uuid> + '_ {
     (0..file.vectors_created as u32).map(|chunk| point_id(&file.doc_id, chunk))
+}
+
+/// Whether the stored point `id` is chunk `chunk` of `file` as the catalog records it: same
+/// document, path and chunk index, written by the job that completed the file.
+fn agrees_with_catalog(file: &FileRow, chunk: u32, point: &Point) -> bool {
+    point.payload.doc_id == file.doc_id
+        && point.payload.path == file.path
+        && point.payload.chunk_index == chunk
+        && file.embedded_job_id.as_deref() == Some(point.payload.job_id.as_str())
+}
+
+/// Whether every point `file` should have is stored and agrees with the catalog.
+fn points_agree(file: &FileRow, stored: &BTreeMap<Uuid, Point>) -> bool {
+    point_ids(file).zip(0..).all(|(id, chunk)| stored.get(&id).is_some_and(|p| agrees_with_catalog(file, chunk, p)))
 }
 
 /// Deletes `ids` in requests of 1,000.
@@ -115,6 +158,9 @@ async fn upload(index: &dyn VectorIndex, points: Vec<Point>, upload: Upload, qui
 pub struct RestoreReport {
     pub collection: String,
     pub files_restored: u64,
+    /// Files without all their parquet rows whose points were all there and agreed with the
+    /// catalog: kept as they were.
+    pub files_kept: u64,
     pub points_restored: u64,
     pub orphan_points_deleted: u64,
     /// Completed files without live parquet rows: returned to `pending`, the next run embeds them.
@@ -135,27 +181,31 @@ pub async fn restore(
     let collection = index.collection().to_string();
     let completed = completed_by_doc(&catalog.files(&collection).await?);
     let live = live_rows(dir, dim, &completed)?;
+    live.require_usable(dir)?;
     index.ensure_collection(dim).await?;
+    // What the collection already holds; none of it is needed when it is empty.
+    let stored = if index.count(None).await? == 0 { BTreeMap::new() } else { all_points(index, false).await? };
 
     let mut rows_per_doc: HashMap<&str, i64> = HashMap::new();
     for row in live.rows.values() {
         *rows_per_doc.entry(row.payload.doc_id.as_str()).or_default() += 1;
     }
+    // A file is restored from its rows; without all of them, its points are kept when they
+    // are all there and agree with the catalog; only a file that has lost both is re-embedded.
     let (restorable, unrestorable): (Vec<&FileRow>, Vec<&FileRow>) = completed
         .values()
         .partition(|f| rows_per_doc.get(f.doc_id.as_str()).copied().unwrap_or(0) == f.vectors_created);
-    let mut files_to_reembed: Vec<String> = unrestorable.iter().map(|f| f.path.clone()).collect();
+    let (kept, lost): (Vec<&FileRow>, Vec<&FileRow>) = unrestorable.into_iter().partition(|f| points_agree(f, &stored));
+    let mut files_to_reembed: Vec<String> = lost.iter().map(|f| f.path.clone()).collect();
     files_to_reembed.sort();
-    let expected: BTreeSet<Uuid> = restorable.iter().flat_map(|f| point_ids(f)).collect();
+    let expected: BTreeSet<Uuid> = restorable.iter().chain(&kept).flat_map(|f| point_ids(f)).collect();
     let restorable: BTreeSet<&str> = restorable.iter().map(|f| f.doc_id.as_str()).collect();
 
     let points: Vec<Point> =
         live.rows.into_values().filter(|p| restorable.contains(p.payload.doc_id.as_str())).collect();
-    let was_empty = index.count(None).await? == 0;
     let points_restored = upload(index, points, settings, quiet).await?;
 
     // Whatever else the collection holds is not backed by the catalog.
-    let stored = if was_empty { Default::default() } else { all_points(index, false).await? };
     let orphans: Vec<Uuid> = stored.keys().filter(|id| !expected.contains(id)).copied().collect();
     delete_points(index, &orphans).await?;
     if !files_to_reembed.is_empty() {
@@ -165,6 +215,7 @@ pub async fn restore(
     Ok(RestoreReport {
         collection,
         files_restored: restorable.len() as u64,
+        files_kept: kept.len() as u64,
         points_restored,
         orphan_points_deleted: orphans.len() as u64,
         files_to_reembed,
@@ -244,10 +295,12 @@ impl Health {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Repair {
     pub points_reuploaded: u64,
+    /// Parquet rows written back from points that agreed with the catalog.
+    pub parquet_rows_written: u64,
     pub orphans_deleted: u64,
     pub counters_fixed: bool,
-    /// Files with neither points nor parquet rows to restore them from: returned to `pending`
-    /// (their points removed), so the next `ingest DIR` embeds them again.
+    /// Files some of whose points are lost from both the collection and parquet: returned to
+    /// `pending` (their points removed), so the next `ingest DIR` embeds them again.
     pub files_to_reembed: Vec<String>,
 }
 
@@ -292,6 +345,13 @@ fn counter_mismatches(recorded: &JobCounters, expected: &JobCounters) -> Vec<Str
 }
 
 /// Compares the three stores; with `repair`, fixes what it found and returns the repair.
+///
+/// Repair deletes only what it can put back or what is proven wrong. Each point of a
+/// completed file is recovered from whichever side still holds it: a live parquet row is
+/// uploaded when the point is missing or differs from it; a point that agrees with the
+/// catalog but lacks its row is written back to parquet. Points no completed file accounts
+/// for are deleted. A file only returns to `pending` when some of its points are lost from
+/// both sides. A copy that is unusable as a whole stops the repair before any change.
 pub async fn verify(
     catalog: &Catalog,
     index: &dyn VectorIndex,
@@ -304,55 +364,70 @@ pub async fn verify(
     let files = catalog.files(&collection).await?;
     let completed = completed_by_doc(&files);
     let live = live_rows(parquet_dir, dim, &completed)?;
+    if repair.is_some() {
+        live.require_usable(parquet_dir)?;
+    }
     let stored = all_points(index, true).await?;
 
+    let mut unreadable_parquet = live.unreadable.clone();
+    if let Some(reason) = &live.unusable {
+        unreadable_parquet.push(UnreadableFile { path: parquet_dir.display().to_string(), reason: reason.clone() });
+    }
     let mut health = Health {
         collection: collection.clone(),
         completed_files: completed.len() as u64,
         stored_points: stored.len() as u64,
-        unreadable_parquet: live.unreadable.clone(),
+        unreadable_parquet,
         ..Health::default()
     };
     let mut expected = BTreeSet::new();
     let mut reupload = Vec::new();
+    let mut rows_from_points = Vec::new();
     let mut reembed = Vec::new();
     for file in completed.values() {
-        let mut in_sync = true;
-        let mut restorable = true;
-        for id in point_ids(file) {
+        let mut file_reupload = Vec::new();
+        let mut file_rows = Vec::new();
+        let mut lost = false;
+        for (id, chunk) in point_ids(file).zip(0..) {
             expected.insert(id);
-            let row = live.rows.get(&id);
-            if row.is_none() {
-                health.missing_parquet_rows += 1;
-                restorable = false;
-                in_sync = false;
-            }
-            match (stored.get(&id), row) {
-                (None, _) => {
-                    health.missing_points += 1;
-                    in_sync = false;
-                }
-                (Some(point), Some(row)) if !same_point(point, row) => {
+            let point = stored.get(&id);
+            match (point, live.rows.get(&id)) {
+                (Some(point), Some(row)) if same_point(point, row) => {}
+                (Some(_), Some(row)) => {
                     health.stale_points += 1;
-                    in_sync = false;
+                    file_reupload.push(row.clone());
                 }
-                _ => {}
+                (None, Some(row)) => {
+                    health.missing_points += 1;
+                    file_reupload.push(row.clone());
+                }
+                (Some(point), None) => {
+                    health.missing_parquet_rows += 1;
+                    if agrees_with_catalog(file, chunk, point) && point.vector.len() == dim {
+                        file_rows.push(point.clone());
+                    } else {
+                        lost = true;
+                    }
+                }
+                (None, None) => {
+                    health.missing_points += 1;
+                    health.missing_parquet_rows += 1;
+                    lost = true;
+                }
             }
         }
-        if in_sync {
+        if file_reupload.is_empty() && file_rows.is_empty() && !lost {
             health.synced_files += 1;
+            continue;
+        }
+        if health.examples.len() < 20 {
+            health.examples.push(file.path.clone());
+        }
+        if lost {
+            reembed.push(file.clone());
         } else {
-            if health.examples.len() < 20 {
-                health.examples.push(file.path.clone());
-            }
-            if restorable {
-                reupload.extend(point_ids(file).filter_map(|id| {
-                    let row = &live.rows[&id];
-                    (!stored.get(&id).is_some_and(|p| same_point(p, row))).then(|| row.clone())
-                }));
-            } else {
-                reembed.push(file.clone());
-            }
+            reupload.extend(file_reupload);
+            rows_from_points.extend(file_rows);
         }
     }
     health.expected_points = expected.len() as u64;
@@ -369,11 +444,17 @@ pub async fn verify(
 
     let Some(settings) = repair else { return Ok((health, None)) };
     let mut repaired = Repair { orphans_deleted: orphans.len() as u64, ..Repair::default() };
+    if !rows_from_points.is_empty() {
+        let copy = ParquetCopy::at(parquet_dir.to_path_buf(), dim);
+        copy.write_file(&format!("repair-{}", Uuid::new_v4()), &rows_from_points)
+            .context("writing parquet rows back from the collection")?;
+        repaired.parquet_rows_written = rows_from_points.len() as u64;
+    }
     delete_points(index, &orphans).await?;
     repaired.points_reuploaded = upload(index, reupload, settings, true).await?;
     if !reembed.is_empty() {
         let doc_ids: Vec<String> = reembed.iter().map(|f| f.doc_id.clone()).collect();
-        index.delete_documents(&doc_ids).await?;
+        delete_documents_in_batches(index, &doc_ids, |_| async { Ok(()) }).await?;
         repaired.files_to_reembed = reembed.into_iter().map(|f| f.path).collect();
         repaired.files_to_reembed.sort();
         catalog.mark_pending(&collection, &repaired.files_to_reembed).await?;
@@ -387,4 +468,75 @@ pub async fn verify(
         }
     }
     Ok((health, Some(repaired)))
+}
+
+/// A file a job touched, and the number of points it must have now (0 once it failed or
+/// was deleted).
+#[derive(Debug, Clone)]
+pub struct Touched {
+    pub path: String,
+    pub doc_id: String,
+    pub points: u32,
+}
+
+/// The result of [`check_touched`].
+#[derive(Debug, Clone, Serialize)]
+pub struct Verification {
+    /// Files checked: each one the job completed, failed or deleted.
+    pub files: u64,
+    /// Whether every checked file, and the collection's total, agree with the catalog.
+    pub agree: bool,
+    /// Points the collection holds, and the sum of its completed files' vectors.
+    pub collection_points: u64,
+    pub catalog_points: u64,
+    /// What disagrees, at most 20 entries.
+    pub disagreements: Vec<String>,
+    pub seconds: f64,
+}
+
+/// Requests in flight while checking touched files.
+const CHECKS_IN_FLIGHT: usize = 8;
+
+/// Checks that each touched file has exactly its points, with chunk indexes `0..points`
+/// (the count is right and nothing lies beyond the last index, and ids are one per index),
+/// and that the collection holds as many points as the catalog's completed files account for.
+pub async fn check_touched(catalog: &Catalog, index: &dyn VectorIndex, touched: &[Touched]) -> Result<Verification> {
+    use futures::stream::{self, StreamExt, TryStreamExt};
+    let started = std::time::Instant::now();
+    let mut disagreements: Vec<String> = stream::iter(touched)
+        .map(|file| async move {
+            let found = index.count(Some(&file.doc_id)).await?;
+            let beyond = if found == 0 { 0 } else { index.count_tail(&file.doc_id, file.points).await? };
+            let agrees = found == u64::from(file.points) && beyond == 0;
+            anyhow::Ok((!agrees).then(|| {
+                format!(
+                    "{}: the catalog says {} points, the collection holds {found} ({beyond} beyond the last chunk)",
+                    file.path, file.points
+                )
+            }))
+        })
+        .buffer_unordered(CHECKS_IN_FLIGHT)
+        .try_filter_map(|disagreement| async move { Ok(disagreement) })
+        .try_collect()
+        .await
+        .context("checking the touched files' points")?;
+    let collection = index.collection();
+    let collection_points = index.count(None).await?;
+    let catalog_points = catalog.completed_vectors(collection).await?;
+    if collection_points != catalog_points {
+        disagreements.push(format!(
+            "collection {collection:?} holds {collection_points} points, its completed files account for {catalog_points}"
+        ));
+    }
+    let agree = disagreements.is_empty();
+    disagreements.sort();
+    disagreements.truncate(20);
+    Ok(Verification {
+        files: touched.len() as u64,
+        agree,
+        collection_points,
+        catalog_points,
+        disagreements,
+        seconds: started.elapsed().as_secs_f64(),
+    })
 }

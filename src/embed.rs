@@ -9,9 +9,12 @@
 //! `~/.local/share/ingest`). ONNX Runtime is loaded at run time from `ORT_DYLIB_PATH`, or
 //! from the same install. Nothing is ever downloaded.
 //!
-//! Texts are sorted by length before batching so that each batch carries little padding;
-//! the results are put back in input order.
+//! Texts are sorted by their token counts and cut into model calls by [`Batching`]: a call's
+//! cost, in time and in ONNX Runtime's memory, grows with its padded tokens (texts times the
+//! longest text's tokens), so calls are sized by those, not by a count of texts. The results
+//! are put back in input order.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -110,16 +113,51 @@ fn read_json(path: &Path) -> Result<serde_json::Value> {
 pub struct Embedder {
     session: Option<TextEmbedding>,
     pub info: ModelInfo,
-    batch_size: usize,
     threads: usize,
+}
+
+/// How texts are cut into model calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batching {
+    /// The most texts in one call (`--embed-batch-size`).
+    pub max_texts: usize,
+    /// The most padded tokens in one call (`--embed-batch-tokens`): its texts times its
+    /// longest text's tokens, special tokens included. A longer text goes alone.
+    pub max_tokens: usize,
+}
+
+impl Default for Batching {
+    /// The measured defaults (README, Performance): on 150–200-token chunks of real documents
+    /// a budget of this many padded tokens is the fastest, and bigger calls cost memory.
+    fn default() -> Self {
+        Self { max_texts: 32, max_tokens: 2048 }
+    }
+}
+
+impl Batching {
+    /// Cuts texts whose token counts are `sorted_tokens`, longest first, into consecutive
+    /// model calls: each takes texts while its count times its first (longest) text's tokens
+    /// stays within `max_tokens` and its count within `max_texts`, and always at least one.
+    pub fn calls(&self, sorted_tokens: &[usize]) -> Vec<Range<usize>> {
+        let mut calls = Vec::new();
+        let mut start = 0;
+        while start < sorted_tokens.len() {
+            let longest = sorted_tokens[start].max(1);
+            let fits = (self.max_tokens / longest).clamp(1, self.max_texts.max(1));
+            let end = (start + fits).min(sorted_tokens.len());
+            calls.push(start..end);
+            start = end;
+        }
+        calls
+    }
 }
 
 impl Embedder {
     /// Checks that ONNX Runtime is installed. `threads` is ONNX Runtime's intra-op thread
     /// count.
-    pub fn new(info: ModelInfo, batch_size: usize, threads: usize) -> Result<Self> {
+    pub fn new(info: ModelInfo, threads: usize) -> Result<Self> {
         locate_onnxruntime()?;
-        Ok(Self { session: None, info, batch_size: batch_size.max(1), threads: threads.max(1) })
+        Ok(Self { session: None, info, threads: threads.max(1) })
     }
 
     /// Loads the session now rather than on first use.
@@ -136,13 +174,19 @@ impl Embedder {
         Ok(self.session.insert(session))
     }
 
-    /// Embeds `texts`, returning vectors in the same order.
-    pub fn embed(&mut self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+    /// Embeds `texts`, each given with its token count (special tokens included, as
+    /// [`crate::chunk::count_tokens`] gives it), in model calls cut by `batching`; returns one
+    /// vector per text, in input order.
+    pub fn embed(&mut self, texts: &[(&str, usize)], batching: Batching) -> Result<Vec<Vec<f32>>> {
+        // The model truncates what is longer than its maximum sequence, so padding does too.
+        let tokens = |i: usize| texts[i].1.min(self.info.max_sequence);
         let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(texts[i].len()));
+        order.sort_by_key(|&i| std::cmp::Reverse(tokens(i)));
+        let sorted_tokens: Vec<usize> = order.iter().map(|&i| tokens(i)).collect();
         let mut vectors = vec![Vec::new(); texts.len()];
-        for batch in order.chunks(self.batch_size) {
-            let batch_texts: Vec<&str> = batch.iter().map(|&i| texts[i]).collect();
+        for call in batching.calls(&sorted_tokens) {
+            let batch = &order[call];
+            let batch_texts: Vec<&str> = batch.iter().map(|&i| texts[i].0).collect();
             let embedded =
                 self.session()?.embed(&batch_texts, Some(batch_texts.len())).map_err(|e| anyhow::anyhow!("{e}"))?;
             for (&i, vector) in batch.iter().zip(embedded) {
@@ -180,4 +224,20 @@ fn load_session(info: &ModelInfo, threads: usize) -> Result<TextEmbedding> {
     TextEmbedding::try_new_from_user_defined(model, options)
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| format!("loading the ONNX model in {}", info.dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Batching;
+
+    #[test]
+    fn calls_are_cut_by_padded_tokens_and_by_texts() {
+        let batching = Batching { max_texts: 3, max_tokens: 400 };
+        // 2 × 200 fits 400; 3 × 150 does not; the short tail is capped by the text count.
+        let calls = batching.calls(&[200, 190, 150, 120, 20, 10, 10, 5]);
+        assert_eq!(calls, vec![0..2, 2..4, 4..7, 7..8]);
+        // A text longer than the budget goes alone; nothing is dropped.
+        assert_eq!(batching.calls(&[900, 300, 10]), vec![0..1, 1..2, 2..3]);
+        assert!(batching.calls(&[]).is_empty());
+    }
 }

@@ -7,7 +7,10 @@
 //!
 //! - [`scan`]: directory → [`scan::FileEntry`] per candidate file (stat only).
 //! - [`hash`]: `FileEntry` → [`hash::HashedFile`] (bytes, sha256, `doc_id`, point ids).
-//! - [`extract`]: bytes → [`extract::Document`] (txt, md, pdf, docx) or a readable reason.
+//! - [`extract`]: bytes → [`extract::Document`] (txt, md, pdf, docx) or a readable reason;
+//!   format → extractor. [`extract::pool`]: PDF and DOCX bytes → a `Document` made in a child
+//!   process (`ingest extract-worker`) under a time and memory limit, so a parser that hangs
+//!   or crashes fails only its file.
 //! - [`chunk`]: `Document` → `Vec<`[`chunk::Chunk`]`>` sized in model tokens.
 //! - [`embed`]: chunk texts → vectors, with the local ONNX model.
 //! - [`cache`]: chunk content hash + model → a vector embedded before.

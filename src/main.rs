@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use ingest::catalog::Catalog;
+use ingest::catalog::{Catalog, CollectionLock};
 use ingest::cli::{Cli, Command, ExportArgs, RestoreArgs, RunArgs, SearchArgs, Settings, StatusArgs, VerifyArgs};
 use ingest::consistency::{self, Upload};
 use ingest::embed::{Embedder, ModelInfo};
@@ -16,6 +16,9 @@ use ingest::lock::{Busy, RunLock};
 use ingest::parquet_copy::ParquetCopy;
 use ingest::pipeline::{run_job, JobReport};
 use ingest::store::VectorIndex;
+
+/// Files listed by name, per kind, in a run's summary; `--json` has them all.
+const LISTED_AT_MOST: usize = 20;
 
 /// Exit code when another run holds the collection.
 const EXIT_BUSY: u8 = 3;
@@ -30,6 +33,17 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // An extractor process serves its parent over stdin and stdout, before any runtime,
+    // catalog or store exists.
+    if let Some(Command::ExtractWorker(args)) = &cli.command {
+        return match ingest::extract::pool::serve(args.memory_limit) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("error: extractor process: {error:#}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -58,6 +72,7 @@ async fn dispatch(cli: Cli) -> Result<u8> {
         Some(Command::Verify(args)) => verify(&settings, &args).await,
         Some(Command::Export(args)) => export(&settings, &args).await,
         Some(Command::Migrate) => migrate(&settings).await,
+        Some(Command::ExtractWorker(_)) => unreachable!("main serves extract-worker before any set-up"),
     }
 }
 
@@ -80,7 +95,7 @@ async fn open_store(settings: &Settings) -> Result<Arc<dyn VectorIndex>> {
 /// The catalog and the collection, held by this process alone until dropped.
 struct Exclusive {
     _lock: RunLock,
-    _shared_lock: Option<sqlx::AnyConnection>,
+    shared_lock: Option<CollectionLock>,
     catalog: Catalog,
     index: Arc<dyn VectorIndex>,
 }
@@ -94,10 +109,12 @@ async fn open_exclusive(settings: &Settings) -> Result<Exclusive> {
     let catalog = open_catalog(settings).await?;
     let shared_lock = catalog.lock_collection(&settings.collection).await?;
     let index = open_store(settings).await?;
-    Ok(Exclusive { _lock: lock, _shared_lock: shared_lock, catalog, index })
+    Ok(Exclusive { _lock: lock, shared_lock, catalog, index })
 }
 
-/// Cancels the job on SIGINT or SIGTERM: stages stop taking new work and in-flight commits finish.
+/// Cancels the job on SIGINT or SIGTERM: stages stop taking new work and in-flight commits
+/// finish. A second signal ends the process at once (exit 130); the catalog's rows say where
+/// the next run resumes, and extractor processes die with this one.
 fn cancel_on_signals() -> Arc<AtomicBool> {
     let cancel = Arc::new(AtomicBool::new(false));
     let flag = cancel.clone();
@@ -106,23 +123,34 @@ fn cancel_on_signals() -> Arc<AtomicBool> {
             Ok(term) => term,
             Err(_) => return,
         };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        eprintln!("ingest: stopping after the work in flight; the next run resumes from here");
+        let mut signal = async || {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        };
+        signal().await;
+        eprintln!(
+            "ingest: stopping after the work in flight (signal again to stop at once); the next run resumes from here"
+        );
         flag.store(true, Ordering::SeqCst);
+        signal().await;
+        eprintln!("ingest: stopped at once; the next run resumes from here");
+        std::process::exit(130);
     });
     cancel
 }
 
 async fn run(settings: &Settings, args: &RunArgs) -> Result<u8> {
-    let job = settings.job(args)?;
+    let program = std::env::current_exe().context("finding this program, to start extractor processes")?;
+    let job = settings.job(args, program)?;
     let model = ModelInfo::load(settings.model_dir.as_deref())?;
-    let Exclusive { catalog, index, .. } = &open_exclusive(settings).await?;
+    let Exclusive { catalog, shared_lock, index, .. } = &open_exclusive(settings).await?;
     let parquet = ParquetCopy::new(&settings.data_dir, &settings.collection, model.dim);
-    let embedder = Embedder::new(model, job.embed_batch_size, settings.model_threads(args))?;
-    let report = run_job(&job, catalog, index.clone(), &parquet, embedder, cancel_on_signals(), settings.quiet).await?;
+    let embedder = Embedder::new(model, settings.model_threads(args))?;
+    let cancel = cancel_on_signals();
+    let lock = shared_lock.as_ref();
+    let report = run_job(&job, catalog, lock, index.clone(), &parquet, embedder, cancel, settings.quiet).await?;
     print_report(settings, &report)?;
     Ok(report.exit_code().clamp(0, 255) as u8)
 }
@@ -135,20 +163,26 @@ fn print_report(settings: &Settings, report: &JobReport) -> Result<()> {
     if let Some(plan) = &report.plan {
         if !settings.quiet {
             println!("dry run over collection {:?}; nothing was changed", report.collection);
-            for (label, paths) in [("add", &plan.add), ("update", &plan.update), ("delete", &plan.delete)] {
+            // Refused deletes are listed as what they are: files not found, which a run would keep.
+            let delete = if report.refused_deletes.is_some() { "keep (not found)" } else { "delete" };
+            for (label, paths) in [("add", &plan.add), ("update", &plan.update), (delete, &plan.delete)] {
                 for path in paths {
                     println!("  would {label:<6} {path}");
                 }
             }
             println!(
-                "  {} to add, {} to update, {} unchanged, {} to delete, {} failing, {} not retried",
+                "  {} to add, {} to update, {} unchanged, {} to delete, {} failing, {} not retried, {} not checked",
                 report.added,
                 report.updated,
                 report.unchanged,
-                report.deleted,
+                plan.delete.len(),
                 report.failed.len(),
-                report.not_retried.len()
+                report.not_retried.len(),
+                report.not_checked.len()
             );
+            if let Some(refused) = &report.refused_deletes {
+                println!("  a run would delete nothing: {}", refused.message());
+            }
         }
     } else if !settings.quiet {
         println!(
@@ -156,26 +190,58 @@ fn print_report(settings: &Settings, report: &JobReport) -> Result<()> {
             report.job_id, report.status, report.elapsed_seconds, report.collection
         );
         println!(
-            "  files: {} seen, {} added, {} updated, {} unchanged, {} deleted, {} failed",
+            "  files: {} seen, {} added, {} updated, {} unchanged, {} deleted, {} no text, {} failed, {} not checked",
             report.files_seen,
             report.added,
             report.updated,
             report.unchanged,
             report.deleted,
-            report.failed.len()
+            report.no_text.len(),
+            report.failed.len(),
+            report.not_checked.len()
         );
+        for file in &report.no_text {
+            println!("  no text: {}: {}", file.path, file.reason);
+        }
         println!(
             "  chunks embedded: {}, reused from the embedding cache: {}, points written: {} ({:.1} chunks/s)",
             report.chunks, report.cache_hits, report.points, report.chunks_per_second
         );
+        if let Some(verified) = &report.verified {
+            let verdict = if verified.agree { "agree with the collection" } else { "DISAGREE with the collection" };
+            println!(
+                "  checked: the {} files this job touched {verdict}; {} points stored, {} expected ({:.2}s)",
+                verified.files, verified.collection_points, verified.catalog_points, verified.seconds
+            );
+        }
     }
     for problem in &report.scan_problems {
         eprintln!("  skipped {}: {}", problem.path, problem.reason);
+    }
+    if !settings.quiet {
+        for note in &report.scan_notes {
+            eprintln!("  note: {}: {}", note.path, note.reason);
+        }
     }
     if !report.failed.is_empty() {
         eprintln!("  failed files:");
         for failed in &report.failed {
             eprintln!("    {}: {}", failed.path, failed.reason);
+        }
+    }
+    if !report.not_checked.is_empty() {
+        eprintln!("  not checked, kept as indexed (make them readable, then run again):");
+        for file in report.not_checked.iter().take(LISTED_AT_MOST) {
+            eprintln!("    {}: {}", file.path, file.reason);
+        }
+        if report.not_checked.len() > LISTED_AT_MOST {
+            eprintln!("    ... and {} more (all of them are in --json)", report.not_checked.len() - LISTED_AT_MOST);
+        }
+    }
+    if let Some(verified) = report.verified.as_ref().filter(|v| !v.agree) {
+        eprintln!("  the job's check found the catalog and the collection apart; run `ingest verify --repair`:");
+        for disagreement in &verified.disagreements {
+            eprintln!("    {disagreement}");
         }
     }
     if !report.not_retried.is_empty() && !settings.quiet {
@@ -200,7 +266,7 @@ async fn search(settings: &Settings, args: &SearchArgs) -> Result<u8> {
             settings.data_dir.display()
         );
     }
-    let mut embedder = Embedder::new(model, 1, 1)?;
+    let mut embedder = Embedder::new(model, 1)?;
     let hits = ingest::search::search(index.as_ref(), &mut embedder, &args.query, args.limit).await?;
     if settings.json {
         let rows: Vec<_> = hits
@@ -295,7 +361,7 @@ async fn check(settings: &Settings) -> Result<u8> {
     };
     let model = ModelInfo::load(settings.model_dir.as_deref());
     let model_outcome = match &model {
-        Ok(info) => Embedder::new(info.clone(), 1, 1)
+        Ok(info) => Embedder::new(info.clone(), 1)
             .and_then(|mut embedder| embedder.embed_one("health check"))
             .map(|vector| format!("{} makes {}-dimensional vectors", info.id, vector.len())),
         Err(error) => Err(anyhow::anyhow!("{error:#}")),
@@ -346,27 +412,24 @@ async fn restore(settings: &Settings, args: &RestoreArgs) -> Result<u8> {
     let model = ModelInfo::load(settings.model_dir.as_deref())?;
     let Exclusive { catalog, index, .. } = &open_exclusive(settings).await?;
     let dir = args.dir.clone().unwrap_or_else(|| parquet_dir(settings));
-    if !dir.is_dir() {
-        anyhow::bail!(
-            "{} is not a directory of parquet files; pass the directory `ingest` wrote them to",
-            dir.display()
-        );
-    }
     let upload = Upload { batch_size: args.upload_batch_size.max(1), parallelism: args.upload_parallelism.max(1) };
     let report = consistency::restore(catalog, index.as_ref(), &dir, model.dim, upload, settings.quiet).await?;
     if settings.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else if !settings.quiet {
         println!(
-            "restored collection {:?}: {} files, {} points from {}; {} orphan points deleted",
+            "restored collection {:?}: {} files, {} points from {}; {} files kept as stored; {} orphan points deleted",
             report.collection,
             report.files_restored,
             report.points_restored,
             dir.display(),
+            report.files_kept,
             report.orphan_points_deleted
         );
         for path in &report.files_to_reembed {
-            println!("  no parquet rows for {path}: returned to pending, the next run embeds it");
+            println!(
+                "  lost from both parquet and the collection: {path}; returned to pending, the next run embeds it"
+            );
         }
     }
     for file in &report.unreadable {
@@ -378,10 +441,14 @@ async fn restore(settings: &Settings, args: &RestoreArgs) -> Result<u8> {
 /// `ingest verify [--repair]`: exit 0 when everything agrees (after repair), 2 when not.
 async fn verify(settings: &Settings, args: &VerifyArgs) -> Result<u8> {
     let model = ModelInfo::load(settings.model_dir.as_deref())?;
-    let catalog = open_catalog(settings).await?;
-    let index = open_store(settings).await?;
+    // A repair takes the collection's locks, as a run does, so it never judges the points of
+    // a run in flight (here or on another machine) to be orphans.
+    let exclusive = if args.repair { Some(open_exclusive(settings).await?) } else { None };
+    let (catalog, index) = match &exclusive {
+        Some(exclusive) => (exclusive.catalog.clone(), exclusive.index.clone()),
+        None => (open_catalog(settings).await?, open_store(settings).await?),
+    };
     let dir = parquet_dir(settings);
-    let _lock = if args.repair { Some(RunLock::acquire(&settings.data_dir, &settings.collection)?) } else { None };
     let upload = args.repair.then_some(Upload { batch_size: 4000, parallelism: 2 });
     let check_files = args.check_files;
     let (health, repair) = consistency::verify(&catalog, index.as_ref(), &dir, model.dim, check_files, upload).await?;
@@ -397,8 +464,9 @@ async fn verify(settings: &Settings, args: &VerifyArgs) -> Result<u8> {
         print_health("found", &health);
         if let (Some(repair), Some(after)) = (&repair, &after) {
             println!(
-                "repaired: {} points re-uploaded from parquet, {} orphans deleted, {} files returned to pending for re-embedding",
+                "repaired: {} points re-uploaded from parquet, {} parquet rows written back from the collection, {} orphans deleted, {} files returned to pending for re-embedding",
                 repair.points_reuploaded,
+                repair.parquet_rows_written,
                 repair.orphans_deleted,
                 repair.files_to_reembed.len()
             );

@@ -8,11 +8,15 @@
 //! store pushes back on the model:
 //!
 //! ```text
-//! walk thread ──▶ prepare thread ──(bounded)──▶ embed thread ──(bounded)──▶ commit task (tokio)
-//! scan (stat)     change detection,              batches chunks across       catalog `processing` → parquet part
-//!                 hash, extract, chunk           files, runs the model       → upsert (wait) → drop stale tail
-//!                                                                            → catalog `completed`
+//! walk thread ──▶ prepare thread ──(bounded)──▶ extract threads ──(bounded)──▶ embed thread ──(bounded)──▶ commit task (tokio)
+//! scan (stat)     change detection,              extract (PDF and DOCX          batches chunks across       catalog `processing` → parquet part
+//!                 hash                           in worker processes),          files, runs the model       → upsert (wait) → drop stale tail
+//!                                                chunk                                                      → catalog `completed`
 //! ```
+//!
+//! There are `--extract-workers` extract threads, so that many files are extracted at once;
+//! what needs no extraction (unchanged, failed or vanished files) goes from the prepare
+//! thread straight to the embed thread. The commit stage does not depend on their order.
 //!
 //! The walk starts before the catalog's file rows have loaded and runs up to
 //! `WALK_AHEAD` entries ahead, so on a re-run the two overlap.
@@ -22,7 +26,7 @@
 //! overwriting, never duplicating.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,15 +36,18 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::cache::EmbeddingCache;
-use crate::catalog::{Catalog, Completion, FileFacts, FileRow, FileStatus, JobCounters, JobStatus, NewJob};
+use crate::catalog::{
+    Catalog, CollectionLock, Completion, FileFacts, FileRow, FileStatus, JobCounters, JobStatus, NewJob,
+};
 use crate::chunk::{Chunk, Chunker};
-use crate::embed::Embedder;
-use crate::extract::{self, EXTRACTOR_VERSION};
+use crate::consistency::{check_touched, Touched, Verification};
+use crate::embed::{Batching, Embedder};
+use crate::extract::{self, ExtractorPool, ExtractorSettings, EXTRACTOR_VERSION};
 use crate::hash::{self, HashedFile};
 use crate::parquet_copy::ParquetCopy;
 use crate::progress::{Counters, Progress};
 use crate::scan::{self, FileEntry, ScanItem, ScanOptions};
-use crate::store::{upsert_in_batches, Point, PointPayload, VectorIndex};
+use crate::store::{delete_documents_in_batches, upsert_in_batches, Point, PointPayload, VectorIndex};
 
 /// How a job runs.
 #[derive(Debug, Clone)]
@@ -51,8 +58,8 @@ pub struct JobSettings {
     pub scan: ScanOptions,
     pub chunk_size: usize,
     pub chunk_overlap: usize,
-    /// Texts per model call.
-    pub embed_batch_size: usize,
+    /// How chunks are cut into model calls: by padded tokens, and at most so many texts.
+    pub embed_batching: Batching,
     /// Points per upsert request.
     pub upload_batch_size: usize,
     /// Upsert requests in flight at once.
@@ -68,7 +75,16 @@ pub struct JobSettings {
     pub dry_run: bool,
     /// A file that failed this many runs in a row is not retried until it changes.
     pub max_retries: i64,
+    /// Delete the points of vanished files even when they are more than half of the root's
+    /// indexed files (see [`MASS_DELETE_HANDFUL`]).
+    pub allow_mass_delete: bool,
+    /// The PDF/DOCX extractor processes: their program, time and memory limits, and how many.
+    pub extraction: ExtractorSettings,
 }
+
+/// A run may delete up to this many vanished files whatever share of the root they are; above
+/// it, deleting more than half of the root's indexed files needs `allow_mass_delete`.
+pub const MASS_DELETE_HANDFUL: usize = 10;
 
 /// One failed file in the report.
 #[derive(Debug, Clone, Serialize)]
@@ -91,7 +107,23 @@ pub struct JobReport {
     pub failed: Vec<FailedFile>,
     /// Files that failed `max_retries` runs in a row and have not changed since: not retried.
     pub not_retried: Vec<FailedFile>,
+    /// Files with no text to index (not failures).
+    pub no_text: Vec<FailedFile>,
+    /// Entries the walk could not read (an unreadable directory, a symlink loop).
     pub scan_problems: Vec<FailedFile>,
+    /// Entries the walk passed over on purpose (a symlink leading outside the root): notes,
+    /// not failures.
+    pub scan_notes: Vec<FailedFile>,
+    /// Indexed files this run could not look at (under an unreadable directory, or unreadable
+    /// themselves): kept as they were, points and all.
+    pub not_checked: Vec<FailedFile>,
+    /// Set when the vanished files were too many to delete without `--allow-mass-delete`:
+    /// nothing was deleted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused_deletes: Option<RefusedDeletes>,
+    /// The job's check, at its end, of the files it touched (absent when it changed nothing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified: Option<Verification>,
     /// With `--dry-run`: the files the run would embed, and those whose points it would delete.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<Plan>,
@@ -110,16 +142,46 @@ pub struct JobReport {
 }
 
 impl JobReport {
-    /// 0 when every file succeeded (or for a dry run), 2 when some failed in this run, 1 when
-    /// the job itself did not finish, 130 when it was cancelled.
+    /// 0 when every file succeeded (or for a dry run); 2 when the job finished but some
+    /// files failed, some could not be looked at, or its end check found a disagreement; 1
+    /// when the job itself did not finish; 130 when it was cancelled.
     pub fn exit_code(&self) -> i32 {
+        let needs_attention = !self.failed.is_empty()
+            || !self.scan_problems.is_empty()
+            || !self.not_checked.is_empty()
+            || self.verified.as_ref().is_some_and(|v| !v.agree);
         match self.status.as_str() {
             "dry-run" => 0,
-            "completed" if self.failed.is_empty() => 0,
-            "completed" => 2,
+            "completed" if needs_attention => 2,
+            "completed" => 0,
             "cancelled" => 130,
             _ => 1,
         }
+    }
+}
+
+/// Vanished files a run refused to delete, being too many.
+#[derive(Debug, Clone, Serialize)]
+pub struct RefusedDeletes {
+    /// Files the walk no longer found.
+    pub vanished: u64,
+    /// The root's indexed files before the run.
+    pub indexed: u64,
+}
+
+impl RefusedDeletes {
+    /// Whether deleting `vanished` of `indexed` files needs `--allow-mass-delete`.
+    fn needed(vanished: usize, indexed: usize) -> bool {
+        vanished > MASS_DELETE_HANDFUL && vanished * 2 > indexed
+    }
+
+    pub fn message(&self) -> String {
+        format!(
+            "{} of the {} indexed files under the root were not found, so nothing was deleted: a share that large \
+             is more often an unmounted or emptied directory than real deletions. If the files really are gone, \
+             run again with --allow-mass-delete",
+            self.vanished, self.indexed
+        )
     }
 }
 
@@ -159,7 +221,16 @@ enum Outcome {
         previous: Option<FileRow>,
         reason: String,
     },
+    /// Read and understood, but holding no text to index (an empty file, a scan without a
+    /// text layer): recorded as such, not as a failure.
+    NoText {
+        facts: FileFacts,
+        previous: Option<FileRow>,
+        reason: String,
+    },
     ScanProblem(FailedFile),
+    /// An entry the walk passed over on purpose.
+    ScanNote(FailedFile),
     /// Failed too often and unchanged since: left alone.
     NotRetried(FailedFile),
     /// Dry run: the file would be embedded.
@@ -169,6 +240,13 @@ enum Outcome {
     },
     /// Known files no longer on disk.
     Vanished(Vec<FileRow>),
+    /// Known files the walk could not look at: kept as they are.
+    NotChecked(FailedFile),
+    /// Known files no longer on disk, too many to delete without `allow_mass_delete`.
+    TooManyVanished {
+        refused: RefusedDeletes,
+        paths: Vec<String>,
+    },
 }
 
 /// The logic fingerprint: what, besides a file's bytes, decides its points.
@@ -177,10 +255,13 @@ pub fn logic_fingerprint(model_id: &str, chunk_size: usize, chunk_overlap: usize
 }
 
 /// Runs one job to its end. Errors are returned only when the job could not start; a job
-/// that fails midway is recorded as failed and reported.
+/// that fails midway is recorded as failed and reported. With `lock`, the job stops, failed
+/// and resumable, as soon as PostgreSQL's collection lock turns out lost.
+#[allow(clippy::too_many_arguments)] // each is a distinct collaborator; a bundle would only rename them
 pub async fn run_job(
     settings: &JobSettings,
     catalog: &Catalog,
+    lock: Option<&CollectionLock>,
     index: Arc<dyn VectorIndex>,
     parquet: &ParquetCopy,
     embedder: Embedder,
@@ -192,7 +273,7 @@ pub async fn run_job(
     let chunker = Chunker::new(&model.tokenizer, settings.chunk_size, settings.chunk_overlap, model.max_sequence)?;
     let fingerprint = logic_fingerprint(&model.id, settings.chunk_size, settings.chunk_overlap);
     if settings.dry_run {
-        return plan_job(settings, catalog, &chunker, &fingerprint, &cancel, started).await;
+        return plan_job(settings, catalog, &fingerprint, &cancel, started).await;
     }
     index.ensure_collection(model.dim).await?;
     let job_id = catalog
@@ -229,30 +310,54 @@ pub async fn run_job(
         let (settings, counters, cancel) = (settings.clone(), counters.clone(), cancel.clone());
         let fingerprint = fingerprint.clone();
         std::thread::Builder::new().name("prepare".into()).spawn(move || {
-            let stage = Preparer {
-                settings: &settings,
-                fingerprint: &fingerprint,
-                chunker: &chunker,
-                counters: &counters,
-                cancel: &cancel,
-            };
-            stage.run(walked_rx, known, &prepared_tx)
+            // Changed files go to `workers` extract threads, each driving one extractor process
+            // at a time; the pool, and with it every process, ends with this thread.
+            let workers = settings.extraction.workers;
+            let extractors = ExtractorPool::new(settings.extraction.clone())?;
+            std::thread::scope(|scope| {
+                let (to_extract, queue) = crossbeam_channel::bounded::<ToExtract>(workers);
+                let mut extract_threads = Vec::with_capacity(workers);
+                for n in 0..workers {
+                    let (queue, out) = (queue.clone(), prepared_tx.clone());
+                    let (extractors, fingerprint, chunker, cancel) = (&extractors, &fingerprint, &chunker, &cancel);
+                    extract_threads.push(
+                        std::thread::Builder::new().name(format!("extract-{n}")).spawn_scoped(scope, move || {
+                            extract_stage(&queue, &out, extractors, fingerprint, chunker, cancel)
+                        })?,
+                    );
+                }
+                drop(queue);
+                let stage = Preparer {
+                    settings: &settings,
+                    fingerprint: &fingerprint,
+                    counters: &counters,
+                    cancel: &cancel,
+                    to_extract: Some(&to_extract),
+                };
+                let prepared = stage.run(walked_rx, known, &prepared_tx);
+                drop(to_extract);
+                extract_threads.into_iter().fold(prepared, |result, thread| {
+                    let extracted = thread.join().map_err(|_| anyhow::anyhow!("an extract thread panicked"))?;
+                    result.and(extracted)
+                })
+            })
         })?
     };
-    let embed_batch = settings.embed_batch_size;
+    let batching = settings.embed_batching;
     // `--full` re-embeds for real; every other run reuses vectors the model already made.
     let cache =
         (!settings.full).then(|| EmbeddingCache::new(catalog.clone(), &model.id, tokio::runtime::Handle::current()));
     let embedder_thread = {
         let (counters, cancel) = (counters.clone(), cancel.clone());
         std::thread::Builder::new().name("embed".into()).spawn(move || {
-            embed_stage(embedder, embed_batch, &prepared_rx, &embedded_tx, &counters, &cancel, cache.as_ref())
+            embed_stage(embedder, batching, &prepared_rx, &embedded_tx, &counters, &cancel, cache.as_ref())
         })?
     };
 
     let mut committer = Committer {
         settings,
         catalog,
+        lock,
         index: index.as_ref(),
         parquet,
         job_id: &job_id,
@@ -274,19 +379,29 @@ pub async fn run_job(
 
     let outcome = commit_result.and(embed_result).and(prepare_result);
     let cancelled = cancel.load(Ordering::SeqCst);
+    let mut tally = committer.report;
+    let refused = tally.refused_deletes.as_ref().map(RefusedDeletes::message);
     let (status, error) = match &outcome {
         Ok(()) if cancelled => (JobStatus::Cancelled, Some("cancelled by signal".to_string())),
+        Ok(()) if refused.is_some() => (JobStatus::Failed, refused),
         Ok(()) => (JobStatus::Completed, None),
         Err(e) => (JobStatus::Failed, Some(format!("{e:#}"))),
     };
-    if status == JobStatus::Completed {
+    let mut verified = None;
+    if outcome.is_ok() && !cancelled {
         parquet.compact_job(&job_id).context("compacting this job's parquet parts")?;
         index.finish().await?;
+        if !tally.touched.is_empty() {
+            let verification = check_touched(catalog, index.as_ref(), &std::mem::take(&mut tally.touched)).await?;
+            catalog.record_verification(&job_id, &serde_json::to_value(&verification)?).await?;
+            verified = Some(verification);
+        }
     }
-    let tally = committer.report;
     catalog.save_progress(&job_id, &tally.counters(&counters), None).await?;
     catalog.set_job_status(&job_id, status, error.as_deref()).await?;
-    Ok(tally.into_report(job_id, settings, &status.to_string(), &counters, started, error))
+    let mut report = tally.into_report(job_id, settings, &status.to_string(), &counters, started, error);
+    report.verified = verified;
+    Ok(report)
 }
 
 async fn known_files(catalog: &Catalog, collection: &str) -> Result<HashMap<String, FileRow>> {
@@ -298,7 +413,6 @@ async fn known_files(catalog: &Catalog, collection: &str) -> Result<HashMap<Stri
 async fn plan_job(
     settings: &JobSettings,
     catalog: &Catalog,
-    chunker: &Chunker,
     fingerprint: &str,
     cancel: &AtomicBool,
     started: Instant,
@@ -306,7 +420,7 @@ async fn plan_job(
     let known = known_files(catalog, &settings.collection).await?;
     let counters = Counters::default();
     let (tx, rx) = crossbeam_channel::unbounded();
-    let stage = Preparer { settings, fingerprint, chunker, counters: &counters, cancel };
+    let stage = Preparer { settings, fingerprint, counters: &counters, cancel, to_extract: None };
     stage.run(scan::scan(&settings.root, &settings.scan), known, &tx)?;
     drop(tx);
     let mut tally = Tally::default();
@@ -325,11 +439,18 @@ async fn plan_job(
             Outcome::Failed { facts, reason, .. } => tally.failed.push(FailedFile { path: facts.path, reason }),
             Outcome::NotRetried(file) => tally.not_retried.push(file),
             Outcome::ScanProblem(problem) => tally.scan_problems.push(problem),
+            Outcome::ScanNote(note) => tally.scan_notes.push(note),
             Outcome::Vanished(files) => {
                 tally.deleted += files.len() as u64;
                 plan.delete.extend(files.into_iter().map(|f| f.path));
             }
-            Outcome::Embedded(file) => anyhow::bail!("{}: a dry run must not extract", file.prepared.facts.path),
+            Outcome::NotChecked(file) => tally.not_checked.push(file),
+            Outcome::TooManyVanished { refused, paths } => {
+                plan.delete = paths;
+                tally.refused_deletes = Some(refused);
+            }
+            Outcome::Embedded(EmbeddedFile { prepared: PreparedFile { facts, .. }, .. })
+            | Outcome::NoText { facts, .. } => anyhow::bail!("{}: a dry run must not extract", facts.path),
         }
     }
     let mut report = tally.into_report(String::new(), settings, "dry-run", &counters, started, None);
@@ -353,9 +474,17 @@ fn facts_of(entry: &FileEntry, content_hash: Option<String>, fingerprint: &str) 
 struct Preparer<'a> {
     settings: &'a JobSettings,
     fingerprint: &'a str,
-    chunker: &'a Chunker,
     counters: &'a Counters,
     cancel: &'a AtomicBool,
+    /// Where changed files go to be extracted and chunked; `None` in a dry run, which
+    /// extracts nothing.
+    to_extract: Option<&'a crossbeam_channel::Sender<ToExtract>>,
+}
+
+/// A changed file on its way to the extract threads.
+struct ToExtract {
+    hashed: HashedFile,
+    previous: Option<FileRow>,
 }
 
 impl Preparer<'_> {
@@ -367,20 +496,38 @@ impl Preparer<'_> {
         mut known: HashMap<String, FileRow>,
         out: &crossbeam_channel::Sender<Outcome>,
     ) -> Result<()> {
-        let Self { settings, fingerprint, chunker, counters, cancel } = *self;
+        let Self { settings, fingerprint, counters, cancel, to_extract } = *self;
         let send = |outcome| out.send(outcome).map_err(|_| anyhow::anyhow!("the embed stage stopped"));
+        let in_scope = |file: &FileRow| {
+            file.status() != FileStatus::Deleted && settings.scan.in_scope(&settings.root, Path::new(&file.path))
+        };
+        let indexed_in_scope = known.values().filter(|f| in_scope(f)).count();
+        // Entries the walk could not read, with why: nothing beneath them was looked at.
+        let mut unwalked: Vec<(String, String)> = Vec::new();
+        // Links the walk did not follow: what lies beneath them is out of scope.
+        let mut unfollowed: Vec<String> = Vec::new();
         for item in walked {
             if cancel.load(Ordering::SeqCst) {
                 return Ok(());
             }
             let entry = match item {
                 ScanItem::Problem { path_text, reason } => {
+                    unwalked.push((path_text.clone(), reason.clone()));
                     send(Outcome::ScanProblem(FailedFile { path: path_text, reason }))?;
+                    continue;
+                }
+                ScanItem::Skipped { path_text, reason } => {
+                    unfollowed.push(path_text.clone());
+                    send(Outcome::ScanNote(FailedFile { path: path_text, reason }))?;
                     continue;
                 }
                 ScanItem::Rejected { path_text, extension, reason } => {
                     Counters::add(&counters.files_seen, 1);
                     let previous = known.remove(&path_text);
+                    if previous.as_ref().is_some_and(|p| p.status() == FileStatus::Completed) {
+                        send(Outcome::NotChecked(FailedFile { path: path_text, reason }))?;
+                        continue;
+                    }
                     let entry =
                         FileEntry { path: PathBuf::from(&path_text), path_text, size: 0, modified_ns: 0, extension };
                     send(Outcome::Failed { facts: facts_of(&entry, None, fingerprint), previous, reason })?;
@@ -392,7 +539,7 @@ impl Preparer<'_> {
             let previous = known.remove(&entry.path_text);
             let settled = previous.as_ref().filter(|p| {
                 !settings.full
-                    && p.status() == FileStatus::Completed
+                    && matches!(p.status(), FileStatus::Completed | FileStatus::NoText)
                     && p.logic_fingerprint.as_deref() == Some(fingerprint)
             });
             let same_stat = |p: &FileRow| p.size == entry.size as i64 && p.modified_ns == entry.modified_ns;
@@ -423,6 +570,13 @@ impl Preparer<'_> {
                     Counters::add(&counters.bytes_read, hashed.bytes.len() as u64);
                     hashed
                 }
+                // A completed file that cannot be read now is not proven changed: keep it.
+                Err(error @ hash::ReadError::Io(_))
+                    if previous.as_ref().is_some_and(|p| p.status() == FileStatus::Completed) =>
+                {
+                    send(Outcome::NotChecked(FailedFile { path: entry.path_text, reason: error.to_string() }))?;
+                    continue;
+                }
                 Err(error) => {
                     let facts = facts_of(&entry, None, fingerprint);
                     send(Outcome::Failed { facts, previous, reason: error.to_string() })?;
@@ -442,13 +596,32 @@ impl Preparer<'_> {
                 send(Outcome::WouldEmbed { path: entry.path_text, is_new })?;
                 continue;
             }
-            send(prepare_file(hashed, previous, fingerprint, chunker))?;
+            let Some(to_extract) = to_extract else { anyhow::bail!("{}: a dry run must not extract", entry.path_text) };
+            to_extract
+                .send(ToExtract { hashed, previous })
+                .map_err(|_| anyhow::anyhow!("the extract stage stopped"))?;
         }
         counters.scan_finished.store(true, Ordering::SeqCst);
-        let root = settings.root.to_string_lossy();
-        let vanished: Vec<FileRow> =
-            known.into_values().filter(|f| f.status() != FileStatus::Deleted && is_under(&f.path, &root)).collect();
-        if !vanished.is_empty() {
+        // What remains of `known` was not found. Only files this walk looked for, and could
+        // have seen, are proven gone.
+        let beneath = |file: &FileRow, entry: &str| file.path == entry || is_under(&file.path, entry);
+        let mut unseen: Vec<FileRow> =
+            known.into_values().filter(|f| in_scope(f) && !unfollowed.iter().any(|link| beneath(f, link))).collect();
+        unseen.sort_by(|a, b| a.path.cmp(&b.path));
+        let mut vanished = Vec::new();
+        for file in unseen {
+            match unwalked.iter().find(|(dir, _)| beneath(&file, dir)) {
+                Some((dir, reason)) => send(Outcome::NotChecked(FailedFile {
+                    reason: format!("not checked, {dir} could not be walked: {reason}"),
+                    path: file.path,
+                }))?,
+                None => vanished.push(file),
+            }
+        }
+        if RefusedDeletes::needed(vanished.len(), indexed_in_scope) && !settings.allow_mass_delete {
+            let refused = RefusedDeletes { vanished: vanished.len() as u64, indexed: indexed_in_scope as u64 };
+            send(Outcome::TooManyVanished { refused, paths: vanished.into_iter().map(|f| f.path).collect() })?;
+        } else if !vanished.is_empty() {
             send(Outcome::Vanished(vanished))?;
         }
         Ok(())
@@ -461,34 +634,84 @@ fn is_under(path: &str, root: &str) -> bool {
     path.strip_prefix(root).is_some_and(|rest| rest.starts_with('/'))
 }
 
-fn prepare_file(hashed: HashedFile, previous: Option<FileRow>, fingerprint: &str, chunker: &Chunker) -> Outcome {
+/// One extract thread: extracts and chunks the files in `queue` until it closes. Once the job
+/// is cancelled it sends nothing more, so a file whose extraction was cut short is not failed.
+fn extract_stage(
+    queue: &crossbeam_channel::Receiver<ToExtract>,
+    out: &crossbeam_channel::Sender<Outcome>,
+    extractors: &ExtractorPool,
+    fingerprint: &str,
+    chunker: &Chunker,
+    cancel: &AtomicBool,
+) -> Result<()> {
+    for ToExtract { hashed, previous } in queue {
+        let outcome = prepare_file(hashed, previous, fingerprint, chunker, extractors, cancel)?;
+        if cancel.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        out.send(outcome).map_err(|_| anyhow::anyhow!("the embed stage stopped"))?;
+    }
+    Ok(())
+}
+
+fn prepare_file(
+    hashed: HashedFile,
+    previous: Option<FileRow>,
+    fingerprint: &str,
+    chunker: &Chunker,
+    extractors: &ExtractorPool,
+    cancel: &AtomicBool,
+) -> Result<Outcome> {
     let facts = facts_of(&hashed.entry, Some(hashed.content_hash.clone()), fingerprint);
-    match extract::extract(&hashed.entry.extension, &hashed.bytes) {
+    Ok(match extract::extract(&hashed.entry.extension, &hashed.bytes, extractors, cancel) {
         Ok(document) => {
             let chunks = chunker.chunk(&document);
             if chunks.is_empty() {
-                return Outcome::Failed { facts, previous, reason: extract::ExtractError::NoText.to_string() };
+                return Ok(Outcome::NoText { facts, previous, reason: extract::ExtractError::NoText.to_string() });
             }
             Outcome::Embedded(EmbeddedFile { prepared: PreparedFile { facts, previous, chunks }, vectors: Vec::new() })
         }
+        Err(error @ (extract::ExtractError::NoText | extract::ExtractError::Empty)) => {
+            Outcome::NoText { facts, previous, reason: error.to_string() }
+        }
+        Err(extract::ExtractError::NoExtractor(reason)) => anyhow::bail!("{reason}"),
         Err(error) => Outcome::Failed { facts, previous, reason: error.to_string() },
-    }
+    })
 }
 
 /// How many walked entries the walk may run ahead of the prepare stage.
 const WALK_AHEAD: usize = 65_536;
 
-/// How many model batches of chunks the embed stage gathers, when the prepare stage has them
-/// ready, before it sorts them by length and runs the model: a wider window puts chunks of
-/// like length together, so batches carry less padding.
+/// How many model calls' worth of chunks (by tokens, and by texts) the embed stage gathers,
+/// when the prepare stage has them ready, before it sorts them by tokens and runs the model:
+/// a wider window puts chunks of like length together, so calls carry less padding.
 const SORT_WINDOW_BATCHES: usize = 4;
+
+/// Whether chunks of `tokens` tokens in all, `texts` of them, fill a sort window.
+fn fills_window(batching: Batching, tokens: usize, texts: usize) -> bool {
+    tokens >= batching.max_tokens * SORT_WINDOW_BATCHES || texts >= batching.max_texts * SORT_WINDOW_BATCHES
+}
+
+/// How many of `chunks` make the next window: up to the first that fills it, all if none
+/// does (at least one, given any).
+fn window_len(batching: Batching, chunks: &[&Chunk]) -> usize {
+    let mut tokens = 0;
+    for (i, chunk) in chunks.iter().enumerate() {
+        tokens += chunk.tokens;
+        if fills_window(batching, tokens, i + 1) {
+            return i + 1;
+        }
+    }
+    chunks.len()
+}
 
 /// Runs the model over prepared files, batching chunks across small files; chunks the
 /// embedding cache knows are not embedded again. It takes what the prepare stage has ready,
-/// up to [`SORT_WINDOW_BATCHES`] batches, so the model never waits for a full window.
+/// up to a window of [`SORT_WINDOW_BATCHES`] model calls, so the model never waits for a full
+/// window; a file bigger than a window is embedded a window at a time.
 fn embed_stage(
     mut embedder: Embedder,
-    batch_size: usize,
+    batching: Batching,
     input: &crossbeam_channel::Receiver<Outcome>,
     output: &mpsc::Sender<Outcome>,
     counters: &Counters,
@@ -497,14 +720,15 @@ fn embed_stage(
 ) -> Result<()> {
     let send = |outcome| output.blocking_send(outcome).map_err(|_| anyhow::anyhow!("the commit stage stopped"));
     let mut pending: Vec<EmbeddedFile> = Vec::new();
-    let mut pending_chunks = 0;
+    let (mut pending_tokens, mut pending_chunks) = (0, 0);
     loop {
         let next = if pending.is_empty() { input.recv().ok() } else { input.try_recv().ok() };
         match next {
             Some(Outcome::Embedded(file)) => {
+                pending_tokens += file.prepared.chunks.iter().map(|c| c.tokens).sum::<usize>();
                 pending_chunks += file.prepared.chunks.len();
                 pending.push(file);
-                if pending_chunks < batch_size * SORT_WINDOW_BATCHES {
+                if !fills_window(batching, pending_tokens, pending_chunks) {
                     continue;
                 }
             }
@@ -537,13 +761,16 @@ fn embed_stage(
             .copied()
             .collect();
         let mut fresh = Vec::with_capacity(misses.len());
-        for slice in misses.chunks(batch_size.max(1) * SORT_WINDOW_BATCHES) {
+        let mut rest = misses.as_slice();
+        while !rest.is_empty() {
             if cancel.load(Ordering::SeqCst) {
                 return Ok(());
             }
-            let texts: Vec<&str> = slice.iter().map(|c| c.content.as_str()).collect();
-            fresh.extend(embedder.embed(&texts).context("embedding chunks")?);
-            Counters::add(&counters.chunks_embedded, slice.len() as u64);
+            let (window, after) = rest.split_at(window_len(batching, rest));
+            let texts: Vec<(&str, usize)> = window.iter().map(|c| (c.content.as_str(), c.tokens)).collect();
+            fresh.extend(embedder.embed(&texts, batching).context("embedding chunks")?);
+            Counters::add(&counters.chunks_embedded, window.len() as u64);
+            rest = after;
         }
         if let Some(cache) = cache {
             let entries: Vec<(&str, &[f32])> =
@@ -556,7 +783,7 @@ fn embed_stage(
             file.vectors = file.prepared.chunks.iter().map(|c| known[&c.content_hash].clone()).collect();
             send(Outcome::Embedded(file))?;
         }
-        pending_chunks = 0;
+        (pending_tokens, pending_chunks) = (0, 0);
     }
 }
 
@@ -568,6 +795,12 @@ struct Tally {
     failed: Vec<FailedFile>,
     not_retried: Vec<FailedFile>,
     scan_problems: Vec<FailedFile>,
+    scan_notes: Vec<FailedFile>,
+    no_text: Vec<FailedFile>,
+    not_checked: Vec<FailedFile>,
+    refused_deletes: Option<RefusedDeletes>,
+    /// Each file this job completed, failed or deleted: what the end-of-job check looks at.
+    touched: Vec<Touched>,
 }
 
 impl Tally {
@@ -594,6 +827,11 @@ impl Tally {
             failed: self.failed,
             not_retried: self.not_retried,
             scan_problems: self.scan_problems,
+            scan_notes: self.scan_notes,
+            no_text: self.no_text,
+            not_checked: self.not_checked,
+            refused_deletes: self.refused_deletes,
+            verified: None,
             plan: None,
             files_read: counters.files_read.load(Ordering::Relaxed),
             bytes_read: counters.bytes_read.load(Ordering::Relaxed),
@@ -623,6 +861,8 @@ impl Tally {
 struct Committer<'a> {
     settings: &'a JobSettings,
     catalog: &'a Catalog,
+    /// PostgreSQL's collection lock, confirmed before each write of a commit group.
+    lock: Option<&'a CollectionLock>,
     index: &'a dyn VectorIndex,
     parquet: &'a ParquetCopy,
     job_id: &'a str,
@@ -678,30 +918,69 @@ impl Committer<'_> {
                 Counters::add(&self.counters.files_done, 1);
             }
             Outcome::Failed { facts, previous, reason } => {
-                if previous.as_ref().is_some_and(|p| p.vectors_created > 0 || p.status() != FileStatus::Completed) {
-                    self.index.delete_documents(std::slice::from_ref(&facts.doc_id)).await?;
-                }
-                self.catalog.mark_failed(&self.settings.collection, self.job_id, &facts, &reason).await?;
+                self.record_without_points(&facts, previous, FileStatus::Failed, &reason).await?;
                 self.report.failed.push(FailedFile { path: facts.path, reason });
-                Counters::add(&self.counters.files_done, 1);
+            }
+            Outcome::NoText { facts, previous, reason } => {
+                self.record_without_points(&facts, previous, FileStatus::NoText, &reason).await?;
+                self.report.no_text.push(FailedFile { path: facts.path, reason });
             }
             Outcome::ScanProblem(problem) => self.report.scan_problems.push(problem),
+            Outcome::ScanNote(note) => self.report.scan_notes.push(note),
             Outcome::NotRetried(file) => {
                 self.report.not_retried.push(file);
                 Counters::add(&self.counters.files_done, 1);
             }
             Outcome::WouldEmbed { path, .. } => anyhow::bail!("{path}: a planned change reached the commit stage"),
             Outcome::Vanished(files) => {
-                for batch in files.chunks(500) {
-                    let doc_ids: Vec<String> = batch.iter().map(|f| f.doc_id.clone()).collect();
-                    self.index.delete_documents(&doc_ids).await?;
-                    let paths: Vec<String> = batch.iter().map(|f| f.path.clone()).collect();
-                    self.catalog.mark_deleted(&self.settings.collection, self.job_id, &paths).await?;
-                    self.report.deleted += batch.len() as u64;
-                }
+                self.ensure_lock_held().await?;
+                let paths: HashMap<String, String> = files.into_iter().map(|f| (f.doc_id, f.path)).collect();
+                let doc_ids: Vec<String> = paths.keys().cloned().collect();
+                let (catalog, collection, job_id) = (self.catalog, &self.settings.collection, self.job_id);
+                let report = &mut self.report;
+                delete_documents_in_batches(self.index, &doc_ids, |batch| {
+                    let batch_paths: Vec<String> = batch.iter().map(|d| paths[d].clone()).collect();
+                    report.deleted += batch.len() as u64;
+                    report.touched.extend(batch.iter().map(|d| Touched {
+                        path: paths[d].clone(),
+                        doc_id: d.clone(),
+                        points: 0,
+                    }));
+                    async move { catalog.mark_deleted(collection, job_id, &batch_paths).await }
+                })
+                .await?;
             }
+            Outcome::NotChecked(file) => self.report.not_checked.push(file),
+            Outcome::TooManyVanished { refused, .. } => self.report.refused_deletes = Some(refused),
         }
         Ok(())
+    }
+
+    /// Removes the points a file may have had, then records it as `status` (failed, or no
+    /// text) with `reason`.
+    async fn record_without_points(
+        &mut self,
+        facts: &FileFacts,
+        previous: Option<FileRow>,
+        status: FileStatus,
+        reason: &str,
+    ) -> Result<()> {
+        if previous.as_ref().is_some_and(|p| p.vectors_created > 0 || p.status() != FileStatus::Completed) {
+            self.index.delete_documents(std::slice::from_ref(&facts.doc_id)).await?;
+        }
+        self.catalog.record_without_points(&self.settings.collection, self.job_id, facts, status, reason).await?;
+        self.report.touched.push(Touched { path: facts.path.clone(), doc_id: facts.doc_id.clone(), points: 0 });
+        Counters::add(&self.counters.files_done, 1);
+        Ok(())
+    }
+
+    /// Stops the job (resumably) when PostgreSQL's collection lock was lost: no write may
+    /// go out unlocked.
+    async fn ensure_lock_held(&self) -> Result<()> {
+        match self.lock {
+            Some(lock) => lock.ensure_held().await,
+            None => Ok(()),
+        }
     }
 
     /// The write protocol for one commit group.
@@ -709,6 +988,7 @@ impl Committer<'_> {
         if self.group.is_empty() {
             return Ok(());
         }
+        self.ensure_lock_held().await?;
         let group = std::mem::take(&mut self.group);
         self.group_points = 0;
         let collection = &self.settings.collection;
@@ -765,6 +1045,8 @@ impl Committer<'_> {
             } else {
                 self.report.added += 1;
             }
+            let facts = &file.prepared.facts;
+            self.report.touched.push(Touched { path: facts.path.clone(), doc_id: facts.doc_id.clone(), points: count });
             done.push(Completion {
                 path: file.prepared.facts.path.clone(),
                 chunks: file.prepared.chunks.len() as i64,

@@ -1,13 +1,20 @@
 //! # Scan
 //!
-//! In: a root directory and [`ScanOptions`] (extensions to keep, ignore globs).
+//! In: a root directory and [`ScanOptions`] (extensions to keep, ignore globs, whether to
+//! follow links out of the root).
 //! Out: a stream of [`ScanItem`]s: every candidate file as a [`FileEntry`] (path, size,
-//! mtime, extension; no content is read), and every entry that could not be walked as a
-//! [`ScanItem::Problem`] with its reason.
+//! mtime, extension; no content is read), every entry that could not be walked as a
+//! [`ScanItem::Problem`] with its reason, and every link left unfollowed as a
+//! [`ScanItem::Skipped`].
 //!
-//! Symlinks are followed; loops, unreadable directories and non-UTF-8 names are reported
-//! as problems, never fatal. Entries come out in a stable order (sorted by file name).
+//! Symlinks that resolve inside the root are followed; those leading outside it are
+//! followed only with [`ScanOptions::follow_external_links`]. A file reachable by several
+//! paths (through links, or hard links) is yielded once, under the first path in walk
+//! order. Loops, unreadable directories and non-UTF-8 names are reported as problems, never
+//! fatal. Entries come out in a stable order (sorted by file name).
 
+use std::collections::HashSet;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
@@ -25,10 +32,12 @@ pub struct ScanOptions {
     pub extensions: Vec<String>,
     /// Paths (relative to the root) matching any of these are skipped.
     pub ignore: GlobSet,
+    /// Follow symlinks that resolve outside the root (otherwise they are skipped, with a note).
+    pub follow_external_links: bool,
 }
 
 impl ScanOptions {
-    pub fn new(extensions: &[String], ignore_globs: &[String]) -> Result<Self> {
+    pub fn new(extensions: &[String], ignore_globs: &[String], follow_external_links: bool) -> Result<Self> {
         let mut builder = GlobSetBuilder::new();
         for pattern in ignore_globs {
             builder.add(Glob::new(pattern).with_context(|| format!("invalid --ignore glob {pattern:?}"))?);
@@ -38,7 +47,23 @@ impl ScanOptions {
         } else {
             extensions.iter().map(|e| e.trim_start_matches('.').to_ascii_lowercase()).collect()
         };
-        Ok(Self { extensions, ignore: builder.build().context("building --ignore globs")? })
+        Ok(Self { extensions, ignore: builder.build().context("building --ignore globs")?, follow_external_links })
+    }
+
+    /// The lower-case extension of `path` when it is one this walk keeps.
+    fn kept_extension(&self, path: &Path) -> Option<String> {
+        let extension = path.extension()?.to_string_lossy().to_ascii_lowercase();
+        self.extensions.contains(&extension).then_some(extension)
+    }
+
+    /// Whether a walk of `root` with these options looks for `path`: it lies under `root`,
+    /// has a kept extension, and neither it nor a directory above it is ignored. A known file
+    /// out of scope was not looked for, so its absence from the walk proves nothing.
+    pub fn in_scope(&self, root: &Path, path: &Path) -> bool {
+        let Ok(relative) = path.strip_prefix(root) else { return false };
+        !relative.as_os_str().is_empty()
+            && self.kept_extension(path).is_some()
+            && !relative.ancestors().filter(|a| !a.as_os_str().is_empty()).any(|a| self.ignore.is_match(a))
     }
 }
 
@@ -71,23 +96,64 @@ pub enum ScanItem {
         path_text: String,
         reason: String,
     },
+    /// An entry deliberately not followed (a symlink leading outside the root): a note, not
+    /// a failure.
+    Skipped {
+        path_text: String,
+        reason: String,
+    },
 }
 
 /// Walks `root` and yields its candidate files.
 pub fn scan<'a>(root: &'a Path, options: &'a ScanOptions) -> impl Iterator<Item = ScanItem> + 'a {
-    WalkDir::new(root)
-        .follow_links(true)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_entry(move |entry| {
+    // Links are judged by where they resolve to, so the root is compared resolved as well.
+    let real_root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    let mut seen_files = HashSet::new();
+    let mut entries =
+        WalkDir::new(root).follow_links(true).sort_by_file_name().into_iter().filter_entry(move |entry| {
             let relative = entry.path().strip_prefix(root).unwrap_or(entry.path());
             relative.as_os_str().is_empty() || !options.ignore.is_match(relative)
-        })
-        .filter_map(move |entry| match entry {
-            Err(error) => Some(walk_problem(&error)),
-            Ok(entry) if !entry.file_type().is_file() => None,
-            Ok(entry) => classify(entry.path(), options),
-        })
+        });
+    std::iter::from_fn(move || loop {
+        let entry = match entries.next()? {
+            Ok(entry) => entry,
+            Err(error) => return Some(walk_problem(&error)),
+        };
+        let file_type = entry.file_type();
+        let wanted = file_type.is_dir() || (file_type.is_file() && options.kept_extension(entry.path()).is_some());
+        if !wanted {
+            continue;
+        }
+        if entry.path_is_symlink() && !options.follow_external_links {
+            if let Some(skipped) = external_link(entry.path(), &real_root) {
+                if file_type.is_dir() {
+                    entries.skip_current_dir();
+                }
+                return Some(skipped);
+            }
+        }
+        if file_type.is_file() {
+            if let Some(item) = classify(entry.path(), options, &mut seen_files) {
+                return Some(item);
+            }
+        }
+    })
+}
+
+/// A note for the symlink at `path` when it resolves outside `real_root`; `None` when it
+/// stays inside (or no longer resolves, which the walk reports itself).
+fn external_link(path: &Path, real_root: &Path) -> Option<ScanItem> {
+    let target = std::fs::canonicalize(path).ok()?;
+    if target.starts_with(real_root) {
+        return None;
+    }
+    Some(ScanItem::Skipped {
+        path_text: path.to_string_lossy().into_owned(),
+        reason: format!(
+            "symbolic link to {}, outside the root, not followed (--follow-external-links follows it)",
+            target.display()
+        ),
+    })
 }
 
 fn walk_problem(error: &walkdir::Error) -> ScanItem {
@@ -102,11 +168,10 @@ fn walk_problem(error: &walkdir::Error) -> ScanItem {
     ScanItem::Problem { path_text, reason }
 }
 
-fn classify(path: &Path, options: &ScanOptions) -> Option<ScanItem> {
-    let extension = path.extension()?.to_string_lossy().to_ascii_lowercase();
-    if !options.extensions.contains(&extension) {
-        return None;
-    }
+/// The item for the file at `path`: `None` when its extension is not kept, or when it is a
+/// file already yielded under another path (`seen_files` holds the (device, inode) of each).
+fn classify(path: &Path, options: &ScanOptions, seen_files: &mut HashSet<(u64, u64)>) -> Option<ScanItem> {
+    let extension = options.kept_extension(path)?;
     let Some(path_text) = path.to_str().map(str::to_owned) else {
         return Some(ScanItem::Rejected {
             path_text: path.to_string_lossy().into_owned(),
@@ -115,6 +180,7 @@ fn classify(path: &Path, options: &ScanOptions) -> Option<ScanItem> {
         });
     };
     match std::fs::metadata(path) {
+        Ok(meta) if !seen_files.insert((meta.dev(), meta.ino())) => None,
         Ok(meta) => Some(ScanItem::File(FileEntry {
             path: path.to_path_buf(),
             path_text,
@@ -141,6 +207,7 @@ mod tests {
                 ScanItem::File(f) => f.path.strip_prefix(root).unwrap().to_string_lossy().into_owned(),
                 ScanItem::Rejected { reason, .. } => format!("rejected: {reason}"),
                 ScanItem::Problem { reason, .. } => format!("problem: {reason}"),
+                ScanItem::Skipped { reason, .. } => format!("skipped: {reason}"),
             })
             .collect()
     }
@@ -153,10 +220,21 @@ mod tests {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, "x").unwrap();
         }
-        let options = ScanOptions::new(&[], &["skip/**".into()]).unwrap();
+        let options = ScanOptions::new(&[], &["skip/**".into()], false).unwrap();
         assert_eq!(files(dir.path(), &options), vec!["a.txt", "b.MD", "e.pdf"]);
-        let only_txt = ScanOptions::new(&[".TXT".into()], &[]).unwrap();
+        let only_txt = ScanOptions::new(&[".TXT".into()], &[], false).unwrap();
         assert_eq!(files(dir.path(), &only_txt), vec!["a.txt", "skip/d.txt"]);
+    }
+
+    #[test]
+    fn scope_follows_root_extensions_and_ignored_directories() {
+        let options = ScanOptions::new(&["txt".into()], &["skip".into()], false).unwrap();
+        let root = Path::new("/docs");
+        assert!(options.in_scope(root, Path::new("/docs/a.txt")));
+        assert!(options.in_scope(root, Path::new("/docs/sub/A.TXT")));
+        assert!(!options.in_scope(root, Path::new("/docs/a.md")), "another extension");
+        assert!(!options.in_scope(root, Path::new("/docs/skip/a.txt")), "under an ignored directory");
+        assert!(!options.in_scope(root, Path::new("/docs2/a.txt")), "outside the root");
     }
 
     #[test]
@@ -167,9 +245,51 @@ mod tests {
         std::os::unix::fs::symlink(dir.path(), dir.path().join("sub/loop")).unwrap();
         std::fs::write(dir.path().join("sub/ok.txt"), "x").unwrap();
         std::fs::write(dir.path().join(std::ffi::OsStr::from_bytes(b"caf\xe9.txt")), "x").unwrap();
-        let seen = files(dir.path(), &ScanOptions::new(&[], &[]).unwrap());
+        let seen = files(dir.path(), &ScanOptions::new(&[], &[], false).unwrap());
         assert!(seen.contains(&"sub/ok.txt".to_string()), "{seen:?}");
         assert!(seen.iter().any(|s| s == "problem: symbolic link loop"), "{seen:?}");
         assert!(seen.iter().any(|s| s.starts_with("rejected: file name is not valid UTF-8")), "{seen:?}");
+    }
+
+    #[test]
+    fn links_out_of_the_root_are_skipped_unless_asked_for() {
+        use std::os::unix::fs::symlink;
+        let (root, outside) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        std::fs::create_dir(outside.path().join("dir")).unwrap();
+        std::fs::write(outside.path().join("dir/x.txt"), "x").unwrap();
+        std::fs::write(outside.path().join("y.txt"), "y").unwrap();
+        std::fs::write(outside.path().join("z.rs"), "z").unwrap();
+        std::fs::write(root.path().join("a.txt"), "a").unwrap();
+        symlink(outside.path().join("dir"), root.path().join("linked_dir")).unwrap();
+        symlink(outside.path().join("y.txt"), root.path().join("linked_file.txt")).unwrap();
+        symlink(outside.path().join("z.rs"), root.path().join("unwanted.rs")).unwrap();
+
+        let seen = files(root.path(), &ScanOptions::new(&[], &[], false).unwrap());
+        assert_eq!(seen.len(), 3, "{seen:?}");
+        assert_eq!(seen[0], "a.txt");
+        let note = |target: &Path| {
+            format!(
+                "skipped: symbolic link to {}, outside the root, not followed (--follow-external-links follows it)",
+                target.canonicalize().unwrap().display()
+            )
+        };
+        assert_eq!(seen[1], note(&outside.path().join("dir")), "a directory link is noted once, not per file");
+        assert_eq!(seen[2], note(&outside.path().join("y.txt")));
+
+        let followed = files(root.path(), &ScanOptions::new(&[], &[], true).unwrap());
+        assert_eq!(followed, vec!["a.txt", "linked_dir/x.txt", "linked_file.txt"]);
+    }
+
+    #[test]
+    fn a_file_reached_through_links_inside_the_root_comes_once() {
+        use std::os::unix::fs::symlink;
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("real/sub")).unwrap();
+        std::fs::write(root.path().join("real/a.txt"), "a").unwrap();
+        std::fs::write(root.path().join("real/sub/b.txt"), "b").unwrap();
+        symlink(root.path().join("real/a.txt"), root.path().join("real/a_link.txt")).unwrap();
+        symlink(root.path().join("real"), root.path().join("alias")).unwrap();
+        let seen = files(root.path(), &ScanOptions::new(&[], &[], false).unwrap());
+        assert_eq!(seen, vec!["alias/a.txt", "alias/sub/b.txt"], "each under the first path walked");
     }
 }

@@ -1,5 +1,6 @@
 //! The catalog against both backends over real connections: the embedded SQLite file and
-//! PostgreSQL on 127.0.0.1 (a fresh database per test, migrations applied).
+//! PostgreSQL on 127.0.0.1 (a fresh database per test, migrations applied). Through the
+//! binary: URLs' secrets are never printed, and a lost PostgreSQL collection lock stops a run.
 
 mod common;
 
@@ -43,8 +44,12 @@ async fn exercise(catalog: Catalog) {
         .mark_completed("c", &job, &[Completion { path: "/docs/a.txt".into(), chunks: 3, vectors: 3 }])
         .await
         .unwrap();
-    catalog.mark_failed("c", &job, &facts("/docs/b.txt", "h2"), "file is empty").await.unwrap();
-    catalog.mark_failed("c", &job, &facts("/docs/b.txt", "h2"), "file is empty").await.unwrap();
+    let failed = FileStatus::Failed;
+    catalog.record_without_points("c", &job, &facts("/docs/b.txt", "h2"), failed, "corrupt PDF").await.unwrap();
+    catalog.record_without_points("c", &job, &facts("/docs/b.txt", "h2"), failed, "corrupt PDF").await.unwrap();
+    let no_text = FileStatus::NoText;
+    catalog.record_without_points("c", &job, &facts("/docs/c.pdf", "h3"), no_text, "no text").await.unwrap();
+    catalog.record_without_points("c", &job, &facts("/docs/c.pdf", "h3"), no_text, "no text").await.unwrap();
     catalog.refresh_stat("c", "/docs/a.txt", 11, 43).await.unwrap();
 
     let files = catalog.files("c").await.unwrap();
@@ -52,7 +57,9 @@ async fn exercise(catalog: Catalog) {
     assert_eq!((a.status(), a.vectors_created, a.size, a.modified_ns), (FileStatus::Completed, 3, 11, 43));
     assert_eq!(a.embedded_job_id.as_deref(), Some(job.as_str()));
     let b = &files[1];
-    assert_eq!((b.status(), b.retry_count, b.error.as_deref()), (FileStatus::Failed, 2, Some("file is empty")));
+    assert_eq!((b.status(), b.retry_count, b.error.as_deref()), (FileStatus::Failed, 2, Some("corrupt PDF")));
+    let c = &files[2];
+    assert_eq!((c.status(), c.retry_count, c.vectors_created), (FileStatus::NoText, 0, 0), "no text is no failure");
 
     catalog.mark_deleted("c", &job, &["/docs/a.txt".into()]).await.unwrap();
     assert_eq!(catalog.files("c").await.unwrap()[0].status(), FileStatus::Deleted);
@@ -92,7 +99,7 @@ async fn embedded_catalog_follows_the_protocol() {
     exercise(Catalog::connect(&url).await.unwrap()).await;
     // Reconnecting re-applies nothing and keeps the rows.
     let again = Catalog::connect(&url).await.unwrap();
-    assert_eq!(again.files("c").await.unwrap().len(), 2);
+    assert_eq!(again.files("c").await.unwrap().len(), 3);
 }
 
 #[tokio::test]
@@ -132,4 +139,69 @@ async fn postgres_advisory_lock_keeps_a_second_run_out() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(retaken.is_some(), "the lock is free again once its holder is gone");
+}
+
+/// What a run prints when its PostgreSQL collection lock is gone.
+const LOCK_LOST: &str = "lost the collection lock on PostgreSQL (connection closed); stopped so no other run can \
+                         interleave — run `ingest` again to resume";
+
+#[tokio::test]
+async fn a_collection_lock_knows_when_it_is_lost() {
+    let db = FreshPostgres::create();
+    let catalog = Catalog::connect(&db.url).await.unwrap();
+    let lock = catalog.lock_collection("c").await.unwrap().expect("PostgreSQL takes a lock");
+    lock.ensure_held().await.expect("a fresh lock is held");
+    assert_eq!(db.terminate_lock_holders(), 1);
+    // The session ends asynchronously.
+    let mut lost = None;
+    for _ in 0..50 {
+        if let Err(error) = lock.ensure_held().await {
+            lost = Some(error);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let error = lost.expect("the lock is reported lost once its session is gone");
+    assert!(error.downcast_ref::<ingest::catalog::LockLost>().is_some(), "{error:#}");
+    assert_eq!(format!("{error:#}"), LOCK_LOST);
+    assert!(catalog.jobs(None, 1).await.is_ok(), "the catalog's own connections are untouched");
+}
+
+#[test]
+fn secrets_in_server_urls_are_never_printed() {
+    let ws = common::Workspace::new();
+    for database_url in ["postgres://u:hunter1@127.0.0.1:1/db?password=hunter2", "postgres://u:hun#ter3@127.0.0.1:1/db"]
+    {
+        let qdrant_url = "http://u:hunter4@127.0.0.1:1/?api_key=hunter5";
+        let output = ws.ingest(["check", "--database-url", database_url, "--qdrant-url", qdrant_url]);
+        let shown = common::show(&output);
+        assert_eq!(output.status.code(), Some(1), "{shown}");
+        assert!(shown.contains("FAILED  catalog") && shown.contains("FAILED  vector store"), "{shown}");
+        assert!(!shown.contains("hunter"), "{shown}");
+    }
+}
+
+#[test]
+fn a_lost_collection_lock_stops_the_run_and_a_rerun_completes() {
+    let ws = common::Workspace::on_servers();
+    let docs = ws.docs();
+    std::fs::create_dir_all(&docs).unwrap();
+    for (i, topic) in ["orchards", "vineyards", "meadows", "marshes", "prairies", "tundra"].iter().enumerate() {
+        common::write(&docs, &format!("{topic}.txt"), &common::text(topic, 5 + 2 * i));
+    }
+    // Slow upserts and a commit per file: the run is mid-way when its lock's session ends.
+    ws.qdrant().delay_every_call(std::time::Duration::from_millis(100));
+    let flags = ["--quiet", "--chunk-size", "24", "--chunk-overlap", "0", "--commit-interval", "0"];
+    let child = ws.spawn(&docs, &flags);
+    ws.wait_for_upserts(2);
+    assert_eq!(ws.postgres().terminate_lock_holders(), 1, "the run holds one advisory lock");
+    let output = child.wait_with_output().unwrap();
+    let shown = common::show(&output);
+    assert_eq!(output.status.code(), Some(1), "{shown}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains(LOCK_LOST), "{shown}");
+
+    let args = [docs.as_os_str()].into_iter().chain(common::SMALL_RUN.iter().map(std::ffi::OsStr::new));
+    let report = ws.ingest_json(args, 0);
+    assert_eq!(report["status"], "completed", "{report}");
+    assert_eq!(report["failed"].as_array().map(Vec::len), Some(0), "{report}");
 }

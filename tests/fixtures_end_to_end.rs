@@ -52,7 +52,6 @@ fn fixtures_are_indexed_searchable_and_copied_to_parquet(ws: Workspace) {
         ("truncated.pdf", "corrupt or unreadable PDF"),
         ("not-a-zip.docx", "not a valid DOCX document: the file is not a zip package"),
         ("binary.txt", "file looks binary"),
-        ("empty.md", "file is empty"),
         ("caf\u{FFFD}-latin1-name.txt", "file name is not valid UTF-8"),
     ];
     assert_eq!(failed.len(), expect.len(), "{failed:#?}");
@@ -62,6 +61,11 @@ fn fixtures_are_indexed_searchable_and_copied_to_parquet(ws: Workspace) {
     }
     let reasons: BTreeSet<&String> = failed.values().collect();
     assert_eq!(reasons.len(), failed.len(), "reasons must be distinct: {failed:#?}");
+    // An empty file holds no text: recorded as such, not as a failure.
+    let no_text = &report["no_text"];
+    assert_eq!(no_text.as_array().map(Vec::len), Some(1), "{report:#}");
+    assert!(no_text[0]["path"].as_str().unwrap().ends_with("bad/empty.md"), "{report:#}");
+    assert_eq!(no_text[0]["reason"], "file is empty", "{report:#}");
 
     for (fixture, query) in QUERIES {
         let hits = ws.ingest_json(["search", query, "--limit", "3", "--json"], 0);
@@ -86,9 +90,9 @@ fn fixtures_are_indexed_searchable_and_copied_to_parquet(ws: Workspace) {
         }
     }
 
-    // A second run over the same tree embeds nothing.
+    // A second run over the same tree embeds nothing; the empty file is settled too.
     let again = ws.ingest_json([docs.as_os_str(), "--json".as_ref(), "--quiet".as_ref()], 2);
-    assert_eq!(again["unchanged"], 8, "{again:#}");
+    assert_eq!(again["unchanged"], 9, "{again:#}");
     assert_eq!(again["chunks"], 0, "{again:#}");
 }
 

@@ -1,7 +1,7 @@
 //! The chunk and embed stages on their own, with the real tokenizer and the real model.
 
-use ingest::chunk::Chunker;
-use ingest::embed::{Embedder, ModelInfo};
+use ingest::chunk::{count_tokens, Chunker, SPECIAL_TOKENS};
+use ingest::embed::{Batching, Embedder, ModelInfo};
 use ingest::extract::Document;
 
 fn model() -> ModelInfo {
@@ -28,6 +28,7 @@ fn chunks_never_exceed_the_token_budget_and_overlap() {
         // Count real tokens only: the shipped tokenizer.json pads.
         let tokens: u32 = encoding.get_attention_mask().iter().sum();
         assert!(tokens <= 40, "chunk {i} has {tokens} tokens");
+        assert_eq!(chunk.tokens, tokens as usize + SPECIAL_TOKENS, "chunk {i}'s token count");
         assert_eq!(chunk.content_hash, ingest::hash::sha256_hex(chunk.content.as_bytes()));
         assert!(text.contains(&chunk.content));
     }
@@ -49,7 +50,7 @@ fn chunks_never_exceed_the_token_budget_and_overlap() {
 
 #[test]
 fn embeddings_are_normalised_meaningful_and_order_independent() {
-    let mut embedder = Embedder::new(model(), 4, 2).unwrap();
+    let mut embedder = Embedder::new(model(), 2).unwrap();
     let texts = [
         "A cat sits on the mat.",
         "A kitten is resting on a rug.",
@@ -57,7 +58,9 @@ fn embeddings_are_normalised_meaningful_and_order_independent() {
         "Short.",
         "A considerably longer sentence, so that the sorted batches carry different padding than the input order.",
     ];
-    let vectors = embedder.embed(&texts).unwrap();
+    let counted: Vec<(&str, usize)> = texts.iter().map(|t| (*t, count_tokens(&embedder.info.tokenizer, t))).collect();
+    // Cut by a count of texts only, the token budget out of the way.
+    let vectors = embedder.embed(&counted, Batching { max_texts: 4, max_tokens: usize::MAX }).unwrap();
     assert_eq!(vectors.len(), texts.len());
     for v in &vectors {
         assert_eq!(v.len(), 384);
@@ -67,10 +70,16 @@ fn embeddings_are_normalised_meaningful_and_order_independent() {
     let unrelated = cosine(&vectors[0], &vectors[2]);
     assert!((similar - 0.654).abs() < 0.03, "cat/kitten {similar}");
     assert!(unrelated.abs() < 0.1, "cat/revenue {unrelated}");
-    // The length-sorted batched path equals embedding each text alone.
-    for (text, batched) in texts.iter().zip(&vectors) {
+    // Cut by padded tokens: the longest text (over the budget) alone, then pairs of shorter ones.
+    let longest = counted.iter().map(|(_, tokens)| *tokens).max().unwrap();
+    assert!(longest > 20, "{longest}");
+    let by_tokens = embedder.embed(&counted, Batching { max_texts: 32, max_tokens: 20 }).unwrap();
+    // Both sorted, batched paths equal embedding each text alone.
+    for (i, text) in texts.iter().enumerate() {
         let alone = embedder.embed_one(text).unwrap();
-        let worst = alone.iter().zip(batched).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-        assert!(worst < 1e-5, "{text:?} differs by {worst}");
+        for batched in [&vectors[i], &by_tokens[i]] {
+            let worst = alone.iter().zip(batched).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            assert!(worst < 1e-5, "{text:?} differs by {worst}");
+        }
     }
 }

@@ -1,5 +1,6 @@
-//! PostgreSQL restarts in the middle of a job: the catalog's lost connections are retried
-//! and the job ends exactly as an undisturbed one. This is its own test binary because it
+//! PostgreSQL restarts in the middle of a job: the catalog's lost connections are retried,
+//! the job stops resumably because its collection lock went with the old server, and the
+//! next run ends exactly as an undisturbed one. This is its own test binary because it
 //! restarts the machine's shared server, which no other test may see.
 
 mod common;
@@ -24,7 +25,7 @@ fn restart_postgres() {
 }
 
 #[test]
-fn a_postgres_restart_mid_job_is_survived() {
+fn a_postgres_restart_mid_job_stops_it_resumably() {
     let base = Workspace::on_servers();
     let docs = base.docs();
     std::fs::create_dir_all(&docs).unwrap();
@@ -34,8 +35,8 @@ fn a_postgres_restart_mid_job_is_survived() {
         write(&docs, &format!("{topic}.txt"), &text(topic, 5 + 2 * i));
     }
     let flags = small_run(&["--upload-batch-size", "8", "--outage-limit", "60"]);
-    let args = [docs.as_os_str()].into_iter().chain(flags.iter().map(OsStr::new));
-    base.ingest_json(args, 0);
+    let args = || [docs.as_os_str()].into_iter().chain(flags.iter().map(OsStr::new));
+    base.ingest_json(args(), 0);
     let clean = snapshot(&base);
 
     let ws = base.another();
@@ -44,6 +45,9 @@ fn a_postgres_restart_mid_job_is_survived() {
     ws.wait_for_upserts(2);
     restart_postgres();
     let output = child.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", show(&output));
+    let shown = show(&output);
+    assert_eq!(output.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("lost the collection lock on PostgreSQL"), "{shown}");
+    ws.ingest_json(args(), 0);
     assert_eq!(snapshot(&ws), clean);
 }

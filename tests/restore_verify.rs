@@ -15,8 +15,7 @@ fn indexed_tree(ws: &Workspace) -> serde_json::Value {
     for (i, topic) in ["volcanoes", "glaciers", "tides", "comets", "deltas"].iter().enumerate() {
         write(&docs, &format!("{topic}.txt"), &text(topic, 6 + 3 * i));
     }
-    let args = [docs.as_os_str()].into_iter().chain(["--json", "--quiet", "--chunk-size", "40"].map(OsStr::new));
-    ws.ingest_json(args, 0)
+    ingest_again(ws)
 }
 
 fn searches(ws: &Workspace) -> Vec<serde_json::Value> {
@@ -131,24 +130,120 @@ fn verify_detects_and_repairs_each_kind_of_damage() {
     assert_eq!(repaired["repair"]["counters_fixed"], true, "{repaired:#}");
     assert_eq!(verify(&ws, false, 0)["clean"], true);
 
-    // Without its parquet rows a file cannot be restored: it goes back to pending, and the
-    // next run embeds it again.
+    assert_eq!(searches(&ws), before);
+}
+
+fn ingest_again(ws: &Workspace) -> serde_json::Value {
+    let docs = ws.docs();
+    ws.ingest_json([docs.as_os_str()].into_iter().chain(["--json", "--quiet", "--chunk-size", "40"].map(OsStr::new)), 0)
+}
+
+#[test]
+fn repair_recovers_each_point_from_whichever_side_holds_it_embedded() {
+    repair_recovers_each_point_from_whichever_side_holds_it(Workspace::new());
+}
+
+#[test]
+fn repair_recovers_each_point_from_whichever_side_holds_it_on_servers() {
+    repair_recovers_each_point_from_whichever_side_holds_it(Workspace::on_servers());
+}
+
+/// Healthy points whose parquet rows are gone are written back to parquet, not deleted;
+/// only a file lost from both sides returns to pending.
+fn repair_recovers_each_point_from_whichever_side_holds_it(ws: Workspace) {
+    indexed_tree(&ws);
     let copy = ingest::parquet_copy::ParquetCopy::new(&ws.data(), "documents", 384);
-    for file in copy.files().unwrap() {
-        std::fs::remove_file(file).unwrap();
-    }
+    let first_job_file = copy.files().unwrap().remove(0);
+    write(&ws.docs(), "tides.txt", &text("moon tides", 9));
+    ingest_again(&ws);
+    let before = common::snapshot(&ws);
+    let searched = searches(&ws);
+
+    // The first job's copy is lost: four files' rows, while their points are healthy.
+    std::fs::remove_file(&first_job_file).unwrap();
     let found = verify(&ws, false, 2);
     assert!(found["health"]["missing_parquet_rows"].as_u64().unwrap() > 0, "{found:#}");
+    assert_eq!(found["health"]["missing_points"], 0, "{found:#}");
     let repaired = verify(&ws, true, 0);
-    assert_eq!(repaired["repair"]["files_to_reembed"].as_array().unwrap().len(), 5, "{repaired:#}");
-    let docs = ws.docs();
-    let rerun = ws.ingest_json(
-        [docs.as_os_str()].into_iter().chain(["--json", "--quiet", "--chunk-size", "40"].map(OsStr::new)),
-        0,
-    );
-    assert_eq!(rerun["updated"], 5, "{rerun:#}");
+    assert_eq!(repaired["repair"]["files_to_reembed"], serde_json::json!([]), "{repaired:#}");
+    let written = repaired["repair"]["parquet_rows_written"].as_u64().unwrap();
+    assert!(written > 0, "{repaired:#}");
+    assert_eq!(common::snapshot(&ws), before, "points, rows and the parquet copy are whole again");
+    // The rows written back are a real copy: the collection restores from them.
+    block_on(async { ws.index("documents").await.drop_collection().await.unwrap() });
+    ws.ingest_json(["restore", "--json", "--quiet"], 0);
+    assert_eq!(searches(&ws), searched);
+
+    // Lost from both sides: the edited file's points and its job's copy.
+    let second_job_file = copy.files().unwrap().into_iter().find(|f| !f.to_string_lossy().contains("repair-")).unwrap();
+    std::fs::remove_file(second_job_file).unwrap();
+    let tides = ws.docs().join("tides.txt").display().to_string();
+    let doc_id = ingest::hash::doc_id(&tides);
+    block_on(async { ws.index("documents").await.delete_documents(&[doc_id]).await.unwrap() });
+    let repaired = verify(&ws, true, 0);
+    assert_eq!(repaired["repair"]["files_to_reembed"], serde_json::json!([tides]), "{repaired:#}");
+    let rerun = ingest_again(&ws);
+    assert_eq!((&rerun["updated"], &rerun["unchanged"]), (&1.into(), &4.into()), "{rerun:#}");
+    assert_eq!(common::snapshot(&ws).points, before.points);
+    assert_eq!(searches(&ws), searched);
+}
+
+#[test]
+fn a_missing_parquet_copy_stops_repair_and_restore_before_any_change_embedded() {
+    a_missing_parquet_copy_stops_repair_and_restore_before_any_change(Workspace::new());
+}
+
+#[test]
+fn a_missing_parquet_copy_stops_repair_and_restore_before_any_change_on_servers() {
+    a_missing_parquet_copy_stops_repair_and_restore_before_any_change(Workspace::on_servers());
+}
+
+fn a_missing_parquet_copy_stops_repair_and_restore_before_any_change(ws: Workspace) {
+    indexed_tree(&ws);
+    let dir = ws.data().join("parquet").join("documents");
+    let elsewhere = ws.temp.path().join("parquet-elsewhere");
+    std::fs::rename(&dir, &elsewhere).unwrap();
+    let points = ws.stored_points("documents", false).len();
+    // Missing outright, then an empty directory where a volume is not mounted.
+    for empty_mount_point in [false, true] {
+        if empty_mount_point {
+            std::fs::create_dir_all(&dir).unwrap();
+        }
+        for args in [&["verify", "--repair"][..], &["restore"]] {
+            let output = ws.ingest(args);
+            assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(stderr.contains("nothing was changed") && stderr.lines().count() == 1, "{}", show(&output));
+            assert_eq!(ws.stored_points("documents", false).len(), points, "{args:?} deleted points");
+            let files = block_on(async { ws.catalog().await.files("documents").await.unwrap() });
+            assert!(files.iter().all(|f| f.status == "completed"), "{args:?} changed the catalog: {files:?}");
+        }
+    }
+    std::fs::remove_dir(&dir).unwrap();
+    std::fs::rename(&elsewhere, &dir).unwrap();
     assert_eq!(verify(&ws, false, 0)["clean"], true);
-    assert_eq!(searches(&ws), before);
+}
+
+#[test]
+fn repair_and_restore_wait_for_no_one_they_take_the_collection_lock() {
+    let ws = Workspace::on_servers();
+    indexed_tree(&ws);
+    // Another machine's run holds the PostgreSQL lock; this host's lock file is free.
+    let held = block_on(async { ws.catalog().await.lock_collection("documents").await.unwrap() });
+    assert!(held.is_some());
+    for args in [&["verify", "--repair"][..], &["restore"]] {
+        let output = ws.ingest(args);
+        assert_eq!(output.status.code(), Some(3), "{}", show(&output));
+        assert!(String::from_utf8_lossy(&output.stderr).contains("another ingest run"), "{}", show(&output));
+    }
+    drop(held);
+    // And this host's lock file, on the embedded default.
+    let ws = Workspace::new();
+    indexed_tree(&ws);
+    let _held = ingest::lock::RunLock::acquire(&ws.data(), "documents").unwrap();
+    for args in [&["verify", "--repair"][..], &["restore"]] {
+        assert_eq!(ws.ingest(args).status.code(), Some(3));
+    }
 }
 
 #[test]

@@ -40,6 +40,8 @@ pub enum FileStatus {
     Processing,
     Completed,
     Failed,
+    /// Read, but holding no text to index (an empty file, a scan without a text layer).
+    NoText,
     Deleted,
 }
 
@@ -67,7 +69,7 @@ macro_rules! text_enum {
 text_enum!(JobStatus { Created => "created", Scanning => "scanning", Processing => "processing",
     Completed => "completed", Failed => "failed", Cancelled => "cancelled" });
 text_enum!(FileStatus { Pending => "pending", Processing => "processing", Completed => "completed",
-    Failed => "failed", Deleted => "deleted" });
+    Failed => "failed", NoText => "no_text", Deleted => "deleted" });
 
 /// The settings a job runs with, recorded on its row.
 #[derive(Debug, Clone)]
@@ -107,6 +109,8 @@ pub struct JobRow {
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
     pub error: Option<String>,
+    /// The job's check of what it touched, as recorded JSON (see [`Catalog::record_verification`]).
+    pub verification: Option<serde_json::Value>,
 }
 
 /// A file row. Its fields are in `FILE_FIELDS` order, which is also the order of the
@@ -157,6 +161,52 @@ pub struct Completion {
 
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// The advisory lock key of a collection lock named by `$1`.
+const ADVISORY_LOCK_KEY: &str = "hashtext($1)::bigint";
+
+/// The collection lock is gone: its connection closed (a server restart, an idle timeout),
+/// so another run could now take the collection.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "lost the collection lock on PostgreSQL ({0}); stopped so no other run can interleave — run `ingest` again to resume"
+)]
+pub struct LockLost(&'static str);
+
+/// PostgreSQL's session advisory lock on one collection, held on a connection of its own
+/// for as long as this value lives.
+pub struct CollectionLock {
+    /// The connection holding the lock, behind a mutex so that checks need only `&self`.
+    connection: tokio::sync::Mutex<sqlx::AnyConnection>,
+    /// The lock's name; PostgreSQL hashes it into the advisory lock key.
+    name: String,
+}
+
+impl fmt::Debug for CollectionLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CollectionLock").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+impl CollectionLock {
+    /// Confirms, on the lock's own connection, that the connection is alive and still holds
+    /// the lock; [`LockLost`] when not.
+    pub async fn ensure_held(&self) -> Result<()> {
+        // A bigint advisory key shows in `pg_locks` as its high half in `classid` and its
+        // low half in `objid`, with `objsubid` 1.
+        let sql = format!(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks, (SELECT {ADVISORY_LOCK_KEY} AS key) AS wanted
+                WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted AND objsubid = 1
+                    AND classid = ((wanted.key >> 32) & 4294967295)::oid AND objid = (wanted.key & 4294967295)::oid)"
+        );
+        let mut connection = self.connection.lock().await;
+        match sqlx::query_scalar::<_, bool>(&sql).bind(&self.name).fetch_one(&mut *connection).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(LockLost("lock released").into()),
+            Err(_) => Err(LockLost("connection closed").into()),
+        }
+    }
 }
 
 /// The job and file store.
@@ -216,22 +266,23 @@ impl Catalog {
 
     /// Takes PostgreSQL's session advisory lock for `collection`, so that runs on other
     /// machines sharing this catalog wait their turn. The lock lives on its own connection
-    /// and is released when the returned guard is dropped, or when the process dies.
-    /// The embedded catalog returns `None`: the data directory's lock file covers it.
-    pub async fn lock_collection(&self, collection: &str) -> Result<Option<sqlx::AnyConnection>> {
+    /// and is released when the returned [`CollectionLock`] is dropped, or when the process
+    /// dies. The embedded catalog returns `None`: the data directory's lock file covers it.
+    pub async fn lock_collection(&self, collection: &str) -> Result<Option<CollectionLock>> {
         if !self.is_postgres {
             return Ok(None);
         }
+        let name = format!("ingest:{collection}");
         let mut connection = self.pool.acquire().await.context("connecting for the collection lock")?.detach();
-        let row = sqlx::query("SELECT pg_try_advisory_lock(hashtext($1)::bigint) AS locked")
-            .bind(format!("ingest:{collection}"))
+        let locked: bool = sqlx::query_scalar(&format!("SELECT pg_try_advisory_lock({ADVISORY_LOCK_KEY})"))
+            .bind(&name)
             .fetch_one(&mut connection)
             .await
             .context("taking the collection lock")?;
-        if !row.try_get::<bool, _>("locked")? {
+        if !locked {
             return Err(crate::lock::Busy(collection.to_string()).into());
         }
-        Ok(Some(connection))
+        Ok(Some(CollectionLock { connection: tokio::sync::Mutex::new(connection), name }))
     }
 
     /// The cached vectors of `model` among these chunk content hashes.
@@ -376,6 +427,40 @@ impl Catalog {
         .await
     }
 
+    /// Records the job's check of what it touched (any JSON value).
+    pub async fn record_verification(&self, job_id: &str, verification: &serde_json::Value) -> Result<()> {
+        let text = verification.to_string();
+        self.retrying(|| async {
+            sqlx::query("UPDATE jobs SET verification = $1, updated_at = $2 WHERE id = $3")
+                .bind(&text)
+                .bind(now())
+                .bind(job_id)
+                .execute(&self.pool)
+                .await
+                .context("recording the job's verification")?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The number of points the collection should hold: the sum of `vectors_created` over
+    /// its completed files.
+    pub async fn completed_vectors(&self, collection: &str) -> Result<u64> {
+        self.retrying(|| async {
+            let total: i64 = sqlx::query_scalar(
+                "SELECT CAST(COALESCE(SUM(vectors_created), 0) AS BIGINT) FROM files
+                 WHERE collection = $1 AND status = $2",
+            )
+            .bind(collection)
+            .bind(FileStatus::Completed.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .context("summing the completed files' vectors")?;
+            Ok(total.max(0) as u64)
+        })
+        .await
+    }
+
     pub async fn job(&self, job_id: &str) -> Result<Option<JobRow>> {
         self.retrying(|| async {
             let row = sqlx::query(&format!("{JOB_COLUMNS} WHERE id = $1"))
@@ -487,31 +572,42 @@ impl Catalog {
         .await
     }
 
-    /// Records a file as failed with its reason; `retry_count` counts consecutive failures.
-    /// Its points (if any) must already have been removed.
-    pub async fn mark_failed(&self, collection: &str, job_id: &str, file: &FileFacts, reason: &str) -> Result<()> {
+    /// Records a file that has no points, with the reason: `failed` (then `retry_count`
+    /// counts consecutive failures) or `no_text`. Its points (if any) must already have been
+    /// removed.
+    pub async fn record_without_points(
+        &self,
+        collection: &str,
+        job_id: &str,
+        file: &FileFacts,
+        status: FileStatus,
+        reason: &str,
+    ) -> Result<()> {
+        let counts_as_retry = (status == FileStatus::Failed) as i64;
         self.retrying(|| async {
             bind_facts(
                 sqlx::query(
                     "INSERT INTO files (collection, path, doc_id, size, modified_ns, extension, content_hash,
                     logic_fingerprint, status, error, retry_count, job_id, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $12)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $13, $11, $12)
                  ON CONFLICT (collection, path) DO UPDATE SET size = excluded.size, modified_ns = excluded.modified_ns,
                     content_hash = excluded.content_hash, logic_fingerprint = excluded.logic_fingerprint,
-                    status = excluded.status, error = excluded.error, retry_count = files.retry_count + 1,
+                    status = excluded.status, error = excluded.error,
+                    retry_count = (files.retry_count + 1) * excluded.retry_count,
                     chunks_created = 0, vectors_created = 0, embedded_job_id = NULL,
                     job_id = excluded.job_id, updated_at = excluded.updated_at",
                 ),
                 collection,
                 file,
             )
-            .bind(FileStatus::Failed.as_str())
+            .bind(status.as_str())
             .bind(reason)
             .bind(job_id)
             .bind(now())
+            .bind(counts_as_retry)
             .execute(&self.pool)
             .await
-            .with_context(|| format!("marking {} failed", file.path))?;
+            .with_context(|| format!("marking {} {status}", file.path))?;
             Ok(())
         })
         .await
@@ -597,7 +693,7 @@ fn bind_facts<'q>(
 
 const JOB_COLUMNS: &str = "SELECT id, name, status, directory_path, collection, model_name, total_files,
     processed_files, failed_files, skipped_files, deleted_files, current_file, created_at, started_at,
-    finished_at, error FROM jobs";
+    finished_at, error, verification FROM jobs";
 
 /// The columns of [`FileRow`], in its field order.
 const FILE_FIELDS: &str = "path, doc_id, size, modified_ns, extension, content_hash, logic_fingerprint, status,
@@ -623,6 +719,11 @@ fn job_row(row: &AnyRow) -> Result<JobRow> {
         started_at: row.try_get("started_at")?,
         finished_at: row.try_get("finished_at")?,
         error: row.try_get("error")?,
+        verification: row
+            .try_get::<Option<String>, _>("verification")?
+            .map(|text| serde_json::from_str(&text))
+            .transpose()
+            .context("reading a job's recorded verification")?,
     })
 }
 
@@ -655,13 +756,95 @@ fn describe_connect_error(url: &str, error: &sqlx::Error) -> String {
     }
 }
 
-/// `url` with any password replaced by `***`.
+/// Query parameters whose values are secrets, compared without regard to case.
+const SECRET_PARAMETERS: &[&str] = &["password", "pass", "pwd", "secret", "token", "api_key", "apikey", "key"];
+
+/// `url` fit to print: a password in the user-info and the value of every query parameter
+/// named like a secret become `***`, and any fragment is dropped.
+///
+/// The user-info is taken to run to the last `@`. When it holds a `/`, `?` or `#` (an
+/// unencoded password, or an `@` further on), the URL cannot be split reliably: none of the
+/// user-info is shown, and after a `?` the `@` may sit inside a secret parameter, so then only
+/// the scheme is. Text without a `scheme://` is shown only when it holds none of `@`, `?` and
+/// `#`; otherwise it is `<unparseable URL>`.
 pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return if url.contains(['@', '?', '#']) { "<unparseable URL>".into() } else { url.to_string() };
+    };
+    let (user_info, tail) = match rest.rsplit_once('@') {
+        Some((user_info, tail)) => (Some(user_info), tail),
+        None => (None, rest),
+    };
+    let without_fragment = tail.split('#').next().unwrap_or_default();
+    let (address, query) = match without_fragment.split_once('?') {
+        Some((address, query)) => (address, Some(query)),
+        None => (without_fragment, None),
+    };
+    let user_info = match user_info {
+        Some(info) if info.contains('?') => return format!("{scheme}://***"),
+        Some(info) if info.contains(['/', '#']) => "***@".to_string(),
+        Some(info) => match info.split_once(':') {
+            Some((user, _password)) => format!("{user}:***@"),
+            None => format!("{info}@"),
+        },
+        None => String::new(),
+    };
+    let query = query.map(|query| format!("?{}", redact_query(query))).unwrap_or_default();
+    format!("{scheme}://{user_info}{address}{query}")
+}
+
+/// A URL's query with the values of secret-named parameters replaced by `***`.
+fn redact_query(query: &str) -> String {
+    let redact_pair = |pair: &str| {
+        let name = url::form_urlencoded::parse(pair.as_bytes()).next().map(|(name, _)| name.to_ascii_lowercase());
+        match (pair.split_once('='), name) {
+            (Some((raw_name, _value)), Some(name)) if SECRET_PARAMETERS.contains(&name.as_str()) => {
+                format!("{raw_name}=***")
+            }
+            _ => pair.to_string(),
         }
-        _ => url.to_string(),
+    };
+    query.split('&').map(redact_pair).collect::<Vec<_>>().join("&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_in_user_info_are_hidden() {
+        assert_eq!(redact_url("postgres://u:hunter2@127.0.0.1:5432/db"), "postgres://u:***@127.0.0.1:5432/db");
+        assert_eq!(redact_url("postgres://u@127.0.0.1/db"), "postgres://u@127.0.0.1/db");
+        assert_eq!(redact_url("http://localhost:6334"), "http://localhost:6334");
+        assert_eq!(redact_url("sqlite:///data/catalog.sqlite?mode=rwc"), "sqlite:///data/catalog.sqlite?mode=rwc");
+    }
+
+    #[test]
+    fn secret_query_parameters_are_hidden_whatever_their_case() {
+        let url = "postgres://u@h/db?sslmode=require&Password=hunter1&PWD=hunter2&pass=hunter3&secret=hunter4\
+                   &token=hunter5&api_key=hunter6&ApiKey=hunter7&key=hunter8&pass%77ord=hunter9";
+        assert_eq!(
+            redact_url(url),
+            "postgres://u@h/db?sslmode=require&Password=***&PWD=***&pass=***&secret=***&token=***&api_key=***\
+             &ApiKey=***&key=***&pass%77ord=***"
+        );
+    }
+
+    #[test]
+    fn unparseable_user_info_is_hidden_whole() {
+        for url in [
+            "postgres://u:hun#ter2@127.0.0.1:1/db",
+            "postgres://u:12#hunter@127.0.0.1:1/db",
+            "postgres://u:hun/ter2@127.0.0.1:1/db",
+            "postgres://u:hun://ter2@127.0.0.1:1/db",
+        ] {
+            assert_eq!(redact_url(url), "postgres://***@127.0.0.1:1/db", "{url}");
+        }
+        for url in ["postgres://u:hun?ter2@127.0.0.1:1/db", "postgres://h/db?password=a@hunter"] {
+            assert_eq!(redact_url(url), "postgres://***", "{url}: the @ may be inside a query value");
+        }
+        assert_eq!(redact_url("http://h:6334/#hunter"), "http://h:6334/", "fragments are dropped");
+        assert_eq!(redact_url("u:hunter2@host/db"), "<unparseable URL>");
+        assert_eq!(redact_url("localhost:6334"), "localhost:6334");
     }
 }

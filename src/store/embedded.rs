@@ -102,6 +102,16 @@ impl EmbeddedIndex {
         .await
     }
 
+    /// Exact number of points matching `filter` (all points without one); 0 before the
+    /// collection exists.
+    async fn count_matching(&self, filter: Option<Filter>) -> Result<u64> {
+        if self.shard.read().await.is_none() {
+            return Ok(0);
+        }
+        self.blocking(move |shard| Ok(shard.count(CountRequest { filter, exact: true }).map_err(edge_error)? as u64))
+            .await
+    }
+
     /// Applies a point operation and flushes it to disk, one writer at a time.
     async fn apply(&self, operation: PointOperations) -> Result<()> {
         self.changed.store(true, Ordering::SeqCst);
@@ -128,6 +138,17 @@ fn doc_filter(doc_id: &str) -> Condition {
         field("doc_id"),
         Match::new_value(ValueVariants::String(doc_id.to_string())),
     ))
+}
+
+/// The points of `doc_id` whose `chunk_index` is `from` or more.
+fn tail_filter(doc_id: &str, from: u32) -> Filter {
+    let mut filter = Filter::new_must(doc_filter(doc_id));
+    let range = Range { gte: Some((from as f64).into()), gt: None, lt: None, lte: None };
+    filter
+        .must
+        .get_or_insert_with(Vec::new)
+        .push(Condition::Field(FieldCondition::new_range(field("chunk_index"), range)));
+    filter
 }
 
 fn to_edge_point(point: Point) -> Result<PointStruct> {
@@ -210,13 +231,7 @@ impl VectorIndex for EmbeddedIndex {
     }
 
     async fn delete_tail(&self, doc_id: &str, keep: u32) -> Result<()> {
-        let mut filter = Filter::new_must(doc_filter(doc_id));
-        let range = Range { gte: Some((keep as f64).into()), gt: None, lt: None, lte: None };
-        filter
-            .must
-            .get_or_insert_with(Vec::new)
-            .push(Condition::Field(FieldCondition::new_range(field("chunk_index"), range)));
-        self.apply(PointOperations::DeletePointsByFilter(filter)).await
+        self.apply(PointOperations::DeletePointsByFilter(tail_filter(doc_id, keep))).await
     }
 
     async fn search(&self, vector: Vec<f32>, limit: usize) -> Result<Vec<Hit>> {
@@ -245,12 +260,11 @@ impl VectorIndex for EmbeddedIndex {
     }
 
     async fn count(&self, doc_id: Option<&str>) -> Result<u64> {
-        if self.shard.read().await.is_none() {
-            return Ok(0);
-        }
-        let filter = doc_id.map(|d| Filter::new_must(doc_filter(d)));
-        self.blocking(move |shard| Ok(shard.count(CountRequest { filter, exact: true }).map_err(edge_error)? as u64))
-            .await
+        self.count_matching(doc_id.map(|d| Filter::new_must(doc_filter(d)))).await
+    }
+
+    async fn count_tail(&self, doc_id: &str, from: u32) -> Result<u64> {
+        self.count_matching(Some(tail_filter(doc_id, from))).await
     }
 
     async fn scroll(&self, offset: Option<Uuid>, limit: usize, with_vectors: bool) -> Result<ScrollPage> {

@@ -71,6 +71,9 @@ pub trait VectorIndex: Send + Sync {
     async fn search(&self, vector: Vec<f32>, limit: usize) -> Result<Vec<Hit>>;
     /// Exact number of points, of one document or of the whole collection.
     async fn count(&self, doc_id: Option<&str>) -> Result<u64>;
+    /// Exact number of points of `doc_id` whose `chunk_index` is `from` or more: the points
+    /// [`VectorIndex::delete_tail`] with `keep = from` would delete.
+    async fn count_tail(&self, doc_id: &str, from: u32) -> Result<u64>;
     /// A page of points in id order, starting at `offset`.
     async fn scroll(&self, offset: Option<Uuid>, limit: usize, with_vectors: bool) -> Result<ScrollPage>;
     /// Whether the collection exists.
@@ -103,6 +106,27 @@ pub async fn upsert_in_batches(
     Ok(())
 }
 
+/// Most documents named in one delete-by-filter request.
+const DOCUMENTS_PER_DELETE: usize = 500;
+
+/// Deletes every point of these documents, [`DOCUMENTS_PER_DELETE`] documents a request,
+/// calling `deleted` with each acknowledged batch.
+pub async fn delete_documents_in_batches<F, Fut>(
+    index: &dyn VectorIndex,
+    doc_ids: &[String],
+    mut deleted: F,
+) -> Result<()>
+where
+    F: FnMut(&[String]) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    for batch in doc_ids.chunks(DOCUMENTS_PER_DELETE) {
+        index.delete_documents(batch).await?;
+        deleted(batch).await?;
+    }
+    Ok(())
+}
+
 /// Every point of the collection, by id, read in pages.
 pub async fn all_points(
     index: &dyn VectorIndex,
@@ -123,14 +147,24 @@ pub async fn all_points(
     }
 }
 
-/// Where the vectors live.
-#[derive(Debug, Clone, Copy)]
+/// Where the vectors live. `Debug` shows the URL redacted and never the API key.
+#[derive(Clone, Copy)]
 pub struct StoreLocation<'a> {
     /// The data directory, home of the embedded engine.
     pub data_dir: &'a std::path::Path,
     /// A Qdrant server's gRPC address; `None` for the embedded engine.
     pub qdrant_url: Option<&'a str>,
     pub api_key: Option<&'a str>,
+}
+
+impl std::fmt::Debug for StoreLocation<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreLocation")
+            .field("data_dir", &self.data_dir)
+            .field("qdrant_url", &self.qdrant_url.map(crate::catalog::redact_url))
+            .field("api_key", &self.api_key.map(|_| "***"))
+            .finish()
+    }
 }
 
 /// Opens `collection` on the configured backend: the Qdrant server at `qdrant_url`, or the

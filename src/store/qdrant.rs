@@ -36,9 +36,16 @@ pub struct QdrantIndex {
 
 impl QdrantIndex {
     /// Connects to the server at `url` and checks that it answers. The API key goes only
-    /// into request headers, never into messages.
+    /// into request headers, never into messages. A `url` with user-info, parameters or a
+    /// fragment is refused: the gRPC client would ignore them, and its errors quote the URL.
     pub async fn connect(url: &str, api_key: Option<&str>, collection: &str, policy: RetryPolicy) -> Result<Self> {
         let address = crate::catalog::redact_url(url);
+        if url.contains(['@', '?', '#']) {
+            bail!(
+                "--qdrant-url {address} must be the server's address alone, e.g. http://HOST:6334, without user, \
+                 password or parameters; give the API key in QDRANT_API_KEY"
+            );
+        }
         let client = Qdrant::from_url(url)
             .api_key(api_key.map(str::to_string))
             .timeout(Duration::from_secs(60))
@@ -73,6 +80,33 @@ impl QdrantIndex {
 
     fn doc_filter(doc_id: &str) -> Condition {
         Condition::matches("doc_id", doc_id.to_string())
+    }
+
+    /// The points of `doc_id` whose `chunk_index` is `from` or more.
+    fn tail_filter(doc_id: &str, from: u32) -> Filter {
+        Filter::must([
+            Self::doc_filter(doc_id),
+            Condition::range("chunk_index", Range { gte: Some(from as f64), ..Default::default() }),
+        ])
+    }
+
+    /// Exact number of points matching `filter` (all points without one); 0 before the
+    /// collection exists.
+    async fn count_matching(&self, filter: Option<Filter>) -> Result<u64> {
+        if !self.exists().await? {
+            return Ok(0);
+        }
+        let response = self
+            .breaker
+            .call(|| async {
+                let mut request = CountPointsBuilder::new(&self.collection).exact(true);
+                if let Some(filter) = filter.clone() {
+                    request = request.filter(filter);
+                }
+                self.client.count(request).await.map_err(|e| classify(e, "count"))
+            })
+            .await?;
+        Ok(response.result.map(|r| r.count).unwrap_or(0))
     }
 
     /// Deletes the selected points and waits for the server's acknowledgement.
@@ -248,11 +282,7 @@ impl VectorIndex for QdrantIndex {
     }
 
     async fn delete_tail(&self, doc_id: &str, keep: u32) -> Result<()> {
-        let filter = Filter::must([
-            Self::doc_filter(doc_id),
-            Condition::range("chunk_index", Range { gte: Some(keep as f64), ..Default::default() }),
-        ]);
-        self.delete(filter.into(), "delete stale chunks").await
+        self.delete(Self::tail_filter(doc_id, keep).into(), "delete stale chunks").await
     }
 
     async fn search(&self, vector: Vec<f32>, limit: usize) -> Result<Vec<Hit>> {
@@ -274,20 +304,11 @@ impl VectorIndex for QdrantIndex {
     }
 
     async fn count(&self, doc_id: Option<&str>) -> Result<u64> {
-        if !self.exists().await? {
-            return Ok(0);
-        }
-        let response = self
-            .breaker
-            .call(|| async {
-                let mut request = CountPointsBuilder::new(&self.collection).exact(true);
-                if let Some(doc_id) = doc_id {
-                    request = request.filter(Filter::must([Self::doc_filter(doc_id)]));
-                }
-                self.client.count(request).await.map_err(|e| classify(e, "count"))
-            })
-            .await?;
-        Ok(response.result.map(|r| r.count).unwrap_or(0))
+        self.count_matching(doc_id.map(|d| Filter::must([Self::doc_filter(d)]))).await
+    }
+
+    async fn count_tail(&self, doc_id: &str, from: u32) -> Result<u64> {
+        self.count_matching(Some(Self::tail_filter(doc_id, from))).await
     }
 
     async fn scroll(&self, offset: Option<Uuid>, limit: usize, with_vectors: bool) -> Result<ScrollPage> {

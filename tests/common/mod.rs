@@ -50,6 +50,13 @@ impl Workspace {
         }
     }
 
+    pub fn postgres(&self) -> &postgres::FreshPostgres {
+        match &self.backend {
+            Backend::Servers { postgres, .. } => postgres,
+            Backend::Embedded => panic!("this workspace has no PostgreSQL database"),
+        }
+    }
+
     pub fn qdrant(&self) -> &qdrant_server::TestQdrant {
         match &self.backend {
             Backend::Servers { qdrant, .. } => qdrant,
@@ -110,26 +117,30 @@ impl Workspace {
         self
     }
 
-    /// Runs `ingest ARGS...` against this workspace's stores and returns its output.
-    pub fn ingest<I, S>(&self, args: I) -> Output
+    /// `ingest ARGS...` pointed at this workspace's stores, not yet started.
+    pub fn command<I, S>(&self, args: I) -> Command
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
         let mut command = Command::new(env!("CARGO_BIN_EXE_ingest"));
         command.args(args).args(self.store_args()).env_remove("DATABASE_URL").env_remove("QDRANT_URL");
-        command.output().expect("running the ingest binary")
+        command
+    }
+
+    /// Runs `ingest ARGS...` against this workspace's stores and returns its output.
+    pub fn ingest<I, S>(&self, args: I) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.command(args).output().expect("running the ingest binary")
     }
 
     /// Starts `ingest DOCS ARGS...` against this workspace's stores without waiting for it;
     /// its output is piped.
     pub fn spawn(&self, docs: &Path, args: &[&str]) -> std::process::Child {
-        Command::new(env!("CARGO_BIN_EXE_ingest"))
-            .arg(docs)
-            .args(args)
-            .args(self.store_args())
-            .env_remove("DATABASE_URL")
-            .env_remove("QDRANT_URL")
+        self.command(std::iter::once(docs.as_os_str()).chain(args.iter().map(OsStr::new)))
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -150,11 +161,15 @@ impl Workspace {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let output = self.ingest(args);
-        let shown = show(&output);
-        assert_eq!(output.status.code(), Some(expected_code), "unexpected exit code\n{shown}");
-        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("stdout is not JSON: {e}\n{shown}"))
+        json_of(&self.ingest(args), expected_code)
     }
+}
+
+/// Asserts a finished command's exit code and parses its stdout as JSON.
+pub fn json_of(output: &Output, expected_code: i32) -> serde_json::Value {
+    let shown = show(output);
+    assert_eq!(output.status.code(), Some(expected_code), "unexpected exit code\n{shown}");
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("stdout is not JSON: {e}\n{shown}"))
 }
 
 /// Small chunks committed one group at a time: many commit points in a small tree.

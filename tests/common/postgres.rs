@@ -30,6 +30,29 @@ impl FreshPostgres {
     }
 }
 
+impl FreshPostgres {
+    /// Ends the sessions holding advisory locks in this database, and only those; returns how
+    /// many it ended. Callable from inside or outside an async runtime.
+    pub fn terminate_lock_holders(&self) -> i64 {
+        let name = self.name.clone();
+        std::thread::spawn(move || {
+            tokio::runtime::Runtime::new().unwrap().block_on(async {
+                let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin_url()).await.unwrap();
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory'
+                     AND database = (SELECT oid FROM pg_database WHERE datname = $1)",
+                )
+                .bind(name)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap()
+            })
+        })
+        .join()
+        .unwrap()
+    }
+}
+
 impl Drop for FreshPostgres {
     fn drop(&mut self) {
         let (admin, name) = (admin_url(), self.name.clone());

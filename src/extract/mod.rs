@@ -2,13 +2,22 @@
 //!
 //! In: a file's bytes and its extension. Out: a [`Document`] holding its plain text, or an
 //! [`ExtractError`] that says in one readable sentence why the file cannot be indexed
-//! (empty, binary, corrupt PDF, not a DOCX package, no text).
+//! (empty, binary, corrupt PDF, not a DOCX package, no text, or an extractor that hung,
+//! crashed or ran out of memory).
 //!
-//! Parsers run behind `catch_unwind`: a parser that panics on a hostile file fails that
-//! file, never the job.
+//! [`extract`] maps a format to its extractor. Plain text and Markdown are read in this
+//! process. PDF and DOCX parsers can loop forever, overflow their stack or abort on hostile
+//! files, so they run in worker processes of an [`ExtractorPool`] ([`pool`]), under a time
+//! and a memory limit; [`extract_in_process`] is what those workers run. Inside a worker,
+//! parsers also run behind `catch_unwind`, so a parser panic fails only its file.
+
+pub mod pool;
 
 use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::AtomicBool;
+
+pub use pool::{ExtractorPool, ExtractorSettings};
 
 /// Bumped whenever extraction output changes, so that files are re-embedded (it is part of
 /// the logic fingerprint).
@@ -27,7 +36,7 @@ pub enum ExtractError {
     #[error("file is empty")]
     Empty,
     #[error("file looks binary ({0}), not text")]
-    Binary(&'static str),
+    Binary(String),
     #[error("corrupt or unreadable PDF: {0}")]
     Pdf(String),
     #[error("not a valid DOCX document: {0}")]
@@ -36,19 +45,72 @@ pub enum ExtractError {
     NoText,
     #[error("unsupported file type .{0}")]
     Unsupported(String),
+    /// The worker process failed, e.g. "PDF extractor timed out after 60 s".
+    #[error("{0}")]
+    Extractor(String),
+    /// No worker process could be started: a fault of this machine, not of the file, so the
+    /// job stops instead of failing every file of the format.
+    #[error("{0}")]
+    NoExtractor(String),
 }
 
-/// Extracts the text of a file from its bytes.
-pub fn extract(extension: &str, bytes: &[u8]) -> Result<Document, ExtractError> {
+/// The formats read, by file extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Markdown,
+    Pdf,
+    Docx,
+}
+
+impl Format {
+    pub fn from_extension(extension: &str) -> Option<Self> {
+        match extension {
+            "txt" => Some(Self::Text),
+            "md" | "markdown" => Some(Self::Markdown),
+            "pdf" => Some(Self::Pdf),
+            "docx" => Some(Self::Docx),
+            _ => None,
+        }
+    }
+
+    /// How reasons name the format.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Markdown => "Markdown",
+            Self::Pdf => "PDF",
+            Self::Docx => "DOCX",
+        }
+    }
+}
+
+/// Extracts the text of a file from its bytes: plain text in this process, PDF and DOCX in
+/// a worker process of `extractors`. Setting `cancel` cuts a wait for a worker short.
+pub fn extract(
+    extension: &str,
+    bytes: &[u8],
+    extractors: &ExtractorPool,
+    cancel: &AtomicBool,
+) -> Result<Document, ExtractError> {
+    match Format::from_extension(extension) {
+        Some(Format::Pdf | Format::Docx) => extractors.extract(extension, bytes, cancel),
+        _ => extract_in_process(extension, bytes),
+    }
+}
+
+/// Extracts the text of a file from its bytes in this process, whatever the format: what the
+/// worker processes run.
+pub fn extract_in_process(extension: &str, bytes: &[u8]) -> Result<Document, ExtractError> {
     if bytes.is_empty() {
         return Err(ExtractError::Empty);
     }
-    let (text, is_markdown) = match extension {
-        "txt" => (plain_text(bytes)?, false),
-        "md" | "markdown" => (plain_text(bytes)?, true),
-        "pdf" => (pdf_text(bytes)?, false),
-        "docx" => (docx_text(bytes)?, false),
-        other => return Err(ExtractError::Unsupported(other.to_string())),
+    let (text, is_markdown) = match Format::from_extension(extension) {
+        Some(Format::Text) => (plain_text(bytes)?, false),
+        Some(Format::Markdown) => (plain_text(bytes)?, true),
+        Some(Format::Pdf) => (pdf_text(bytes)?, false),
+        Some(Format::Docx) => (docx_text(bytes)?, false),
+        None => return Err(ExtractError::Unsupported(extension.to_string())),
     };
     if text.trim().is_empty() {
         return Err(ExtractError::NoText);
@@ -59,14 +121,14 @@ pub fn extract(extension: &str, bytes: &[u8]) -> Result<Document, ExtractError> 
 fn plain_text(bytes: &[u8]) -> Result<String, ExtractError> {
     let sample = &bytes[..bytes.len().min(8192)];
     if sample.contains(&0) {
-        return Err(ExtractError::Binary("it contains NUL bytes"));
+        return Err(ExtractError::Binary("it contains NUL bytes".into()));
     }
     let text = String::from_utf8_lossy(bytes);
     let total = text.chars().take(8192).count().max(1);
     let suspicious =
         text.chars().take(8192).filter(|c| *c == '\u{FFFD}' || (c.is_control() && !c.is_whitespace())).count();
     if suspicious * 10 > total {
-        return Err(ExtractError::Binary("over 10% of it is not valid text"));
+        return Err(ExtractError::Binary("over 10% of it is not valid text".into()));
     }
     Ok(text.into_owned())
 }
@@ -174,20 +236,20 @@ mod tests {
 
     #[test]
     fn plain_text_and_markdown() {
-        let doc = extract("txt", "héllo world".as_bytes()).unwrap();
+        let doc = extract_in_process("txt", "héllo world".as_bytes()).unwrap();
         assert_eq!(doc.text, "héllo world");
         assert!(!doc.is_markdown);
-        assert!(extract("md", b"# Title\n\nbody").unwrap().is_markdown);
+        assert!(extract_in_process("md", b"# Title\n\nbody").unwrap().is_markdown);
     }
 
     #[test]
     fn bad_inputs_get_distinct_reasons() {
-        assert_eq!(extract("txt", b""), Err(ExtractError::Empty));
-        assert!(matches!(extract("txt", b"ab\0cd"), Err(ExtractError::Binary(_))));
-        assert_eq!(extract("md", b"   \n\t "), Err(ExtractError::NoText));
-        assert!(matches!(extract("docx", b"plain text"), Err(ExtractError::Docx(_))));
-        assert!(matches!(extract("docx", b"PK\x03\x04garbage"), Err(ExtractError::Docx(_))));
-        assert!(matches!(extract("pdf", b"%PDF-1.4\n1 0 obj"), Err(ExtractError::Pdf(_))));
+        assert_eq!(extract_in_process("txt", b""), Err(ExtractError::Empty));
+        assert!(matches!(extract_in_process("txt", b"ab\0cd"), Err(ExtractError::Binary(_))));
+        assert_eq!(extract_in_process("md", b"   \n\t "), Err(ExtractError::NoText));
+        assert!(matches!(extract_in_process("docx", b"plain text"), Err(ExtractError::Docx(_))));
+        assert!(matches!(extract_in_process("docx", b"PK\x03\x04garbage"), Err(ExtractError::Docx(_))));
+        assert!(matches!(extract_in_process("pdf", b"%PDF-1.4\n1 0 obj"), Err(ExtractError::Pdf(_))));
     }
 
     fn fixture(path: &str) -> Vec<u8> {
@@ -196,10 +258,10 @@ mod tests {
 
     #[test]
     fn real_pdf_and_docx_fixtures() {
-        let pdf = extract("pdf", &fixture("gardening/tomatoes.pdf")).unwrap();
+        let pdf = extract_in_process("pdf", &fixture("gardening/tomatoes.pdf")).unwrap();
         assert!(pdf.text.contains("blossom end rot"), "{}", pdf.text);
-        let docx = extract("docx", &fixture("finance/compound-interest.docx")).unwrap();
+        let docx = extract_in_process("docx", &fixture("finance/compound-interest.docx")).unwrap();
         assert!(docx.text.contains("rule of 72"), "{}", docx.text);
-        assert!(matches!(extract("pdf", &fixture("bad/truncated.pdf")), Err(ExtractError::Pdf(_))));
+        assert!(matches!(extract_in_process("pdf", &fixture("bad/truncated.pdf")), Err(ExtractError::Pdf(_))));
     }
 }

@@ -1,0 +1,597 @@
+//! # Extractor processes
+//!
+//! In: a file's extension and bytes. Out: its [`Document`], or an [`ExtractError`], made by a
+//! child process (`ingest extract-worker`), so that a parser that hangs, aborts, overflows its
+//! stack or exhausts memory fails its own file and nothing else.
+//!
+//! [`ExtractorPool`] starts up to `workers` children as calls need them and gives each call an
+//! idle one. A call waits at most `timeout`: then the child is killed (SIGKILL), reaped, and
+//! replaced by the next call that needs one. A child that dies mid-file is reported by cause:
+//! stack overflow, out of memory (its address space is capped with `RLIMIT_AS`), or the signal
+//! or status it died with. Children die with the pool (on drop) and with this process
+//! (`PR_SET_PDEATHSIG`), even when it is killed with SIGKILL.
+//!
+//! [`serve`] is the child's side: one request at a time, until stdin closes.
+//!
+//! ## Framing
+//!
+//! A *field* is a little-endian `u64` length followed by that many bytes.
+//!
+//! - Request (parent → child): field `extension`, field `bytes` (the file's contents).
+//! - Response (child → parent): a tag byte, a byte, then a field:
+//!   `0`, `is_markdown` (0 or 1), `text` for a document, or
+//!   `1`, the [`ExtractError`] kind, `message` for a reason.
+//!
+//! The request carries the file's bytes rather than its path: the child extracts exactly the
+//! bytes whose hash the catalog records, even if the file changes meanwhile, and the parent
+//! has read them already.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::os::fd::FromRawFd;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Condvar, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use super::{Document, ExtractError, Format};
+
+/// The hidden subcommand that runs [`serve`].
+pub const WORKER_SUBCOMMAND: &str = "extract-worker";
+
+/// How often a call waiting for its child looks at the cancel flag.
+const CANCEL_POLL: Duration = Duration::from_millis(100);
+
+/// How much of a child's stderr is kept to tell why it died.
+const STDERR_TAIL_BYTES: usize = 8192;
+
+/// How the pool runs its children.
+#[derive(Debug, Clone)]
+pub struct ExtractorSettings {
+    /// The `ingest` binary, run as `PROGRAM extract-worker --memory-limit MIB`.
+    pub program: PathBuf,
+    /// How long one file may take before its child is killed.
+    pub timeout: Duration,
+    /// Each child's address space (`RLIMIT_AS`), in MiB.
+    pub memory_limit_mib: u64,
+    /// Children at most, hence files extracted at once.
+    pub workers: usize,
+}
+
+/// Child processes that extract PDF and DOCX files, shared by the threads that call
+/// [`ExtractorPool::extract`].
+pub struct ExtractorPool {
+    settings: ExtractorSettings,
+    /// Idle children, and how many are alive: at most `settings.workers`.
+    slots: Mutex<Slots>,
+    /// Signalled when a child goes back to `slots` or ends, for calls waiting for one.
+    returned: Condvar,
+    spawner: Spawner,
+}
+
+struct Slots {
+    idle: Vec<Worker>,
+    live: usize,
+}
+
+impl ExtractorPool {
+    /// A pool with no children yet: they start as calls need them.
+    pub fn new(settings: ExtractorSettings) -> anyhow::Result<Self> {
+        anyhow::ensure!(settings.workers > 0, "an extractor pool needs at least one worker");
+        let spawner = Spawner::new(&settings.program, settings.memory_limit_mib)
+            .context("starting the thread that starts extractor processes")?;
+        Ok(Self { settings, slots: Mutex::new(Slots { idle: Vec::new(), live: 0 }), returned: Condvar::new(), spawner })
+    }
+
+    /// Extracts one file in a child process, waiting at most the pool's timeout. Setting
+    /// `cancel` stops the wait (and the child) early.
+    pub fn extract(&self, extension: &str, bytes: &[u8], cancel: &AtomicBool) -> Result<Document, ExtractError> {
+        let format_name = Format::from_extension(extension).map_or(extension, |format| format.name());
+        let mut worker = self
+            .take()
+            .map_err(|error| ExtractError::NoExtractor(format!("cannot start the {format_name} extractor: {error:#}")))?;
+        match worker.run(extension, bytes, Instant::now() + self.settings.timeout, cancel) {
+            Ok(result) => {
+                self.put_back(worker);
+                result
+            }
+            Err(failure) => {
+                let (status, stderr) = worker.stop();
+                drop(worker);
+                self.release_slot();
+                let what = match failure {
+                    Failure::TimedOut => format!("timed out after {} s", self.settings.timeout.as_secs_f64()),
+                    Failure::Cancelled => "was stopped: the job is cancelled".to_string(),
+                    Failure::Ended(error) if died(&error) => format!("crashed ({})", crash_cause(status, &stderr)),
+                    Failure::Ended(error) => format!("failed ({error})"),
+                };
+                Err(ExtractError::Extractor(format!("{format_name} extractor {what}")))
+            }
+        }
+    }
+
+    /// An idle child, a new one if fewer than `workers` live, or else the next one returned.
+    fn take(&self) -> io::Result<Worker> {
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            while let Some(mut worker) = slots.idle.pop() {
+                if worker.is_alive() {
+                    return Ok(worker);
+                }
+                slots.live -= 1;
+            }
+            if slots.live < self.settings.workers {
+                slots.live += 1;
+                drop(slots);
+                return self.spawner.start().inspect_err(|_| self.release_slot());
+            }
+            slots = self.returned.wait(slots).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    fn put_back(&self, worker: Worker) {
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner).idle.push(worker);
+        self.returned.notify_one();
+    }
+
+    fn release_slot(&self) {
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner).live -= 1;
+        self.returned.notify_one();
+    }
+}
+
+/// Starts children from one thread that lives as long as the pool: `PR_SET_PDEATHSIG` fires
+/// when the *thread* that started a child ends, and a caller's thread may end while a child it
+/// started serves another.
+struct Spawner {
+    requests: mpsc::Sender<mpsc::Sender<io::Result<Worker>>>,
+}
+
+impl Spawner {
+    fn new(program: &Path, memory_limit_mib: u64) -> io::Result<Self> {
+        let (requests, incoming) = mpsc::channel::<mpsc::Sender<io::Result<Worker>>>();
+        let program = program.to_path_buf();
+        std::thread::Builder::new().name("extractor-spawner".into()).spawn(move || {
+            for reply in incoming {
+                // A caller that stopped waiting drops the reply, and with it the new child.
+                reply.send(Worker::start(&program, memory_limit_mib)).ok();
+            }
+        })?;
+        Ok(Self { requests })
+    }
+
+    fn start(&self) -> io::Result<Worker> {
+        let stopped = || io::Error::other("the extractor spawner thread stopped");
+        let (reply, answer) = mpsc::channel();
+        self.requests.send(reply).map_err(|_| stopped())?;
+        answer.recv().map_err(|_| stopped())?
+    }
+}
+
+/// Why a call got no response.
+enum Failure {
+    TimedOut,
+    Cancelled,
+    /// The child's pipes broke or its response was malformed.
+    Ended(io::Error),
+}
+
+/// Whether a pipe error means the child is gone.
+fn died(error: &io::Error) -> bool {
+    matches!(error.kind(), io::ErrorKind::UnexpectedEof | io::ErrorKind::BrokenPipe)
+}
+
+/// What a reader thread decodes from a child's stdout; an error ends the stream.
+type Responses = mpsc::Receiver<io::Result<Result<Document, ExtractError>>>;
+
+/// One child process and the threads that read its pipes. Dropping it kills the child.
+struct Worker {
+    child: Child,
+    stdin: BufWriter<ChildStdin>,
+    responses: Responses,
+    /// Ends with the child and returns the tail of its stderr.
+    stderr: Option<JoinHandle<String>>,
+}
+
+impl Worker {
+    fn start(program: &Path, memory_limit_mib: u64) -> io::Result<Self> {
+        let parent = std::process::id();
+        let mut command = Command::new(program);
+        command
+            .args([WORKER_SUBCOMMAND, "--memory-limit", &memory_limit_mib.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Its own process group: a Ctrl-C at the terminal reaches this process, which cancels
+            // the job, and not the child, which would fail its file as crashed.
+            .process_group(0);
+        // SAFETY: `die_with_parent` runs between fork and exec and only makes async-signal-safe
+        // calls, allocating nothing.
+        unsafe { command.pre_exec(move || die_with_parent(parent)) };
+        let mut child = command.spawn().map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", program.display())))?;
+        match Self::attach(&mut child) {
+            Ok((stdin, responses, stderr)) => Ok(Self { child, stdin, responses, stderr: Some(stderr) }),
+            Err(error) => {
+                // The child is useless without its pipes' readers.
+                child.kill().ok();
+                child.wait().ok();
+                Err(error)
+            }
+        }
+    }
+
+    fn attach(child: &mut Child) -> io::Result<(BufWriter<ChildStdin>, Responses, JoinHandle<String>)> {
+        let missing = || io::Error::other("the extractor's pipes were not set up");
+        let stdin = child.stdin.take().ok_or_else(missing)?;
+        let stdout = child.stdout.take().ok_or_else(missing)?;
+        let mut stderr = child.stderr.take().ok_or_else(missing)?;
+        let (sender, responses) = mpsc::channel();
+        std::thread::Builder::new().name("extractor-out".into()).spawn(move || {
+            let mut stdout = BufReader::new(stdout);
+            loop {
+                let response = read_response(&mut stdout);
+                let ended = response.is_err();
+                if sender.send(response).is_err() || ended {
+                    return;
+                }
+            }
+        })?;
+        let stderr = std::thread::Builder::new().name("extractor-err".into()).spawn(move || {
+            let mut tail = Vec::new();
+            let mut buffer = [0u8; 4096];
+            while let Ok(read @ 1..) = stderr.read(&mut buffer) {
+                tail.extend_from_slice(&buffer[..read]);
+                tail.drain(..tail.len().saturating_sub(STDERR_TAIL_BYTES));
+            }
+            String::from_utf8_lossy(&tail).into_owned()
+        })?;
+        Ok((BufWriter::new(stdin), responses, stderr))
+    }
+
+    fn is_alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends one file and waits for its response until `deadline`.
+    fn run(
+        &mut self,
+        extension: &str,
+        bytes: &[u8],
+        deadline: Instant,
+        cancel: &AtomicBool,
+    ) -> Result<Result<Document, ExtractError>, Failure> {
+        write_request(&mut self.stdin, extension, bytes).map_err(Failure::Ended)?;
+        loop {
+            let wait = deadline.saturating_duration_since(Instant::now()).min(CANCEL_POLL);
+            match self.responses.recv_timeout(wait) {
+                Ok(response) => return response.map_err(Failure::Ended),
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(Failure::Ended(io::ErrorKind::UnexpectedEof.into()))
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) if cancel.load(Ordering::SeqCst) => {
+                    return Err(Failure::Cancelled)
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() >= deadline => return Err(Failure::TimedOut),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+        }
+    }
+
+    /// Kills and reaps the child: how it ended, and the tail of its stderr.
+    fn stop(&mut self) -> (Option<ExitStatus>, String) {
+        // Fails only when the child has exited already; the wait reaps it either way.
+        self.child.kill().ok();
+        let status = self.child.wait().ok();
+        let stderr = self.stderr.take().and_then(|reader| reader.join().ok()).unwrap_or_default();
+        (status, stderr)
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// In the child, between fork and exec: asks for SIGKILL when the parent dies, and gives up
+/// if it has died already.
+fn die_with_parent(parent: u32) -> io::Result<()> {
+    // SAFETY: prctl and getppid are async-signal-safe and touch no memory of this process.
+    unsafe {
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::getppid() as u32 != parent {
+            return Err(io::Error::from_raw_os_error(libc::ESRCH));
+        }
+    }
+    Ok(())
+}
+
+/// Why a child died, from its exit and its last words on stderr (the Rust runtime reports a
+/// stack overflow and a failed allocation there before aborting).
+fn crash_cause(status: Option<ExitStatus>, stderr: &str) -> String {
+    if stderr.contains("has overflowed its stack") {
+        return "stack overflow".to_string();
+    }
+    if stderr.contains("memory allocation of") {
+        return "out of memory".to_string();
+    }
+    match status {
+        Some(status) => match (status.signal(), status.code()) {
+            (Some(signal), _) => format!("killed by signal {signal}"),
+            (None, Some(code)) => format!("exited with status {code}"),
+            (None, None) => format!("ended: {status}"),
+        },
+        None => "its exit status could not be read".to_string(),
+    }
+}
+
+/// The child's side: sets the memory limit, then answers requests on stdin, one at a time,
+/// until stdin closes.
+pub fn serve(memory_limit_mib: u64) -> anyhow::Result<()> {
+    limit_address_space(memory_limit_mib)
+        .with_context(|| format!("setting the extractor's memory limit to {memory_limit_mib} MiB"))?;
+    let responses = take_stdout().context("taking stdout for responses")?;
+    let mut input = io::stdin().lock();
+    let mut output = BufWriter::new(responses);
+    while let Some((extension, bytes)) = read_request(&mut input).context("reading a request")? {
+        #[cfg(debug_assertions)]
+        fault::inject(&bytes);
+        let result = super::extract_in_process(&extension, &bytes);
+        write_response(&mut output, &result).context("writing a response")?;
+    }
+    Ok(())
+}
+
+fn limit_address_space(mib: u64) -> io::Result<()> {
+    let bytes = mib.saturating_mul(1 << 20) as libc::rlim_t;
+    let limit = libc::rlimit { rlim_cur: bytes, rlim_max: bytes };
+    // SAFETY: setrlimit reads the struct it is given and changes only this process's limit.
+    if unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Keeps stdout for responses alone, and points file descriptor 1 at stderr, so that a
+/// parser printing to stdout cannot corrupt the framing.
+fn take_stdout() -> io::Result<File> {
+    // SAFETY: dup and dup2 only duplicate descriptors; the duplicate is owned by the returned
+    // File alone.
+    unsafe {
+        let responses = libc::dup(libc::STDOUT_FILENO);
+        if responses < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let responses = File::from_raw_fd(responses);
+        if libc::dup2(libc::STDERR_FILENO, libc::STDOUT_FILENO) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(responses)
+    }
+}
+
+fn write_field(output: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
+    output.write_all(&(bytes.len() as u64).to_le_bytes())?;
+    output.write_all(bytes)
+}
+
+/// Reads one field. Its buffer grows as bytes arrive, so a corrupt length cannot make it
+/// allocate more than the peer sends.
+fn read_field(input: &mut impl Read) -> io::Result<Vec<u8>> {
+    let mut length = [0u8; 8];
+    input.read_exact(&mut length)?;
+    let length = u64::from_le_bytes(length);
+    let mut bytes = Vec::new();
+    input.take(length).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 != length {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(bytes)
+}
+
+fn utf8(bytes: Vec<u8>) -> io::Result<String> {
+    String::from_utf8(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+fn write_request(output: &mut impl Write, extension: &str, bytes: &[u8]) -> io::Result<()> {
+    write_field(output, extension.as_bytes())?;
+    write_field(output, bytes)?;
+    output.flush()
+}
+
+/// The next request, or `None` when the input ends between requests.
+fn read_request(input: &mut impl BufRead) -> io::Result<Option<(String, Vec<u8>)>> {
+    if input.fill_buf()?.is_empty() {
+        return Ok(None);
+    }
+    let extension = utf8(read_field(input)?)?;
+    Ok(Some((extension, read_field(input)?)))
+}
+
+const RESPONSE_DOCUMENT: u8 = 0;
+const RESPONSE_ERROR: u8 = 1;
+
+fn write_response(output: &mut impl Write, result: &Result<Document, ExtractError>) -> io::Result<()> {
+    match result {
+        Ok(document) => {
+            output.write_all(&[RESPONSE_DOCUMENT, u8::from(document.is_markdown)])?;
+            write_field(output, document.text.as_bytes())?;
+        }
+        Err(error) => {
+            let (kind, message) = error_to_wire(error);
+            output.write_all(&[RESPONSE_ERROR, kind])?;
+            write_field(output, message.as_bytes())?;
+        }
+    }
+    output.flush()
+}
+
+fn read_response(input: &mut impl Read) -> io::Result<Result<Document, ExtractError>> {
+    let mut head = [0u8; 2];
+    input.read_exact(&mut head)?;
+    let field = utf8(read_field(input)?)?;
+    match head {
+        [RESPONSE_DOCUMENT, markdown @ (0 | 1)] => Ok(Ok(Document { text: field, is_markdown: markdown == 1 })),
+        [RESPONSE_ERROR, kind] => Ok(Err(error_from_wire(kind, field)?)),
+        [tag, value] => {
+            Err(io::Error::new(io::ErrorKind::InvalidData, format!("malformed response header [{tag}, {value}]")))
+        }
+    }
+}
+
+fn error_to_wire(error: &ExtractError) -> (u8, &str) {
+    match error {
+        ExtractError::Empty => (0, ""),
+        ExtractError::Binary(message) => (1, message),
+        ExtractError::Pdf(message) => (2, message),
+        ExtractError::Docx(message) => (3, message),
+        ExtractError::NoText => (4, ""),
+        ExtractError::Unsupported(extension) => (5, extension),
+        ExtractError::Extractor(message) | ExtractError::NoExtractor(message) => (6, message),
+    }
+}
+
+fn error_from_wire(kind: u8, message: String) -> io::Result<ExtractError> {
+    Ok(match kind {
+        0 => ExtractError::Empty,
+        1 => ExtractError::Binary(message),
+        2 => ExtractError::Pdf(message),
+        3 => ExtractError::Docx(message),
+        4 => ExtractError::NoText,
+        5 => ExtractError::Unsupported(message),
+        6 => ExtractError::Extractor(message),
+        other => {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("unknown extraction error kind {other}")))
+        }
+    })
+}
+
+/// Faults for tests, in debug builds only: with `INGEST_EXTRACT_FAULT` set, a file containing
+/// `INGEST-FAULT:hang`, `INGEST-FAULT:abort`, `INGEST-FAULT:alloc` or `INGEST-FAULT:stack`
+/// makes the worker hang, abort, allocate without bound, or recurse until its stack
+/// overflows, before any parser sees it.
+#[cfg(debug_assertions)]
+mod fault {
+    use std::hint::black_box;
+    use std::time::Duration;
+
+    const ENV: &str = "INGEST_EXTRACT_FAULT";
+
+    pub fn inject(bytes: &[u8]) {
+        if std::env::var_os(ENV).is_none() {
+            return;
+        }
+        let marked = |fault: &str| {
+            let marker = format!("INGEST-FAULT:{fault}");
+            bytes.windows(marker.len()).any(|window| window == marker.as_bytes())
+        };
+        if marked("hang") {
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
+        if marked("abort") {
+            std::process::abort();
+        }
+        if marked("alloc") {
+            let mut hoard = Vec::new();
+            loop {
+                hoard.push(black_box(vec![0u8; 64 << 20]));
+            }
+        }
+        if marked("stack") {
+            black_box(recurse(0));
+        }
+    }
+
+    fn recurse(depth: u64) -> u64 {
+        let frame = black_box([depth as u8; 4096]);
+        if black_box(depth) == u64::MAX {
+            return 0;
+        }
+        recurse(depth + 1) + u64::from(frame[0])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response_round_trip(result: Result<Document, ExtractError>) {
+        let mut wire = Vec::new();
+        write_response(&mut wire, &result).unwrap();
+        assert_eq!(read_response(&mut wire.as_slice()).unwrap(), result);
+    }
+
+    #[test]
+    fn responses_round_trip() {
+        response_round_trip(Ok(Document { text: "héllo\0world".into(), is_markdown: false }));
+        response_round_trip(Ok(Document { text: "# Title".into(), is_markdown: true }));
+        for error in [
+            ExtractError::Empty,
+            ExtractError::Binary("it contains NUL bytes".into()),
+            ExtractError::Pdf("parser failed: bad xref".into()),
+            ExtractError::Docx("the file is not a zip package".into()),
+            ExtractError::NoText,
+            ExtractError::Unsupported("odt".into()),
+            ExtractError::Extractor("PDF extractor timed out after 60 s".into()),
+        ] {
+            response_round_trip(Err(error));
+        }
+    }
+
+    #[test]
+    fn requests_round_trip_until_the_input_ends() {
+        let mut wire = Vec::new();
+        write_request(&mut wire, "pdf", b"%PDF-1.7 bytes").unwrap();
+        write_request(&mut wire, "docx", b"").unwrap();
+        let mut input = wire.as_slice();
+        assert_eq!(read_request(&mut input).unwrap(), Some(("pdf".into(), b"%PDF-1.7 bytes".to_vec())));
+        assert_eq!(read_request(&mut input).unwrap(), Some(("docx".into(), Vec::new())));
+        assert_eq!(read_request(&mut input).unwrap(), None);
+    }
+
+    #[test]
+    fn truncated_and_malformed_frames_are_errors() {
+        let mut wire = Vec::new();
+        write_response(&mut wire, &Ok(Document { text: "some text".into(), is_markdown: false })).unwrap();
+        for cut in [1, 2, 9, wire.len() - 1] {
+            let error = read_response(&mut &wire[..cut]).unwrap_err();
+            assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof, "cut at {cut}");
+        }
+        let error = read_request(&mut &wire[..wire.len() - 1]).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
+
+        let mut bad_tag = wire.clone();
+        bad_tag[0] = 7;
+        assert_eq!(read_response(&mut bad_tag.as_slice()).unwrap_err().kind(), io::ErrorKind::InvalidData);
+        let mut bad_kind = Vec::new();
+        write_response(&mut bad_kind, &Err(ExtractError::NoText)).unwrap();
+        bad_kind[1] = 200;
+        assert_eq!(read_response(&mut bad_kind.as_slice()).unwrap_err().kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn a_corrupt_length_does_not_allocate_it() {
+        let mut wire = u64::MAX.to_le_bytes().to_vec();
+        wire.extend_from_slice(b"short");
+        assert_eq!(read_field(&mut wire.as_slice()).unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[test]
+    fn crash_causes_read_the_runtime_report_then_the_exit() {
+        let abort = ExitStatus::from_raw(libc::SIGABRT);
+        let overflow = "\nthread 'main' has overflowed its stack\nfatal runtime error: stack overflow\n";
+        assert_eq!(crash_cause(Some(abort), overflow), "stack overflow");
+        assert_eq!(crash_cause(Some(abort), "memory allocation of 67108864 bytes failed\n"), "out of memory");
+        assert_eq!(crash_cause(Some(abort), ""), "killed by signal 6");
+        assert_eq!(crash_cause(Some(ExitStatus::from_raw(3 << 8)), ""), "exited with status 3");
+    }
+}
