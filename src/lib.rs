@@ -22,7 +22,8 @@
 //! Around them:
 //!
 //! - [`search`]: query text → top hits.
-//! - [`consistency`]: catalog + parquet + collection → a restored collection, or a health report and repairs.
+//! - [`consistency`]: catalog + parquet + collection → a restored collection, or a health report and repairs;
+//!   the files a job touched → [`consistency::Verification`], the job's own end check.
 //! - [`progress`]: stage counters → progress bar or log lines.
 //! - [`lock`]: one run at a time per collection.
 //! - [`retry`]: backoff, jitter and the outage limit for the remote services.

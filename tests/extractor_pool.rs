@@ -32,8 +32,16 @@ fn faulty_pdf(fault: &str) -> Vec<u8> {
 }
 
 #[test]
-fn faulty_extractors_fail_their_files_and_the_rest_is_indexed() {
-    let ws = Workspace::new();
+fn faulty_extractors_fail_their_files_and_the_rest_is_indexed_embedded() {
+    faulty_extractors_fail_their_files_and_the_rest_is_indexed(Workspace::new());
+}
+
+#[test]
+fn faulty_extractors_fail_their_files_and_the_rest_is_indexed_on_servers() {
+    faulty_extractors_fail_their_files_and_the_rest_is_indexed(Workspace::on_servers());
+}
+
+fn faulty_extractors_fail_their_files_and_the_rest_is_indexed(ws: Workspace) {
     let docs = ws.docs();
     std::fs::create_dir_all(&docs).unwrap();
     for topic in ["glaciers", "volcanoes", "rivers"] {

@@ -252,8 +252,16 @@ fn a_job_checks_what_it_touched(ws: Workspace) {
 }
 
 #[test]
-fn files_without_text_are_recorded_as_such_not_as_failures() {
-    let ws = Workspace::new();
+fn files_without_text_are_recorded_as_such_not_as_failures_embedded() {
+    files_without_text_are_recorded_as_such_not_as_failures(Workspace::new());
+}
+
+#[test]
+fn files_without_text_are_recorded_as_such_not_as_failures_on_servers() {
+    files_without_text_are_recorded_as_such_not_as_failures(Workspace::on_servers());
+}
+
+fn files_without_text_are_recorded_as_such_not_as_failures(ws: Workspace) {
     tree(&ws, &["a.txt"]);
     write(&ws.docs(), "empty.txt", "");
     write(&ws.docs(), "blank.md", "  \n\n\t \n");
@@ -266,4 +274,35 @@ fn files_without_text_are_recorded_as_such_not_as_failures() {
 
     let again = run(&ws, &[], 0);
     assert_eq!((&again["unchanged"], &again["no_text"]), (&3.into(), &serde_json::json!([])), "{again:#}");
+}
+
+#[test]
+fn links_out_of_the_root_are_left_and_a_file_reached_twice_is_indexed_once_embedded() {
+    links_out_of_the_root_are_left_and_a_file_reached_twice_is_indexed_once(Workspace::new());
+}
+
+#[test]
+fn links_out_of_the_root_are_left_and_a_file_reached_twice_is_indexed_once_on_servers() {
+    links_out_of_the_root_are_left_and_a_file_reached_twice_is_indexed_once(Workspace::on_servers());
+}
+
+fn links_out_of_the_root_are_left_and_a_file_reached_twice_is_indexed_once(ws: Workspace) {
+    tree(&ws, &["a/one.txt", "b.txt"]);
+    let outside = ws.temp.path().join("elsewhere");
+    std::fs::create_dir_all(&outside).unwrap();
+    write(&outside, "secret.txt", &text("private notes", 5));
+    std::os::unix::fs::symlink(&outside, ws.docs().join("elsewhere")).unwrap();
+    // The same directory again, through a link inside the root.
+    std::os::unix::fs::symlink(ws.docs().join("a"), ws.docs().join("z-again")).unwrap();
+
+    let report = run(&ws, &[], 0);
+    assert_eq!(report["added"], 2, "{report:#}");
+    let files: Vec<String> = snapshot(&ws).files.into_keys().collect();
+    assert_eq!(files, in_docs(&ws, &["a/one.txt", "b.txt"]), "indexed once, under the first path");
+    let notes = report["scan_notes"].to_string();
+    assert!(notes.contains("elsewhere") && notes.contains("--follow-external-links"), "{report:#}");
+
+    let followed = run(&ws, &["--follow-external-links"], 0);
+    assert_eq!(followed["added"], 1, "{followed:#}");
+    assert!(snapshot(&ws).files.contains_key(&in_docs(&ws, &["elsewhere/secret.txt"])[0]));
 }

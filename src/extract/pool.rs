@@ -92,9 +92,9 @@ impl ExtractorPool {
     /// `cancel` stops the wait (and the child) early.
     pub fn extract(&self, extension: &str, bytes: &[u8], cancel: &AtomicBool) -> Result<Document, ExtractError> {
         let format_name = Format::from_extension(extension).map_or(extension, |format| format.name());
-        let mut worker = self
-            .take()
-            .map_err(|error| ExtractError::NoExtractor(format!("cannot start the {format_name} extractor: {error:#}")))?;
+        let mut worker = self.take().map_err(|error| {
+            ExtractError::NoExtractor(format!("cannot start the {format_name} extractor: {error:#}"))
+        })?;
         match worker.run(extension, bytes, Instant::now() + self.settings.timeout, cancel) {
             Ok(result) => {
                 self.put_back(worker);
