@@ -121,7 +121,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub embed_batch_size: Option<usize>,
     /// Padded tokens per model call: its texts times its longest text's tokens. Time and
-    /// memory grow with these, so they size the calls; a longer text goes alone [default: 2048]
+    /// memory grow with these, so they size the calls; a longer text goes alone [default: 512]
     #[arg(long, value_name = "TOKENS")]
     pub embed_batch_tokens: Option<usize>,
     /// Points per upsert request [default: 4000]

@@ -14,6 +14,9 @@
 //!                                                chunk                                                      → catalog `completed`
 //! ```
 //!
+//! The queue into the embed thread is bounded by the chunks it holds (`PREPARED_CHUNKS`),
+//! not only by its files, so a few huge text files cannot queue gigabytes of text.
+//!
 //! There are `--extract-workers` extract threads, so that many files are extracted at once;
 //! what needs no extraction (unchanged, failed or vanished files) goes from the prepare
 //! thread straight to the embed thread. The commit stage does not depend on their order.
@@ -305,10 +308,11 @@ pub async fn run_job(
     let progress = Progress::new(counters.clone(), quiet);
 
     let (prepared_tx, prepared_rx) = crossbeam_channel::bounded::<Outcome>(64);
+    let chunk_budget = Arc::new(ChunkBudget::new(PREPARED_CHUNKS));
     let (embedded_tx, mut embedded_rx) = mpsc::channel::<Outcome>(8);
     let preparer = {
         let (settings, counters, cancel) = (settings.clone(), counters.clone(), cancel.clone());
-        let fingerprint = fingerprint.clone();
+        let (fingerprint, chunk_budget) = (fingerprint.clone(), chunk_budget.clone());
         std::thread::Builder::new().name("prepare".into()).spawn(move || {
             // Changed files go to `workers` extract threads, each driving one extractor process
             // at a time; the pool, and with it every process, ends with this thread.
@@ -318,7 +322,8 @@ pub async fn run_job(
                 let (to_extract, queue) = crossbeam_channel::bounded::<ToExtract>(workers);
                 let mut extract_threads = Vec::with_capacity(workers);
                 for n in 0..workers {
-                    let (queue, out) = (queue.clone(), prepared_tx.clone());
+                    let (queue, out) =
+                        (queue.clone(), ChunkSender { sender: prepared_tx.clone(), budget: &chunk_budget });
                     let (extractors, fingerprint, chunker, cancel) = (&extractors, &fingerprint, &chunker, &cancel);
                     extract_threads.push(
                         std::thread::Builder::new().name(format!("extract-{n}")).spawn_scoped(scope, move || {
@@ -350,7 +355,11 @@ pub async fn run_job(
     let embedder_thread = {
         let (counters, cancel) = (counters.clone(), cancel.clone());
         std::thread::Builder::new().name("embed".into()).spawn(move || {
-            embed_stage(embedder, batching, &prepared_rx, &embedded_tx, &counters, &cancel, cache.as_ref())
+            let input = ChunkReceiver { receiver: prepared_rx, budget: &chunk_budget };
+            let embedded = embed_stage(embedder, batching, &input, &embedded_tx, &counters, &cancel, cache.as_ref());
+            // Nothing is taken off the queue any more: senders waiting for room must not wait.
+            chunk_budget.close();
+            embedded
         })?
     };
 
@@ -638,7 +647,7 @@ fn is_under(path: &str, root: &str) -> bool {
 /// is cancelled it sends nothing more, so a file whose extraction was cut short is not failed.
 fn extract_stage(
     queue: &crossbeam_channel::Receiver<ToExtract>,
-    out: &crossbeam_channel::Sender<Outcome>,
+    out: &ChunkSender,
     extractors: &ExtractorPool,
     fingerprint: &str,
     chunker: &Chunker,
@@ -649,9 +658,88 @@ fn extract_stage(
         if cancel.load(Ordering::SeqCst) {
             return Ok(());
         }
-        out.send(outcome).map_err(|_| anyhow::anyhow!("the embed stage stopped"))?;
+        out.send(outcome)?;
     }
     Ok(())
+}
+
+/// How many chunks may wait between the prepare and embed stages, besides the embed stage's
+/// own window: the queue is bounded by what its files hold, not by their count, so a few
+/// huge text files cannot queue gigabytes.
+const PREPARED_CHUNKS: usize = 2048;
+
+/// The chunks waiting between the prepare and embed stages. A file larger than the whole
+/// budget is let through alone.
+struct ChunkBudget {
+    limit: usize,
+    /// Chunks sent and not yet taken, and whether the taker has stopped.
+    state: std::sync::Mutex<(usize, bool)>,
+    taken: std::sync::Condvar,
+}
+
+impl ChunkBudget {
+    fn new(limit: usize) -> Self {
+        Self { limit, state: std::sync::Mutex::new((0, false)), taken: std::sync::Condvar::new() }
+    }
+
+    /// Waits until `chunks` more fit, or the taker has stopped.
+    fn reserve(&self, chunks: usize) {
+        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        while state.0 > 0 && state.0 + chunks > self.limit && !state.1 {
+            state = self.taken.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        state.0 += chunks;
+    }
+
+    fn release(&self, chunks: usize) {
+        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        state.0 = state.0.saturating_sub(chunks);
+        self.taken.notify_all();
+    }
+
+    fn close(&self) {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).1 = true;
+        self.taken.notify_all();
+    }
+}
+
+/// The chunks an outcome carries towards the model.
+fn chunks_in(outcome: &Outcome) -> usize {
+    match outcome {
+        Outcome::Embedded(file) => file.prepared.chunks.len(),
+        _ => 0,
+    }
+}
+
+/// The prepare side of the queue to the embed stage, within its [`ChunkBudget`].
+struct ChunkSender<'a> {
+    sender: crossbeam_channel::Sender<Outcome>,
+    budget: &'a ChunkBudget,
+}
+
+impl ChunkSender<'_> {
+    fn send(&self, outcome: Outcome) -> Result<()> {
+        self.budget.reserve(chunks_in(&outcome));
+        self.sender.send(outcome).map_err(|_| anyhow::anyhow!("the embed stage stopped"))
+    }
+}
+
+/// The embed side of the queue: taking an outcome frees its chunks' room.
+struct ChunkReceiver<'a> {
+    receiver: crossbeam_channel::Receiver<Outcome>,
+    budget: &'a ChunkBudget,
+}
+
+impl ChunkReceiver<'_> {
+    /// The next outcome, waiting for one; `None` once every sender is gone.
+    fn recv(&self) -> Option<Outcome> {
+        self.receiver.recv().ok().inspect(|outcome| self.budget.release(chunks_in(outcome)))
+    }
+
+    /// The next outcome if one is ready.
+    fn try_recv(&self) -> Option<Outcome> {
+        self.receiver.try_recv().ok().inspect(|outcome| self.budget.release(chunks_in(outcome)))
+    }
 }
 
 fn prepare_file(
@@ -712,7 +800,7 @@ fn window_len(batching: Batching, chunks: &[&Chunk]) -> usize {
 fn embed_stage(
     mut embedder: Embedder,
     batching: Batching,
-    input: &crossbeam_channel::Receiver<Outcome>,
+    input: &ChunkReceiver,
     output: &mpsc::Sender<Outcome>,
     counters: &Counters,
     cancel: &AtomicBool,
@@ -722,7 +810,7 @@ fn embed_stage(
     let mut pending: Vec<EmbeddedFile> = Vec::new();
     let (mut pending_tokens, mut pending_chunks) = (0, 0);
     loop {
-        let next = if pending.is_empty() { input.recv().ok() } else { input.try_recv().ok() };
+        let next = if pending.is_empty() { input.recv() } else { input.try_recv() };
         match next {
             Some(Outcome::Embedded(file)) => {
                 pending_tokens += file.prepared.chunks.iter().map(|c| c.tokens).sum::<usize>();
@@ -1065,6 +1153,27 @@ impl Committer<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_chunk_budget_holds_senders_until_chunks_are_taken() {
+        let budget = Arc::new(ChunkBudget::new(10));
+        budget.reserve(25); // a file larger than the whole budget goes alone
+        let waiting = {
+            let budget = budget.clone();
+            std::thread::spawn(move || budget.reserve(1))
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!waiting.is_finished(), "no room until the large file is taken");
+        budget.release(25);
+        waiting.join().unwrap();
+        budget.reserve(9);
+        let after_close = {
+            let budget = budget.clone();
+            std::thread::spawn(move || budget.reserve(5))
+        };
+        budget.close();
+        after_close.join().unwrap();
+    }
 
     #[test]
     fn paths_under_a_root() {

@@ -109,7 +109,7 @@ pub async fn upsert_in_batches(
 /// Most documents named in one delete-by-filter request.
 const DOCUMENTS_PER_DELETE: usize = 500;
 
-/// Deletes every point of these documents, [`DOCUMENTS_PER_DELETE`] documents a request,
+/// Deletes every point of these documents, `DOCUMENTS_PER_DELETE` documents a request,
 /// calling `deleted` with each acknowledged batch.
 pub async fn delete_documents_in_batches<F, Fut>(
     index: &dyn VectorIndex,
