@@ -96,11 +96,32 @@ impl ModelInfo {
             .with_context(|| format!("reading {}", dir.join("tokenizer.json").display()))?;
         tokenizer.with_truncation(None).map_err(|e| anyhow::anyhow!("{e}")).context("disabling truncation")?;
         tokenizer.with_padding(None);
-        let onnx_bytes = std::fs::read(&onnx).with_context(|| format!("reading {}", onnx.display()))?;
+
         let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
-        let id = format!("{name}@{}", &crate::hash::sha256_hex(&onnx_bytes)[..12]);
+        let id = format!("{name}@{}", &weights_sha256(&onnx)?[..12]);
         Ok(Self { dir, name, id, dim, max_sequence, tokenizer: Arc::new(tokenizer) })
     }
+}
+
+/// The sha256 of the model's weights. Hashing 23 MB is most of a no-change run's start-up,
+/// so the digest is kept beside the file (`model.onnx.sha256`, when the directory is
+/// writable) with the size and mtime it was taken at, and reused while both are unchanged.
+fn weights_sha256(onnx: &Path) -> Result<String> {
+    let meta = std::fs::metadata(onnx).with_context(|| format!("reading {}", onnx.display()))?;
+    let stamp = format!("{} {}", meta.len(), crate::scan::modified_ns(&meta));
+    let sidecar = onnx.with_extension("onnx.sha256");
+    if let Ok(saved) = std::fs::read_to_string(&sidecar) {
+        if let Some(digest) = saved.strip_prefix(&stamp).and_then(|rest| rest.strip_prefix(' ')) {
+            if digest.trim().len() == 64 {
+                return Ok(digest.trim().to_string());
+            }
+        }
+    }
+    let bytes = std::fs::read(onnx).with_context(|| format!("reading {}", onnx.display()))?;
+    let digest = crate::hash::sha256_hex(&bytes);
+    // A read-only model directory just means hashing again next time.
+    let _ = std::fs::write(&sidecar, format!("{stamp} {digest}\n"));
+    Ok(digest)
 }
 
 fn read_json(path: &Path) -> Result<serde_json::Value> {
@@ -228,7 +249,22 @@ fn load_session(info: &ModelInfo, threads: usize) -> Result<TextEmbedding> {
 
 #[cfg(test)]
 mod tests {
-    use super::Batching;
+    use super::{weights_sha256, Batching};
+
+    #[test]
+    fn the_weights_digest_is_kept_beside_the_file_and_renewed_when_it_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let onnx = dir.path().join("model.onnx");
+        std::fs::write(&onnx, b"weights one").unwrap();
+        let first = weights_sha256(&onnx).unwrap();
+        assert_eq!(first, crate::hash::sha256_hex(b"weights one"));
+        assert!(std::fs::read_to_string(dir.path().join("model.onnx.sha256"))
+            .unwrap()
+            .ends_with(&format!("{first}\n")));
+        assert_eq!(weights_sha256(&onnx).unwrap(), first, "reused");
+        std::fs::write(&onnx, b"weights two, longer").unwrap();
+        assert_eq!(weights_sha256(&onnx).unwrap(), crate::hash::sha256_hex(b"weights two, longer"), "renewed");
+    }
 
     #[test]
     fn calls_are_cut_by_padded_tokens_and_by_texts() {
