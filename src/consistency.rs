@@ -454,7 +454,7 @@ pub async fn verify(
     repaired.points_reuploaded = upload(index, reupload, settings, true).await?;
     if !reembed.is_empty() {
         let doc_ids: Vec<String> = reembed.iter().map(|f| f.doc_id.clone()).collect();
-        delete_documents_in_batches(index, &doc_ids, |_| async { Ok(()) }).await?;
+        delete_documents_in_batches(index, &doc_ids).await?;
         repaired.files_to_reembed = reembed.into_iter().map(|f| f.path).collect();
         repaired.files_to_reembed.sort();
         catalog.mark_pending(&collection, &repaired.files_to_reembed).await?;

@@ -50,7 +50,7 @@ use crate::hash::{self, HashedFile};
 use crate::parquet_copy::ParquetCopy;
 use crate::progress::{Counters, Progress};
 use crate::scan::{self, FileEntry, ScanItem, ScanOptions};
-use crate::store::{delete_documents_in_batches, upsert_in_batches, Point, PointPayload, VectorIndex};
+use crate::store::{upsert_in_batches, Point, PointPayload, VectorIndex, DOCUMENTS_PER_DELETE};
 
 /// How a job runs.
 #[derive(Debug, Clone)]
@@ -1022,21 +1022,20 @@ impl Committer<'_> {
             Outcome::WouldEmbed { path, .. } => anyhow::bail!("{path}: a planned change reached the commit stage"),
             Outcome::Vanished(files) => {
                 self.ensure_lock_held().await?;
-                let paths: HashMap<String, String> = files.into_iter().map(|f| (f.doc_id, f.path)).collect();
-                let doc_ids: Vec<String> = paths.keys().cloned().collect();
-                let (catalog, collection, job_id) = (self.catalog, &self.settings.collection, self.job_id);
-                let report = &mut self.report;
-                delete_documents_in_batches(self.index, &doc_ids, |batch| {
-                    let batch_paths: Vec<String> = batch.iter().map(|d| paths[d].clone()).collect();
-                    report.deleted += batch.len() as u64;
-                    report.touched.extend(batch.iter().map(|d| Touched {
-                        path: paths[d].clone(),
-                        doc_id: d.clone(),
+                // A batch's points go before its rows say `deleted`: a crash in between leaves
+                // the files for the next run to delete again.
+                for batch in files.chunks(DOCUMENTS_PER_DELETE) {
+                    let doc_ids: Vec<String> = batch.iter().map(|f| f.doc_id.clone()).collect();
+                    self.index.delete_documents(&doc_ids).await?;
+                    let paths: Vec<String> = batch.iter().map(|f| f.path.clone()).collect();
+                    self.catalog.mark_deleted(&self.settings.collection, self.job_id, &paths).await?;
+                    self.report.deleted += batch.len() as u64;
+                    self.report.touched.extend(batch.iter().map(|f| Touched {
+                        path: f.path.clone(),
+                        doc_id: f.doc_id.clone(),
                         points: 0,
                     }));
-                    async move { catalog.mark_deleted(collection, job_id, &batch_paths).await }
-                })
-                .await?;
+                }
             }
             Outcome::NotChecked(file) => self.report.not_checked.push(file),
             Outcome::TooManyVanished { refused, .. } => self.report.refused_deletes = Some(refused),

@@ -107,22 +107,12 @@ pub async fn upsert_in_batches(
 }
 
 /// Most documents named in one delete-by-filter request.
-const DOCUMENTS_PER_DELETE: usize = 500;
+pub const DOCUMENTS_PER_DELETE: usize = 500;
 
-/// Deletes every point of these documents, `DOCUMENTS_PER_DELETE` documents a request,
-/// calling `deleted` with each acknowledged batch.
-pub async fn delete_documents_in_batches<F, Fut>(
-    index: &dyn VectorIndex,
-    doc_ids: &[String],
-    mut deleted: F,
-) -> Result<()>
-where
-    F: FnMut(&[String]) -> Fut,
-    Fut: std::future::Future<Output = Result<()>>,
-{
+/// Deletes every point of these documents, [`DOCUMENTS_PER_DELETE`] documents a request.
+pub async fn delete_documents_in_batches(index: &dyn VectorIndex, doc_ids: &[String]) -> Result<()> {
     for batch in doc_ids.chunks(DOCUMENTS_PER_DELETE) {
         index.delete_documents(batch).await?;
-        deleted(batch).await?;
     }
     Ok(())
 }
