@@ -134,8 +134,11 @@ impl ParquetCopy {
         let name = target.file_name().context("parquet target has no name")?.to_string_lossy();
         let temp = self.dir.join(format!(".{name}.tmp"));
         let file = File::create(&temp).with_context(|| format!("creating {}", temp.display()))?;
+        // A row group is buffered in memory until it is full: bounded, a job's compaction
+        // holds 8,192 rows (about 13 MB of vectors) at a time, not the whole job.
         let properties = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid zstd level")))
+            .set_max_row_group_size(ROWS_PER_GROUP)
             .build();
         let mut writer = ArrowWriter::try_new(file, schema(self.dim), Some(properties)).context("starting parquet")?;
         fill(&mut writer)?;
@@ -146,6 +149,9 @@ impl ParquetCopy {
         Ok(())
     }
 }
+
+/// Rows per parquet row group.
+const ROWS_PER_GROUP: usize = 8192;
 
 fn to_batch(points: &[Point], dim: usize) -> Result<RecordBatch> {
     let text = |f: fn(&PointPayload) -> &str| -> ArrayRef {

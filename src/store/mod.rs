@@ -168,6 +168,6 @@ pub async fn open(
         Some(url) => {
             std::sync::Arc::new(qdrant::QdrantIndex::connect(url, location.api_key, collection, policy).await?)
         }
-        None => std::sync::Arc::new(embedded::EmbeddedIndex::open(location.data_dir, collection)?),
+        None => std::sync::Arc::new(embedded::EmbeddedIndex::open(location.data_dir, collection)),
     })
 }
