@@ -40,7 +40,7 @@ use ingest::consistency::{self, Upload};
 use ingest::embed::{Batching, Embedder, ModelInfo};
 use ingest::extract::ExtractorSettings;
 use ingest::parquet_copy::ParquetCopy;
-use ingest::pipeline::{logic_fingerprint, run_job, JobReport, JobSettings};
+use ingest::pipeline::{run_job, JobReport, JobSettings, LogicFingerprint};
 use ingest::retry::RetryPolicy;
 use ingest::scan::{ScanItem, ScanOptions};
 use ingest::store::{Point, PointPayload, StoreLocation, VectorIndex};
@@ -160,7 +160,7 @@ fn job_settings(root: &Path, collection: &str, batching: Batching) -> Result<Job
     Ok(JobSettings {
         root: std::fs::canonicalize(root)?,
         collection: collection.into(),
-        scan: ScanOptions::new(&[], &[], false)?,
+        scan: ScanOptions::new(&[], &[], false, false)?,
         chunk_size: 200,
         chunk_overlap: 32,
         embed_batching: batching,
@@ -299,11 +299,11 @@ async fn record_completed(catalog: &Catalog, job: &str, facts: &[FileFacts], vec
 fn seed_catalog(bench: &Bench, docs: &Path, data: &Path) -> Result<()> {
     let catalog = bench.catalog(data)?;
     let root = std::fs::canonicalize(docs)?;
-    let fingerprint = logic_fingerprint(&bench.model.id, 200, 32);
+    let fingerprint = LogicFingerprint::new(&bench.model.id, 200, 32);
     bench.runtime.block_on(async {
         let job = catalog.create_job(&bench_job(&root.display().to_string(), &bench.model.id, bench.model.dim)).await?;
         let mut facts = Vec::new();
-        for item in ingest::scan::scan(&root, &ScanOptions::new(&[], &[], false)?) {
+        for item in ingest::scan::scan(&root, &ScanOptions::new(&[], &[], false, false)?) {
             let ScanItem::File(entry) = item else { continue };
             let bytes = std::fs::read(&entry.path)?;
             facts.push(FileFacts {
@@ -311,9 +311,9 @@ fn seed_catalog(bench: &Bench, docs: &Path, data: &Path) -> Result<()> {
                 path: entry.path_text,
                 size: entry.size as i64,
                 modified_ns: entry.modified_ns,
+                logic_fingerprint: fingerprint.of(&entry.extension),
                 extension: entry.extension,
                 content_hash: Some(ingest::hash::sha256_hex(&bytes)),
-                logic_fingerprint: fingerprint.clone(),
             });
         }
         let location = StoreLocation { data_dir: data, qdrant_url: None, api_key: None };
@@ -806,6 +806,10 @@ fn real_documents(bench: &Bench) -> Result<serde_json::Value> {
     let (files, bytes) = gather_real_corpus(&docs)?;
     let data = bench.dir("real-data");
     let report = bench.job(&docs, &data, None, true)?;
+    // The same job against the gRPC test server (this process serves it, on the same cores).
+    let server = qdrant_server::TestQdrant::start();
+    let grpc = bench.job(&docs, &bench.dir("real-data-grpc"), Some(&server.url()), true)?;
+    drop(server);
     let copy = ParquetCopy::new(&data, "bench", bench.model.dim);
     let mut points = Vec::new();
     for file in copy.files()? {
@@ -822,6 +826,7 @@ fn real_documents(bench: &Bench) -> Result<serde_json::Value> {
     let count_micros = started.elapsed().as_secs_f64() * 1e6 / tokens.len().max(1) as f64;
     let mean_tokens = tokens.iter().sum::<usize>() as f64 / tokens.len().max(1) as f64;
     let pipeline_rate = report.chunks as f64 / report.elapsed_seconds;
+    let grpc_rate = grpc.chunks as f64 / grpc.elapsed_seconds;
     let texts_file = bench.dir("real-texts.json");
     std::fs::write(&texts_file, serde_json::to_vec(&texts)?)?;
 
@@ -833,6 +838,7 @@ fn real_documents(bench: &Bench) -> Result<serde_json::Value> {
     }
     let &(best_batch, best_seconds, _) = by_count.iter().min_by(|a, b| a.1.total_cmp(&b.1)).context("no bare run")?;
     let ratio = pipeline_rate / rate(best_seconds);
+    let grpc_ratio = grpc_rate / rate(best_seconds);
     let mut by_tokens = Vec::new();
     // At most as many texts per call as the pipeline's default: the row at its default budget
     // is the pipeline's own batching.
@@ -864,6 +870,7 @@ fn real_documents(bench: &Bench) -> Result<serde_json::Value> {
         pipeline_rate,
         "-"
     );
+    println!("   {:<44} {:>8.2} {:>9.2} {:>9}", "pipeline, gRPC test server", grpc.elapsed_seconds, grpc_rate, "-");
     for (batch, seconds, rss) in &by_count {
         println!(
             "   {:<44} {seconds:>8.2} {:>9.2} {rss:>9.0}",
@@ -878,7 +885,7 @@ fn real_documents(bench: &Bench) -> Result<serde_json::Value> {
             rate(*seconds)
         );
     }
-    println!("   ratio pipeline / best bare batch ({best_batch}): {ratio:.3} (target >= 0.90)");
+    println!("   ratio pipeline / best bare batch ({best_batch}): embedded {ratio:.3}, gRPC {grpc_ratio:.3} (target >= 0.90)");
     // The pipeline's overhead alone: against the bare model with the same batching.
     let same =
         by_tokens.iter().find(|(budget, ..)| *budget == default.max_tokens).map(|(_, s, _)| pipeline_rate / rate(*s));
@@ -893,7 +900,18 @@ fn real_documents(bench: &Bench) -> Result<serde_json::Value> {
         "   counting a chunk's tokens: {count_micros:.0} µs = {:.2}% of the best bare model's time per chunk",
         count_micros / 1e4 * rate(best_seconds)
     );
-    println!("   time per stage: not measured (the job report does not break its time down by stage)");
+    println!("   time per stage, seconds of work summed over its threads (embedded; gRPC):");
+    let stages = |r: &JobReport| serde_json::to_value(&r.stage_seconds).unwrap_or_default();
+    let (embedded_stages, grpc_stages) = (stages(&report), stages(&grpc));
+    if let Some(fields) = embedded_stages.as_object() {
+        for (stage, seconds) in fields {
+            println!(
+                "     {stage:<8} {:>8.3} {:>8.3}",
+                seconds.as_f64().unwrap_or(f64::NAN),
+                grpc_stages[stage].as_f64().unwrap_or(f64::NAN)
+            );
+        }
+    }
     let rows = |runs: &[(usize, f64, f64)], key: &str| -> Vec<serde_json::Value> {
         runs.iter()
             .map(|(n, seconds, rss)| json!({ key: n, "seconds": seconds, "chunks_per_second": rate(*seconds), "peak_rss_mib": rss }))
@@ -906,7 +924,8 @@ fn real_documents(bench: &Bench) -> Result<serde_json::Value> {
             "embed_batch_size": default.max_texts, "embed_batch_tokens": default.max_tokens,
             "load_average_before": load_before, "load_average_after": load_after,
         },
-        "pipeline_embedded": { "seconds": report.elapsed_seconds, "chunks_per_second": pipeline_rate },
+        "pipeline_embedded": { "seconds": report.elapsed_seconds, "chunks_per_second": pipeline_rate, "stage_seconds": embedded_stages },
+        "pipeline_grpc": { "seconds": grpc.elapsed_seconds, "chunks_per_second": grpc_rate, "stage_seconds": grpc_stages, "ratio": grpc_ratio },
         "bare_model_by_texts": rows(&by_count, "batch"),
         "bare_model_best": { "batch": best_batch, "seconds": best_seconds, "chunks_per_second": rate(best_seconds) },
         "ratio": ratio,
@@ -914,7 +933,6 @@ fn real_documents(bench: &Bench) -> Result<serde_json::Value> {
         "ratio_same_batching": same,
         "bare_model_by_tokens": rows(&by_tokens, "tokens"),
         "binary": { "exit": code, "seconds": binary_seconds, "peak_rss_mib": binary_rss, "target_mib": 512 },
-        "stage_seconds": null,
     }))
 }
 

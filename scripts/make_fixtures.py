@@ -206,6 +206,41 @@ def docx_document(title, paragraphs):
     return buf.getvalue()
 
 
+README = """tidewatch
+=========
+
+tidewatch predicts the times and heights of high and low water for a harbour from its
+harmonic constituents (M2, S2, N2, K1, O1 and the rest), the way the tide tables printed for
+harbour pilots are made.
+
+Usage
+-----
+
+    tidewatch predict --station brest --from 2026-03-01 --days 7
+
+prints each high and low water in local time with its height above chart datum. Add
+--plot to draw the tidal curve as text, and --spring-neap to mark spring and neap tides,
+when the Sun and the Moon pull together or at right angles.
+
+Constituents come from a station file: one line per constituent, its amplitude in metres
+and its phase lag in degrees. Predictions are only as good as the station's record; a year
+of hourly readings gives the main constituents to a few centimetres.
+"""
+
+LICENSE = """Permission is hereby granted, free of charge, to any person obtaining a copy of this
+software and associated documentation files, to deal in the software without restriction,
+including without limitation the rights to use, copy, modify, merge, publish, distribute,
+sublicense, and sell copies of the software, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all copies or
+substantial portions of the software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR IMPLIED. IN NO
+EVENT SHALL THE AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY ARISING FROM THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE SOFTWARE.
+"""
+
+
 def main():
     for rel, (title, paragraphs) in DOCS.items():
         ext = rel.rsplit(".", 1)[1]
@@ -224,6 +259,12 @@ def main():
     write("bad/binary.txt", bytes((i * 37 + 11) % 256 for i in range(4096)))
     write("bad/empty.md", b"")
     write(b"bad/caf\xe9-latin1-name.txt", b"A file whose name is not valid UTF-8.\n")
+
+    # Files without an extension: text ones are indexed, others skipped as not text.
+    write("software/README", README.encode())
+    write("software/LICENSE", LICENSE.encode())
+    elf_header = b"\x7fELF\x02\x01\x01\x00" + bytes(8) + b"\x02\x00\x3e\x00"
+    write("bad/tool-binary", elf_header + bytes((i * 53 + 7) % 256 for i in range(2048)))
     return 0
 
 

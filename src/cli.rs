@@ -99,9 +99,15 @@ pub struct GlobalArgs {
 pub struct RunArgs {
     /// The directory to index
     pub dir: Option<PathBuf>,
-    /// Only index these extensions (repeatable) [default: txt md markdown pdf docx]
+    /// Only index these extensions (repeatable). By default: txt md markdown pdf docx, the
+    /// plain-text formats rst adoc asciidoc org tex csv tsv log json yaml yml toml ini, and files
+    /// without an extension whose contents are text (README, NEWS, copyright)
     #[arg(long = "extension", value_name = "EXT")]
     pub extensions: Vec<String>,
+    /// Also index files of any other extension when their contents are text (UTF-8 or UTF-16
+    /// with a byte-order mark, no NUL bytes); others are skipped as not text
+    #[arg(long)]
+    pub sniff_unknown_extensions: bool,
     /// Skip paths matching this glob, relative to DIR (repeatable), e.g. 'drafts/**'
     #[arg(long = "ignore", value_name = "GLOB")]
     pub ignore: Vec<String>,
@@ -244,6 +250,7 @@ pub struct FileConfig {
     pub extract_memory: Option<u64>,
     pub extract_workers: Option<usize>,
     pub extensions: Option<Vec<String>>,
+    pub sniff_unknown_extensions: Option<bool>,
     pub ignore: Option<Vec<String>>,
 }
 
@@ -363,7 +370,12 @@ impl Settings {
         Ok(JobSettings {
             root,
             collection: self.collection.clone(),
-            scan: ScanOptions::new(&extensions, &ignore, args.follow_external_links)?,
+            scan: ScanOptions::new(
+                &extensions,
+                &ignore,
+                args.follow_external_links,
+                args.sniff_unknown_extensions || f.sniff_unknown_extensions.unwrap_or(false),
+            )?,
             chunk_size: args.chunk_size.or(f.chunk_size).unwrap_or(200),
             chunk_overlap: args.chunk_overlap.or(f.chunk_overlap).unwrap_or(32),
             embed_batching: Batching {

@@ -190,7 +190,7 @@ fn print_report(settings: &Settings, report: &JobReport) -> Result<()> {
             report.job_id, report.status, report.elapsed_seconds, report.collection
         );
         println!(
-            "  files: {} seen, {} added, {} updated, {} unchanged, {} deleted, {} no text, {} failed, {} not checked",
+            "  files: {} seen, {} added, {} updated, {} unchanged, {} deleted, {} no text, {} failed, {} not checked; skipped: {} not text, {} by the extension filter",
             report.files_seen,
             report.added,
             report.updated,
@@ -198,10 +198,21 @@ fn print_report(settings: &Settings, report: &JobReport) -> Result<()> {
             report.deleted,
             report.no_text.len(),
             report.failed.len(),
-            report.not_checked.len()
+            report.not_checked.len(),
+            report.not_text.len(),
+            report.filtered_out,
         );
         for file in &report.no_text {
             println!("  no text: {}: {}", file.path, file.reason);
+        }
+        for file in report.not_text.iter().take(LISTED_AT_MOST) {
+            println!("  skipped: {}: {}", file.path, file.reason);
+        }
+        if report.not_text.len() > LISTED_AT_MOST {
+            println!(
+                "  ... and {} more skipped as not text (all of them are in --json)",
+                report.not_text.len() - LISTED_AT_MOST
+            );
         }
         println!(
             "  chunks embedded: {}, reused from the embedding cache: {}, points written: {} ({:.1} chunks/s)",

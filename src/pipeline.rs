@@ -45,10 +45,10 @@ use crate::catalog::{
 use crate::chunk::{Chunk, Chunker};
 use crate::consistency::{check_touched, Touched, Verification};
 use crate::embed::{Batching, Embedder};
-use crate::extract::{self, ExtractorPool, ExtractorSettings, EXTRACTOR_VERSION};
+use crate::extract::{self, ExtractorPool, ExtractorSettings, Format};
 use crate::hash::{self, HashedFile};
 use crate::parquet_copy::ParquetCopy;
-use crate::progress::{Counters, Progress};
+use crate::progress::{Counters, Progress, Stage, StageClock, StageSeconds};
 use crate::scan::{self, FileEntry, ScanItem, ScanOptions};
 use crate::store::{upsert_in_batches, Point, PointPayload, VectorIndex, DOCUMENTS_PER_DELETE};
 
@@ -112,6 +112,11 @@ pub struct JobReport {
     pub not_retried: Vec<FailedFile>,
     /// Files with no text to index (not failures).
     pub no_text: Vec<FailedFile>,
+    /// Files taken for their contents (no extension, or an unknown one) that are not text:
+    /// skipped, not failures.
+    pub not_text: Vec<FailedFile>,
+    /// Files the extension filter passed over.
+    pub filtered_out: u64,
     /// Entries the walk could not read (an unreadable directory, a symlink loop).
     pub scan_problems: Vec<FailedFile>,
     /// Entries the walk passed over on purpose (a symlink leading outside the root): notes,
@@ -141,6 +146,8 @@ pub struct JobReport {
     pub chunks_per_second: f64,
     /// The process's peak resident memory so far, in MiB (Linux).
     pub peak_memory_mib: Option<f64>,
+    /// Time each stage spent working (summed over its threads).
+    pub stage_seconds: StageSeconds,
     pub error: Option<String>,
 }
 
@@ -231,6 +238,13 @@ enum Outcome {
         previous: Option<FileRow>,
         reason: String,
     },
+    /// A file taken for its contents (no extension, or an unknown one) that is not text:
+    /// skipped, and recorded like a file without text so that re-runs pass it by.
+    NotText {
+        facts: FileFacts,
+        previous: Option<FileRow>,
+        reason: String,
+    },
     ScanProblem(FailedFile),
     /// An entry the walk passed over on purpose.
     ScanNote(FailedFile),
@@ -252,9 +266,22 @@ enum Outcome {
     },
 }
 
-/// The logic fingerprint: what, besides a file's bytes, decides its points.
-pub fn logic_fingerprint(model_id: &str, chunk_size: usize, chunk_overlap: usize) -> String {
-    format!("{model_id}|chunk:{chunk_size}/{chunk_overlap}|{EXTRACTOR_VERSION}")
+/// The logic fingerprint: what, besides a file's bytes, decides its points: the model, the
+/// chunking, and the version of the extractor of the file's format.
+#[derive(Debug, Clone)]
+pub struct LogicFingerprint {
+    model_and_chunking: String,
+}
+
+impl LogicFingerprint {
+    pub fn new(model_id: &str, chunk_size: usize, chunk_overlap: usize) -> Self {
+        Self { model_and_chunking: format!("{model_id}|chunk:{chunk_size}/{chunk_overlap}") }
+    }
+
+    /// The fingerprint of a file with this (lower-case) extension.
+    pub fn of(&self, extension: &str) -> String {
+        format!("{}|{}", self.model_and_chunking, Format::from_extension(extension).extractor_version())
+    }
 }
 
 /// Runs one job to its end. Errors are returned only when the job could not start; a job
@@ -274,7 +301,7 @@ pub async fn run_job(
     let started = Instant::now();
     let model = embedder.info.clone();
     let chunker = Chunker::new(&model.tokenizer, settings.chunk_size, settings.chunk_overlap, model.max_sequence)?;
-    let fingerprint = logic_fingerprint(&model.id, settings.chunk_size, settings.chunk_overlap);
+    let fingerprint = LogicFingerprint::new(&model.id, settings.chunk_size, settings.chunk_overlap);
     if settings.dry_run {
         return plan_job(settings, catalog, &fingerprint, &cancel, started).await;
     }
@@ -294,17 +321,22 @@ pub async fn run_job(
     catalog.set_job_status(&job_id, JobStatus::Scanning, None).await?;
     // The walk starts while the catalog's rows load, so the two overlap.
     let (walked_tx, walked_rx) = crossbeam_channel::bounded::<ScanItem>(WALK_AHEAD);
+    let counters = Arc::new(Counters::default());
     let walker = {
-        let (root, options) = (settings.root.clone(), settings.scan.clone());
+        let (root, options, counters) = (settings.root.clone(), settings.scan.clone(), counters.clone());
         std::thread::Builder::new().name("walk".into()).spawn(move || {
+            let mut walk = scan::scan(&root, &options);
             // A send fails only when the prepare stage stopped early; the walk stops with it.
-            scan::scan(&root, &options).try_for_each(|item| walked_tx.send(item)).ok();
+            while let Some(item) = counters.stages.time(Stage::Walk, || walk.next()) {
+                if walked_tx.send(item).is_err() {
+                    break;
+                }
+            }
         })?
     };
     let known = known_files(catalog, &settings.collection).await?;
     catalog.set_job_status(&job_id, JobStatus::Processing, None).await?;
 
-    let counters = Arc::new(Counters::default());
     let progress = Progress::new(counters.clone(), quiet);
 
     let (prepared_tx, prepared_rx) = crossbeam_channel::bounded::<Outcome>(64);
@@ -325,9 +357,10 @@ pub async fn run_job(
                     let (queue, out) =
                         (queue.clone(), ChunkSender { sender: prepared_tx.clone(), budget: &chunk_budget });
                     let (extractors, fingerprint, chunker, cancel) = (&extractors, &fingerprint, &chunker, &cancel);
+                    let clock = &counters.stages;
                     extract_threads.push(
                         std::thread::Builder::new().name(format!("extract-{n}")).spawn_scoped(scope, move || {
-                            extract_stage(&queue, &out, extractors, fingerprint, chunker, cancel)
+                            extract_stage(&queue, &out, extractors, fingerprint, chunker, clock, cancel)
                         })?,
                     );
                 }
@@ -397,6 +430,7 @@ pub async fn run_job(
         Err(e) => (JobStatus::Failed, Some(format!("{e:#}"))),
     };
     let mut verified = None;
+    let finishing = Instant::now();
     if outcome.is_ok() && !cancelled {
         parquet.compact_job(&job_id).context("compacting this job's parquet parts")?;
         index.finish().await?;
@@ -406,6 +440,7 @@ pub async fn run_job(
             verified = Some(verification);
         }
     }
+    counters.stages.add(Stage::Finish, finishing.elapsed());
     catalog.save_progress(&job_id, &tally.counters(&counters), None).await?;
     catalog.set_job_status(&job_id, status, error.as_deref()).await?;
     let mut report = tally.into_report(job_id, settings, &status.to_string(), &counters, started, error);
@@ -422,7 +457,7 @@ async fn known_files(catalog: &Catalog, collection: &str) -> Result<HashMap<Stri
 async fn plan_job(
     settings: &JobSettings,
     catalog: &Catalog,
-    fingerprint: &str,
+    fingerprint: &LogicFingerprint,
     cancel: &AtomicBool,
     started: Instant,
 ) -> Result<JobReport> {
@@ -459,7 +494,8 @@ async fn plan_job(
                 tally.refused_deletes = Some(refused);
             }
             Outcome::Embedded(EmbeddedFile { prepared: PreparedFile { facts, .. }, .. })
-            | Outcome::NoText { facts, .. } => anyhow::bail!("{}: a dry run must not extract", facts.path),
+            | Outcome::NoText { facts, .. }
+            | Outcome::NotText { facts, .. } => anyhow::bail!("{}: a dry run must not extract", facts.path),
         }
     }
     let mut report = tally.into_report(String::new(), settings, "dry-run", &counters, started, None);
@@ -482,7 +518,7 @@ fn facts_of(entry: &FileEntry, content_hash: Option<String>, fingerprint: &str) 
 /// The prepare stage: change detection, hashing, extraction and chunking of walked files.
 struct Preparer<'a> {
     settings: &'a JobSettings,
-    fingerprint: &'a str,
+    fingerprint: &'a LogicFingerprint,
     counters: &'a Counters,
     cancel: &'a AtomicBool,
     /// Where changed files go to be extracted and chunked; `None` in a dry run, which
@@ -537,15 +573,22 @@ impl Preparer<'_> {
                         send(Outcome::NotChecked(FailedFile { path: path_text, reason }))?;
                         continue;
                     }
+                    let fingerprint = fingerprint.of(&extension);
                     let entry =
                         FileEntry { path: PathBuf::from(&path_text), path_text, size: 0, modified_ns: 0, extension };
-                    send(Outcome::Failed { facts: facts_of(&entry, None, fingerprint), previous, reason })?;
+                    send(Outcome::Failed { facts: facts_of(&entry, None, &fingerprint), previous, reason })?;
+                    continue;
+                }
+                ScanItem::Filtered => {
+                    Counters::add(&counters.filtered_out, 1);
                     continue;
                 }
                 ScanItem::File(entry) => entry,
             };
             Counters::add(&counters.files_seen, 1);
             let previous = known.remove(&entry.path_text);
+            let fingerprint = fingerprint.of(&entry.extension);
+            let fingerprint = fingerprint.as_str();
             let settled = previous.as_ref().filter(|p| {
                 !settings.full
                     && matches!(p.status(), FileStatus::Completed | FileStatus::NoText)
@@ -573,25 +616,26 @@ impl Preparer<'_> {
                 send(Outcome::NotRetried(FailedFile { path: entry.path_text, reason }))?;
                 continue;
             }
-            let hashed = match hash::hash_file(entry.clone(), settings.max_file_bytes) {
-                Ok(hashed) => {
-                    Counters::add(&counters.files_read, 1);
-                    Counters::add(&counters.bytes_read, hashed.bytes.len() as u64);
-                    hashed
-                }
-                // A completed file that cannot be read now is not proven changed: keep it.
-                Err(error @ hash::ReadError::Io(_))
-                    if previous.as_ref().is_some_and(|p| p.status() == FileStatus::Completed) =>
-                {
-                    send(Outcome::NotChecked(FailedFile { path: entry.path_text, reason: error.to_string() }))?;
-                    continue;
-                }
-                Err(error) => {
-                    let facts = facts_of(&entry, None, fingerprint);
-                    send(Outcome::Failed { facts, previous, reason: error.to_string() })?;
-                    continue;
-                }
-            };
+            let hashed =
+                match counters.stages.time(Stage::Hash, || hash::hash_file(entry.clone(), settings.max_file_bytes)) {
+                    Ok(hashed) => {
+                        Counters::add(&counters.files_read, 1);
+                        Counters::add(&counters.bytes_read, hashed.bytes.len() as u64);
+                        hashed
+                    }
+                    // A completed file that cannot be read now is not proven changed: keep it.
+                    Err(error @ hash::ReadError::Io(_))
+                        if previous.as_ref().is_some_and(|p| p.status() == FileStatus::Completed) =>
+                    {
+                        send(Outcome::NotChecked(FailedFile { path: entry.path_text, reason: error.to_string() }))?;
+                        continue;
+                    }
+                    Err(error) => {
+                        let facts = facts_of(&entry, None, fingerprint);
+                        send(Outcome::Failed { facts, previous, reason: error.to_string() })?;
+                        continue;
+                    }
+                };
             if settled.is_some_and(|p| p.content_hash.as_deref() == Some(hashed.content_hash.as_str())) {
                 send(Outcome::Restat {
                     path: entry.path_text,
@@ -649,12 +693,13 @@ fn extract_stage(
     queue: &crossbeam_channel::Receiver<ToExtract>,
     out: &ChunkSender,
     extractors: &ExtractorPool,
-    fingerprint: &str,
+    fingerprint: &LogicFingerprint,
     chunker: &Chunker,
+    clock: &StageClock,
     cancel: &AtomicBool,
 ) -> Result<()> {
     for ToExtract { hashed, previous } in queue {
-        let outcome = prepare_file(hashed, previous, fingerprint, chunker, extractors, cancel)?;
+        let outcome = prepare_file(hashed, previous, fingerprint, chunker, extractors, clock, cancel)?;
         if cancel.load(Ordering::SeqCst) {
             return Ok(());
         }
@@ -745,15 +790,19 @@ impl ChunkReceiver<'_> {
 fn prepare_file(
     hashed: HashedFile,
     previous: Option<FileRow>,
-    fingerprint: &str,
+    fingerprint: &LogicFingerprint,
     chunker: &Chunker,
     extractors: &ExtractorPool,
+    clock: &StageClock,
     cancel: &AtomicBool,
 ) -> Result<Outcome> {
-    let facts = facts_of(&hashed.entry, Some(hashed.content_hash.clone()), fingerprint);
-    Ok(match extract::extract(&hashed.entry.extension, &hashed.bytes, extractors, cancel) {
+    let fingerprint = fingerprint.of(&hashed.entry.extension);
+    let facts = facts_of(&hashed.entry, Some(hashed.content_hash.clone()), &fingerprint);
+    let extracted =
+        clock.time(Stage::Extract, || extract::extract(&hashed.entry.extension, &hashed.bytes, extractors, cancel));
+    Ok(match extracted {
         Ok(document) => {
-            let chunks = chunker.chunk(&document);
+            let chunks = clock.time(Stage::Chunk, || chunker.chunk(&document));
             if chunks.is_empty() {
                 return Ok(Outcome::NoText { facts, previous, reason: extract::ExtractError::NoText.to_string() });
             }
@@ -761,6 +810,9 @@ fn prepare_file(
         }
         Err(error @ (extract::ExtractError::NoText | extract::ExtractError::Empty)) => {
             Outcome::NoText { facts, previous, reason: error.to_string() }
+        }
+        Err(error @ extract::ExtractError::NotText(_)) => {
+            Outcome::NotText { facts, previous, reason: error.to_string() }
         }
         Err(extract::ExtractError::NoExtractor(reason)) => anyhow::bail!("{reason}"),
         Err(error) => Outcome::Failed { facts, previous, reason: error.to_string() },
@@ -834,7 +886,7 @@ fn embed_stage(
         let mut known = match cache {
             Some(cache) => {
                 let hashes: HashSet<&str> = chunks.iter().map(|c| c.content_hash.as_str()).collect();
-                cache.lookup(&hashes.into_iter().collect::<Vec<_>>())?
+                counters.stages.time(Stage::Cache, || cache.lookup(&hashes.into_iter().collect::<Vec<_>>()))?
             }
             None => HashMap::new(),
         };
@@ -856,14 +908,15 @@ fn embed_stage(
             }
             let (window, after) = rest.split_at(window_len(batching, rest));
             let texts: Vec<(&str, usize)> = window.iter().map(|c| (c.content.as_str(), c.tokens)).collect();
-            fresh.extend(embedder.embed(&texts, batching).context("embedding chunks")?);
+            let vectors = counters.stages.time(Stage::Embed, || embedder.embed(&texts, batching));
+            fresh.extend(vectors.context("embedding chunks")?);
             Counters::add(&counters.chunks_embedded, window.len() as u64);
             rest = after;
         }
         if let Some(cache) = cache {
             let entries: Vec<(&str, &[f32])> =
                 misses.iter().zip(&fresh).map(|(c, v)| (c.content_hash.as_str(), v.as_slice())).collect();
-            cache.store(&entries)?;
+            counters.stages.time(Stage::Cache, || cache.store(&entries))?;
         }
         Counters::add(&counters.cache_hits, (chunks.len() - misses.len()) as u64);
         known.extend(misses.iter().map(|c| c.content_hash.clone()).zip(fresh));
@@ -885,6 +938,7 @@ struct Tally {
     scan_problems: Vec<FailedFile>,
     scan_notes: Vec<FailedFile>,
     no_text: Vec<FailedFile>,
+    not_text: Vec<FailedFile>,
     not_checked: Vec<FailedFile>,
     refused_deletes: Option<RefusedDeletes>,
     /// Each file this job completed, failed or deleted: what the end-of-job check looks at.
@@ -917,6 +971,8 @@ impl Tally {
             scan_problems: self.scan_problems,
             scan_notes: self.scan_notes,
             no_text: self.no_text,
+            not_text: self.not_text,
+            filtered_out: counters.filtered_out.load(Ordering::Relaxed),
             not_checked: self.not_checked,
             refused_deletes: self.refused_deletes,
             verified: None,
@@ -929,6 +985,7 @@ impl Tally {
             elapsed_seconds: elapsed,
             chunks_per_second: chunks as f64 / elapsed.max(1e-9),
             peak_memory_mib: crate::progress::peak_memory_mib(),
+            stage_seconds: counters.stages.seconds(),
             error,
         }
     }
@@ -1013,6 +1070,10 @@ impl Committer<'_> {
                 self.record_without_points(&facts, previous, FileStatus::NoText, &reason).await?;
                 self.report.no_text.push(FailedFile { path: facts.path, reason });
             }
+            Outcome::NotText { facts, previous, reason } => {
+                self.record_without_points(&facts, previous, FileStatus::NoText, &reason).await?;
+                self.report.not_text.push(FailedFile { path: facts.path, reason });
+            }
             Outcome::ScanProblem(problem) => self.report.scan_problems.push(problem),
             Outcome::ScanNote(note) => self.report.scan_notes.push(note),
             Outcome::NotRetried(file) => {
@@ -1026,9 +1087,13 @@ impl Committer<'_> {
                 // the files for the next run to delete again.
                 for batch in files.chunks(DOCUMENTS_PER_DELETE) {
                     let doc_ids: Vec<String> = batch.iter().map(|f| f.doc_id.clone()).collect();
+                    let started = Instant::now();
                     self.index.delete_documents(&doc_ids).await?;
+                    self.counters.stages.add(Stage::Upsert, started.elapsed());
                     let paths: Vec<String> = batch.iter().map(|f| f.path.clone()).collect();
+                    let started = Instant::now();
                     self.catalog.mark_deleted(&self.settings.collection, self.job_id, &paths).await?;
+                    self.counters.stages.add(Stage::Commit, started.elapsed());
                     self.report.deleted += batch.len() as u64;
                     self.report.touched.extend(batch.iter().map(|f| Touched {
                         path: f.path.clone(),
@@ -1079,8 +1144,11 @@ impl Committer<'_> {
         let group = std::mem::take(&mut self.group);
         self.group_points = 0;
         let collection = &self.settings.collection;
+        let clock = &self.counters.stages;
         let facts: Vec<FileFacts> = group.iter().map(|f| f.prepared.facts.clone()).collect();
+        let started = Instant::now();
         self.catalog.mark_processing(collection, self.job_id, &facts).await?;
+        clock.add(Stage::Commit, started.elapsed());
 
         let created_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         let points: Vec<Point> = group
@@ -1103,10 +1171,11 @@ impl Committer<'_> {
                 })
             })
             .collect();
-        self.parquet.write_part(self.job_id, self.parts_written, &points)?;
+        clock.time(Stage::Parquet, || self.parquet.write_part(self.job_id, self.parts_written, &points))?;
         self.parts_written += 1;
 
         let counters = self.counters;
+        let started = Instant::now();
         upsert_in_batches(
             self.index,
             &points,
@@ -1115,8 +1184,10 @@ impl Committer<'_> {
             |n| Counters::add(&counters.points_written, n as u64),
         )
         .await?;
+        clock.add(Stage::Upsert, started.elapsed());
 
         let mut done = Vec::with_capacity(group.len());
+        let mut trimmed = Duration::ZERO;
         for file in &group {
             let count = file.vectors.len() as u32;
             let needs_trim = file
@@ -1125,7 +1196,9 @@ impl Committer<'_> {
                 .as_ref()
                 .is_some_and(|p| p.status() != FileStatus::Completed || p.vectors_created > count as i64);
             if needs_trim {
+                let started = Instant::now();
                 self.index.delete_tail(&file.prepared.facts.doc_id, count).await?;
+                trimmed += started.elapsed();
             }
             if file.prepared.previous.as_ref().is_some_and(|p| p.status() != FileStatus::Deleted) {
                 self.report.updated += 1;
@@ -1140,10 +1213,13 @@ impl Committer<'_> {
                 vectors: count as i64,
             });
         }
+        clock.add(Stage::Upsert, trimmed);
+        let started = Instant::now();
         self.catalog.mark_completed(collection, self.job_id, &done).await?;
         Counters::add(&self.counters.files_done, group.len() as u64);
         let current = group.last().map(|f| f.prepared.facts.path.as_str());
         self.catalog.save_progress(self.job_id, &self.report.counters(self.counters), current).await?;
+        clock.add(Stage::Commit, started.elapsed());
         self.group_started = Instant::now();
         Ok(())
     }
@@ -1183,11 +1259,17 @@ mod tests {
     }
 
     #[test]
-    fn fingerprint_changes_with_model_and_chunking() {
-        let base = logic_fingerprint("m@1", 200, 20);
-        assert_ne!(base, logic_fingerprint("m@2", 200, 20));
-        assert_ne!(base, logic_fingerprint("m@1", 100, 20));
-        assert_ne!(base, logic_fingerprint("m@1", 200, 10));
-        assert!(base.contains(EXTRACTOR_VERSION));
+    fn fingerprint_changes_with_model_chunking_and_the_format_extractor() {
+        let base = LogicFingerprint::new("m@1", 200, 20).of("txt");
+        assert_ne!(base, LogicFingerprint::new("m@2", 200, 20).of("txt"));
+        assert_ne!(base, LogicFingerprint::new("m@1", 100, 20).of("txt"));
+        assert_ne!(base, LogicFingerprint::new("m@1", 200, 10).of("txt"));
+        assert_eq!(base, "m@1|chunk:200/20|extract-1", "files indexed before formats had versions keep theirs");
+        assert_eq!(
+            base,
+            LogicFingerprint::new("m@1", 200, 20).of("rst"),
+            "plain-text formats share the text extractor"
+        );
+        assert_ne!(base, LogicFingerprint::new("m@1", 200, 20).of(""), "sniffed files have their own");
     }
 }

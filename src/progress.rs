@@ -2,7 +2,7 @@
 //!
 //! In: counters bumped by the pipeline stages. Out: a live indicatif line (files, chunks,
 //! throughput) when stderr is a terminal, plain log lines every few seconds when it is not,
-//! and nothing with `--quiet`.
+//! and nothing with `--quiet`. Also the time each stage spent working, for the job's report.
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -29,8 +29,12 @@ pub struct Counters {
     pub bytes_read: AtomicU64,
     /// Points acknowledged by the vector store.
     pub points_written: AtomicU64,
+    /// Files the extension filter passed over.
+    pub filtered_out: AtomicU64,
     /// Set once the scan has finished, so `files_seen` is the total.
     pub scan_finished: AtomicBool,
+    /// Time spent working, per stage.
+    pub stages: StageClock,
 }
 
 impl Counters {
@@ -119,6 +123,83 @@ impl Progress {
             bar.finish_and_clear();
         }
     }
+}
+
+/// A stage of the pipeline, as timed by [`StageClock`].
+#[derive(Debug, Clone, Copy)]
+pub enum Stage {
+    /// Listing the tree and reading each entry's metadata.
+    Walk,
+    /// Reading changed files and hashing their contents.
+    Hash,
+    /// Turning file contents into text (in extractor processes for PDF and DOCX).
+    Extract,
+    /// Splitting text into chunks with the model's tokenizer.
+    Chunk,
+    /// Looking up and storing vectors in the embedding cache.
+    Cache,
+    /// Running the model.
+    Embed,
+    /// Writing the parquet copy.
+    Parquet,
+    /// Writes and deletes in the vector store, acknowledged.
+    Upsert,
+    /// Recording files' progress in the catalog.
+    Commit,
+    /// The end of the job: parquet compaction, the store's index build, the end check.
+    Finish,
+}
+
+/// Time spent working per [`Stage`], summed over the threads that run it (so a stage run by
+/// several threads can exceed the wall time); waiting on other stages is not counted.
+#[derive(Debug, Default)]
+pub struct StageClock {
+    nanos: [AtomicU64; 10],
+}
+
+impl StageClock {
+    pub fn add(&self, stage: Stage, spent: Duration) {
+        self.nanos[stage as usize].fetch_add(spent.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// Runs `work`, counting its time against `stage`.
+    pub fn time<T>(&self, stage: Stage, work: impl FnOnce() -> T) -> T {
+        let started = Instant::now();
+        let result = work();
+        self.add(stage, started.elapsed());
+        result
+    }
+
+    pub fn seconds(&self) -> StageSeconds {
+        let of = |stage: Stage| self.nanos[stage as usize].load(Ordering::Relaxed) as f64 / 1e9;
+        StageSeconds {
+            walk: of(Stage::Walk),
+            hash: of(Stage::Hash),
+            extract: of(Stage::Extract),
+            chunk: of(Stage::Chunk),
+            cache: of(Stage::Cache),
+            embed: of(Stage::Embed),
+            parquet: of(Stage::Parquet),
+            upsert: of(Stage::Upsert),
+            commit: of(Stage::Commit),
+            finish: of(Stage::Finish),
+        }
+    }
+}
+
+/// Seconds each stage spent working in a job (see [`StageClock`]).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct StageSeconds {
+    pub walk: f64,
+    pub hash: f64,
+    pub extract: f64,
+    pub chunk: f64,
+    pub cache: f64,
+    pub embed: f64,
+    pub parquet: f64,
+    pub upsert: f64,
+    pub commit: f64,
+    pub finish: f64,
 }
 
 /// This process's peak resident memory in MiB (`VmHWM`; Linux only). Unlike `getrusage`,

@@ -4,8 +4,13 @@
 //! follow links out of the root).
 //! Out: a stream of [`ScanItem`]s: every candidate file as a [`FileEntry`] (path, size,
 //! mtime, extension; no content is read), every entry that could not be walked as a
-//! [`ScanItem::Problem`] with its reason, and every link left unfollowed as a
-//! [`ScanItem::Skipped`].
+//! [`ScanItem::Problem`] with its reason, every link left unfollowed as a
+//! [`ScanItem::Skipped`], and every file the filters passed over as a
+//! [`ScanItem::Filtered`], so that the summary can count them.
+//!
+//! Files without an extension (`README`, `NEWS`, `copyright`) are candidates by default:
+//! extraction keeps them when their contents are text. Hidden ones, and those inside hidden
+//! directories such as `.git`, are not.
 //!
 //! Symlinks that resolve inside the root are followed; those leading outside it are
 //! followed only with [`ScanOptions::follow_external_links`]. A file reachable by several
@@ -22,14 +27,23 @@ use anyhow::{Context, Result};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use walkdir::WalkDir;
 
-/// The extensions indexed when none are given.
-pub const DEFAULT_EXTENSIONS: &[&str] = &["txt", "md", "markdown", "pdf", "docx"];
+/// The extensions indexed when none are given: the documents read by a format of their own,
+/// and common plain-text formats (read as text).
+pub const DEFAULT_EXTENSIONS: &[&str] = &[
+    "txt", "md", "markdown", "pdf", "docx", "rst", "adoc", "asciidoc", "org", "tex", "csv", "tsv", "log", "json",
+    "yaml", "yml", "toml", "ini",
+];
 
 /// What to keep while walking.
 #[derive(Debug, Clone)]
 pub struct ScanOptions {
     /// Lower-case extensions without the dot.
     pub extensions: Vec<String>,
+    /// Files without an extension are candidates (the default set of extensions only).
+    pub extensionless: bool,
+    /// Files with an extension not in `extensions` are candidates too, kept if their contents
+    /// are text.
+    pub sniff_unknown: bool,
     /// Paths (relative to the root) matching any of these are skipped.
     pub ignore: GlobSet,
     /// Follow symlinks that resolve outside the root (otherwise they are skipped, with a note).
@@ -37,23 +51,44 @@ pub struct ScanOptions {
 }
 
 impl ScanOptions {
-    pub fn new(extensions: &[String], ignore_globs: &[String], follow_external_links: bool) -> Result<Self> {
+    /// Options for a walk. No `extensions` means [`DEFAULT_EXTENSIONS`] and files without an
+    /// extension; `sniff_unknown` adds files of any other extension.
+    pub fn new(
+        extensions: &[String],
+        ignore_globs: &[String],
+        follow_external_links: bool,
+        sniff_unknown: bool,
+    ) -> Result<Self> {
         let mut builder = GlobSetBuilder::new();
         for pattern in ignore_globs {
             builder.add(Glob::new(pattern).with_context(|| format!("invalid --ignore glob {pattern:?}"))?);
         }
+        let extensionless = extensions.is_empty();
         let extensions = if extensions.is_empty() {
             DEFAULT_EXTENSIONS.iter().map(|e| e.to_string()).collect()
         } else {
             extensions.iter().map(|e| e.trim_start_matches('.').to_ascii_lowercase()).collect()
         };
-        Ok(Self { extensions, ignore: builder.build().context("building --ignore globs")?, follow_external_links })
+        Ok(Self {
+            extensions,
+            extensionless,
+            sniff_unknown,
+            ignore: builder.build().context("building --ignore globs")?,
+            follow_external_links,
+        })
     }
 
-    /// The lower-case extension of `path` when it is one this walk keeps.
-    fn kept_extension(&self, path: &Path) -> Option<String> {
-        let extension = path.extension()?.to_string_lossy().to_ascii_lowercase();
-        self.extensions.contains(&extension).then_some(extension)
+    /// The lower-case extension ("" for none) of the file at `relative` (its path under the
+    /// root) when this walk keeps it. A file without an extension, or of an unknown one, is
+    /// kept only outside hidden directories and when not hidden itself.
+    fn kept_extension(&self, relative: &Path) -> Option<String> {
+        let extension = relative.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+        if self.extensions.contains(&extension) {
+            return Some(extension);
+        }
+        let sniffed = if extension.is_empty() { self.extensionless || self.sniff_unknown } else { self.sniff_unknown };
+        let hidden = relative.components().any(|c| c.as_os_str().to_string_lossy().starts_with('.'));
+        (sniffed && !hidden).then_some(extension)
     }
 
     /// Whether a walk of `root` with these options looks for `path`: it lies under `root`,
@@ -62,7 +97,7 @@ impl ScanOptions {
     pub fn in_scope(&self, root: &Path, path: &Path) -> bool {
         let Ok(relative) = path.strip_prefix(root) else { return false };
         !relative.as_os_str().is_empty()
-            && self.kept_extension(path).is_some()
+            && self.kept_extension(relative).is_some()
             && !relative.ancestors().filter(|a| !a.as_os_str().is_empty()).any(|a| self.ignore.is_match(a))
     }
 }
@@ -102,6 +137,8 @@ pub enum ScanItem {
         path_text: String,
         reason: String,
     },
+    /// A file the extension filter passed over.
+    Filtered,
 }
 
 /// Walks `root` and yields its candidate files.
@@ -120,8 +157,11 @@ pub fn scan<'a>(root: &'a Path, options: &'a ScanOptions) -> impl Iterator<Item 
             Err(error) => return Some(walk_problem(&error)),
         };
         let file_type = entry.file_type();
-        let wanted = file_type.is_dir() || (file_type.is_file() && options.kept_extension(entry.path()).is_some());
-        if !wanted {
+        let relative = entry.path().strip_prefix(root).unwrap_or(entry.path());
+        if file_type.is_file() && options.kept_extension(relative).is_none() {
+            return Some(ScanItem::Filtered);
+        }
+        if !file_type.is_dir() && !file_type.is_file() {
             continue;
         }
         if entry.path_is_symlink() && !options.follow_external_links {
@@ -133,7 +173,7 @@ pub fn scan<'a>(root: &'a Path, options: &'a ScanOptions) -> impl Iterator<Item 
             }
         }
         if file_type.is_file() {
-            if let Some(item) = classify(entry.path(), options, &mut seen_files) {
+            if let Some(item) = classify(entry.path(), relative, options, &mut seen_files) {
                 return Some(item);
             }
         }
@@ -168,10 +208,16 @@ fn walk_problem(error: &walkdir::Error) -> ScanItem {
     ScanItem::Problem { path_text, reason }
 }
 
-/// The item for the file at `path`: `None` when its extension is not kept, or when it is a
-/// file already yielded under another path (`seen_files` holds the (device, inode) of each).
-fn classify(path: &Path, options: &ScanOptions, seen_files: &mut HashSet<(u64, u64)>) -> Option<ScanItem> {
-    let extension = options.kept_extension(path)?;
+/// The item for the file at `path` (`relative` under the root): `None` when its extension is
+/// not kept, or when it is a file already yielded under another path (`seen_files` holds the
+/// (device, inode) of each).
+fn classify(
+    path: &Path,
+    relative: &Path,
+    options: &ScanOptions,
+    seen_files: &mut HashSet<(u64, u64)>,
+) -> Option<ScanItem> {
+    let extension = options.kept_extension(relative)?;
     let Some(path_text) = path.to_str().map(str::to_owned) else {
         return Some(ScanItem::Rejected {
             path_text: path.to_string_lossy().into_owned(),
@@ -208,7 +254,9 @@ mod tests {
                 ScanItem::Rejected { reason, .. } => format!("rejected: {reason}"),
                 ScanItem::Problem { reason, .. } => format!("problem: {reason}"),
                 ScanItem::Skipped { reason, .. } => format!("skipped: {reason}"),
+                ScanItem::Filtered => "filtered".into(),
             })
+            .filter(|item| item != "filtered")
             .collect()
     }
 
@@ -220,15 +268,35 @@ mod tests {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, "x").unwrap();
         }
-        let options = ScanOptions::new(&[], &["skip/**".into()], false).unwrap();
+        let options = ScanOptions::new(&[], &["skip/**".into()], false, false).unwrap();
         assert_eq!(files(dir.path(), &options), vec!["a.txt", "b.MD", "e.pdf"]);
-        let only_txt = ScanOptions::new(&[".TXT".into()], &[], false).unwrap();
+        let only_txt = ScanOptions::new(&[".TXT".into()], &[], false, false).unwrap();
         assert_eq!(files(dir.path(), &only_txt), vec!["a.txt", "skip/d.txt"]);
     }
 
     #[test]
+    fn files_without_an_extension_are_candidates_unless_hidden() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["README", "a.txt", "notes.rst", "b.xyz", ".hidden", ".git/objects/ab/cdef", "sub/NEWS"] {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, "x").unwrap();
+        }
+        let defaults = ScanOptions::new(&[], &[], false, false).unwrap();
+        assert_eq!(files(dir.path(), &defaults), vec!["README", "a.txt", "notes.rst", "sub/NEWS"]);
+        let filtered = scan(dir.path(), &defaults).filter(|item| matches!(item, ScanItem::Filtered)).count();
+        assert_eq!(filtered, 3, "b.xyz, .hidden and the object under .git are counted as filtered");
+        let sniffing = ScanOptions::new(&[], &[], false, true).unwrap();
+        assert_eq!(files(dir.path(), &sniffing), vec!["README", "a.txt", "b.xyz", "notes.rst", "sub/NEWS"]);
+        let explicit = ScanOptions::new(&["txt".into()], &[], false, false).unwrap();
+        assert_eq!(files(dir.path(), &explicit), vec!["a.txt"], "an explicit filter takes no extensionless files");
+        assert!(defaults.in_scope(dir.path(), &dir.path().join("sub/NEWS")));
+        assert!(!defaults.in_scope(dir.path(), &dir.path().join(".git/HEAD")));
+    }
+
+    #[test]
     fn scope_follows_root_extensions_and_ignored_directories() {
-        let options = ScanOptions::new(&["txt".into()], &["skip".into()], false).unwrap();
+        let options = ScanOptions::new(&["txt".into()], &["skip".into()], false, false).unwrap();
         let root = Path::new("/docs");
         assert!(options.in_scope(root, Path::new("/docs/a.txt")));
         assert!(options.in_scope(root, Path::new("/docs/sub/A.TXT")));
@@ -245,7 +313,7 @@ mod tests {
         std::os::unix::fs::symlink(dir.path(), dir.path().join("sub/loop")).unwrap();
         std::fs::write(dir.path().join("sub/ok.txt"), "x").unwrap();
         std::fs::write(dir.path().join(std::ffi::OsStr::from_bytes(b"caf\xe9.txt")), "x").unwrap();
-        let seen = files(dir.path(), &ScanOptions::new(&[], &[], false).unwrap());
+        let seen = files(dir.path(), &ScanOptions::new(&[], &[], false, false).unwrap());
         assert!(seen.contains(&"sub/ok.txt".to_string()), "{seen:?}");
         assert!(seen.iter().any(|s| s == "problem: symbolic link loop"), "{seen:?}");
         assert!(seen.iter().any(|s| s.starts_with("rejected: file name is not valid UTF-8")), "{seen:?}");
@@ -264,7 +332,7 @@ mod tests {
         symlink(outside.path().join("y.txt"), root.path().join("linked_file.txt")).unwrap();
         symlink(outside.path().join("z.rs"), root.path().join("unwanted.rs")).unwrap();
 
-        let seen = files(root.path(), &ScanOptions::new(&[], &[], false).unwrap());
+        let seen = files(root.path(), &ScanOptions::new(&[], &[], false, false).unwrap());
         assert_eq!(seen.len(), 3, "{seen:?}");
         assert_eq!(seen[0], "a.txt");
         let note = |target: &Path| {
@@ -276,7 +344,7 @@ mod tests {
         assert_eq!(seen[1], note(&outside.path().join("dir")), "a directory link is noted once, not per file");
         assert_eq!(seen[2], note(&outside.path().join("y.txt")));
 
-        let followed = files(root.path(), &ScanOptions::new(&[], &[], true).unwrap());
+        let followed = files(root.path(), &ScanOptions::new(&[], &[], true, false).unwrap());
         assert_eq!(followed, vec!["a.txt", "linked_dir/x.txt", "linked_file.txt"]);
     }
 
@@ -289,7 +357,7 @@ mod tests {
         std::fs::write(root.path().join("real/sub/b.txt"), "b").unwrap();
         symlink(root.path().join("real/a.txt"), root.path().join("real/a_link.txt")).unwrap();
         symlink(root.path().join("real"), root.path().join("alias")).unwrap();
-        let seen = files(root.path(), &ScanOptions::new(&[], &[], false).unwrap());
+        let seen = files(root.path(), &ScanOptions::new(&[], &[], false, false).unwrap());
         assert_eq!(seen, vec!["alias/a.txt", "alias/sub/b.txt"], "each under the first path walked");
     }
 }

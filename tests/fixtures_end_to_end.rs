@@ -19,6 +19,8 @@ const QUERIES: &[(&str, &str)] = &[
     ("biology/honeybees.md", "how do foragers tell the hive where the flowers are"),
     ("sports/marathon-training.pdf", "how long should my longest run be before the race and what is tapering"),
     ("music/jazz-improvisation.docx", "soloing over the ii V I chord changes with swing feel"),
+    ("software/README", "forecast when the sea is highest in a port from harmonic constituents"),
+    ("software/LICENSE", "may I sell copies, and is there any warranty if it breaks"),
 ];
 
 #[test]
@@ -36,8 +38,8 @@ fn fixtures_are_indexed_searchable_and_copied_to_parquet(ws: Workspace) {
     let report = ws.ingest_json([docs.as_os_str(), "--json".as_ref(), "--quiet".as_ref()], 2);
 
     assert_eq!(report["status"], "completed", "{report:#}");
-    assert_eq!(report["added"], 8, "{report:#}");
-    assert_eq!(report["files_seen"], 13, "{report:#}");
+    assert_eq!(report["added"], 10, "{report:#}");
+    assert_eq!(report["files_seen"], 16, "{report:#}");
     let failed: BTreeMap<String, String> = report["failed"]
         .as_array()
         .unwrap()
@@ -66,6 +68,12 @@ fn fixtures_are_indexed_searchable_and_copied_to_parquet(ws: Workspace) {
     assert_eq!(no_text.as_array().map(Vec::len), Some(1), "{report:#}");
     assert!(no_text[0]["path"].as_str().unwrap().ends_with("bad/empty.md"), "{report:#}");
     assert_eq!(no_text[0]["reason"], "file is empty", "{report:#}");
+    // A file without an extension is taken for its contents: README and LICENSE are text
+    // (indexed above), an executable is not, and is skipped, not failed.
+    let not_text = &report["not_text"];
+    assert_eq!(not_text.as_array().map(Vec::len), Some(1), "{report:#}");
+    assert!(not_text[0]["path"].as_str().unwrap().ends_with("bad/tool-binary"), "{report:#}");
+    assert_eq!(not_text[0]["reason"], "not text: it contains NUL bytes", "{report:#}");
 
     for (fixture, query) in QUERIES {
         let hits = ws.ingest_json(["search", query, "--limit", "3", "--json"], 0);
@@ -90,9 +98,10 @@ fn fixtures_are_indexed_searchable_and_copied_to_parquet(ws: Workspace) {
         }
     }
 
-    // A second run over the same tree embeds nothing; the empty file is settled too.
+    // A second run over the same tree embeds nothing; the empty file and the binary are
+    // settled too.
     let again = ws.ingest_json([docs.as_os_str(), "--json".as_ref(), "--quiet".as_ref()], 2);
-    assert_eq!(again["unchanged"], 9, "{again:#}");
+    assert_eq!(again["unchanged"], 12, "{again:#}");
     assert_eq!(again["chunks"], 0, "{again:#}");
 }
 

@@ -8,6 +8,46 @@ use std::ffi::OsStr;
 use common::{snapshot, text, write, Workspace};
 
 #[test]
+fn a_new_extractor_version_re_embeds_only_its_format_embedded() {
+    a_new_extractor_version_re_embeds_only_its_format(Workspace::new().with_fixtures());
+}
+
+#[test]
+fn a_new_extractor_version_re_embeds_only_its_format_on_servers() {
+    a_new_extractor_version_re_embeds_only_its_format(Workspace::on_servers().with_fixtures());
+}
+
+/// The DOCX rows say an older DOCX extractor made their text: the next run re-embeds the
+/// DOCX files and nothing else.
+fn a_new_extractor_version_re_embeds_only_its_format(ws: Workspace) {
+    let docs = ws.docs();
+    let run = |extra: &[&str], code: i32| {
+        let flags = ["--json", "--quiet"].into_iter().chain(extra.iter().copied()).map(OsStr::new);
+        ws.ingest_json([docs.as_os_str()].into_iter().chain(flags), code)
+    };
+    let first = run(&[], 2);
+    let settled = first["unchanged"].as_i64().unwrap() + first["added"].as_i64().unwrap() + 2;
+    ws.execute_on_catalog(
+        "UPDATE files SET logic_fingerprint = replace(logic_fingerprint, '|extract-1', '|extract-0') WHERE extension = 'docx'",
+    );
+    let plan = run(&["--dry-run"], 0);
+    // Files that failed are retried anyway; of the others, only the DOCX files are to update.
+    let mut update: Vec<String> = plan["plan"]["update"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_string())
+        .filter(|p| !p.contains("/bad/"))
+        .collect();
+    update.sort();
+    let docx = |name: &str| docs.join(name).canonicalize().unwrap().display().to_string();
+    assert_eq!(update, [docx("finance/compound-interest.docx"), docx("music/jazz-improvisation.docx")], "{plan:#}");
+    let second = run(&[], 2);
+    assert_eq!((&second["updated"], &second["added"]), (&2.into(), &0.into()), "{second:#}");
+    assert_eq!(second["unchanged"].as_i64().unwrap(), settled - 2, "every other settled file is unchanged: {second:#}");
+}
+
+#[test]
 fn rerun_after_edits_equals_a_fresh_ingest_and_embeds_only_changes_embedded() {
     rerun_after_edits_equals_a_fresh_ingest_and_embeds_only_changes(Workspace::new());
 }

@@ -6,7 +6,9 @@
 //! crashed or ran out of memory).
 //!
 //! [`extract`] maps a format to its extractor. Plain text and Markdown are read in this
-//! process. PDF and DOCX parsers can loop forever, overflow their stack or abort on hostile
+//! process; so are files without an extension (or of an unknown one), which are sniffed: text
+//! when valid UTF-8 (or UTF-16 with a byte-order mark) without NUL bytes, otherwise
+//! [`ExtractError::NotText`], a file to skip rather than a failure. PDF and DOCX parsers can loop forever, overflow their stack or abort on hostile
 //! files, so they run in worker processes of an [`ExtractorPool`] ([`pool`]), under a time
 //! and a memory limit; [`extract_in_process`] is what those workers run. Inside a worker,
 //! parsers also run behind `catch_unwind`, so a parser panic fails only its file.
@@ -18,10 +20,6 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::AtomicBool;
 
 pub use pool::{ExtractorPool, ExtractorSettings};
-
-/// Bumped whenever extraction output changes, so that files are re-embedded (it is part of
-/// the logic fingerprint).
-pub const EXTRACTOR_VERSION: &str = "extract-1";
 
 /// The text of one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,8 +41,9 @@ pub enum ExtractError {
     Docx(String),
     #[error("no extractable text (the document holds only whitespace, images or scans)")]
     NoText,
-    #[error("unsupported file type .{0}")]
-    Unsupported(String),
+    /// A file sniffed for text (no extension, or an unknown one) whose contents are not text.
+    #[error("not text: {0}")]
+    NotText(String),
     /// The worker process failed, e.g. "PDF extractor timed out after 60 s".
     #[error("{0}")]
     Extractor(String),
@@ -57,30 +56,44 @@ pub enum ExtractError {
 /// The formats read, by file extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// Plain text by its extension (`txt`, and plain-text formats such as `rst` or `csv`).
     Text,
     Markdown,
     Pdf,
     Docx,
+    /// No extension, or one not known: indexed when its contents turn out to be text.
+    Sniffed,
 }
 
 impl Format {
-    pub fn from_extension(extension: &str) -> Option<Self> {
+    pub fn from_extension(extension: &str) -> Self {
         match extension {
-            "txt" => Some(Self::Text),
-            "md" | "markdown" => Some(Self::Markdown),
-            "pdf" => Some(Self::Pdf),
-            "docx" => Some(Self::Docx),
-            _ => None,
+            "txt" | "rst" | "adoc" | "asciidoc" | "org" | "tex" | "csv" | "tsv" | "log" | "json" | "yaml" | "yml"
+            | "toml" | "ini" => Self::Text,
+            "md" | "markdown" => Self::Markdown,
+            "pdf" => Self::Pdf,
+            "docx" => Self::Docx,
+            _ => Self::Sniffed,
         }
     }
 
     /// How reasons name the format.
     pub fn name(self) -> &'static str {
         match self {
-            Self::Text => "text",
+            Self::Text | Self::Sniffed => "text",
             Self::Markdown => "Markdown",
             Self::Pdf => "PDF",
             Self::Docx => "DOCX",
+        }
+    }
+
+    /// The version of this format's extractor, part of its files' logic fingerprint: bumped
+    /// whenever the format's extracted text changes, so that a re-run re-embeds the files of
+    /// that format, and only those.
+    pub fn extractor_version(self) -> &'static str {
+        match self {
+            Self::Text | Self::Markdown | Self::Pdf | Self::Docx => "extract-1",
+            Self::Sniffed => "sniff-1",
         }
     }
 }
@@ -94,7 +107,7 @@ pub fn extract(
     cancel: &AtomicBool,
 ) -> Result<Document, ExtractError> {
     match Format::from_extension(extension) {
-        Some(Format::Pdf | Format::Docx) => extractors.extract(extension, bytes, cancel),
+        Format::Pdf | Format::Docx => extractors.extract(extension, bytes, cancel),
         _ => extract_in_process(extension, bytes),
     }
 }
@@ -106,11 +119,11 @@ pub fn extract_in_process(extension: &str, bytes: &[u8]) -> Result<Document, Ext
         return Err(ExtractError::Empty);
     }
     let (text, is_markdown) = match Format::from_extension(extension) {
-        Some(Format::Text) => (plain_text(bytes)?, false),
-        Some(Format::Markdown) => (plain_text(bytes)?, true),
-        Some(Format::Pdf) => (pdf_text(bytes)?, false),
-        Some(Format::Docx) => (docx_text(bytes)?, false),
-        None => return Err(ExtractError::Unsupported(extension.to_string())),
+        Format::Text => (plain_text(bytes)?, false),
+        Format::Markdown => (plain_text(bytes)?, true),
+        Format::Pdf => (pdf_text(bytes)?, false),
+        Format::Docx => (docx_text(bytes)?, false),
+        Format::Sniffed => (sniffed_text(bytes)?, false),
     };
     if text.trim().is_empty() {
         return Err(ExtractError::NoText);
@@ -118,19 +131,54 @@ pub fn extract_in_process(extension: &str, bytes: &[u8]) -> Result<Document, Ext
     Ok(Document { text, is_markdown })
 }
 
+/// How much of a file the text checks look at.
+const SNIFF_BYTES: usize = 8192;
+
+/// The text of a file with a byte-order mark for UTF-16 (either order), decoded; `None`
+/// without one.
+fn utf16_text(bytes: &[u8]) -> Option<Result<String, ExtractError>> {
+    let decode = |body: &[u8], unit: fn([u8; 2]) -> u16| {
+        let units: Vec<u16> = body.chunks_exact(2).map(|pair| unit([pair[0], pair[1]])).collect();
+        String::from_utf16(&units).map_err(|_| ExtractError::NotText("invalid UTF-16 after its byte-order mark".into()))
+    };
+    match bytes {
+        [0xFF, 0xFE, body @ ..] => Some(decode(body, u16::from_le_bytes)),
+        [0xFE, 0xFF, body @ ..] => Some(decode(body, u16::from_be_bytes)),
+        _ => None,
+    }
+}
+
+/// The text of a file known only by its contents: UTF-16 with a byte-order mark, or UTF-8
+/// without NUL bytes in its first block and valid throughout.
+fn sniffed_text(bytes: &[u8]) -> Result<String, ExtractError> {
+    if let Some(text) = utf16_text(bytes) {
+        return text;
+    }
+    if bytes[..bytes.len().min(SNIFF_BYTES)].contains(&0) {
+        return Err(ExtractError::NotText("it contains NUL bytes".into()));
+    }
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| ExtractError::NotText(format!("it is not valid UTF-8 (from byte {})", e.valid_up_to())))?;
+    Ok(text.strip_prefix('\u{FEFF}').unwrap_or(text).to_string())
+}
+
 fn plain_text(bytes: &[u8]) -> Result<String, ExtractError> {
-    let sample = &bytes[..bytes.len().min(8192)];
+    if let Some(text) = utf16_text(bytes) {
+        return text.map_err(|e| ExtractError::Binary(e.to_string()));
+    }
+    let sample = &bytes[..bytes.len().min(SNIFF_BYTES)];
     if sample.contains(&0) {
         return Err(ExtractError::Binary("it contains NUL bytes".into()));
     }
     let text = String::from_utf8_lossy(bytes);
-    let total = text.chars().take(8192).count().max(1);
+    let text = text.strip_prefix('\u{FEFF}').unwrap_or(&text);
+    let total = text.chars().take(SNIFF_BYTES).count().max(1);
     let suspicious =
-        text.chars().take(8192).filter(|c| *c == '\u{FFFD}' || (c.is_control() && !c.is_whitespace())).count();
+        text.chars().take(SNIFF_BYTES).filter(|c| *c == '\u{FFFD}' || (c.is_control() && !c.is_whitespace())).count();
     if suspicious * 10 > total {
         return Err(ExtractError::Binary("over 10% of it is not valid text".into()));
     }
-    Ok(text.into_owned())
+    Ok(text.to_string())
 }
 
 fn pdf_text(bytes: &[u8]) -> Result<String, ExtractError> {
@@ -240,6 +288,19 @@ mod tests {
         assert_eq!(doc.text, "héllo world");
         assert!(!doc.is_markdown);
         assert!(extract_in_process("md", b"# Title\n\nbody").unwrap().is_markdown);
+    }
+
+    #[test]
+    fn files_without_a_known_extension_are_sniffed() {
+        let readme = extract_in_process("", b"\xEF\xBB\xBFREADME for the tool\n").unwrap();
+        assert_eq!(readme.text, "README for the tool\n", "the UTF-8 byte-order mark is dropped");
+        let utf16: Vec<u8> =
+            [0xFF, 0xFE].into_iter().chain("Notes, en français".encode_utf16().flat_map(u16::to_le_bytes)).collect();
+        assert_eq!(extract_in_process("", &utf16).unwrap().text, "Notes, en français");
+        assert_eq!(extract_in_process("txt", &utf16).unwrap().text, "Notes, en français");
+        assert!(matches!(extract_in_process("", b"\x7fELF\x02\x01\x01\0\0"), Err(ExtractError::NotText(_))));
+        assert!(matches!(extract_in_process("xyz", b"caf\xe9 au lait"), Err(ExtractError::NotText(_))));
+        assert_eq!(extract_in_process("rst", b"Title\n=====\n").unwrap().text, "Title\n=====\n");
     }
 
     #[test]

@@ -91,7 +91,7 @@ impl ExtractorPool {
     /// Extracts one file in a child process, waiting at most the pool's timeout. Setting
     /// `cancel` stops the wait (and the child) early.
     pub fn extract(&self, extension: &str, bytes: &[u8], cancel: &AtomicBool) -> Result<Document, ExtractError> {
-        let format_name = Format::from_extension(extension).map_or(extension, |format| format.name());
+        let format_name = Format::from_extension(extension).name();
         let mut worker = self.take().map_err(|error| {
             ExtractError::NoExtractor(format!("cannot start the {format_name} extractor: {error:#}"))
         })?;
@@ -453,7 +453,7 @@ fn error_to_wire(error: &ExtractError) -> (u8, &str) {
         ExtractError::Pdf(message) => (2, message),
         ExtractError::Docx(message) => (3, message),
         ExtractError::NoText => (4, ""),
-        ExtractError::Unsupported(extension) => (5, extension),
+        ExtractError::NotText(message) => (5, message),
         ExtractError::Extractor(message) | ExtractError::NoExtractor(message) => (6, message),
     }
 }
@@ -465,7 +465,7 @@ fn error_from_wire(kind: u8, message: String) -> io::Result<ExtractError> {
         2 => ExtractError::Pdf(message),
         3 => ExtractError::Docx(message),
         4 => ExtractError::NoText,
-        5 => ExtractError::Unsupported(message),
+        5 => ExtractError::NotText(message),
         6 => ExtractError::Extractor(message),
         other => {
             return Err(io::Error::new(io::ErrorKind::InvalidData, format!("unknown extraction error kind {other}")))
@@ -540,7 +540,7 @@ mod tests {
             ExtractError::Pdf("parser failed: bad xref".into()),
             ExtractError::Docx("the file is not a zip package".into()),
             ExtractError::NoText,
-            ExtractError::Unsupported("odt".into()),
+            ExtractError::NotText("it contains NUL bytes".into()),
             ExtractError::Extractor("PDF extractor timed out after 60 s".into()),
         ] {
             response_round_trip(Err(error));

@@ -82,6 +82,21 @@ impl Workspace {
         ingest::catalog::Catalog::connect(&url).await.expect("connecting to the workspace's catalog")
     }
 
+    /// Runs one SQL statement on this workspace's catalog, as an operator (or an older build
+    /// of `ingest`) could have.
+    pub fn execute_on_catalog(&self, sql: &str) {
+        let url = match &self.backend {
+            Backend::Embedded => ingest::catalog::Catalog::sqlite_url(&self.data()),
+            Backend::Servers { postgres, .. } => postgres.url.clone(),
+        };
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            sqlx::any::install_default_drivers();
+            let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url).await.unwrap();
+            sqlx::query(sql).execute(&mut conn).await.unwrap();
+        });
+    }
+
     /// The collection this workspace's runs write to, opened as the binary opens it.
     pub async fn index(&self, collection: &str) -> std::sync::Arc<dyn ingest::store::VectorIndex> {
         let data = self.data();
