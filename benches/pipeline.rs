@@ -225,7 +225,7 @@ fn pipeline_efficiency(bench: &Bench) -> Result<serde_json::Value> {
     let (files, words) = if bench.quick { (100, 400) } else { (400, 600) };
     let docs = bench.dir("mixed");
     let bytes = make_mixed_corpus(&docs, files, words, 42);
-    let chunker = Chunker::new(&bench.model.tokenizer, 200, 32, bench.model.max_sequence)?;
+    let chunker = Chunker::new(&bench.model.tokenizer()?, 200, 32, bench.model.max_sequence)?;
     let mut texts = Vec::new();
     for entry in std::fs::read_dir(&docs)? {
         let path = entry?.path();
@@ -600,7 +600,8 @@ fn peak_memory(bench: &Bench) -> Result<serde_json::Value> {
 
 /// Each text with its token count, as the chunker gives it.
 fn count_tokens<'a>(model: &ModelInfo, texts: &'a [String]) -> Vec<(&'a str, usize)> {
-    texts.iter().map(|t| (t.as_str(), ingest::chunk::count_tokens(&model.tokenizer, t))).collect()
+    let tokenizer = model.tokenizer().expect("the model's tokenizer");
+    texts.iter().map(|t| (t.as_str(), ingest::chunk::count_tokens(&tokenizer, t))).collect()
 }
 
 /// At most `cap` of `items`, spread evenly over them, in order.

@@ -53,13 +53,7 @@ impl Chunker {
         chunk_overlap: usize,
         max_sequence: usize,
     ) -> Result<Self> {
-        let limit = max_sequence.saturating_sub(SPECIAL_TOKENS);
-        if chunk_size == 0 || chunk_size > limit {
-            bail!("--chunk-size must be between 1 and {limit} tokens for this model (got {chunk_size})");
-        }
-        if chunk_overlap >= chunk_size {
-            bail!("--chunk-overlap ({chunk_overlap}) must be smaller than --chunk-size ({chunk_size})");
-        }
+        Self::check(chunk_size, chunk_overlap, max_sequence)?;
         let config = || {
             ChunkConfig::new(chunk_size)
                 .with_sizer(tokenizer.clone())
@@ -71,6 +65,19 @@ impl Chunker {
             text: TextSplitter::new(config()?),
             markdown: MarkdownSplitter::new(config()?),
         })
+    }
+
+    /// Whether chunks of `chunk_size` tokens overlapping by `chunk_overlap` fit a model of
+    /// `max_sequence` tokens: what [`Self::new`] checks before it builds anything.
+    pub fn check(chunk_size: usize, chunk_overlap: usize, max_sequence: usize) -> Result<()> {
+        let limit = max_sequence.saturating_sub(SPECIAL_TOKENS);
+        if chunk_size == 0 || chunk_size > limit {
+            bail!("--chunk-size must be between 1 and {limit} tokens for this model (got {chunk_size})");
+        }
+        if chunk_overlap >= chunk_size {
+            bail!("--chunk-overlap ({chunk_overlap}) must be smaller than --chunk-size ({chunk_size})");
+        }
+        Ok(())
     }
 
     /// Splits `document` into chunks, each with its hash and token count.

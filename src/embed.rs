@@ -16,7 +16,7 @@
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::{bail, Context, Result};
 use fastembed::{InitOptionsUserDefined, Pooling, TextEmbedding, TokenizerFiles, UserDefinedEmbeddingModel};
@@ -65,9 +65,9 @@ pub struct ModelInfo {
     pub dim: usize,
     /// Maximum sequence length, special tokens included.
     pub max_sequence: usize,
-    /// The model's tokenizer without truncation or padding: it counts a text's tokens.
-    /// Shared, because cloning it copies the whole vocabulary.
-    pub tokenizer: Arc<Tokenizer>,
+    /// The model's tokenizer, parsed on first use (see [`Self::tokenizer`]). Shared, because
+    /// cloning it copies the whole vocabulary.
+    tokenizer: Arc<OnceLock<Arc<Tokenizer>>>,
 }
 
 impl ModelInfo {
@@ -91,15 +91,27 @@ impl ModelInfo {
             .and_then(|c: serde_json::Value| c["max_seq_length"].as_u64())
             .or_else(|| config["max_position_embeddings"].as_u64())
             .unwrap_or(512) as usize;
-        let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
-            .map_err(|e| anyhow::anyhow!("{e}"))
-            .with_context(|| format!("reading {}", dir.join("tokenizer.json").display()))?;
-        tokenizer.with_truncation(None).map_err(|e| anyhow::anyhow!("{e}")).context("disabling truncation")?;
-        tokenizer.with_padding(None);
-
+        if !dir.join("tokenizer.json").is_file() {
+            bail!("no tokenizer.json in model directory {}; {SETUP_HINT}", dir.display());
+        }
         let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
         let id = format!("{name}@{}", &weights_sha256(&onnx)?[..12]);
-        Ok(Self { dir, name, id, dim, max_sequence, tokenizer: Arc::new(tokenizer) })
+        Ok(Self { dir, name, id, dim, max_sequence, tokenizer: Arc::default() })
+    }
+
+    /// The model's tokenizer without truncation or padding: it counts a text's tokens. It is
+    /// parsed on first use (15–40 ms), which a re-run with nothing to embed never needs.
+    pub fn tokenizer(&self) -> Result<Arc<Tokenizer>> {
+        if let Some(tokenizer) = self.tokenizer.get() {
+            return Ok(tokenizer.clone());
+        }
+        let path = self.dir.join("tokenizer.json");
+        let mut tokenizer = Tokenizer::from_file(&path)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .with_context(|| format!("reading {}", path.display()))?;
+        tokenizer.with_truncation(None).map_err(|e| anyhow::anyhow!("{e}")).context("disabling truncation")?;
+        tokenizer.with_padding(None);
+        Ok(self.tokenizer.get_or_init(|| Arc::new(tokenizer)).clone())
     }
 }
 

@@ -31,7 +31,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -44,7 +44,7 @@ use crate::catalog::{
 };
 use crate::chunk::{Chunk, Chunker};
 use crate::consistency::{check_touched, Touched, Verification};
-use crate::embed::{Batching, Embedder};
+use crate::embed::{Batching, Embedder, ModelInfo};
 use crate::extract::{self, ExtractorPool, ExtractorSettings, Format};
 use crate::hash::{self, HashedFile};
 use crate::parquet_copy::ParquetCopy;
@@ -300,7 +300,13 @@ pub async fn run_job(
 ) -> Result<JobReport> {
     let started = Instant::now();
     let model = embedder.info.clone();
-    let chunker = Chunker::new(&model.tokenizer, settings.chunk_size, settings.chunk_overlap, model.max_sequence)?;
+    Chunker::check(settings.chunk_size, settings.chunk_overlap, model.max_sequence)?;
+    let chunker = LazyChunker {
+        model: model.clone(),
+        chunk_size: settings.chunk_size,
+        chunk_overlap: settings.chunk_overlap,
+        built: OnceLock::new(),
+    };
     let fingerprint = LogicFingerprint::new(&model.id, settings.chunk_size, settings.chunk_overlap);
     if settings.dry_run {
         return plan_job(settings, catalog, &fingerprint, &cancel, started).await;
@@ -694,7 +700,7 @@ fn extract_stage(
     out: &ChunkSender,
     extractors: &ExtractorPool,
     fingerprint: &LogicFingerprint,
-    chunker: &Chunker,
+    chunker: &LazyChunker,
     clock: &StageClock,
     cancel: &AtomicBool,
 ) -> Result<()> {
@@ -791,7 +797,7 @@ fn prepare_file(
     hashed: HashedFile,
     previous: Option<FileRow>,
     fingerprint: &LogicFingerprint,
-    chunker: &Chunker,
+    chunker: &LazyChunker,
     extractors: &ExtractorPool,
     clock: &StageClock,
     cancel: &AtomicBool,
@@ -802,6 +808,7 @@ fn prepare_file(
         clock.time(Stage::Extract, || extract::extract(&hashed.entry.extension, &hashed.bytes, extractors, cancel));
     Ok(match extracted {
         Ok(document) => {
+            let chunker = chunker.get()?;
             let chunks = clock.time(Stage::Chunk, || chunker.chunk(&document));
             if chunks.is_empty() {
                 return Ok(Outcome::NoText { facts, previous, reason: extract::ExtractError::NoText.to_string() });
@@ -817,6 +824,26 @@ fn prepare_file(
         Err(extract::ExtractError::NoExtractor(reason)) => anyhow::bail!("{reason}"),
         Err(error) => Outcome::Failed { facts, previous, reason: error.to_string() },
     })
+}
+
+/// The chunker, built by the first file that needs it: building it parses the model's
+/// tokenizer, which a re-run with nothing to embed never needs.
+struct LazyChunker {
+    model: ModelInfo,
+    chunk_size: usize,
+    chunk_overlap: usize,
+    built: OnceLock<Result<Chunker, String>>,
+}
+
+impl LazyChunker {
+    fn get(&self) -> Result<&Chunker> {
+        let built = self.built.get_or_init(|| {
+            let tokenizer = self.model.tokenizer().map_err(|e| format!("{e:#}"))?;
+            Chunker::new(&tokenizer, self.chunk_size, self.chunk_overlap, self.model.max_sequence)
+                .map_err(|e| format!("{e:#}"))
+        });
+        built.as_ref().map_err(|e| anyhow::anyhow!("{e}"))
+    }
 }
 
 /// How many walked entries the walk may run ahead of the prepare stage.

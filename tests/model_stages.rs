@@ -16,7 +16,7 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
 fn chunks_never_exceed_the_token_budget_and_overlap() {
     let model = model();
     assert_eq!((model.dim, model.max_sequence), (384, 256));
-    let chunker = Chunker::new(&model.tokenizer, 40, 20, model.max_sequence).unwrap();
+    let chunker = Chunker::new(&model.tokenizer().unwrap(), 40, 20, model.max_sequence).unwrap();
     let sentences: Vec<String> =
         (0..60).map(|i| format!("Sentence number {i} talks about topic {} in some detail.", i % 7)).collect();
     let text = sentences.join(" ");
@@ -24,7 +24,7 @@ fn chunks_never_exceed_the_token_budget_and_overlap() {
     assert!(chunks.len() > 5, "{}", chunks.len());
     for (i, chunk) in chunks.iter().enumerate() {
         assert_eq!(chunk.index as usize, i);
-        let encoding = model.tokenizer.encode(chunk.content.as_str(), false).unwrap();
+        let encoding = model.tokenizer().unwrap().encode(chunk.content.as_str(), false).unwrap();
         // Count real tokens only: the shipped tokenizer.json pads.
         let tokens: u32 = encoding.get_attention_mask().iter().sum();
         assert!(tokens <= 40, "chunk {i} has {tokens} tokens");
@@ -42,9 +42,9 @@ fn chunks_never_exceed_the_token_budget_and_overlap() {
     let md_chunks = chunker.chunk(&Document { text: markdown.into(), is_markdown: true });
     assert_eq!(md_chunks.len(), 1, "a short markdown document is one chunk");
 
-    let error = Chunker::new(&model.tokenizer, 255, 0, model.max_sequence).err().unwrap().to_string();
+    let error = Chunker::new(&model.tokenizer().unwrap(), 255, 0, model.max_sequence).err().unwrap().to_string();
     assert!(error.contains("between 1 and 254"), "{error}");
-    let error = Chunker::new(&model.tokenizer, 50, 50, model.max_sequence).err().unwrap().to_string();
+    let error = Chunker::new(&model.tokenizer().unwrap(), 50, 50, model.max_sequence).err().unwrap().to_string();
     assert!(error.contains("must be smaller"), "{error}");
 }
 
@@ -58,7 +58,8 @@ fn embeddings_are_normalised_meaningful_and_order_independent() {
         "Short.",
         "A considerably longer sentence, so that the sorted batches carry different padding than the input order.",
     ];
-    let counted: Vec<(&str, usize)> = texts.iter().map(|t| (*t, count_tokens(&embedder.info.tokenizer, t))).collect();
+    let tokenizer = embedder.info.tokenizer().unwrap();
+    let counted: Vec<(&str, usize)> = texts.iter().map(|t| (*t, count_tokens(&tokenizer, t))).collect();
     // Cut by a count of texts only, the token budget out of the way.
     let vectors = embedder.embed(&counted, Batching { max_texts: 4, max_tokens: usize::MAX }).unwrap();
     assert_eq!(vectors.len(), texts.len());
