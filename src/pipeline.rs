@@ -693,8 +693,9 @@ fn is_under(path: &str, root: &str) -> bool {
     path.strip_prefix(root).is_some_and(|rest| rest.starts_with('/'))
 }
 
-/// One extract thread: extracts and chunks the files in `queue` until it closes. Once the job
-/// is cancelled it sends nothing more, so a file whose extraction was cut short is not failed.
+/// One extract thread: extracts and chunks the files in `queue` until it closes, behind the
+/// model in the scheduler's eyes. Once the job is cancelled it sends nothing more, so a file
+/// whose extraction was cut short is not failed.
 fn extract_stage(
     queue: &crossbeam_channel::Receiver<ToExtract>,
     out: &ChunkSender,
@@ -704,6 +705,7 @@ fn extract_stage(
     clock: &StageClock,
     cancel: &AtomicBool,
 ) -> Result<()> {
+    extract::run_behind_the_model();
     for ToExtract { hashed, previous } in queue {
         let outcome = prepare_file(hashed, previous, fingerprint, chunker, extractors, clock, cancel)?;
         if cancel.load(Ordering::SeqCst) {

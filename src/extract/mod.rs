@@ -98,6 +98,21 @@ impl Format {
     }
 }
 
+/// How much lower than the model's threads extraction and chunking are scheduled (a nice
+/// value; Linux applies it per thread).
+const BEHIND_THE_MODEL: libc::c_int = 10;
+
+/// Lowers the calling thread's scheduling priority, so that parsing and chunking use the CPU
+/// the model leaves idle instead of slowing its calls: on two cores every cycle they take
+/// while the model runs is a cycle the model waits for. When the model waits for text, they
+/// have the cores to themselves. Best effort: a refusal changes only the speed.
+pub fn run_behind_the_model() {
+    // SAFETY: setpriority on this thread (who = 0) reads and writes no memory of ours.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, BEHIND_THE_MODEL);
+    }
+}
+
 /// Extracts the text of a file from its bytes: plain text in this process, PDF and DOCX in
 /// a worker process of `extractors`. Setting `cancel` cuts a wait for a worker short.
 pub fn extract(
@@ -288,6 +303,21 @@ mod tests {
         assert_eq!(doc.text, "héllo world");
         assert!(!doc.is_markdown);
         assert!(extract_in_process("md", b"# Title\n\nbody").unwrap().is_markdown);
+    }
+
+    #[test]
+    fn extraction_threads_run_behind_the_model_and_others_do_not() {
+        // SAFETY: getpriority on this thread reads no memory of ours.
+        let nice = || unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+        let before = nice();
+        let behind = std::thread::spawn(move || {
+            run_behind_the_model();
+            nice()
+        })
+        .join()
+        .unwrap();
+        assert!(behind >= BEHIND_THE_MODEL, "nice {behind} after lowering, from {before}");
+        assert_eq!(nice(), before, "only the calling thread is lowered");
     }
 
     #[test]

@@ -335,6 +335,7 @@ fn crash_cause(status: Option<ExitStatus>, stderr: &str) -> String {
 /// The child's side: sets the memory limit, then answers requests on stdin, one at a time,
 /// until stdin closes.
 pub fn serve(memory_limit_mib: u64) -> anyhow::Result<()> {
+    super::run_behind_the_model();
     limit_address_space(memory_limit_mib)
         .with_context(|| format!("setting the extractor's memory limit to {memory_limit_mib} MiB"))?;
     let responses = take_stdout().context("taking stdout for responses")?;
