@@ -14,7 +14,7 @@ use ingest::consistency::{self, Upload};
 use ingest::embed::{Embedder, ModelInfo};
 use ingest::lock::{Busy, RunLock};
 use ingest::parquet_copy::ParquetCopy;
-use ingest::pipeline::{run_job, JobReport};
+use ingest::pipeline::{run_job, FailedFile, JobReport};
 use ingest::store::VectorIndex;
 
 /// Files listed by name, per kind, in a run's summary; `--json` has them all.
@@ -205,14 +205,8 @@ fn print_report(settings: &Settings, report: &JobReport) -> Result<()> {
         for file in &report.no_text {
             println!("  no text: {}: {}", file.path, file.reason);
         }
-        for file in report.not_text.iter().take(LISTED_AT_MOST) {
-            println!("  skipped: {}: {}", file.path, file.reason);
-        }
-        if report.not_text.len() > LISTED_AT_MOST {
-            println!(
-                "  ... and {} more skipped as not text (all of them are in --json)",
-                report.not_text.len() - LISTED_AT_MOST
-            );
+        for line in listing(&report.not_text, "  skipped: ", "  ", " skipped as not text") {
+            println!("{line}");
         }
         println!(
             "  chunks embedded: {}, reused from the embedding cache: {}, points written: {} ({:.1} chunks/s)",
@@ -242,11 +236,8 @@ fn print_report(settings: &Settings, report: &JobReport) -> Result<()> {
     }
     if !report.not_checked.is_empty() {
         eprintln!("  not checked, kept as indexed (make them readable, then run again):");
-        for file in report.not_checked.iter().take(LISTED_AT_MOST) {
-            eprintln!("    {}: {}", file.path, file.reason);
-        }
-        if report.not_checked.len() > LISTED_AT_MOST {
-            eprintln!("    ... and {} more (all of them are in --json)", report.not_checked.len() - LISTED_AT_MOST);
+        for line in listing(&report.not_checked, "    ", "    ", "") {
+            eprintln!("{line}");
         }
     }
     if let Some(verified) = report.verified.as_ref().filter(|v| !v.agree) {
@@ -265,6 +256,18 @@ fn print_report(settings: &Settings, report: &JobReport) -> Result<()> {
         eprintln!("error: the job stopped: {error}");
     }
     Ok(())
+}
+
+/// Summary lines for `files`: the first [`LISTED_AT_MOST`] as `{prefix}path: reason`, then,
+/// when there are more, `{indent}... and N more{what} (all of them are in --json)`.
+fn listing(files: &[FailedFile], prefix: &str, indent: &str, what: &str) -> Vec<String> {
+    let mut lines: Vec<String> =
+        files.iter().take(LISTED_AT_MOST).map(|file| format!("{prefix}{}: {}", file.path, file.reason)).collect();
+    if files.len() > LISTED_AT_MOST {
+        let rest = files.len() - LISTED_AT_MOST;
+        lines.push(format!("{indent}... and {rest} more{what} (all of them are in --json)"));
+    }
+    lines
 }
 
 async fn search(settings: &Settings, args: &SearchArgs) -> Result<u8> {

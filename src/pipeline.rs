@@ -1115,14 +1115,12 @@ impl Committer<'_> {
                 // A batch's points go before its rows say `deleted`: a crash in between leaves
                 // the files for the next run to delete again.
                 for batch in files.chunks(DOCUMENTS_PER_DELETE) {
+                    let clock = &self.counters.stages;
                     let doc_ids: Vec<String> = batch.iter().map(|f| f.doc_id.clone()).collect();
-                    let started = Instant::now();
-                    self.index.delete_documents(&doc_ids).await?;
-                    self.counters.stages.add(Stage::Upsert, started.elapsed());
+                    clock.timed(Stage::Upsert, self.index.delete_documents(&doc_ids)).await?;
                     let paths: Vec<String> = batch.iter().map(|f| f.path.clone()).collect();
-                    let started = Instant::now();
-                    self.catalog.mark_deleted(&self.settings.collection, self.job_id, &paths).await?;
-                    self.counters.stages.add(Stage::Commit, started.elapsed());
+                    let deleted = self.catalog.mark_deleted(&self.settings.collection, self.job_id, &paths);
+                    clock.timed(Stage::Commit, deleted).await?;
                     self.report.deleted += batch.len() as u64;
                     self.report.touched.extend(batch.iter().map(|f| Touched {
                         path: f.path.clone(),
@@ -1175,9 +1173,7 @@ impl Committer<'_> {
         let collection = &self.settings.collection;
         let clock = &self.counters.stages;
         let facts: Vec<FileFacts> = group.iter().map(|f| f.prepared.facts.clone()).collect();
-        let started = Instant::now();
-        self.catalog.mark_processing(collection, self.job_id, &facts).await?;
-        clock.add(Stage::Commit, started.elapsed());
+        clock.timed(Stage::Commit, self.catalog.mark_processing(collection, self.job_id, &facts)).await?;
 
         let created_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         let points: Vec<Point> = group
@@ -1204,19 +1200,16 @@ impl Committer<'_> {
         self.parts_written += 1;
 
         let counters = self.counters;
-        let started = Instant::now();
-        upsert_in_batches(
+        let upserted = upsert_in_batches(
             self.index,
             &points,
             self.settings.upload_batch_size,
             self.settings.upload_parallelism,
             |n| Counters::add(&counters.points_written, n as u64),
-        )
-        .await?;
-        clock.add(Stage::Upsert, started.elapsed());
+        );
+        clock.timed(Stage::Upsert, upserted).await?;
 
         let mut done = Vec::with_capacity(group.len());
-        let mut trimmed = Duration::ZERO;
         for file in &group {
             let count = file.vectors.len() as u32;
             let needs_trim = file
@@ -1225,9 +1218,7 @@ impl Committer<'_> {
                 .as_ref()
                 .is_some_and(|p| p.status() != FileStatus::Completed || p.vectors_created > count as i64);
             if needs_trim {
-                let started = Instant::now();
-                self.index.delete_tail(&file.prepared.facts.doc_id, count).await?;
-                trimmed += started.elapsed();
+                clock.timed(Stage::Upsert, self.index.delete_tail(&file.prepared.facts.doc_id, count)).await?;
             }
             if file.prepared.previous.as_ref().is_some_and(|p| p.status() != FileStatus::Deleted) {
                 self.report.updated += 1;
@@ -1242,13 +1233,11 @@ impl Committer<'_> {
                 vectors: count as i64,
             });
         }
-        clock.add(Stage::Upsert, trimmed);
-        let started = Instant::now();
-        self.catalog.mark_completed(collection, self.job_id, &done).await?;
+        clock.timed(Stage::Commit, self.catalog.mark_completed(collection, self.job_id, &done)).await?;
         Counters::add(&self.counters.files_done, group.len() as u64);
         let current = group.last().map(|f| f.prepared.facts.path.as_str());
-        self.catalog.save_progress(self.job_id, &self.report.counters(self.counters), current).await?;
-        clock.add(Stage::Commit, started.elapsed());
+        let job_counters = self.report.counters(self.counters);
+        clock.timed(Stage::Commit, self.catalog.save_progress(self.job_id, &job_counters, current)).await?;
         self.group_started = Instant::now();
         Ok(())
     }

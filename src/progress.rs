@@ -162,6 +162,14 @@ impl StageClock {
         self.nanos[stage as usize].fetch_add(spent.as_nanos() as u64, Ordering::Relaxed);
     }
 
+    /// Awaits `work`, counting the time until it completes against `stage`.
+    pub async fn timed<T>(&self, stage: Stage, work: impl std::future::Future<Output = T>) -> T {
+        let started = Instant::now();
+        let result = work.await;
+        self.add(stage, started.elapsed());
+        result
+    }
+
     /// Runs `work`, counting its time against `stage`.
     pub fn time<T>(&self, stage: Stage, work: impl FnOnce() -> T) -> T {
         let started = Instant::now();

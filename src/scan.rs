@@ -27,12 +27,7 @@ use anyhow::{Context, Result};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use walkdir::WalkDir;
 
-/// The extensions indexed when none are given: the documents read by a format of their own,
-/// and common plain-text formats (read as text).
-pub const DEFAULT_EXTENSIONS: &[&str] = &[
-    "txt", "md", "markdown", "pdf", "docx", "rst", "adoc", "asciidoc", "org", "tex", "csv", "tsv", "log", "json",
-    "yaml", "yml", "toml", "ini",
-];
+use crate::extract::KNOWN_EXTENSIONS;
 
 /// What to keep while walking.
 #[derive(Debug, Clone)]
@@ -51,7 +46,7 @@ pub struct ScanOptions {
 }
 
 impl ScanOptions {
-    /// Options for a walk. No `extensions` means [`DEFAULT_EXTENSIONS`] and files without an
+    /// Options for a walk. No `extensions` means [`KNOWN_EXTENSIONS`] and files without an
     /// extension; `sniff_unknown` adds files of any other extension.
     pub fn new(
         extensions: &[String],
@@ -65,7 +60,7 @@ impl ScanOptions {
         }
         let extensionless = extensions.is_empty();
         let extensions = if extensions.is_empty() {
-            DEFAULT_EXTENSIONS.iter().map(|e| e.to_string()).collect()
+            KNOWN_EXTENSIONS.iter().map(|(extension, _)| extension.to_string()).collect()
         } else {
             extensions.iter().map(|e| e.trim_start_matches('.').to_ascii_lowercase()).collect()
         };

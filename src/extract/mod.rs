@@ -65,16 +65,32 @@ pub enum Format {
     Sniffed,
 }
 
+/// The extensions read by a format of their own (lower case, without the dot), and that
+/// format: the extensions a walk keeps by default. Any other is [`Format::Sniffed`].
+pub const KNOWN_EXTENSIONS: &[(&str, Format)] = &[
+    ("txt", Format::Text),
+    ("md", Format::Markdown),
+    ("markdown", Format::Markdown),
+    ("pdf", Format::Pdf),
+    ("docx", Format::Docx),
+    ("rst", Format::Text),
+    ("adoc", Format::Text),
+    ("asciidoc", Format::Text),
+    ("org", Format::Text),
+    ("tex", Format::Text),
+    ("csv", Format::Text),
+    ("tsv", Format::Text),
+    ("log", Format::Text),
+    ("json", Format::Text),
+    ("yaml", Format::Text),
+    ("yml", Format::Text),
+    ("toml", Format::Text),
+    ("ini", Format::Text),
+];
+
 impl Format {
     pub fn from_extension(extension: &str) -> Self {
-        match extension {
-            "txt" | "rst" | "adoc" | "asciidoc" | "org" | "tex" | "csv" | "tsv" | "log" | "json" | "yaml" | "yml"
-            | "toml" | "ini" => Self::Text,
-            "md" | "markdown" => Self::Markdown,
-            "pdf" => Self::Pdf,
-            "docx" => Self::Docx,
-            _ => Self::Sniffed,
-        }
+        KNOWN_EXTENSIONS.iter().find(|(known, _)| *known == extension).map_or(Self::Sniffed, |&(_, format)| format)
     }
 
     /// How reasons name the format.
