@@ -941,6 +941,7 @@ fn real_documents(bench: &Bench) -> Result<serde_json::Value> {
 type Section = fn(&Bench) -> Result<serde_json::Value>;
 
 fn main() -> Result<()> {
+    ingest::embed::return_freed_memory_promptly();
     let argv: Vec<String> = std::env::args().collect();
     if let Some(at) = argv.iter().position(|a| a == BARE_CHILD) {
         return bare_child(&argv[at + 1..]);

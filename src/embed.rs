@@ -236,6 +236,24 @@ impl Embedder {
     }
 }
 
+/// Makes freed large blocks go back to the system at once, for the whole process. Call it
+/// first thing in `main`, before any thread starts.
+///
+/// Building the session folds the model's int8 weights into float copies, over 100 MB of
+/// short-lived blocks. glibc answers the first such free by raising its map threshold (up to
+/// 32 MiB), so from then on blocks of that size come from the heap and stay resident after
+/// they are freed. A fixed threshold keeps them in maps of their own: measured on 20,000
+/// one-line files, the job's anonymous memory peaked at 194 MiB instead of 248 MiB, at the
+/// same speed.
+pub fn return_freed_memory_promptly() {
+    // Blocks of 256 KiB and more get maps of their own.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt changes a tunable of the allocator; called before other threads exist.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
+    }
+}
+
 /// Builds the ONNX session. Its intra-op threads sleep instead of spinning while they wait
 /// for work: on a machine with as many cores as threads, a spinning thread takes the core
 /// the pipeline's other stages need, and the bare model runs no slower without it.

@@ -24,6 +24,7 @@ const LISTED_AT_MOST: usize = 20;
 const EXIT_BUSY: u8 = 3;
 
 fn main() -> ExitCode {
+    ingest::embed::return_freed_memory_promptly();
     ingest::extract::install_quiet_parser_panics();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
