@@ -21,7 +21,7 @@ use qdrant_edge::{
     EdgeVectorParamsBuilder, FieldCondition, FieldIndexOperations, Filter, JsonPath, Match, NamedQuery, Payload,
     PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations, PointOperations, PointStruct, QueryEnum,
     QueryRequest, Range, Record, ScoringQuery, ScrollRequest, UpdateOperation, ValueVariants, VectorInternal,
-    VectorStructInternal, WithPayloadInterface, WithVector,
+    VectorStructInternal, WalOptions, WithPayloadInterface, WithVector,
 };
 use tokio::sync::RwLock;
 use uuid::Uuid;
@@ -155,6 +155,15 @@ fn optimizers() -> EdgeOptimizersConfig {
     EdgeOptimizersConfig { indexing_threshold: Some(0), ..EdgeOptimizersConfig::default() }
 }
 
+/// The write-ahead log's segment size. Every write is flushed as it is applied, so the log
+/// never holds more than the batch in flight; the engine's 32 MiB default only kept that
+/// much of a mapped file resident. A larger batch grows its segment to fit.
+const WAL_SEGMENT_BYTES: usize = 4 << 20;
+
+fn wal_options() -> WalOptions {
+    WalOptions { segment_capacity: WAL_SEGMENT_BYTES, ..WalOptions::default() }
+}
+
 fn edge_error(error: qdrant_edge::OperationError) -> anyhow::Error {
     anyhow!("embedded Qdrant: {error}")
 }
@@ -233,6 +242,7 @@ impl VectorIndex for EmbeddedIndex {
         let config = EdgeConfigBuilder::new()
             .vector("", EdgeVectorParamsBuilder::new(dim, Distance::Cosine).build())
             .optimizers(optimizers())
+            .wal_options(wal_options())
             .build();
         let shard = EdgeShard::new(&self.path, config).map_err(edge_error)?;
         for (name, kind) in [("doc_id", PayloadSchemaType::Keyword), ("chunk_index", PayloadSchemaType::Integer)] {
