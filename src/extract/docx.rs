@@ -35,12 +35,12 @@ pub fn extract(bytes: &[u8]) -> Result<Document, ExtractError> {
         .find(|r| r.is("officeDocument"))
         .map_or_else(|| "word/document.xml".to_string(), |r| r.target);
     let mut document = Document { title: package.title("docProps/core.xml")?, ..Document::default() };
-    package::push_paragraphs(&mut document, &text_of(&mut package, &main)?);
+    package::push_paragraphs(&mut document, &package.paragraphs(&main, &WORD_TEXT)?);
     let related = package.relationships(&main)?;
     let mut seen = Vec::new();
     for kind in NOTES_AND_MARGINS {
         for part in related.iter().filter(|r| r.is(kind)) {
-            let mut paragraphs = text_of(&mut package, &part.target)?;
+            let mut paragraphs = package.paragraphs(&part.target, &WORD_TEXT)?;
             paragraphs.iter_mut().for_each(|p| p.heading = false);
             // The first-page, even-page and default headers often say the same.
             if !paragraphs.is_empty() && !seen.contains(&paragraphs) {
@@ -50,9 +50,4 @@ pub fn extract(bytes: &[u8]) -> Result<Document, ExtractError> {
         }
     }
     Ok(document)
-}
-
-fn text_of(package: &mut Package, part: &str) -> Result<Vec<package::Paragraph>, ExtractError> {
-    let xml = package.required(part)?;
-    package::paragraphs(&xml, &WORD_TEXT).map_err(|e| package.format().invalid(format!("{part}: {e}")))
 }

@@ -33,13 +33,10 @@ pub fn extract(bytes: &[u8]) -> Result<Document, ExtractError> {
     }
     package.refuse_encrypted_odf()?;
     let mut document = Document { title: package.title("meta.xml")?, ..Document::default() };
-    let content = package.required("content.xml")?;
-    let body = package::paragraphs(&content, &ODF_TEXT).map_err(|e| format.invalid(format!("content.xml: {e}")))?;
-    package::push_paragraphs(&mut document, &body);
+    package::push_paragraphs(&mut document, &package.paragraphs("content.xml", &ODF_TEXT)?);
     // Page headers and footers live in the styles, with the master pages.
-    if let Some(styles) = package.part("styles.xml")? {
-        let mut margins =
-            package::paragraphs(&styles, &ODF_TEXT).map_err(|e| format.invalid(format!("styles.xml: {e}")))?;
+    if package.has("styles.xml") {
+        let mut margins = package.paragraphs("styles.xml", &ODF_TEXT)?;
         margins.iter_mut().for_each(|p| p.heading = false);
         package::push_paragraphs(&mut document, &margins);
     }

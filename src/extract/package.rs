@@ -73,9 +73,15 @@ impl<'a> Package<'a> {
         self.part(name)?.ok_or_else(|| format.invalid(format!("it has no {name}")))
     }
 
-    /// The names of the package's parts, in archive order.
-    pub fn names(&self) -> Vec<String> {
-        self.archive.file_names().map(str::to_string).collect()
+    /// Whether the package has a part `name`.
+    pub fn has(&self, name: &str) -> bool {
+        self.archive.index_for_name(name).is_some()
+    }
+
+    /// The non-empty paragraphs of XML part `name`, which the format requires.
+    pub fn paragraphs(&mut self, name: &str, markup: &Markup) -> Result<Vec<Paragraph>, ExtractError> {
+        let xml = self.required(name)?;
+        paragraphs(&xml, markup).map_err(|e| self.format.invalid(format!("{name}: {e}")))
     }
 
     /// The relationships of an Office Open XML part (`ppt/presentation.xml` →

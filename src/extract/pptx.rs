@@ -44,18 +44,12 @@ pub fn extract(bytes: &[u8]) -> Result<Document, ExtractError> {
             .ok_or_else(|| format.invalid(format!("its slide list names {id}, which is not a slide")))?
             .target
             .clone();
-        let mut paragraphs = text_of(&mut package, &slide)?;
+        let mut paragraphs = package.paragraphs(&slide, &DRAWING_TEXT)?;
         if let Some(notes) = package.relationships(&slide)?.into_iter().find(|r| r.is("notesSlide")) {
-            paragraphs.extend(text_of(&mut package, &notes.target)?);
+            paragraphs.extend(package.paragraphs(&notes.target, &DRAWING_TEXT)?);
         }
         document.anchors.push(Anchor { offset: document.text.len(), place: Place::Slide(number as u32 + 1) });
         package::push_paragraphs(&mut document, &paragraphs);
     }
     Ok(document)
-}
-
-/// The paragraphs of a slide or notes part.
-fn text_of(package: &mut Package, part: &str) -> Result<Vec<package::Paragraph>, ExtractError> {
-    let xml = package.required(part)?;
-    package::paragraphs(&xml, &DRAWING_TEXT).map_err(|e| package.format().invalid(format!("{part}: {e}")))
 }
