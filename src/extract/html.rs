@@ -146,7 +146,7 @@ impl Writer {
     fn close(&mut self, name: &str) {
         if is_heading(name) {
             if let Some((Some(offset), text)) = self.heading.take() {
-                let text = collapse(&text);
+                let text = without_permalink(&collapse(&text));
                 if !text.is_empty() {
                     self.doc.anchors.push(Anchor { offset, place: Place::Heading(text) });
                 }
@@ -226,6 +226,14 @@ impl Writer {
     }
 }
 
+/// A heading's text without the permalink mark sites put after it (`Usage #`, `Usage ¶`).
+fn without_permalink(heading: &str) -> String {
+    match heading.rsplit_once(' ') {
+        Some((text, "#" | "¶" | "§" | "🔗")) => text.to_string(),
+        _ => heading.to_string(),
+    }
+}
+
 fn is_heading(name: &str) -> bool {
     matches!(name, "h1" | "h2" | "h3" | "h4" | "h5" | "h6")
 }
@@ -281,5 +289,13 @@ mod tests {
         let deep = "<div>".repeat(2_000) + "bottom" + &"</div>".repeat(2_000);
         assert_eq!(extract(&deep).text, "bottom\n");
         assert_eq!(extract("<p>no title</p>").title, None);
+    }
+
+    #[test]
+    fn permalink_marks_leave_headings() {
+        let page = extract("<h2>path.resolve() <a href='#r'>#</a></h2><h2>Notes ¶</h2><h3>C#</h3>");
+        let headings: Vec<&Place> = page.anchors.iter().map(|a| &a.place).collect();
+        let expected = ["path.resolve()", "Notes", "C#"].map(|h| Place::Heading(h.into()));
+        assert_eq!(headings, expected.iter().collect::<Vec<_>>());
     }
 }
