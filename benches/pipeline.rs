@@ -447,6 +447,7 @@ fn synthetic_points(count: usize, dim: usize, job: &str, chunks_per_file: usize)
                     job_id: job.into(),
                     model: "bench".into(),
                     created_at: "2026-01-01T00:00:00.000000Z".into(),
+                    origin: Default::default(),
                 },
             }
         })

@@ -5,7 +5,9 @@
 //!
 //! The size counts tokens without the model's special tokens, so a chunk plus `[CLS]` and
 //! `[SEP]` always fits the model's maximum sequence length. Markdown is split on its
-//! structure (headings, paragraphs) before sentences and words.
+//! structure (headings, paragraphs) before sentences and words. Each chunk carries its
+//! [`Origin`]: the page, sheet, slide and heading of the document where it starts (pages
+//! through the one where it ends), and the document's title.
 
 use std::sync::Arc;
 
@@ -13,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use text_splitter::{ChunkConfig, ChunkSizer, MarkdownSplitter, TextSplitter};
 use tokenizers::Tokenizer;
 
-use crate::extract::Document;
+use crate::extract::{Document, Origin};
 use crate::hash::sha256_hex;
 
 /// Tokens every sequence spends on special tokens (`[CLS]` and `[SEP]`).
@@ -29,6 +31,8 @@ pub struct Chunk {
     /// The model's tokens for `content`, special tokens included: what the embed stage
     /// sizes its model calls by.
     pub tokens: usize,
+    /// Where in the document the chunk came from.
+    pub origin: Origin,
 }
 
 /// The tokens the model reads for `text`, special tokens included. `tokenizer` counts without
@@ -80,22 +84,23 @@ impl Chunker {
         Ok(())
     }
 
-    /// Splits `document` into chunks, each with its hash and token count.
+    /// Splits `document` into chunks, each with its hash, token count and origin.
     pub fn chunk(&self, document: &Document) -> Vec<Chunk> {
-        let pieces: Vec<&str> = if document.is_markdown {
-            self.markdown.chunks(&document.text).collect()
+        let pieces: Vec<(usize, &str)> = if document.is_markdown {
+            self.markdown.chunk_indices(&document.text).collect()
         } else {
-            self.text.chunks(&document.text).collect()
+            self.text.chunk_indices(&document.text).collect()
         };
         pieces
             .into_iter()
-            .filter(|piece| !piece.trim().is_empty())
+            .filter(|(_, piece)| !piece.trim().is_empty())
             .enumerate()
-            .map(|(index, content)| Chunk {
+            .map(|(index, (offset, content))| Chunk {
                 index: index as u32,
                 content: content.to_string(),
                 content_hash: sha256_hex(content.as_bytes()),
                 tokens: count_tokens(&self.tokenizer, content),
+                origin: document.origin(offset, offset + content.len()),
             })
             .collect()
     }

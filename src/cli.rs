@@ -57,7 +57,7 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Apply the catalog's schema migrations and exit.
     Migrate,
-    /// Extract PDF and DOCX files sent on stdin, answering on stdout: the child process a
+    /// Extract files sent on stdin, answering on stdout: the child process a
     /// run starts to isolate those parsers (see `ingest::extract::pool`).
     #[command(hide = true, name = WORKER_SUBCOMMAND)]
     ExtractWorker(ExtractWorkerArgs),
@@ -154,15 +154,15 @@ pub struct RunArgs {
     /// Stop retrying a file after it failed this many runs in a row, until it changes [default: 3]
     #[arg(long, value_name = "RUNS")]
     pub max_retries: Option<i64>,
-    /// Seconds a PDF or DOCX file may take to extract; a parser still busy then is killed and
+    /// Seconds a file may take to extract in its extractor process; a parser still busy then is killed and
     /// the file fails as timed out [default: 60]
     #[arg(long, value_name = "SECONDS")]
     pub extract_timeout: Option<f64>,
-    /// Address space of each PDF/DOCX extractor process, in MiB; a parser that needs more fails
+    /// Address space of each extractor process (every format but text and Markdown), in MiB; a parser that needs more fails
     /// its file as out of memory instead of exhausting the machine [default: 1024]
     #[arg(long, value_name = "MIB")]
     pub extract_memory: Option<u64>,
-    /// PDF/DOCX extractor processes, hence files extracted at once [default: the number of cores]
+    /// Extractor processes, hence files extracted at once [default: the number of cores]
     #[arg(long, value_name = "N")]
     pub extract_workers: Option<usize>,
     /// Delete the points of vanished files even when they are more than half of the indexed
@@ -336,7 +336,7 @@ impl Settings {
     }
 
     /// The settings of a run over `args.dir`. `extractor_program` is the `ingest` binary, which
-    /// the run starts as its PDF/DOCX extractor processes.
+    /// the run starts as its extractor processes.
     pub fn job(&self, args: &RunArgs, extractor_program: PathBuf) -> Result<JobSettings> {
         let Some(dir) = &args.dir else {
             bail!("no directory given; usage: ingest DIR (see ingest --help)");

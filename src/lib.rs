@@ -7,8 +7,9 @@
 //!
 //! - [`scan`]: directory → [`scan::FileEntry`] per candidate file (stat only).
 //! - [`hash`]: `FileEntry` → [`hash::HashedFile`] (bytes, sha256, `doc_id`, point ids).
-//! - [`extract`]: bytes → [`extract::Document`] (txt, md, pdf, docx) or a readable reason;
-//!   format → extractor. [`extract::pool`]: PDF and DOCX bytes → a `Document` made in a child
+//! - [`extract`]: bytes → [`extract::Document`] (text, anchors, title) or a readable reason;
+//!   format → extractor. [`extract::pool`]: the bytes of every format but plain text and
+//!   Markdown → a `Document` made in a child
 //!   process (`ingest extract-worker`) under a time and memory limit, so a parser that hangs
 //!   or crashes fails only its file.
 //! - [`chunk`]: `Document` → `Vec<`[`chunk::Chunk`]`>` sized in model tokens.

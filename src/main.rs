@@ -287,19 +287,29 @@ async fn search(settings: &Settings, args: &SearchArgs) -> Result<u8> {
         let rows: Vec<_> = hits
             .iter()
             .map(|h| {
-                serde_json::json!({
+                let mut row = serde_json::json!({
                     "score": h.score, "path": h.point.payload.path, "chunk_index": h.point.payload.chunk_index,
                     "doc_id": h.point.payload.doc_id, "content": h.point.payload.content,
-                })
+                });
+                // The origin fields the chunk has: page, page_end, sheet, slide, heading, title.
+                if let (Some(row), Ok(serde_json::Value::Object(origin))) =
+                    (row.as_object_mut(), serde_json::to_value(&h.point.payload.origin))
+                {
+                    row.extend(origin);
+                }
+                row
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
         for hit in &hits {
+            let place = ingest::search::place(&hit.point.payload.origin);
             println!(
-                "{:.3}  {}  #{}\n       {}",
+                "{:.3}  {}{}{}  #{}\n       {}",
                 hit.score,
                 hit.point.payload.path,
+                if place.is_empty() { "" } else { " " },
+                place,
                 hit.point.payload.chunk_index,
                 ingest::search::snippet(&hit.point.payload.content, 160)
             );

@@ -3,8 +3,12 @@
 //! In: the points of a commit group. Out: parquet files under
 //! `<data dir>/parquet/<collection>/`, one row per chunk (`doc_id`, `chunk_index`,
 //! `point_id`, `path`, `content`, `content_hash`, `model`, `job_id`, `vector` as
-//! FixedSizeList<Float32, dim>, `created_at`), zstd-compressed, from which the collection
-//! can be rebuilt without embedding.
+//! FixedSizeList<Float32, dim>, `created_at`, and the chunk's origin: `page`, `page_end`,
+//! `slide` (u32) and `sheet`, `heading`, `title` (strings), null where the format has none),
+//! zstd-compressed, from which the collection can be rebuilt without embedding.
+//!
+//! The schema's version is in the file's metadata (`ingest.schema_version`). Version 1 files,
+//! written before the origin columns existed, are still read: their rows have no origin.
 //!
 //! Every file is written under a temporary name, synced, then renamed: a crash never
 //! leaves a half-file that looks whole. A row is live when the catalog's completed file
@@ -17,7 +21,8 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use arrow::array::{
-    Array, ArrayRef, FixedSizeListArray, Float32Array, RecordBatch, StringArray, TimestampMicrosecondArray, UInt32Array,
+    new_null_array, Array, ArrayRef, FixedSizeListArray, Float32Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray, UInt32Array,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -25,11 +30,38 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
+use crate::extract::Origin;
 use crate::store::{Point, PointPayload};
+
+/// The version of the schema this build writes: 2 added the origin columns.
+pub const SCHEMA_VERSION: &str = "2";
+
+/// The metadata key of the schema version.
+const SCHEMA_VERSION_KEY: &str = "ingest.schema_version";
+
+/// The columns version 2 added, all nullable, after those of version 1.
+fn origin_fields() -> Vec<Field> {
+    vec![
+        Field::new("page", DataType::UInt32, true),
+        Field::new("page_end", DataType::UInt32, true),
+        Field::new("sheet", DataType::Utf8, true),
+        Field::new("slide", DataType::UInt32, true),
+        Field::new("heading", DataType::Utf8, true),
+        Field::new("title", DataType::Utf8, true),
+    ]
+}
 
 /// The arrow schema of a copy with `dim`-dimensional vectors.
 pub fn schema(dim: usize) -> SchemaRef {
-    Arc::new(Schema::new(vec![
+    let mut fields = schema_v1_fields(dim);
+    fields.extend(origin_fields());
+    let metadata = [(SCHEMA_VERSION_KEY.to_string(), SCHEMA_VERSION.to_string())].into();
+    Arc::new(Schema::new_with_metadata(fields, metadata))
+}
+
+/// The columns of a version 1 copy, before rows had an origin.
+fn schema_v1_fields(dim: usize) -> Vec<Field> {
+    vec![
         Field::new("doc_id", DataType::Utf8, false),
         Field::new("chunk_index", DataType::UInt32, false),
         Field::new("point_id", DataType::Utf8, false),
@@ -44,7 +76,7 @@ pub fn schema(dim: usize) -> SchemaRef {
             false,
         ),
         Field::new("created_at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
-    ]))
+    ]
 }
 
 /// The parquet copies of one collection.
@@ -157,6 +189,12 @@ fn to_batch(points: &[Point], dim: usize) -> Result<RecordBatch> {
     let text = |f: fn(&PointPayload) -> &str| -> ArrayRef {
         Arc::new(StringArray::from_iter_values(points.iter().map(|p| f(&p.payload))))
     };
+    let number = |f: fn(&Origin) -> Option<u32>| -> ArrayRef {
+        Arc::new(points.iter().map(|p| f(&p.payload.origin)).collect::<UInt32Array>())
+    };
+    let name = |f: fn(&Origin) -> Option<&str>| -> ArrayRef {
+        Arc::new(points.iter().map(|p| f(&p.payload.origin)).collect::<StringArray>())
+    };
     let mut values = Vec::with_capacity(points.len() * dim);
     for point in points {
         if point.vector.len() != dim {
@@ -190,29 +228,44 @@ fn to_batch(points: &[Point], dim: usize) -> Result<RecordBatch> {
         text(|p| &p.job_id),
         Arc::new(vectors),
         Arc::new(TimestampMicrosecondArray::from(created).with_timezone("UTC")),
+        number(|o| o.page),
+        number(|o| o.page_end),
+        name(|o| o.sheet.as_deref()),
+        number(|o| o.slide),
+        name(|o| o.heading.as_deref()),
+        name(|o| o.title.as_deref()),
     ];
     RecordBatch::try_new(schema(dim), columns).context("assembling a parquet batch")
 }
 
+/// The batches of a copy, in the current schema: a version 1 file's get null origin
+/// columns.
 fn read_batches(path: &Path, dim: usize) -> Result<Vec<RecordBatch>> {
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
         .with_context(|| format!("{} is not a readable parquet file", path.display()))?;
     let expected = schema(dim);
     let found = reader.schema().clone();
-    let same = expected.fields().len() == found.fields().len()
-        && expected
-            .fields()
-            .iter()
-            .zip(found.fields())
-            .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type());
-    if !same {
+    let same = |fields: &[Arc<Field>]| {
+        fields.len() == found.fields().len()
+            && fields.iter().zip(found.fields()).all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type())
+    };
+    let version_1 = same(&expected.fields()[..schema_v1_fields(dim).len()]);
+    if !same(expected.fields()) && !version_1 {
         bail!("{} does not have the expected schema for {dim}-dimensional vectors (found {found})", path.display());
     }
     reader
         .build()
         .with_context(|| format!("reading {}", path.display()))?
-        .map(|batch| batch.with_context(|| format!("{} is corrupt", path.display())))
+        .map(|batch| {
+            let batch = batch.with_context(|| format!("{} is corrupt", path.display()))?;
+            if !version_1 {
+                return Ok(batch);
+            }
+            let mut columns = batch.columns().to_vec();
+            columns.extend(origin_fields().iter().map(|f| new_null_array(f.data_type(), batch.num_rows())));
+            RecordBatch::try_new(expected.clone(), columns).context("adding the origin columns to a version 1 file")
+        })
         .collect()
 }
 
@@ -235,6 +288,11 @@ pub fn read_points(path: &Path, dim: usize) -> Result<Vec<Point>> {
         let vectors = column("vector").as_any().downcast_ref::<FixedSizeListArray>().expect("schema checked");
         let created =
             column("created_at").as_any().downcast_ref::<TimestampMicrosecondArray>().expect("schema checked");
+        let number = |name: &str| column(name).as_any().downcast_ref::<UInt32Array>().expect("schema checked").clone();
+        let (page, page_end, slide) = (number("page"), number("page_end"), number("slide"));
+        let (sheet, heading, title) = (text("sheet"), text("heading"), text("title"));
+        let get_number = |array: &UInt32Array, row: usize| array.is_valid(row).then(|| array.value(row));
+        let get_text = |array: &StringArray, row: usize| array.is_valid(row).then(|| array.value(row).to_string());
         for row in 0..batch.num_rows() {
             let vector = vectors.value(row);
             let vector = vector.as_any().downcast_ref::<Float32Array>().expect("schema checked").values().to_vec();
@@ -253,6 +311,14 @@ pub fn read_points(path: &Path, dim: usize) -> Result<Vec<Point>> {
                     job_id: job_id.value(row).to_string(),
                     model: model.value(row).to_string(),
                     created_at,
+                    origin: Origin {
+                        page: get_number(&page, row),
+                        page_end: get_number(&page_end, row),
+                        sheet: get_text(&sheet, row),
+                        slide: get_number(&slide, row),
+                        heading: get_text(&heading, row),
+                        title: get_text(&title, row),
+                    },
                 },
             });
         }
@@ -277,6 +343,14 @@ mod tests {
                 job_id: "job".into(),
                 model: "m".into(),
                 created_at: "2026-01-02T03:04:05.000006Z".into(),
+                origin: Origin {
+                    page: index.is_multiple_of(2).then_some(index + 1),
+                    page_end: index.is_multiple_of(2).then_some(index + 2),
+                    sheet: (index == 1).then(|| "Budget".into()),
+                    slide: None,
+                    heading: Some(format!("Section {index}")),
+                    title: None,
+                },
             },
         }
     }
@@ -299,6 +373,36 @@ mod tests {
             .file_name()
             .to_string_lossy()
             .ends_with(".tmp")));
+    }
+
+    #[test]
+    fn version_1_files_without_origin_columns_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.parquet");
+        let points = vec![point("a", 0, 4), point("a", 1, 4)];
+        // A version 1 file: the current batch without the origin columns and the version.
+        let batch = to_batch(&points, 4).unwrap();
+        let v1 = Arc::new(Schema::new(schema_v1_fields(4)));
+        let columns = batch.columns()[..v1.fields().len()].to_vec();
+        let mut writer = ArrowWriter::try_new(File::create(&path).unwrap(), v1.clone(), None).unwrap();
+        writer.write(&RecordBatch::try_new(v1, columns).unwrap()).unwrap();
+        writer.close().unwrap();
+
+        let read = read_points(&path, 4).unwrap();
+        let without_origin: Vec<Point> = points
+            .into_iter()
+            .map(|mut p| {
+                p.payload.origin = Origin::default();
+                p
+            })
+            .collect();
+        assert_eq!(read, without_origin);
+        // Compacted with new parts, old rows keep no origin and new ones keep theirs.
+        let copy = ParquetCopy::at(dir.path().to_path_buf(), 4);
+        std::fs::rename(&path, dir.path().join("job-part000000.parquet")).unwrap();
+        copy.write_part("job", 1, &[point("b", 0, 4)]).unwrap();
+        let merged = read_points(&copy.compact_job("job").unwrap().unwrap(), 4).unwrap();
+        assert_eq!(merged, [without_origin, vec![point("b", 0, 4)]].concat());
     }
 
     #[test]

@@ -9,8 +9,8 @@
 //!
 //! ```text
 //! walk thread ──▶ prepare thread ──(bounded)──▶ extract threads ──(bounded)──▶ embed thread ──(bounded)──▶ commit task (tokio)
-//! scan (stat)     change detection,              extract (PDF and DOCX          batches chunks across       catalog `processing` → parquet part
-//!                 hash                           in worker processes),          files, runs the model       → upsert (wait) → drop stale tail
+//! scan (stat)     change detection,              extract (all but text          batches chunks across       catalog `processing` → parquet part
+//!                 hash                           and Markdown in workers),      files, runs the model       → upsert (wait) → drop stale tail
 //!                                                chunk                                                      → catalog `completed`
 //! ```
 //!
@@ -81,7 +81,7 @@ pub struct JobSettings {
     /// Delete the points of vanished files even when they are more than half of the root's
     /// indexed files (see [`MASS_DELETE_HANDFUL`]).
     pub allow_mass_delete: bool,
-    /// The PDF/DOCX extractor processes: their program, time and memory limits, and how many.
+    /// The extractor processes: their program, time and memory limits, and how many.
     pub extraction: ExtractorSettings,
 }
 
@@ -1192,6 +1192,7 @@ impl Committer<'_> {
                         job_id: self.job_id.to_string(),
                         model: self.model_id.to_string(),
                         created_at: created_at.clone(),
+                        origin: chunk.origin.clone(),
                     },
                 })
             })
@@ -1289,5 +1290,11 @@ mod tests {
             "plain-text formats share the text extractor"
         );
         assert_ne!(base, LogicFingerprint::new("m@1", 200, 20).of(""), "sniffed files have their own");
+        let of = |extension| LogicFingerprint::new("m@1", 200, 20).of(extension);
+        assert_eq!(of("docx"), "m@1|chunk:200/20|extract-2", "DOCX gained notes, margins and places");
+        assert_eq!(of("xlsx"), of("ods"), "one spreadsheet extractor");
+        let formats = ["txt", "md", "pdf", "docx", "html", "xlsx", "pptx", "odt", "epub", ""];
+        let distinct: std::collections::BTreeSet<String> = formats.iter().map(|e| of(e)).collect();
+        assert_eq!(distinct.len(), formats.len() - 2, "md, pdf and docx share a version string; the rest differ");
     }
 }

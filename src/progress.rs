@@ -132,7 +132,7 @@ pub enum Stage {
     Walk,
     /// Reading changed files and hashing their contents.
     Hash,
-    /// Turning file contents into text (in extractor processes for PDF and DOCX).
+    /// Turning file contents into text (in extractor processes for every format but text and Markdown).
     Extract,
     /// Splitting text into chunks with the model's tokenizer.
     Chunk,

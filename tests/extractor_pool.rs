@@ -1,6 +1,7 @@
-//! PDF and DOCX parsers run in extractor processes: a parser that hangs, aborts, allocates
-//! without bound or overflows its stack fails its own file with a plain reason, within the
-//! time limit, the rest of the tree is indexed, and no extractor outlives `ingest`.
+//! Parsers of every format but text and Markdown run in extractor processes: a parser that
+//! hangs, aborts, allocates without bound or overflows its stack fails its own file with a
+//! plain reason, within the time limit, the rest of the tree is indexed, and no extractor
+//! outlives `ingest`.
 //!
 //! Faults come from the debug build's hook: with `INGEST_EXTRACT_FAULT` set, a file holding
 //! `INGEST-FAULT:<fault>` makes the extractor misbehave before any parser runs.
@@ -128,6 +129,16 @@ fn each_fault_is_reported_in_time_and_the_next_file_gets_a_fresh_extractor() {
     assert_eq!(docx, Err(ExtractError::Extractor("DOCX extractor crashed (killed by signal 6)".into())));
     let truncated = std::fs::read(fixtures_dir().join("bad/truncated.pdf")).unwrap();
     assert!(matches!(pool.extract("pdf", &truncated, &cancel), Err(ExtractError::Pdf(_))));
+    // The further formats run there too: their faults, reasons, anchors and titles cross the pipe.
+    let xlsx = pool.extract("xlsx", b"INGEST-FAULT:abort", &cancel);
+    assert_eq!(xlsx, Err(ExtractError::Extractor("XLSX extractor crashed (killed by signal 6)".into())));
+    let epub = pool.extract("epub", b"a plain text file", &cancel);
+    assert_eq!(epub, Err(ingest::extract::Format::Epub.invalid("the file is not a zip package")));
+    let deck = std::fs::read(fixtures_dir().join("coffee/espresso-brewing.pptx")).unwrap();
+    let across = pool.extract("pptx", &deck, &cancel).unwrap();
+    assert_eq!(across, ingest::extract::extract_in_process("pptx", &deck).unwrap());
+    assert_eq!(across.anchors.len(), 4, "{across:?}");
+    assert_eq!(across.title.as_deref(), Some("Espresso training for new baristas"));
 }
 
 #[test]

@@ -21,6 +21,56 @@ const QUERIES: &[(&str, &str)] = &[
     ("music/jazz-improvisation.docx", "soloing over the ii V I chord changes with swing feel"),
     ("software/README", "forecast when the sea is highest in a port from harmonic constituents"),
     ("software/LICENSE", "may I sell copies, and is there any warranty if it breaks"),
+    ("maritime/lighthouse-keeping.html", "who designed the beacon lens of concentric glass prism rings"),
+    ("cycling/bike-maintenance.xlsx", "after how many kilometres should a stretched bicycle chain be replaced"),
+    ("weather/rainfall.ods", "which city has the most rainy days a year and how many millimetres of precipitation"),
+    ("coffee/espresso-brewing.pptx", "how to texture milk into silky microfoam for a latte"),
+    (
+        "architecture/gothic-cathedrals.odt",
+        "external half arches that carry the thrust of the vault so the walls can hold big windows",
+    ),
+    ("sailing/knots.epub", "a fixed loop at the end of a rope that will not slip or jam"),
+];
+
+/// Where in its file the top hit of a query must be: a JSON search row's field and value.
+const PLACES: &[(&str, &str, &str)] = &[
+    ("coffee/espresso-brewing.pptx", "slide", "1"),
+    ("cycling/bike-maintenance.xlsx", "sheet", "Service intervals"),
+    ("weather/rainfall.ods", "sheet", "Annual rainfall"),
+];
+
+/// The bad inputs of the formats read from zip packages (and HTML, and XLS): each fails
+/// alone, with a reason naming its format.
+const BAD_PACKAGES: &[(&str, &str)] = &[
+    ("truncated.xlsx", "not a valid XLSX file: its zip package is unreadable"),
+    ("truncated.ods", "not a valid ODS file: its zip package is unreadable"),
+    ("truncated.pptx", "not a valid PPTX file: its zip package is unreadable"),
+    ("truncated.odt", "not a valid ODT file: its zip package is unreadable"),
+    ("truncated.epub", "not a valid EPUB file: its zip package is unreadable"),
+    ("not-a-zip.xlsx", "not a valid XLSX file: the file is not a zip package"),
+    ("not-a-zip.ods", "not a valid ODS file: the file is not a zip package"),
+    ("not-a-zip.pptx", "not a valid PPTX file: the file is not a zip package"),
+    ("not-a-zip.odt", "not a valid ODT file: the file is not a zip package"),
+    ("not-a-zip.epub", "not a valid EPUB file: the file is not a zip package"),
+    ("wrong-content.xlsx", "not a valid XLSX file: "),
+    ("wrong-content.ods", "not a valid ODS file: "),
+    ("wrong-content.pptx", "not a valid PPTX file: it has no ppt/presentation.xml"),
+    (
+        "wrong-content.odt",
+        "not a valid ODT file: it is a package of type \"application/vnd.oasis.opendocument.spreadsheet\"",
+    ),
+    (
+        "wrong-content.epub",
+        "not a valid EPUB file: it is a package of type \"application/vnd.oasis.opendocument.text\"",
+    ),
+    ("encrypted.xlsx", "not a valid XLSX file: it is encrypted"),
+    ("encrypted.pptx", "not a valid PPTX file: it is encrypted"),
+    ("encrypted.docx", "not a valid DOCX file: it is encrypted"),
+    ("encrypted.odt", "not a valid ODT file: it is encrypted"),
+    ("encrypted.ods", "not a valid ODS file: it is encrypted"),
+    ("encrypted.epub", "not a valid EPUB file: its chapters are encrypted (DRM)"),
+    ("not-a-workbook.xls", "not a valid XLS file: "),
+    ("image.html", "not a valid HTML file: it looks binary"),
 ];
 
 #[test]
@@ -38,8 +88,8 @@ fn fixtures_are_indexed_searchable_and_copied_to_parquet(ws: Workspace) {
     let report = ws.ingest_json([docs.as_os_str(), "--json".as_ref(), "--quiet".as_ref()], 2);
 
     assert_eq!(report["status"], "completed", "{report:#}");
-    assert_eq!(report["added"], 10, "{report:#}");
-    assert_eq!(report["files_seen"], 16, "{report:#}");
+    assert_eq!(report["added"], 16, "{report:#}");
+    assert_eq!(report["files_seen"], 45, "{report:#}");
     let failed: BTreeMap<String, String> = report["failed"]
         .as_array()
         .unwrap()
@@ -52,10 +102,13 @@ fn fixtures_are_indexed_searchable_and_copied_to_parquet(ws: Workspace) {
         .collect();
     let expect = [
         ("truncated.pdf", "corrupt or unreadable PDF"),
-        ("not-a-zip.docx", "not a valid DOCX document: the file is not a zip package"),
+        ("not-a-zip.docx", "not a valid DOCX file: the file is not a zip package"),
         ("binary.txt", "file looks binary"),
         ("caf\u{FFFD}-latin1-name.txt", "file name is not valid UTF-8"),
-    ];
+    ]
+    .into_iter()
+    .chain(BAD_PACKAGES.iter().copied());
+    let expect: Vec<(&str, &str)> = expect.collect();
     assert_eq!(failed.len(), expect.len(), "{failed:#?}");
     for (name, reason) in expect {
         let got = failed.get(name).unwrap_or_else(|| panic!("{name} not reported as failed: {failed:#?}"));
@@ -79,7 +132,29 @@ fn fixtures_are_indexed_searchable_and_copied_to_parquet(ws: Workspace) {
         let hits = ws.ingest_json(["search", query, "--limit", "3", "--json"], 0);
         let top = hits[0]["path"].as_str().unwrap_or_default();
         assert!(top.ends_with(fixture), "query {query:?}: top hit {top}, expected {fixture}\n{hits:#}");
+        if let Some((_, field, value)) = PLACES.iter().find(|(f, _, _)| f == fixture) {
+            let found = hits[0][field].to_string();
+            assert_eq!(found.trim_matches('"'), *value, "query {query:?}: {field} of the top hit\n{hits:#}");
+        }
     }
+    // Each paragraph of the tomato PDF is a page: the chunk holding the fourth's answer spans
+    // page 4, and the one of the fifth alone is on page 5.
+    let pages = |query: &str| {
+        let hits = ws.ingest_json(["search", query, "--limit", "1", "--json"], 0);
+        assert!(hits[0]["path"].as_str().unwrap().ends_with("tomatoes.pdf"), "{hits:#}");
+        (hits[0]["page"].as_u64().unwrap(), hits[0]["page_end"].as_u64().unwrap(), hits[0]["content"].to_string())
+    };
+    let (page, page_end, content) = pages("irregular watering and poor calcium uptake rot the bottom of tomato fruit");
+    assert!(content.contains("blossom end rot") && page <= 4 && 4 <= page_end, "pages {page}-{page_end}: {content}");
+    let (page, page_end, content) = pages("tomato hornworms, early blight and late blight");
+    assert_eq!((page, page_end), (5, 5), "{content}");
+    // Titles the files declare travel with their chunks.
+    let hits = ws.ingest_json(["search", QUERIES[13].1, "--limit", "1", "--json"], 0);
+    assert_eq!(hits[0]["title"], "Espresso training for new baristas", "{hits:#}");
+    assert_eq!(hits[0].get("page"), None, "a slide has no page: {hits:#}");
+    // The plain listing cites the place.
+    let listing = show(&ws.ingest(["search", QUERIES[13].1, "--limit", "1"]));
+    assert!(listing.contains("espresso-brewing.pptx slide 1  #"), "{listing}");
 
     // The parquet copy holds exactly the points, vectors included.
     let stored = ws.stored_points("documents", true);
@@ -101,7 +176,7 @@ fn fixtures_are_indexed_searchable_and_copied_to_parquet(ws: Workspace) {
     // A second run over the same tree embeds nothing; the empty file and the binary are
     // settled too.
     let again = ws.ingest_json([docs.as_os_str(), "--json".as_ref(), "--quiet".as_ref()], 2);
-    assert_eq!(again["unchanged"], 12, "{again:#}");
+    assert_eq!(again["unchanged"], 18, "{again:#}");
     assert_eq!(again["chunks"], 0, "{again:#}");
 }
 

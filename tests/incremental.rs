@@ -17,8 +17,8 @@ fn a_new_extractor_version_re_embeds_only_its_format_on_servers() {
     a_new_extractor_version_re_embeds_only_its_format(Workspace::on_servers().with_fixtures());
 }
 
-/// The DOCX rows say an older DOCX extractor made their text: the next run re-embeds the
-/// DOCX files and nothing else.
+/// The rows of one format say an older extractor of that format made their text: the next
+/// run re-embeds that format's files and nothing else. Tried for DOCX, then for PPTX.
 fn a_new_extractor_version_re_embeds_only_its_format(ws: Workspace) {
     let docs = ws.docs();
     let run = |extra: &[&str], code: i32| {
@@ -27,24 +27,39 @@ fn a_new_extractor_version_re_embeds_only_its_format(ws: Workspace) {
     };
     let first = run(&[], 2);
     let settled = first["unchanged"].as_i64().unwrap() + first["added"].as_i64().unwrap() + 2;
-    ws.execute_on_catalog(
-        "UPDATE files SET logic_fingerprint = replace(logic_fingerprint, '|extract-1', '|extract-0') WHERE extension = 'docx'",
-    );
-    let plan = run(&["--dry-run"], 0);
-    // Files that failed are retried anyway; of the others, only the DOCX files are to update.
-    let mut update: Vec<String> = plan["plan"]["update"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p.as_str().unwrap().to_string())
-        .filter(|p| !p.contains("/bad/"))
-        .collect();
-    update.sort();
-    let docx = |name: &str| docs.join(name).canonicalize().unwrap().display().to_string();
-    assert_eq!(update, [docx("finance/compound-interest.docx"), docx("music/jazz-improvisation.docx")], "{plan:#}");
-    let second = run(&[], 2);
-    assert_eq!((&second["updated"], &second["added"]), (&2.into(), &0.into()), "{second:#}");
-    assert_eq!(second["unchanged"].as_i64().unwrap(), settled - 2, "every other settled file is unchanged: {second:#}");
+    let fixture = |name: &str| docs.join(name).canonicalize().unwrap().display().to_string();
+    for (extension, version, files) in [
+        (
+            "docx",
+            "extract-2",
+            vec![fixture("finance/compound-interest.docx"), fixture("music/jazz-improvisation.docx")],
+        ),
+        ("pptx", "pptx-1", vec![fixture("coffee/espresso-brewing.pptx")]),
+    ] {
+        ws.execute_on_catalog(&format!(
+            "UPDATE files SET logic_fingerprint = replace(logic_fingerprint, '|{version}', '|older') \
+             WHERE extension = '{extension}' AND status = 'completed'"
+        ));
+        let plan = run(&["--dry-run"], 0);
+        // Files that failed are retried anyway; of the others, only this format's are to update.
+        let mut update: Vec<String> = plan["plan"]["update"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap().to_string())
+            .filter(|p| !p.contains("/bad/"))
+            .collect();
+        update.sort();
+        assert_eq!(update, files, "{extension}: {plan:#}");
+        let again = run(&[], 2);
+        let count = files.len() as i64;
+        assert_eq!((&again["updated"], &again["added"]), (&count.into(), &0.into()), "{again:#}");
+        assert_eq!(
+            again["unchanged"].as_i64().unwrap(),
+            settled - count,
+            "every other settled file is unchanged: {again:#}"
+        );
+    }
 }
 
 #[test]

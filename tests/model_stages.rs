@@ -2,7 +2,7 @@
 
 use ingest::chunk::{count_tokens, Chunker, SPECIAL_TOKENS};
 use ingest::embed::{Batching, Embedder, ModelInfo};
-use ingest::extract::Document;
+use ingest::extract::{Anchor, Document, Origin, Place};
 
 fn model() -> ModelInfo {
     ModelInfo::load(None).expect("the model is installed (scripts/setup.sh)")
@@ -20,7 +20,7 @@ fn chunks_never_exceed_the_token_budget_and_overlap() {
     let sentences: Vec<String> =
         (0..60).map(|i| format!("Sentence number {i} talks about topic {} in some detail.", i % 7)).collect();
     let text = sentences.join(" ");
-    let chunks = chunker.chunk(&Document { text: text.clone(), is_markdown: false });
+    let chunks = chunker.chunk(&Document::plain(text.clone()));
     assert!(chunks.len() > 5, "{}", chunks.len());
     for (i, chunk) in chunks.iter().enumerate() {
         assert_eq!(chunk.index as usize, i);
@@ -39,13 +39,51 @@ fn chunks_never_exceed_the_token_budget_and_overlap() {
     }
 
     let markdown = "# Title\n\nFirst paragraph.\n\n## Section\n\nSecond paragraph.";
-    let md_chunks = chunker.chunk(&Document { text: markdown.into(), is_markdown: true });
+    let md_chunks = chunker.chunk(&Document { text: markdown.into(), is_markdown: true, ..Document::default() });
     assert_eq!(md_chunks.len(), 1, "a short markdown document is one chunk");
 
     let error = Chunker::new(&model.tokenizer().unwrap(), 255, 0, model.max_sequence).err().unwrap().to_string();
     assert!(error.contains("between 1 and 254"), "{error}");
     let error = Chunker::new(&model.tokenizer().unwrap(), 50, 50, model.max_sequence).err().unwrap().to_string();
     assert!(error.contains("must be smaller"), "{error}");
+}
+
+#[test]
+fn chunks_carry_the_page_and_heading_they_start_on_and_the_page_they_end_on() {
+    let model = model();
+    let chunker = Chunker::new(&model.tokenizer().unwrap(), 40, 0, model.max_sequence).unwrap();
+    let mut document = Document { title: Some("Field notes".into()), ..Document::default() };
+    for page in 1..=12u32 {
+        document.anchors.push(Anchor { offset: document.text.len(), place: Place::Page(page) });
+        if (page - 1).is_multiple_of(3) {
+            let heading = format!("Part {}", page / 3 + 1);
+            document.anchors.push(Anchor { offset: document.text.len(), place: Place::Heading(heading.clone()) });
+            document.text.push_str(&format!("{heading}\n\n"));
+        }
+        let words: Vec<String> = (0..3).map(|i| format!("page{page}word{i}")).collect();
+        document.text.push_str(&format!("{}\n\n", words.join(" ")));
+    }
+    let chunks = chunker.chunk(&document);
+    assert!(chunks.len() > 2, "{}", chunks.len());
+    let mut spanning = 0;
+    for chunk in &chunks {
+        let Origin { page: Some(page), page_end: Some(end), heading: Some(heading), title, .. } = &chunk.origin else {
+            panic!("chunk {} has no page or heading: {:?}", chunk.index, chunk.origin);
+        };
+        assert_eq!(title.as_deref(), Some("Field notes"));
+        // The lines name their page: words say it, a heading "Part k" opens page 3k - 2. The
+        // first line is on `page`, the last on `page_end`.
+        let page_of = |line: &str| match line.strip_prefix("Part ") {
+            Some(part) => part.parse::<u32>().unwrap() * 3 - 2,
+            None => line.trim_start_matches("page").split("word").next().unwrap().parse::<u32>().unwrap(),
+        };
+        let lines: Vec<&str> = chunk.content.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(page_of(lines[0]), *page, "chunk {}: {:?}", chunk.index, chunk.content);
+        assert_eq!(page_of(lines.last().unwrap()), *end, "chunk {}: {:?}", chunk.index, chunk.content);
+        assert_eq!(*heading, format!("Part {}", (page - 1) / 3 + 1), "chunk {}", chunk.index);
+        spanning += usize::from(end > page);
+    }
+    assert!(spanning > 0, "some chunk crosses a page: {chunks:#?}");
 }
 
 #[test]

@@ -276,6 +276,8 @@ v = s.field("vector").type
 assert pa.types.is_fixed_size_list(v) and v.list_size == 384 and v.value_type == pa.float32(), v
 assert s.field("chunk_index").type == pa.uint32()
 assert str(s.field("created_at").type) == "timestamp[us, tz=UTC]", s.field("created_at").type
+assert s.field("page").type == pa.uint32() and s.field("page").nullable, s.field("page")
+assert s.metadata[b"ingest.schema_version"] == b"2", s.metadata
 print(table.num_rows, ",".join(s.names))
 "#;
     let output = std::process::Command::new(&python).arg("-c").arg(script).arg(&dir).output().unwrap_or_else(|e| {
@@ -285,7 +287,11 @@ print(table.num_rows, ",".join(s.names))
     let stdout = String::from_utf8_lossy(&output.stdout);
     let (rows, columns) = stdout.trim().split_once(' ').unwrap();
     assert_eq!(rows, report["points"].to_string());
-    assert_eq!(columns, "doc_id,chunk_index,point_id,path,content,content_hash,model,job_id,vector,created_at");
+    assert_eq!(
+        columns,
+        "doc_id,chunk_index,point_id,path,content,content_hash,model,job_id,vector,created_at,\
+         page,page_end,sheet,slide,heading,title"
+    );
 }
 
 #[test]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::qdrant_server::TestQdrant;
+use ingest::extract::Origin;
 use ingest::hash::point_id;
 use ingest::retry::RetryPolicy;
 use ingest::store::{Point, PointPayload, StoreLocation, VectorIndex};
@@ -27,6 +28,20 @@ fn point(doc: &str, index: u32, direction: usize) -> Point {
             job_id: "job".into(),
             model: "test".into(),
             created_at: "2026-01-01T00:00:00.000000Z".into(),
+            // Every origin field on one chunk, none on the others: both stores keep them as
+            // they are, and leave absent ones absent.
+            origin: if index == 1 {
+                Origin {
+                    page: Some(3),
+                    page_end: Some(4),
+                    sheet: Some("Budget".into()),
+                    slide: Some(2),
+                    heading: Some("Rent".into()),
+                    title: Some("Household".into()),
+                }
+            } else {
+                Origin::default()
+            },
         },
     }
 }
@@ -77,6 +92,11 @@ async fn contract(dir: &std::path::Path, server: Option<&TestQdrant>) {
     let (page, next) = index.scroll(None, 10, true).await.unwrap();
     assert_eq!((page.len(), next), (2, None));
     assert_eq!(page.iter().find(|p| p.payload.chunk_index == 1).unwrap().vector, vec![0.0, 1.0, 0.0, 0.0]);
+    // Payloads come back whole, the origin fields included, and absent ones absent.
+    for stored in &page {
+        assert_eq!(stored.payload, point("a", stored.payload.chunk_index, 0).payload);
+    }
+    assert_eq!(page.iter().filter(|p| p.payload.origin.page.is_some()).count(), 1);
     index.finish().await.unwrap();
     drop(index);
 

@@ -18,9 +18,13 @@
 //! A *field* is a little-endian `u64` length followed by that many bytes.
 //!
 //! - Request (parent → child): field `extension`, field `bytes` (the file's contents).
-//! - Response (child → parent): a tag byte, a byte, then a field:
-//!   `0`, `is_markdown` (0 or 1), `text` for a document, or
-//!   `1`, the [`ExtractError`] kind, `message` for a reason.
+//! - Response (child → parent): a tag byte, a byte, then fields:
+//!   `0`, `is_markdown` (0 or 1), field `text`, field `title` (empty for none), then the
+//!   anchors: a little-endian `u64` count and, for each, a `u64` byte offset, a kind byte
+//!   (`0` page, `1` sheet, `2` slide, `3` heading) and a field (a `u32` for pages and
+//!   slides, the name for sheets and headings), for a document; or
+//!   `1`, the [`ExtractError`] kind, field `message` for a reason (for a file its format's
+//!   extractor cannot read: the format's name, a newline, the reason).
 //!
 //! The request carries the file's bytes rather than its path: the child extracts exactly the
 //! bytes whose hash the catalog records, even if the file changes meanwhile, and the parent
@@ -39,7 +43,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::{Document, ExtractError, Format};
+use super::{Anchor, Document, ExtractError, Format, Place};
 
 /// The hidden subcommand that runs [`serve`].
 pub const WORKER_SUBCOMMAND: &str = "extract-worker";
@@ -63,7 +67,7 @@ pub struct ExtractorSettings {
     pub workers: usize,
 }
 
-/// Child processes that extract PDF and DOCX files, shared by the threads that call
+/// Child processes that extract files (PDF, DOCX, HTML, spreadsheets, ...), shared by the threads that call
 /// [`ExtractorPool::extract`].
 pub struct ExtractorPool {
     settings: ExtractorSettings,
@@ -424,6 +428,25 @@ fn write_response(output: &mut impl Write, result: &Result<Document, ExtractErro
         Ok(document) => {
             output.write_all(&[RESPONSE_DOCUMENT, u8::from(document.is_markdown)])?;
             write_field(output, document.text.as_bytes())?;
+            write_field(output, document.title.as_deref().unwrap_or_default().as_bytes())?;
+            output.write_all(&(document.anchors.len() as u64).to_le_bytes())?;
+            for anchor in &document.anchors {
+                output.write_all(&(anchor.offset as u64).to_le_bytes())?;
+                match &anchor.place {
+                    Place::Page(page) => {
+                        output.write_all(&[ANCHOR_PAGE]).and_then(|_| write_field(output, &page.to_le_bytes()))?
+                    }
+                    Place::Sheet(name) => {
+                        output.write_all(&[ANCHOR_SHEET]).and_then(|_| write_field(output, name.as_bytes()))?
+                    }
+                    Place::Slide(slide) => {
+                        output.write_all(&[ANCHOR_SLIDE]).and_then(|_| write_field(output, &slide.to_le_bytes()))?
+                    }
+                    Place::Heading(text) => {
+                        output.write_all(&[ANCHOR_HEADING]).and_then(|_| write_field(output, text.as_bytes()))?
+                    }
+                }
+            }
         }
         Err(error) => {
             let (kind, message) = error_to_wire(error);
@@ -434,28 +457,63 @@ fn write_response(output: &mut impl Write, result: &Result<Document, ExtractErro
     output.flush()
 }
 
+const ANCHOR_PAGE: u8 = 0;
+const ANCHOR_SHEET: u8 = 1;
+const ANCHOR_SLIDE: u8 = 2;
+const ANCHOR_HEADING: u8 = 3;
+
+fn invalid_data(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message)
+}
+
 fn read_response(input: &mut impl Read) -> io::Result<Result<Document, ExtractError>> {
     let mut head = [0u8; 2];
     input.read_exact(&mut head)?;
     let field = utf8(read_field(input)?)?;
     match head {
-        [RESPONSE_DOCUMENT, markdown @ (0 | 1)] => Ok(Ok(Document { text: field, is_markdown: markdown == 1 })),
-        [RESPONSE_ERROR, kind] => Ok(Err(error_from_wire(kind, field)?)),
-        [tag, value] => {
-            Err(io::Error::new(io::ErrorKind::InvalidData, format!("malformed response header [{tag}, {value}]")))
+        [RESPONSE_DOCUMENT, markdown @ (0 | 1)] => {
+            let title = utf8(read_field(input)?)?;
+            let mut count = [0u8; 8];
+            input.read_exact(&mut count)?;
+            // Pushed one by one: a corrupt count cannot make it allocate.
+            let mut anchors = Vec::new();
+            for _ in 0..u64::from_le_bytes(count) {
+                let mut offset = [0u8; 8];
+                input.read_exact(&mut offset)?;
+                let mut kind = [0u8; 1];
+                input.read_exact(&mut kind)?;
+                let value = read_field(input)?;
+                let number = || {
+                    <[u8; 4]>::try_from(value.as_slice())
+                        .map(u32::from_le_bytes)
+                        .map_err(|_| invalid_data(format!("an anchor number of {} bytes", value.len())))
+                };
+                let place = match kind[0] {
+                    ANCHOR_PAGE => Place::Page(number()?),
+                    ANCHOR_SHEET => Place::Sheet(utf8(value)?),
+                    ANCHOR_SLIDE => Place::Slide(number()?),
+                    ANCHOR_HEADING => Place::Heading(utf8(value)?),
+                    other => return Err(invalid_data(format!("unknown anchor kind {other}"))),
+                };
+                anchors.push(Anchor { offset: u64::from_le_bytes(offset) as usize, place });
+            }
+            let title = (!title.is_empty()).then_some(title);
+            Ok(Ok(Document { text: field, is_markdown: markdown == 1, title, anchors }))
         }
+        [RESPONSE_ERROR, kind] => Ok(Err(error_from_wire(kind, field)?)),
+        [tag, value] => Err(invalid_data(format!("malformed response header [{tag}, {value}]"))),
     }
 }
 
-fn error_to_wire(error: &ExtractError) -> (u8, &str) {
+fn error_to_wire(error: &ExtractError) -> (u8, std::borrow::Cow<'_, str>) {
     match error {
-        ExtractError::Empty => (0, ""),
-        ExtractError::Binary(message) => (1, message),
-        ExtractError::Pdf(message) => (2, message),
-        ExtractError::Docx(message) => (3, message),
-        ExtractError::NoText => (4, ""),
-        ExtractError::NotText(message) => (5, message),
-        ExtractError::Extractor(message) | ExtractError::NoExtractor(message) => (6, message),
+        ExtractError::Empty => (0, "".into()),
+        ExtractError::Binary(message) => (1, message.into()),
+        ExtractError::Pdf(message) => (2, message.into()),
+        ExtractError::Invalid { format, reason } => (3, format!("{}\n{reason}", format.name()).into()),
+        ExtractError::NoText => (4, "".into()),
+        ExtractError::NotText(message) => (5, message.into()),
+        ExtractError::Extractor(message) | ExtractError::NoExtractor(message) => (6, message.into()),
     }
 }
 
@@ -464,13 +522,15 @@ fn error_from_wire(kind: u8, message: String) -> io::Result<ExtractError> {
         0 => ExtractError::Empty,
         1 => ExtractError::Binary(message),
         2 => ExtractError::Pdf(message),
-        3 => ExtractError::Docx(message),
+        3 => {
+            let (name, reason) = message.split_once('\n').unwrap_or((message.as_str(), ""));
+            let format = Format::from_name(name).ok_or_else(|| invalid_data(format!("unknown format {name:?}")))?;
+            format.invalid(reason)
+        }
         4 => ExtractError::NoText,
         5 => ExtractError::NotText(message),
         6 => ExtractError::Extractor(message),
-        other => {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("unknown extraction error kind {other}")))
-        }
+        other => return Err(invalid_data(format!("unknown extraction error kind {other}"))),
     })
 }
 
@@ -533,13 +593,26 @@ mod tests {
 
     #[test]
     fn responses_round_trip() {
-        response_round_trip(Ok(Document { text: "héllo\0world".into(), is_markdown: false }));
-        response_round_trip(Ok(Document { text: "# Title".into(), is_markdown: true }));
+        response_round_trip(Ok(Document::plain("héllo\0world".into())));
+        response_round_trip(Ok(Document { text: "# Title".into(), is_markdown: true, ..Document::default() }));
+        response_round_trip(Ok(Document {
+            text: "Budget\nrent\t1200\n".into(),
+            is_markdown: false,
+            title: Some("Household".into()),
+            anchors: vec![
+                Anchor { offset: 0, place: Place::Page(1) },
+                Anchor { offset: 3, place: Place::Sheet("Budget".into()) },
+                Anchor { offset: 7, place: Place::Slide(12) },
+                Anchor { offset: 9, place: Place::Heading("Rent".into()) },
+            ],
+        }));
         for error in [
             ExtractError::Empty,
             ExtractError::Binary("it contains NUL bytes".into()),
             ExtractError::Pdf("parser failed: bad xref".into()),
-            ExtractError::Docx("the file is not a zip package".into()),
+            Format::Docx.invalid("the file is not a zip package"),
+            Format::Xlsx.invalid("its part xl/workbook.xml is encrypted"),
+            Format::Epub.invalid("it has no META-INF/container.xml\nor anything"),
             ExtractError::NoText,
             ExtractError::NotText("it contains NUL bytes".into()),
             ExtractError::Extractor("PDF extractor timed out after 60 s".into()),
@@ -562,7 +635,7 @@ mod tests {
     #[test]
     fn truncated_and_malformed_frames_are_errors() {
         let mut wire = Vec::new();
-        write_response(&mut wire, &Ok(Document { text: "some text".into(), is_markdown: false })).unwrap();
+        write_response(&mut wire, &Ok(Document::plain("some text".into()))).unwrap();
         for cut in [1, 2, 9, wire.len() - 1] {
             let error = read_response(&mut &wire[..cut]).unwrap_err();
             assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof, "cut at {cut}");

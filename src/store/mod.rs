@@ -27,6 +27,10 @@ pub struct PointPayload {
     pub job_id: String,
     pub model: String,
     pub created_at: String,
+    /// Where the chunk came from: `page`, `page_end`, `sheet`, `slide`, `heading` and
+    /// `title` as top-level payload fields, each present only when set.
+    #[serde(flatten)]
+    pub origin: crate::extract::Origin,
 }
 
 /// One chunk's point.
