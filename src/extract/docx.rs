@@ -11,7 +11,7 @@ use super::package::{self, Markup, Package};
 use super::{Document, ExtractError, Format};
 
 /// WordprocessingML: paragraphs `w:p`, text in `w:t`, headings by paragraph style.
-const WORD_TEXT: Markup = Markup {
+pub(super) const WORD_TEXT: Markup = Markup {
     paragraphs: &["p"],
     headings: &[],
     text: Some("t"),

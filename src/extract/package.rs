@@ -357,6 +357,7 @@ pub fn push_paragraphs(out: &mut super::Document, paragraphs: &[Paragraph]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::extract::docx::WORD_TEXT;
 
     #[test]
     fn targets_resolve_against_their_folder() {
@@ -366,24 +367,13 @@ mod tests {
         assert_eq!(resolve("", "word/document.xml"), "word/document.xml");
     }
 
-    const WORD: Markup = Markup {
-        paragraphs: &["p"],
-        headings: &[],
-        text: Some("t"),
-        tabs: &["tab"],
-        breaks: &["br", "cr"],
-        spaces: None,
-        heading_style: Some("pStyle"),
-        skip: &["del"],
-    };
-
     #[test]
     fn paragraphs_keep_text_tabs_breaks_entities_and_headings() {
         let xml = r#"<w:document xmlns:w="w"><w:body>
             <w:p><w:pPr><w:pStyle w:val="Heading1"/></w:pPr><w:r><w:t>Tides &amp; currents</w:t></w:r></w:p>
             <w:p><w:r><w:t>A</w:t><w:tab/><w:t>B&#233;</w:t><w:br/><w:t>C</w:t></w:r><w:del><w:r><w:t>gone</w:t></w:r></w:del><w:r><w:instrText>PAGE</w:instrText></w:r></w:p>
             <w:p></w:p></w:body></w:document>"#;
-        let found = paragraphs(xml, &WORD).unwrap();
+        let found = paragraphs(xml, &WORD_TEXT).unwrap();
         assert_eq!(
             found,
             vec![
@@ -391,8 +381,8 @@ mod tests {
                 Paragraph { text: "A\tBé\nC".into(), heading: false },
             ]
         );
-        assert!(paragraphs("<w:p><w:t>open", &WORD).is_ok_and(|p| p.is_empty()));
-        assert!(paragraphs("<w:p><w:t>x</w:p></w:t>", &WORD).unwrap_err().contains("malformed XML"));
+        assert!(paragraphs("<w:p><w:t>open", &WORD_TEXT).is_ok_and(|p| p.is_empty()));
+        assert!(paragraphs("<w:p><w:t>x</w:p></w:t>", &WORD_TEXT).unwrap_err().contains("malformed XML"));
     }
 
     #[test]
