@@ -455,7 +455,7 @@ pub async fn run_job(
 }
 
 async fn known_files(catalog: &Catalog, collection: &str) -> Result<HashMap<String, FileRow>> {
-    Ok(catalog.files(collection).await?.into_iter().map(|f| (f.path.clone(), f)).collect())
+    Ok(catalog.files_in_any_order(collection).await?.into_iter().map(|f| (f.path.clone(), f)).collect())
 }
 
 /// `--dry-run`: scan and change detection only (hashing where size or mtime moved); no

@@ -489,8 +489,16 @@ impl Catalog {
         .await
     }
 
-    /// Every file row of a collection, deleted ones included.
+    /// Every file row of a collection, deleted ones included, by path.
     pub async fn files(&self, collection: &str) -> Result<Vec<FileRow>> {
+        let mut files = self.files_in_any_order(collection).await?;
+        files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+        Ok(files)
+    }
+
+    /// [`Self::files`] in the order the database returns them: for a caller that looks rows
+    /// up by path, to which sorting 100,000 paths would add a tenth of a no-change re-run.
+    pub async fn files_in_any_order(&self, collection: &str) -> Result<Vec<FileRow>> {
         // The rows travel as one JSON array of arrays built by the database: decoding them
         // one by one through the `Any` driver costs about 15 µs a row, which would make a
         // no-change re-run over 100,000 files wait on the catalog rather than the disk.
@@ -506,9 +514,7 @@ impl Catalog {
                 Ok(row.try_get("rows")?)
             })
             .await?;
-        let mut files: Vec<FileRow> = serde_json::from_str(&text).context("decoding file rows")?;
-        files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
-        Ok(files)
+        serde_json::from_str(&text).context("decoding file rows")
     }
 
     /// Records files as `processing` with their new content hash and fingerprint (step 1 of
