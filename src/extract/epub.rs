@@ -96,29 +96,11 @@ fn encrypted_parts(package: &mut Package) -> Result<HashSet<String>, ExtractErro
     Ok(parts)
 }
 
-/// `href` with its `%XX` escapes decoded (`Chapter%201.xhtml` → `Chapter 1.xhtml`).
+/// `href` with its `%XX` escapes decoded (`Chapter%201.xhtml` → `Chapter 1.xhtml`), without
+/// its fragment.
 fn percent_decoded(href: &str) -> String {
     let href = href.split('#').next().unwrap_or(href);
-    let bytes = href.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%')
-            .then(|| bytes.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok());
-        match escaped {
-            Some(byte) => {
-                out.push(byte);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(href).decode_utf8_lossy().into_owned()
 }
 
 #[cfg(test)]
