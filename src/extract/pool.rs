@@ -432,20 +432,14 @@ fn write_response(output: &mut impl Write, result: &Result<Document, ExtractErro
             output.write_all(&(document.anchors.len() as u64).to_le_bytes())?;
             for anchor in &document.anchors {
                 output.write_all(&(anchor.offset as u64).to_le_bytes())?;
-                match &anchor.place {
-                    Place::Page(page) => {
-                        output.write_all(&[ANCHOR_PAGE]).and_then(|_| write_field(output, &page.to_le_bytes()))?
-                    }
-                    Place::Sheet(name) => {
-                        output.write_all(&[ANCHOR_SHEET]).and_then(|_| write_field(output, name.as_bytes()))?
-                    }
-                    Place::Slide(slide) => {
-                        output.write_all(&[ANCHOR_SLIDE]).and_then(|_| write_field(output, &slide.to_le_bytes()))?
-                    }
-                    Place::Heading(text) => {
-                        output.write_all(&[ANCHOR_HEADING]).and_then(|_| write_field(output, text.as_bytes()))?
-                    }
-                }
+                let (kind, value): (u8, &[u8]) = match &anchor.place {
+                    Place::Page(page) => (ANCHOR_PAGE, &page.to_le_bytes()),
+                    Place::Sheet(name) => (ANCHOR_SHEET, name.as_bytes()),
+                    Place::Slide(slide) => (ANCHOR_SLIDE, &slide.to_le_bytes()),
+                    Place::Heading(text) => (ANCHOR_HEADING, text.as_bytes()),
+                };
+                output.write_all(&[kind])?;
+                write_field(output, value)?;
             }
         }
         Err(error) => {
