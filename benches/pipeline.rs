@@ -178,6 +178,7 @@ fn job_settings(root: &Path, collection: &str, batching: Batching) -> Result<Job
             memory_limit_mib: 1024,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
         },
+        queued: false,
     })
 }
 
@@ -192,7 +193,7 @@ struct Bench {
 
 impl Bench {
     fn store(&self, data: &Path, url: Option<&str>, collection: &str) -> Result<Arc<dyn VectorIndex>> {
-        let location = StoreLocation { data_dir: data, qdrant_url: url, api_key: None };
+        let location = StoreLocation { data_dir: data, qdrant_url: url, api_key: None, layout: Default::default() };
         self.runtime.block_on(ingest::store::open(location, collection, RetryPolicy::default()))
     }
 
@@ -316,7 +317,7 @@ fn seed_catalog(bench: &Bench, docs: &Path, data: &Path) -> Result<()> {
                 content_hash: Some(ingest::hash::sha256_hex(&bytes)),
             });
         }
-        let location = StoreLocation { data_dir: data, qdrant_url: None, api_key: None };
+        let location = StoreLocation { data_dir: data, qdrant_url: None, api_key: None, layout: Default::default() };
         let index = ingest::store::open(location, "bench", RetryPolicy::default()).await?;
         index.ensure_collection(bench.model.dim).await?;
         let mut points = synthetic_points(facts.len(), bench.model.dim, &job, 1);
@@ -470,7 +471,7 @@ fn restore_ratio(bench: &Bench) -> Result<serde_json::Value> {
     let points = synthetic_points(count, dim, &job, 10);
     let copy = ParquetCopy::new(&data, "bench", dim);
     for (part, group) in points.chunks(4000).enumerate() {
-        copy.write_part(&job, part as u64, group)?;
+        copy.write_part(&job, &format!("{part:06}"), group)?;
     }
     copy.compact_job(&job)?;
     bench.runtime.block_on(async {

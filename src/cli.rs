@@ -13,13 +13,15 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
+use crate::catalog::JobRow;
 use crate::embed::Batching;
 use crate::extract::pool::WORKER_SUBCOMMAND;
 use crate::extract::ExtractorSettings;
+use crate::pipeline::worker::WorkerSettings;
 use crate::pipeline::JobSettings;
 use crate::retry::RetryPolicy;
 use crate::scan::ScanOptions;
-use crate::store::StoreLocation;
+use crate::store::{CollectionLayout, StoreLocation};
 
 // No `Debug` here or on `GlobalArgs` (a doc comment would become help text): they hold the
 // servers' URLs as given, passwords included. `Settings` redacts them.
@@ -57,6 +59,9 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Apply the catalog's schema migrations and exit.
     Migrate,
+    /// Work on the collection's queued jobs (planned by `ingest DIR --workers N`), alongside
+    /// workers on other machines sharing the same PostgreSQL, Qdrant and files.
+    Worker(WorkerArgs),
     /// Extract files sent on stdin, answering on stdout: the child process a
     /// run starts to isolate those parsers (see `ingest::extract::pool`).
     #[command(hide = true, name = WORKER_SUBCOMMAND)]
@@ -84,6 +89,18 @@ pub struct GlobalArgs {
     /// Model directory (model.onnx, tokenizer.json, config.json) [env: INGEST_MODEL_DIR]
     #[arg(long, global = true)]
     pub model_dir: Option<PathBuf>,
+    /// Where the parquet copies live; share it between machines running workers [env: INGEST_PARQUET_DIR] [default: <data dir>/parquet]
+    #[arg(long, global = true)]
+    pub parquet_dir: Option<PathBuf>,
+    /// Shards of a collection this command creates on a Qdrant server [default: the server's]
+    #[arg(long, global = true, value_name = "N")]
+    pub shards: Option<u32>,
+    /// Copies of each shard in a Qdrant cluster, for a collection this command creates [default: the server's]
+    #[arg(long, global = true, value_name = "N")]
+    pub replication_factor: Option<u32>,
+    /// Replicas that must acknowledge each write before it counts, for a collection this command creates [default: the server's]
+    #[arg(long, global = true, value_name = "N")]
+    pub write_consistency_factor: Option<u32>,
     /// TOML file with defaults for any of these settings [env: INGEST_CONFIG]
     #[arg(long, global = true)]
     pub config: Option<PathBuf>,
@@ -95,7 +112,7 @@ pub struct GlobalArgs {
     pub quiet: bool,
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct RunArgs {
     /// The directory to index
     pub dir: Option<PathBuf>,
@@ -122,6 +139,36 @@ pub struct RunArgs {
     /// Tokens shared by neighbouring chunks [default: 32]
     #[arg(long)]
     pub chunk_overlap: Option<usize>,
+    /// Re-embed every file, changed or not (failed files included)
+    #[arg(long)]
+    pub full: bool,
+    /// Report what the run would add, update and delete, and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Stop retrying a file after it failed this many runs in a row, until it changes [default: 3]
+    #[arg(long, value_name = "RUNS")]
+    pub max_retries: Option<i64>,
+    #[command(flatten)]
+    pub tuning: Tuning,
+    /// Plan only: record the work in PostgreSQL's queue, start N local `ingest worker`
+    /// processes (0: none, leave it to workers started elsewhere), and wait for the job to
+    /// finish. Needs --database-url and --qdrant-url
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// With --workers: exit once the work is queued, without waiting for the workers
+    #[arg(long, requires = "workers")]
+    pub no_wait: bool,
+    /// Delete the points of vanished files even when they are more than half of the indexed
+    /// files under the directory (and more than 10). Without it such a run deletes nothing and
+    /// exits 1, because that many vanished files usually means an unmounted share or an
+    /// emptied directory. Use it after checking, with --dry-run, that the files really are gone
+    #[arg(long)]
+    pub allow_mass_delete: bool,
+}
+
+/// How this process embeds and writes: a run's and a worker's own, never recorded on the job.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Tuning {
     /// The most texts per model call, an upper bound beside --embed-batch-tokens, which sizes
     /// the calls [default: 32]
     #[arg(long)]
@@ -145,15 +192,6 @@ pub struct RunArgs {
     /// Seconds of embedding work that may wait before being committed [default: 5]
     #[arg(long, value_name = "SECONDS")]
     pub commit_interval: Option<f64>,
-    /// Re-embed every file, changed or not (failed files included)
-    #[arg(long)]
-    pub full: bool,
-    /// Report what the run would add, update and delete, and change nothing
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Stop retrying a file after it failed this many runs in a row, until it changes [default: 3]
-    #[arg(long, value_name = "RUNS")]
-    pub max_retries: Option<i64>,
     /// Seconds a file may take to extract in its extractor process; a parser still busy then is killed and
     /// the file fails as timed out [default: 60]
     #[arg(long, value_name = "SECONDS")]
@@ -165,12 +203,22 @@ pub struct RunArgs {
     /// Extractor processes, hence files extracted at once [default: the number of cores]
     #[arg(long, value_name = "N")]
     pub extract_workers: Option<usize>,
-    /// Delete the points of vanished files even when they are more than half of the indexed
-    /// files under the directory (and more than 10). Without it such a run deletes nothing and
-    /// exits 1, because that many vanished files usually means an unmounted share or an
-    /// emptied directory. Use it after checking, with --dry-run, that the files really are gone
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// Exit once no queued job of the collection has work left, instead of waiting for more
     #[arg(long)]
-    pub allow_mass_delete: bool,
+    pub once: bool,
+    /// Seconds a claimed item stays this worker's without a heartbeat; after that another
+    /// worker may take it over [default: 60]
+    #[arg(long, value_name = "SECONDS")]
+    pub lease: Option<f64>,
+    /// Park an item, with its reason, once its lease has run out this many times [default: 3]
+    #[arg(long, value_name = "TIMES")]
+    pub max_retries: Option<i64>,
+    #[command(flatten)]
+    pub tuning: Tuning,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -262,6 +310,10 @@ pub struct Settings {
     pub database_url: Option<String>,
     pub qdrant_url: Option<String>,
     pub qdrant_api_key: Option<String>,
+    /// Shards, replication and write consistency of a collection created on a Qdrant server.
+    pub layout: CollectionLayout,
+    /// Where parquet copies live (per collection beneath); `None` for `<data dir>/parquet`.
+    pub parquet_root: Option<PathBuf>,
     /// Backoff and outage limit for the servers.
     pub retry: RetryPolicy,
     pub model_dir: Option<PathBuf>,
@@ -323,6 +375,12 @@ impl Settings {
                 .or_else(|| file.database_url.clone()),
             qdrant_url: global.qdrant_url.clone().or_else(|| env("QDRANT_URL")).or_else(|| file.qdrant_url.clone()),
             qdrant_api_key: env("QDRANT_API_KEY"),
+            layout: CollectionLayout {
+                shards: global.shards,
+                replication_factor: global.replication_factor,
+                write_consistency_factor: global.write_consistency_factor,
+            },
+            parquet_root: global.parquet_dir.clone().or_else(|| env("INGEST_PARQUET_DIR").map(PathBuf::from)),
             retry: RetryPolicy { outage_limit: Duration::from_secs_f64(outage_limit), ..RetryPolicy::default() },
             model_dir: global
                 .model_dir
@@ -355,15 +413,15 @@ impl Settings {
             }
             Ok(value)
         };
-        let commit_interval = args.commit_interval.or(f.commit_interval).unwrap_or(5.0);
+        let commit_interval = args.tuning.commit_interval.or(f.commit_interval).unwrap_or(5.0);
         if !(commit_interval.is_finite() && commit_interval >= 0.0) {
             bail!("--commit-interval must be a number of seconds, 0 or more");
         }
-        let extract_timeout = args.extract_timeout.or(f.extract_timeout).unwrap_or(60.0);
+        let extract_timeout = args.tuning.extract_timeout.or(f.extract_timeout).unwrap_or(60.0);
         if !(extract_timeout.is_finite() && extract_timeout > 0.0) {
             bail!("--extract-timeout must be a number of seconds, more than 0");
         }
-        let extract_memory = args.extract_memory.or(f.extract_memory).unwrap_or(1024);
+        let extract_memory = args.tuning.extract_memory.or(f.extract_memory).unwrap_or(1024);
         if extract_memory < MIN_EXTRACT_MEMORY_MIB {
             bail!("--extract-memory is in MiB and must be at least {MIN_EXTRACT_MEMORY_MIB}");
         }
@@ -381,23 +439,25 @@ impl Settings {
             embed_batching: Batching {
                 max_texts: positive(
                     "embed-batch-size",
-                    args.embed_batch_size.or(f.embed_batch_size).unwrap_or(Batching::default().max_texts),
+                    args.tuning.embed_batch_size.or(f.embed_batch_size).unwrap_or(Batching::default().max_texts),
                 )?,
                 max_tokens: positive(
                     "embed-batch-tokens",
-                    args.embed_batch_tokens.or(f.embed_batch_tokens).unwrap_or(Batching::default().max_tokens),
+                    args.tuning.embed_batch_tokens.or(f.embed_batch_tokens).unwrap_or(Batching::default().max_tokens),
                 )?,
             },
             upload_batch_size: positive(
                 "upload-batch-size",
-                args.upload_batch_size.or(f.upload_batch_size).unwrap_or(4000),
+                args.tuning.upload_batch_size.or(f.upload_batch_size).unwrap_or(4000),
             )?,
             upload_parallelism: positive(
                 "upload-parallelism",
-                args.upload_parallelism.or(f.upload_parallelism).unwrap_or(2),
+                args.tuning.upload_parallelism.or(f.upload_parallelism).unwrap_or(2),
             )?,
-            max_file_bytes: positive("max-file-size", args.max_file_size.or(f.max_file_size).unwrap_or(100) as usize)?
-                as u64
+            max_file_bytes: positive(
+                "max-file-size",
+                args.tuning.max_file_size.or(f.max_file_size).unwrap_or(100) as usize,
+            )? as u64
                 * 1024
                 * 1024,
             commit_interval: Duration::from_secs_f64(commit_interval),
@@ -410,8 +470,12 @@ impl Settings {
                 program: extractor_program,
                 timeout: Duration::from_secs_f64(extract_timeout),
                 memory_limit_mib: extract_memory,
-                workers: positive("extract-workers", args.extract_workers.or(f.extract_workers).unwrap_or_else(cores))?,
+                workers: positive(
+                    "extract-workers",
+                    args.tuning.extract_workers.or(f.extract_workers).unwrap_or_else(cores),
+                )?,
             },
+            queued: args.workers.is_some(),
         })
     }
 
@@ -421,12 +485,57 @@ impl Settings {
             data_dir: &self.data_dir,
             qdrant_url: self.qdrant_url.as_deref(),
             api_key: self.qdrant_api_key.as_deref(),
+            layout: self.layout,
         }
     }
 
     /// Model threads: the flag, the file, else one per core.
-    pub fn model_threads(&self, args: &RunArgs) -> usize {
-        args.threads.or(self.file.threads).unwrap_or_else(cores).max(1)
+    pub fn model_threads(&self, tuning: &Tuning) -> usize {
+        tuning.threads.or(self.file.threads).unwrap_or_else(cores).max(1)
+    }
+
+    /// The settings of a queued job on this machine: its directory and chunking from its
+    /// row, the rest from this worker's `tuning`.
+    pub fn worker_job(&self, job: &JobRow, tuning: &Tuning, extractor_program: PathBuf) -> Result<JobSettings> {
+        let dir = PathBuf::from(&job.directory_path);
+        if !dir.is_dir() {
+            bail!(
+                "its directory {} is not visible here; workers need the planner's view of the files (a shared path)",
+                dir.display()
+            );
+        }
+        let args = RunArgs {
+            dir: Some(dir),
+            chunk_size: Some(job.chunk_size as usize),
+            chunk_overlap: Some(job.chunk_overlap as usize),
+            tuning: tuning.clone(),
+            ..RunArgs::default()
+        };
+        self.job(&args, extractor_program)
+    }
+
+    /// A worker's lease and parking limit.
+    pub fn worker(&self, args: &WorkerArgs) -> Result<WorkerSettings> {
+        let lease = args.lease.unwrap_or(60.0);
+        if !(lease.is_finite() && lease >= 1.0) {
+            bail!("--lease must be a number of seconds, 1 or more");
+        }
+        let max_attempts = args.max_retries.or(self.file.max_retries).unwrap_or(3);
+        if max_attempts < 1 {
+            bail!("--max-retries must be at least 1");
+        }
+        Ok(WorkerSettings {
+            collection: self.collection.clone(),
+            lease: Duration::from_secs_f64(lease),
+            once: args.once,
+            max_attempts,
+            threads: self.model_threads(&args.tuning),
+        })
+    }
+
+    /// The parquet copy's directory for this collection.
+    pub fn parquet_dir(&self) -> PathBuf {
+        self.parquet_root.clone().unwrap_or_else(|| self.data_dir.join("parquet")).join(&self.collection)
     }
 }
 

@@ -480,7 +480,7 @@ pub struct Touched {
 }
 
 /// The result of [`check_touched`].
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Verification {
     /// Files checked: each one the job completed, failed or deleted.
     pub files: u64,

@@ -9,16 +9,22 @@ use anyhow::{Context, Result};
 use clap::Parser;
 
 use ingest::catalog::{Catalog, CollectionLock};
-use ingest::cli::{Cli, Command, ExportArgs, RestoreArgs, RunArgs, SearchArgs, Settings, StatusArgs, VerifyArgs};
+use ingest::cli::{
+    Cli, Command, ExportArgs, RestoreArgs, RunArgs, SearchArgs, Settings, StatusArgs, VerifyArgs, WorkerArgs,
+};
 use ingest::consistency::{self, Upload};
 use ingest::embed::{Embedder, ModelInfo};
 use ingest::lock::{Busy, RunLock};
 use ingest::parquet_copy::ParquetCopy;
+use ingest::pipeline::worker::{run_worker, wait_for_queued_job, WorkerParts, WorkerReport};
 use ingest::pipeline::{run_job, FailedFile, JobReport};
 use ingest::store::VectorIndex;
 
 /// Files listed by name, per kind, in a run's summary; `--json` has them all.
 const LISTED_AT_MOST: usize = 20;
+
+/// Workers heard from within this long count as live in `ingest status`.
+const WORKER_SILENCE: std::time::Duration = std::time::Duration::from_secs(180);
 
 /// Exit code when another run holds the collection.
 const EXIT_BUSY: u8 = 3;
@@ -73,6 +79,7 @@ async fn dispatch(cli: Cli) -> Result<u8> {
         Some(Command::Verify(args)) => verify(&settings, &args).await,
         Some(Command::Export(args)) => export(&settings, &args).await,
         Some(Command::Migrate) => migrate(&settings).await,
+        Some(Command::Worker(args)) => worker(&settings, &args).await,
         Some(Command::ExtractWorker(_)) => unreachable!("main serves extract-worker before any set-up"),
     }
 }
@@ -144,16 +151,164 @@ fn cancel_on_signals() -> Arc<AtomicBool> {
 
 async fn run(settings: &Settings, args: &RunArgs) -> Result<u8> {
     let program = std::env::current_exe().context("finding this program, to start extractor processes")?;
-    let job = settings.job(args, program)?;
+    let job = settings.job(args, program.clone())?;
+    if job.queued {
+        require_servers(settings, "--workers")?;
+    }
     let model = ModelInfo::load(settings.model_dir.as_deref())?;
-    let Exclusive { catalog, shared_lock, index, .. } = &open_exclusive(settings).await?;
-    let parquet = ParquetCopy::new(&settings.data_dir, &settings.collection, model.dim);
-    let embedder = Embedder::new(model, settings.model_threads(args))?;
+    let exclusive = open_exclusive(settings).await?;
+    let Exclusive { catalog, shared_lock, index, .. } = &exclusive;
+    if !job.dry_run {
+        refuse_while_queued_work_is_open(settings, catalog).await?;
+    }
+    let parquet = ParquetCopy::at(settings.parquet_dir(), model.dim);
+    let embedder = Embedder::new(model, settings.model_threads(&args.tuning))?;
     let cancel = cancel_on_signals();
     let lock = shared_lock.as_ref();
-    let report = run_job(&job, catalog, lock, index.clone(), &parquet, embedder, cancel, settings.quiet).await?;
+    let report =
+        run_job(&job, catalog, lock, index.clone(), &parquet, embedder, cancel.clone(), settings.quiet).await?;
+    let report = match args.workers {
+        Some(local) if !job.dry_run && report.status == "queued" => {
+            let (catalog, index) = (catalog.clone(), index.clone());
+            // The planner lets go of the collection, so that workers can share it.
+            drop(exclusive);
+            let workers = start_local_workers(settings, &program, local)?;
+            if args.no_wait {
+                report
+            } else {
+                let waited =
+                    wait_for_queued_job(&catalog, index.as_ref(), &parquet, report, &cancel, settings.quiet).await;
+                for mut child in workers {
+                    let _ = child.wait();
+                }
+                waited?
+            }
+        }
+        _ => report,
+    };
     print_report(settings, &report)?;
     Ok(report.exit_code().clamp(0, 255) as u8)
+}
+
+/// Workers share a job through PostgreSQL and write to one Qdrant server (or cluster).
+fn require_servers(settings: &Settings, what: &str) -> Result<()> {
+    if settings.database_url.is_none() {
+        anyhow::bail!("{what} shares a job through PostgreSQL; the embedded catalog runs every job in one process, so give --database-url (or DATABASE_URL)");
+    }
+    if settings.qdrant_url.is_none() {
+        anyhow::bail!("{what} needs a Qdrant server all workers write to; the embedded engine lives in one process, so give --qdrant-url (or QDRANT_URL)");
+    }
+    Ok(())
+}
+
+/// A run, or a planner, must not start while workers still owe a queued job its work.
+async fn refuse_while_queued_work_is_open(settings: &Settings, catalog: &Catalog) -> Result<()> {
+    if settings.database_url.is_none() {
+        return Ok(());
+    }
+    let (open, _) = catalog.open_work(&settings.collection).await?;
+    if open > 0 {
+        anyhow::bail!(
+            "collection {:?} has a queued job with {open} work items still open; start `ingest worker` to finish it (see `ingest status`), then run again",
+            settings.collection
+        );
+    }
+    Ok(())
+}
+
+/// Starts `count` `ingest worker --once` processes on this machine, sharing its cores.
+fn start_local_workers(
+    settings: &Settings,
+    program: &std::path::Path,
+    count: usize,
+) -> Result<Vec<std::process::Child>> {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let threads = (cores / count.max(1)).max(1).to_string();
+    let mut flags = vec![
+        "worker".to_string(),
+        "--once".into(),
+        "--quiet".into(),
+        "--threads".into(),
+        threads,
+        "--extract-workers".into(),
+        "1".into(),
+        "--collection".into(),
+        settings.collection.clone(),
+        "--data-dir".into(),
+        settings.data_dir.display().to_string(),
+        "--outage-limit".into(),
+        settings.retry.outage_limit.as_secs_f64().to_string(),
+    ];
+    if let Some(dir) = &settings.parquet_root {
+        flags.extend(["--parquet-dir".into(), dir.display().to_string()]);
+    }
+    if let Some(dir) = &settings.model_dir {
+        flags.extend(["--model-dir".into(), dir.display().to_string()]);
+    }
+    (0..count)
+        .map(|_| {
+            std::process::Command::new(program)
+                .args(&flags)
+                // The servers' URLs travel in the environment, out of `ps`.
+                .env("DATABASE_URL", settings.database_url.as_deref().unwrap_or_default())
+                .env("QDRANT_URL", settings.qdrant_url.as_deref().unwrap_or_default())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .context("starting a local worker process")
+        })
+        .collect()
+}
+
+/// `ingest worker`: works on queued jobs until stopped (or, with --once, until none is left).
+async fn worker(settings: &Settings, args: &WorkerArgs) -> Result<u8> {
+    require_servers(settings, "ingest worker")?;
+    let worker = settings.worker(args)?;
+    let program = std::env::current_exe().context("finding this program, to start extractor processes")?;
+    let model = ModelInfo::load(settings.model_dir.as_deref())?;
+    let catalog = open_catalog(settings).await?;
+    let index = open_store(settings).await?;
+    let parquet = ParquetCopy::at(settings.parquet_dir(), model.dim);
+    let job_settings = |job: &ingest::catalog::JobRow| settings.worker_job(job, &args.tuning, program.clone());
+    let parts = WorkerParts {
+        catalog: &catalog,
+        index,
+        parquet: &parquet,
+        model: &model,
+        database_url: settings.database_url.as_deref().unwrap_or_default(),
+        job_settings: &job_settings,
+    };
+    let report = run_worker(parts, &worker, cancel_on_signals(), settings.quiet).await?;
+    print_worker_report(settings, &report)?;
+    Ok(report.exit_code().clamp(0, 255) as u8)
+}
+
+fn print_worker_report(settings: &Settings, report: &WorkerReport) -> Result<()> {
+    if settings.json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+        return Ok(());
+    }
+    if !settings.quiet {
+        for job in &report.jobs {
+            println!(
+                "worker {} on job {}: {} embedded, {} deleted, {} failed, {} lost to other workers; {} chunks ({} from the cache)",
+                report.worker,
+                job.job_id,
+                job.added + job.updated,
+                job.deleted,
+                job.failed.len(),
+                job.lost_leases.len(),
+                job.chunks,
+                job.cache_hits
+            );
+        }
+        for job in &report.ended_jobs {
+            println!("worker {} ended job {job}", report.worker);
+        }
+    }
+    if let Some(error) = &report.error {
+        eprintln!("error: worker {} stopped: {error}", report.worker);
+    }
+    Ok(())
 }
 
 fn print_report(settings: &Settings, report: &JobReport) -> Result<()> {
@@ -209,10 +364,24 @@ fn print_report(settings: &Settings, report: &JobReport) -> Result<()> {
         for line in listing(&report.not_text, "  skipped: ", "  ", " skipped as not text") {
             println!("{line}");
         }
-        println!(
-            "  chunks embedded: {}, reused from the embedding cache: {}, points written: {} ({:.1} chunks/s)",
-            report.chunks, report.cache_hits, report.points, report.chunks_per_second
-        );
+        match &report.queue {
+            Some(queue) => println!(
+                "  queued {} work items: {} done, {} parked, {} open; the job's files hold {} points",
+                report.queued,
+                queue.depth.done,
+                queue.depth.parked,
+                queue.depth.open(),
+                report.points
+            ),
+            None if report.status == "queued" => println!(
+                "  queued {} work items for `ingest worker` processes; `ingest status` follows them",
+                report.queued
+            ),
+            None => println!(
+                "  chunks embedded: {}, reused from the embedding cache: {}, points written: {} ({:.1} chunks/s)",
+                report.chunks, report.cache_hits, report.points, report.chunks_per_second
+            ),
+        }
         if let Some(verified) = &report.verified {
             let verdict = if verified.agree { "agree with the collection" } else { "DISAGREE with the collection" };
             println!(
@@ -252,6 +421,9 @@ fn print_report(settings: &Settings, report: &JobReport) -> Result<()> {
         for file in &report.not_retried {
             eprintln!("    {}: {}", file.path, file.reason);
         }
+    }
+    for parked in report.queue.iter().flat_map(|q| &q.parked) {
+        eprintln!("  parked {}: {}", parked.path, parked.reason);
     }
     if let Some(error) = &report.error {
         eprintln!("error: the job stopped: {error}");
@@ -326,10 +498,18 @@ async fn status(settings: &Settings, args: &StatusArgs) -> Result<u8> {
     };
     let failed: Vec<_> =
         catalog.files(&settings.collection).await?.into_iter().filter(|f| f.status == "failed").collect();
+    let workers = catalog.live_workers(&settings.collection, WORKER_SILENCE).await?;
+    let mut queues = Vec::new();
+    for job in &jobs {
+        let depth = catalog.queue_depth(&job.id).await?;
+        if depth != Default::default() {
+            queues.push((job.id.clone(), depth, catalog.parked_items(&job.id).await?));
+        }
+    }
     let health = async {
         let model = ModelInfo::load(settings.model_dir.as_deref())?;
         let index = open_store(settings).await?;
-        let dir = parquet_dir(settings);
+        let dir = settings.parquet_dir();
         anyhow::Ok(consistency::verify(&catalog, index.as_ref(), &dir, model.dim, false, None).await?.0)
     }
     .await
@@ -339,7 +519,13 @@ async fn status(settings: &Settings, args: &StatusArgs) -> Result<u8> {
             Ok(health) => serde_json::to_value(health)?,
             Err(error) => serde_json::json!({ "unavailable": error }),
         };
-        let out = serde_json::json!({ "jobs": jobs, "failed_files": failed, "health": health });
+        let queues: Vec<_> = queues
+            .iter()
+            .map(|(job, depth, parked)| serde_json::json!({ "job_id": job, "depth": depth, "parked": parked }))
+            .collect();
+        let out = serde_json::json!({
+            "jobs": jobs, "failed_files": failed, "health": health, "workers": workers, "queues": queues,
+        });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(0);
     }
@@ -359,6 +545,24 @@ async fn status(settings: &Settings, args: &StatusArgs) -> Result<u8> {
         );
         if let Some(error) = &job.error {
             println!("    error: {error}");
+        }
+    }
+    for (job, depth, parked) in &queues {
+        println!(
+            "queue of job {job}: {} pending, {} leased, {} done, {} parked",
+            depth.pending, depth.leased, depth.done, depth.parked
+        );
+        for item in parked {
+            println!("  parked {}: {}", item.path, item.reason);
+        }
+    }
+    if !workers.is_empty() {
+        println!("live workers on collection {:?}:", settings.collection);
+        for worker in &workers {
+            println!(
+                "  {} (host {}, pid {}): {} items done, last heartbeat {:.0}s ago, started {}",
+                worker.id, worker.host, worker.pid, worker.items_done, worker.silent_seconds, worker.started_at
+            );
         }
     }
     if !failed.is_empty() {
@@ -428,15 +632,11 @@ async fn migrate(settings: &Settings) -> Result<u8> {
     Ok(0)
 }
 
-fn parquet_dir(settings: &Settings) -> std::path::PathBuf {
-    settings.data_dir.join("parquet").join(&settings.collection)
-}
-
 /// `ingest restore [DIR]`: exit 0, or 2 when some parquet files could not be used.
 async fn restore(settings: &Settings, args: &RestoreArgs) -> Result<u8> {
     let model = ModelInfo::load(settings.model_dir.as_deref())?;
     let Exclusive { catalog, index, .. } = &open_exclusive(settings).await?;
-    let dir = args.dir.clone().unwrap_or_else(|| parquet_dir(settings));
+    let dir = args.dir.clone().unwrap_or_else(|| settings.parquet_dir());
     let upload = Upload { batch_size: args.upload_batch_size.max(1), parallelism: args.upload_parallelism.max(1) };
     let report = consistency::restore(catalog, index.as_ref(), &dir, model.dim, upload, settings.quiet).await?;
     if settings.json {
@@ -473,7 +673,7 @@ async fn verify(settings: &Settings, args: &VerifyArgs) -> Result<u8> {
         Some(exclusive) => (exclusive.catalog.clone(), exclusive.index.clone()),
         None => (open_catalog(settings).await?, open_store(settings).await?),
     };
-    let dir = parquet_dir(settings);
+    let dir = settings.parquet_dir();
     let upload = args.repair.then_some(Upload { batch_size: 4000, parallelism: 2 });
     let check_files = args.check_files;
     let (health, repair) = consistency::verify(&catalog, index.as_ref(), &dir, model.dim, check_files, upload).await?;

@@ -99,9 +99,10 @@ impl ParquetCopy {
         &self.dir
     }
 
-    /// Writes one part of a job's copy and returns its final path.
-    pub fn write_part(&self, job_id: &str, part: u64, points: &[Point]) -> Result<PathBuf> {
-        self.write_file(&format!("{job_id}-part{part:06}"), points)
+    /// Writes one part of a job's copy and returns its final path. `part` names it among the
+    /// job's parts, which many processes may be writing at once.
+    pub fn write_part(&self, job_id: &str, part: &str, points: &[Point]) -> Result<PathBuf> {
+        self.write_file(&format!("{job_id}-part{part}"), points)
     }
 
     /// Writes `points` atomically as `<name>.parquet`, in row groups of at most 10,000 rows.
@@ -116,16 +117,18 @@ impl ParquetCopy {
         Ok(path)
     }
 
-    /// Merges a job's parts into `<job_id>.parquet` and removes the parts. Readers dedupe by
-    /// point id, so a crash between the rename and the removal duplicates nothing.
+    /// Merges a job's parts into `<job_id>.parquet` (with its rows, when a compaction cut
+    /// short by a crash left one) and removes the parts. Readers dedupe by point id, so a
+    /// crash between the rename and the removal duplicates nothing.
     pub fn compact_job(&self, job_id: &str) -> Result<Option<PathBuf>> {
         let parts = self.files_matching(|name| name.starts_with(&format!("{job_id}-part")))?;
         if parts.is_empty() {
             return Ok(None);
         }
         let target = self.dir.join(format!("{job_id}.parquet"));
+        let earlier = target.exists().then(|| target.clone());
         self.write_atomically(&target, |writer| {
-            for part in &parts {
+            for part in earlier.iter().chain(&parts) {
                 for batch in read_batches(part, self.dim)? {
                     writer.write(&batch).with_context(|| format!("copying rows of {}", part.display()))?;
                 }
@@ -361,8 +364,8 @@ mod tests {
         let copy = ParquetCopy::new(dir.path(), "c", 4);
         let first = vec![point("a", 0, 4), point("a", 1, 4)];
         let second = vec![point("b", 0, 4)];
-        copy.write_part("job", 0, &first).unwrap();
-        copy.write_part("job", 1, &second).unwrap();
+        copy.write_part("job", "0", &first).unwrap();
+        copy.write_part("job", "1", &second).unwrap();
         assert_eq!(copy.files().unwrap().len(), 2);
         let merged = copy.compact_job("job").unwrap().unwrap();
         assert_eq!(copy.files().unwrap(), vec![merged.clone()]);
@@ -373,6 +376,19 @@ mod tests {
             .file_name()
             .to_string_lossy()
             .ends_with(".tmp")));
+    }
+
+    #[test]
+    fn a_second_compaction_keeps_the_rows_of_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let copy = ParquetCopy::new(dir.path(), "c", 4);
+        copy.write_part("job", "a-0", &[point("a", 0, 4)]).unwrap();
+        copy.compact_job("job").unwrap();
+        // A part written after the job was compacted once, by a worker that fell behind.
+        copy.write_part("job", "b-0", &[point("b", 0, 4)]).unwrap();
+        let merged = copy.compact_job("job").unwrap().unwrap();
+        assert_eq!(read_points(&merged, 4).unwrap(), vec![point("a", 0, 4), point("b", 0, 4)]);
+        assert_eq!(copy.files().unwrap(), vec![merged]);
     }
 
     #[test]
@@ -400,7 +416,7 @@ mod tests {
         // Compacted with new parts, old rows keep no origin and new ones keep theirs.
         let copy = ParquetCopy::at(dir.path().to_path_buf(), 4);
         std::fs::rename(&path, dir.path().join("job-part000000.parquet")).unwrap();
-        copy.write_part("job", 1, &[point("b", 0, 4)]).unwrap();
+        copy.write_part("job", "1", &[point("b", 0, 4)]).unwrap();
         let merged = read_points(&copy.compact_job("job").unwrap().unwrap(), 4).unwrap();
         assert_eq!(merged, [without_origin, vec![point("b", 0, 4)]].concat());
     }
@@ -409,7 +425,7 @@ mod tests {
     fn wrong_dimension_and_corrupt_files_are_named_in_the_error() {
         let dir = tempfile::tempdir().unwrap();
         let copy = ParquetCopy::new(dir.path(), "c", 4);
-        let path = copy.write_part("job", 0, &[point("a", 0, 4)]).unwrap();
+        let path = copy.write_part("job", "0", &[point("a", 0, 4)]).unwrap();
         let error = read_points(&path, 8).unwrap_err().to_string();
         assert!(error.contains("expected schema") && error.contains("job-part000000"), "{error}");
         std::fs::write(&path, b"PAR1 not really").unwrap();

@@ -52,7 +52,8 @@ fn quick_retries(outage_limit: Duration) -> RetryPolicy {
 
 async fn open(dir: &std::path::Path, server: Option<&TestQdrant>, policy: RetryPolicy) -> Arc<dyn VectorIndex> {
     let url = server.map(TestQdrant::url);
-    let location = StoreLocation { data_dir: dir, qdrant_url: url.as_deref(), api_key: None };
+    let location =
+        StoreLocation { data_dir: dir, qdrant_url: url.as_deref(), api_key: None, layout: Default::default() };
     ingest::store::open(location, "c", policy).await.unwrap()
 }
 
@@ -140,8 +141,12 @@ async fn refused_calls_are_retried_and_a_long_outage_stops_with_a_clear_error() 
 #[tokio::test]
 async fn unreachable_server_and_unsupported_calls_get_clear_answers() {
     let dir = tempfile::tempdir().unwrap();
-    let location =
-        StoreLocation { data_dir: dir.path(), qdrant_url: Some("http://127.0.0.1:1"), api_key: Some("s3cret") };
+    let location = StoreLocation {
+        data_dir: dir.path(),
+        qdrant_url: Some("http://127.0.0.1:1"),
+        api_key: Some("s3cret"),
+        layout: Default::default(),
+    };
     let error = match ingest::store::open(location, "c", RetryPolicy::default()).await {
         Ok(_) => panic!("nothing listens on port 1"),
         Err(error) => format!("{error:#}"),

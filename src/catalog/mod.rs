@@ -10,7 +10,6 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -52,12 +51,12 @@ macro_rules! text_enum {
                 match self { $(Self::$variant => $text),* }
             }
         }
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
-        impl FromStr for $ty {
+        impl std::str::FromStr for $ty {
             type Err = anyhow::Error;
             fn from_str(s: &str) -> Result<Self> {
                 match s { $($text => Ok(Self::$variant),)* other => bail!("unknown {} {other:?}", stringify!($ty)) }
@@ -70,6 +69,9 @@ text_enum!(JobStatus { Created => "created", Scanning => "scanning", Processing 
     Completed => "completed", Failed => "failed", Cancelled => "cancelled" });
 text_enum!(FileStatus { Pending => "pending", Processing => "processing", Completed => "completed",
     Failed => "failed", NoText => "no_text", Deleted => "deleted" });
+
+mod queue;
+pub use queue::{Claim, Fence, ItemState, ParkedItem, QueueDepth, WorkItem, WorkKind, WorkerRow, WORK_CHANNEL};
 
 /// The settings a job runs with, recorded on its row.
 #[derive(Debug, Clone)]
@@ -103,6 +105,8 @@ pub struct JobRow {
     pub directory_path: String,
     pub collection: String,
     pub model_name: String,
+    pub chunk_size: i64,
+    pub chunk_overlap: i64,
     pub counters: JobCounters,
     pub current_file: Option<String>,
     pub created_at: String,
@@ -216,6 +220,9 @@ pub struct Catalog {
     is_postgres: bool,
     /// Retries calls through a lost PostgreSQL connection, up to the outage limit.
     breaker: Arc<Breaker>,
+    /// A worker's leases: with one, file rows are written only where it still holds their
+    /// work items (see [`Catalog::fenced`]).
+    fence: Option<Arc<Fence>>,
 }
 
 impl Catalog {
@@ -240,7 +247,8 @@ impl Catalog {
         }
         MIGRATOR.run(&pool).await.context("applying catalog migrations")?;
         let service = if is_sqlite { "the embedded catalog" } else { "PostgreSQL" };
-        Ok(Self { pool, is_postgres: !is_sqlite, breaker: Arc::new(Breaker::new(service, RetryPolicy::default())) })
+        let breaker = Arc::new(Breaker::new(service, RetryPolicy::default()));
+        Ok(Self { pool, is_postgres: !is_sqlite, breaker, fence: None })
     }
 
     /// The same catalog, retrying lost connections under `policy`.
@@ -272,17 +280,37 @@ impl Catalog {
         if !self.is_postgres {
             return Ok(None);
         }
-        let name = format!("ingest:{collection}");
-        let mut connection = self.pool.acquire().await.context("connecting for the collection lock")?.detach();
-        let locked: bool = sqlx::query_scalar(&format!("SELECT pg_try_advisory_lock({ADVISORY_LOCK_KEY})"))
+        match self.advisory_lock(format!("ingest:{collection}"), false).await? {
+            Some(lock) => Ok(Some(lock)),
+            None => Err(crate::lock::Busy(collection.to_string()).into()),
+        }
+    }
+
+    /// The collection lock shared with other workers: workers run side by side, and a run
+    /// that takes the collection whole waits for them. `None` while such a run (or a planner)
+    /// holds it.
+    pub async fn lock_collection_shared(&self, collection: &str) -> Result<Option<CollectionLock>> {
+        self.require_postgres()?;
+        self.advisory_lock(format!("ingest:{collection}"), true).await
+    }
+
+    /// The right to run a queued job's end-of-job steps; `None` while another process has it.
+    pub async fn lock_job_end(&self, job_id: &str) -> Result<Option<CollectionLock>> {
+        self.require_postgres()?;
+        self.advisory_lock(format!("ingest-end:{job_id}"), false).await
+    }
+
+    /// Tries PostgreSQL's session advisory lock named `name`, exclusive or shared, on a
+    /// connection of its own; `None` when another session holds it in a conflicting mode.
+    async fn advisory_lock(&self, name: String, shared: bool) -> Result<Option<CollectionLock>> {
+        let mut connection = self.pool.acquire().await.context("connecting for a lock")?.detach();
+        let function = if shared { "pg_try_advisory_lock_shared" } else { "pg_try_advisory_lock" };
+        let locked: bool = sqlx::query_scalar(&format!("SELECT {function}({ADVISORY_LOCK_KEY})"))
             .bind(&name)
             .fetch_one(&mut connection)
             .await
-            .context("taking the collection lock")?;
-        if !locked {
-            return Err(crate::lock::Busy(collection.to_string()).into());
-        }
-        Ok(Some(CollectionLock { connection: tokio::sync::Mutex::new(connection), name }))
+            .with_context(|| format!("taking the lock {name:?}"))?;
+        Ok(locked.then(|| CollectionLock { connection: tokio::sync::Mutex::new(connection), name }))
     }
 
     /// The cached vectors of `model` among these chunk content hashes.
@@ -499,18 +527,29 @@ impl Catalog {
     /// [`Self::files`] in the order the database returns them: for a caller that looks rows
     /// up by path, to which sorting 100,000 paths would add a tenth of a no-change re-run.
     pub async fn files_in_any_order(&self, collection: &str) -> Result<Vec<FileRow>> {
+        self.file_rows(collection, "", &[]).await
+    }
+
+    /// The file rows of `collection` that `filter` (SQL starting with `AND`, its values bound
+    /// from `$2` on) lets through, in any order.
+    async fn file_rows(&self, collection: &str, filter: &str, values: &[String]) -> Result<Vec<FileRow>> {
         // The rows travel as one JSON array of arrays built by the database: decoding them
         // one by one through the `Any` driver costs about 15 µs a row, which would make a
         // no-change re-run over 100,000 files wait on the catalog rather than the disk.
         let sql = if self.is_postgres {
-            format!("SELECT COALESCE(json_agg(json_build_array({FILE_FIELDS})), '[]')::text AS rows FROM files WHERE collection = $1")
+            format!("SELECT COALESCE(json_agg(json_build_array({FILE_FIELDS})), '[]')::text AS rows FROM files WHERE collection = $1 {filter}")
         } else {
-            format!("SELECT json_group_array(json_array({FILE_FIELDS})) AS rows FROM files WHERE collection = $1")
+            format!(
+                "SELECT json_group_array(json_array({FILE_FIELDS})) AS rows FROM files WHERE collection = $1 {filter}"
+            )
         };
         let text: String = self
             .retrying(|| async {
-                let row =
-                    sqlx::query(&sql).bind(collection).fetch_one(&self.pool).await.context("reading file rows")?;
+                let mut query = sqlx::query(&sql).bind(collection);
+                for value in values {
+                    query = query.bind(value);
+                }
+                let row = query.fetch_one(&self.pool).await.context("reading file rows")?;
                 Ok(row.try_get("rows")?)
             })
             .await?;
@@ -518,12 +557,18 @@ impl Catalog {
     }
 
     /// Records files as `processing` with their new content hash and fingerprint (step 1 of
-    /// the write protocol), in one transaction.
-    pub async fn mark_processing(&self, collection: &str, job_id: &str, files: &[FileFacts]) -> Result<()> {
+    /// the write protocol), in one transaction. Returns the paths a fenced catalog did not
+    /// write, their leases being lost.
+    pub async fn mark_processing(&self, collection: &str, job_id: &str, files: &[FileFacts]) -> Result<Vec<String>> {
         self.retrying(|| async {
             let mut tx = self.pool.begin().await.context("starting a catalog transaction")?;
             let at = now();
+            let mut lost = Vec::new();
             for file in files {
+                if !self.holds(&mut tx, &file.path, false).await? {
+                    lost.push(file.path.clone());
+                    continue;
+                }
                 bind_facts(
                     sqlx::query(
                         "INSERT INTO files (collection, path, doc_id, size, modified_ns, extension, content_hash,
@@ -545,37 +590,46 @@ impl Catalog {
                 .with_context(|| format!("marking {} processing", file.path))?;
             }
             tx.commit().await.context("committing processing marks")?;
-            Ok(())
+            Ok(lost)
         })
         .await
     }
 
     /// Marks files `completed` once their points are acknowledged (the commit step).
-    pub async fn mark_completed(&self, collection: &str, job_id: &str, done: &[Completion]) -> Result<()> {
-        self.retrying(|| async {
-            let mut tx = self.pool.begin().await.context("starting a catalog transaction")?;
-            let at = now();
-            for file in done {
-                sqlx::query(
-                    "UPDATE files SET status = $1, error = NULL, retry_count = 0, chunks_created = $2,
+    /// Returns the paths a fenced catalog did not write, their leases being lost.
+    pub async fn mark_completed(&self, collection: &str, job_id: &str, done: &[Completion]) -> Result<Vec<String>> {
+        let lost = self
+            .retrying(|| async {
+                let mut tx = self.pool.begin().await.context("starting a catalog transaction")?;
+                let at = now();
+                let mut lost = Vec::new();
+                for file in done {
+                    if !self.holds(&mut tx, &file.path, true).await? {
+                        lost.push(file.path.clone());
+                        continue;
+                    }
+                    sqlx::query(
+                        "UPDATE files SET status = $1, error = NULL, retry_count = 0, chunks_created = $2,
                         vectors_created = $3, job_id = $4, embedded_job_id = $4, updated_at = $5
                      WHERE collection = $6 AND path = $7",
-                )
-                .bind(FileStatus::Completed.as_str())
-                .bind(file.chunks)
-                .bind(file.vectors)
-                .bind(job_id)
-                .bind(&at)
-                .bind(collection)
-                .bind(&file.path)
-                .execute(&mut *tx)
-                .await
-                .with_context(|| format!("marking {} completed", file.path))?;
-            }
-            tx.commit().await.context("committing completions")?;
-            Ok(())
-        })
-        .await
+                    )
+                    .bind(FileStatus::Completed.as_str())
+                    .bind(file.chunks)
+                    .bind(file.vectors)
+                    .bind(job_id)
+                    .bind(&at)
+                    .bind(collection)
+                    .bind(&file.path)
+                    .execute(&mut *tx)
+                    .await
+                    .with_context(|| format!("marking {} completed", file.path))?;
+                }
+                tx.commit().await.context("committing completions")?;
+                Ok(lost)
+            })
+            .await?;
+        self.forget_claims(&done.iter().map(|f| f.path.clone()).collect::<Vec<_>>());
+        Ok(lost)
     }
 
     /// Records a file that has no points, with the reason: `failed` (then `retry_count`
@@ -588,12 +642,17 @@ impl Catalog {
         file: &FileFacts,
         status: FileStatus,
         reason: &str,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let counts_as_retry = (status == FileStatus::Failed) as i64;
-        self.retrying(|| async {
-            bind_facts(
-                sqlx::query(
-                    "INSERT INTO files (collection, path, doc_id, size, modified_ns, extension, content_hash,
+        let held = self
+            .retrying(|| async {
+                let mut tx = self.pool.begin().await.context("starting a catalog transaction")?;
+                if !self.holds(&mut tx, &file.path, true).await? {
+                    return Ok(false);
+                }
+                bind_facts(
+                    sqlx::query(
+                        "INSERT INTO files (collection, path, doc_id, size, modified_ns, extension, content_hash,
                     logic_fingerprint, status, error, retry_count, job_id, updated_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $13, $11, $12)
                  ON CONFLICT (collection, path) DO UPDATE SET size = excluded.size, modified_ns = excluded.modified_ns,
@@ -602,21 +661,24 @@ impl Catalog {
                     retry_count = (files.retry_count + 1) * excluded.retry_count,
                     chunks_created = 0, vectors_created = 0, embedded_job_id = NULL,
                     job_id = excluded.job_id, updated_at = excluded.updated_at",
-                ),
-                collection,
-                file,
-            )
-            .bind(status.as_str())
-            .bind(reason)
-            .bind(job_id)
-            .bind(now())
-            .bind(counts_as_retry)
-            .execute(&self.pool)
-            .await
-            .with_context(|| format!("marking {} {status}", file.path))?;
-            Ok(())
-        })
-        .await
+                    ),
+                    collection,
+                    file,
+                )
+                .bind(status.as_str())
+                .bind(reason)
+                .bind(job_id)
+                .bind(now())
+                .bind(counts_as_retry)
+                .execute(&mut *tx)
+                .await
+                .with_context(|| format!("marking {} {status}", file.path))?;
+                tx.commit().await.context("committing a file's state")?;
+                Ok(true)
+            })
+            .await?;
+        self.forget_claims(std::slice::from_ref(&file.path));
+        Ok(held)
     }
 
     /// Refreshes size and mtime of a file whose content turned out unchanged.
@@ -638,15 +700,16 @@ impl Catalog {
         .await
     }
 
-    /// Marks files `deleted` after their points are gone.
-    pub async fn mark_deleted(&self, collection: &str, job_id: &str, paths: &[String]) -> Result<()> {
+    /// Marks files `deleted` after their points are gone. Returns the paths a fenced catalog
+    /// did not write, their leases being lost.
+    pub async fn mark_deleted(&self, collection: &str, job_id: &str, paths: &[String]) -> Result<Vec<String>> {
         self.clear_files(collection, Some(job_id), paths, FileStatus::Deleted).await
     }
 
     /// Returns files to `pending`, with no points of record, so that the next run embeds
     /// them again (used when their points and parquet rows are both gone).
     pub async fn mark_pending(&self, collection: &str, paths: &[String]) -> Result<()> {
-        self.clear_files(collection, None, paths, FileStatus::Pending).await
+        self.clear_files(collection, None, paths, FileStatus::Pending).await.map(drop)
     }
 
     async fn clear_files(
@@ -655,28 +718,36 @@ impl Catalog {
         job_id: Option<&str>,
         paths: &[String],
         status: FileStatus,
-    ) -> Result<()> {
-        self.retrying(|| async {
-            let mut tx = self.pool.begin().await.context("starting a catalog transaction")?;
-            let at = now();
-            for path in paths {
-                sqlx::query(
-                    "UPDATE files SET status = $1, chunks_created = 0, vectors_created = 0, embedded_job_id = NULL,
+    ) -> Result<Vec<String>> {
+        let lost = self
+            .retrying(|| async {
+                let mut tx = self.pool.begin().await.context("starting a catalog transaction")?;
+                let at = now();
+                let mut lost = Vec::new();
+                for path in paths {
+                    if !self.holds(&mut tx, path, true).await? {
+                        lost.push(path.clone());
+                        continue;
+                    }
+                    sqlx::query(
+                        "UPDATE files SET status = $1, chunks_created = 0, vectors_created = 0, embedded_job_id = NULL,
                     error = NULL, job_id = COALESCE($2, job_id), updated_at = $3 WHERE collection = $4 AND path = $5",
-                )
-                .bind(status.as_str())
-                .bind(job_id)
-                .bind(&at)
-                .bind(collection)
-                .bind(path)
-                .execute(&mut *tx)
-                .await
-                .with_context(|| format!("marking {path} {status}"))?;
-            }
-            tx.commit().await.context("committing file states")?;
-            Ok(())
-        })
-        .await
+                    )
+                    .bind(status.as_str())
+                    .bind(job_id)
+                    .bind(&at)
+                    .bind(collection)
+                    .bind(path)
+                    .execute(&mut *tx)
+                    .await
+                    .with_context(|| format!("marking {path} {status}"))?;
+                }
+                tx.commit().await.context("committing file states")?;
+                Ok(lost)
+            })
+            .await?;
+        self.forget_claims(paths);
+        Ok(lost)
     }
 }
 
@@ -697,7 +768,8 @@ fn bind_facts<'q>(
         .bind(&file.logic_fingerprint)
 }
 
-const JOB_COLUMNS: &str = "SELECT id, name, status, directory_path, collection, model_name, total_files,
+const JOB_COLUMNS: &str =
+    "SELECT id, name, status, directory_path, collection, model_name, chunk_size, chunk_overlap, total_files,
     processed_files, failed_files, skipped_files, deleted_files, current_file, created_at, started_at,
     finished_at, error, verification FROM jobs";
 
@@ -713,6 +785,8 @@ fn job_row(row: &AnyRow) -> Result<JobRow> {
         directory_path: row.try_get("directory_path")?,
         collection: row.try_get("collection")?,
         model_name: row.try_get("model_name")?,
+        chunk_size: row.try_get("chunk_size")?,
+        chunk_overlap: row.try_get("chunk_overlap")?,
         counters: JobCounters {
             total_files: row.try_get("total_files")?,
             processed_files: row.try_get("processed_files")?,

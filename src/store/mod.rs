@@ -141,6 +141,22 @@ pub async fn all_points(
     }
 }
 
+/// How a collection created on a Qdrant server is spread over a cluster; `None` leaves a
+/// setting to the server's default (one shard, one copy, on a single node).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CollectionLayout {
+    pub shards: Option<u32>,
+    pub replication_factor: Option<u32>,
+    /// Replicas that must acknowledge a write before the server answers it (`wait = true`).
+    pub write_consistency_factor: Option<u32>,
+}
+
+impl CollectionLayout {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 /// Where the vectors live. `Debug` shows the URL redacted and never the API key.
 #[derive(Clone, Copy)]
 pub struct StoreLocation<'a> {
@@ -149,6 +165,8 @@ pub struct StoreLocation<'a> {
     /// A Qdrant server's gRPC address; `None` for the embedded engine.
     pub qdrant_url: Option<&'a str>,
     pub api_key: Option<&'a str>,
+    /// For a collection created on the server.
+    pub layout: CollectionLayout,
 }
 
 impl std::fmt::Debug for StoreLocation<'_> {
@@ -157,6 +175,7 @@ impl std::fmt::Debug for StoreLocation<'_> {
             .field("data_dir", &self.data_dir)
             .field("qdrant_url", &self.qdrant_url.map(crate::catalog::redact_url))
             .field("api_key", &self.api_key.map(|_| "***"))
+            .field("layout", &self.layout)
             .finish()
     }
 }
@@ -169,9 +188,13 @@ pub async fn open(
     policy: crate::retry::RetryPolicy,
 ) -> Result<std::sync::Arc<dyn VectorIndex>> {
     Ok(match location.qdrant_url {
-        Some(url) => {
-            std::sync::Arc::new(qdrant::QdrantIndex::connect(url, location.api_key, collection, policy).await?)
-        }
+        Some(url) => std::sync::Arc::new(
+            qdrant::QdrantIndex::connect(url, location.api_key, collection, policy).await?.with_layout(location.layout),
+        ),
+        None if !location.layout.is_default() => anyhow::bail!(
+            "--shards, --replication-factor and --write-consistency-factor lay a collection out over a Qdrant \
+             cluster; give --qdrant-url, or drop them for the embedded engine"
+        ),
         None => std::sync::Arc::new(embedded::EmbeddedIndex::open(location.data_dir, collection)),
     })
 }

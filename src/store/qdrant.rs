@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::{Hit, Point, PointPayload, ScrollPage, StoredPoint, VectorIndex};
+use super::{CollectionLayout, Hit, Point, PointPayload, ScrollPage, StoredPoint, VectorIndex};
 use crate::retry::{transient, Breaker, RetryPolicy};
 
 /// A collection on a Qdrant server.
@@ -32,6 +32,8 @@ pub struct QdrantIndex {
     /// The server's address without credentials, for messages.
     address: String,
     breaker: Breaker,
+    /// How a collection this index creates is laid out over the cluster.
+    layout: CollectionLayout,
 }
 
 impl QdrantIndex {
@@ -75,7 +77,13 @@ impl QdrantIndex {
                     e.root_cause()
                 )
             })?;
-        Ok(Self { client, collection: collection.to_string(), address, breaker: Breaker::new("Qdrant", policy) })
+        let breaker = Breaker::new("Qdrant", policy);
+        Ok(Self { client, collection: collection.to_string(), address, breaker, layout: CollectionLayout::default() })
+    }
+
+    /// The same index, creating its collection laid out as `layout` says.
+    pub fn with_layout(self, layout: CollectionLayout) -> Self {
+        Self { layout, ..self }
     }
 
     fn doc_filter(doc_id: &str) -> Condition {
@@ -131,6 +139,25 @@ fn status_text(error: &QdrantError) -> String {
     }
 }
 
+/// What a cluster says while it elects a leader, moves or re-creates a shard, or has too
+/// few live replicas for the write consistency factor: it passes, so it is waited out like
+/// an outage. (Qdrant answers these as internal errors or bad requests, by wording alone.)
+const CLUSTER_IN_FLUX: &[&str] = &[
+    "is not active",
+    "no active replica",
+    "active replicas",
+    "consensus",
+    "no leader",
+    "shard transfer",
+    "resharding",
+    "write consistency",
+];
+
+fn cluster_in_flux(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    CLUSTER_IN_FLUX.iter().any(|sign| message.contains(sign))
+}
+
 /// Maps a client error to an `anyhow` error, marking those worth retrying as transient.
 fn classify(error: QdrantError, doing: &str) -> anyhow::Error {
     use tonic::Code;
@@ -145,7 +172,7 @@ fn classify(error: QdrantError, doing: &str) -> anyhow::Error {
                     .iter()
                     .any(|sign| message.contains(sign))
             }
-            _ => false,
+            _ => cluster_in_flux(status.message()),
         },
         _ => false,
     };
@@ -231,8 +258,18 @@ impl VectorIndex for QdrantIndex {
         } else {
             self.breaker
                 .call(|| async {
-                    let request = CreateCollectionBuilder::new(name)
+                    let mut request = CreateCollectionBuilder::new(name)
                         .vectors_config(VectorParamsBuilder::new(dim as u64, Distance::Cosine));
+                    let layout = self.layout;
+                    if let Some(shards) = layout.shards {
+                        request = request.shard_number(shards);
+                    }
+                    if let Some(replication) = layout.replication_factor {
+                        request = request.replication_factor(replication);
+                    }
+                    if let Some(consistency) = layout.write_consistency_factor {
+                        request = request.write_consistency_factor(consistency);
+                    }
                     match self.client.create_collection(request).await {
                         Ok(_) => Ok(()),
                         // Created by an earlier try whose answer was lost.
@@ -357,5 +394,37 @@ impl VectorIndex for QdrantIndex {
     async fn finish(&self) -> Result<()> {
         // The server builds its indexes in the background; every write was already acknowledged.
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(code: tonic::Code, message: &str) -> QdrantError {
+        QdrantError::ResponseError { status: tonic::Status::new(code, message) }
+    }
+
+    fn is_retried(error: QdrantError) -> bool {
+        classify(error, "upsert").chain().any(|cause| cause.downcast_ref::<crate::retry::Transient>().is_some())
+    }
+
+    #[test]
+    fn a_cluster_in_flux_is_waited_out_and_a_bad_request_is_not() {
+        for (code, message) in [
+            (tonic::Code::InvalidArgument, "Bad request: Shard 0 is not active on peer 2979974762066354"),
+            (tonic::Code::Internal, "Service internal error: Waiting for consensus operation commit failed"),
+            (tonic::Code::Internal, "Service internal error: No active replica for shard 3"),
+            (tonic::Code::FailedPrecondition, "Shard transfer in progress"),
+            (tonic::Code::Unavailable, "anything at all"),
+        ] {
+            assert!(is_retried(answer(code, message)), "{code:?}: {message}");
+        }
+        for (code, message) in [
+            (tonic::Code::InvalidArgument, "Wrong input: Vector dimension error: expected dim: 384, got 3"),
+            (tonic::Code::NotFound, "Collection `documents` doesn't exist!"),
+        ] {
+            assert!(!is_retried(answer(code, message)), "{code:?}: {message}");
+        }
     }
 }

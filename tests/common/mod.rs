@@ -97,6 +97,25 @@ impl Workspace {
         });
     }
 
+    /// The first column of the first row of one SQL query on this workspace's catalog, as a
+    /// number (PostgreSQL `BIGINT`).
+    pub fn catalog_number(&self, sql: &str) -> i64 {
+        let url = match &self.backend {
+            Backend::Embedded => ingest::catalog::Catalog::sqlite_url(&self.data()),
+            Backend::Servers { postgres, .. } => postgres.url.clone(),
+        };
+        let sql = sql.to_string();
+        std::thread::spawn(move || {
+            tokio::runtime::Runtime::new().unwrap().block_on(async {
+                sqlx::any::install_default_drivers();
+                let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url).await.unwrap();
+                sqlx::query_scalar::<_, i64>(&sql).fetch_one(&mut conn).await.unwrap()
+            })
+        })
+        .join()
+        .unwrap()
+    }
+
     /// The collection this workspace's runs write to, opened as the binary opens it.
     pub async fn index(&self, collection: &str) -> std::sync::Arc<dyn ingest::store::VectorIndex> {
         let data = self.data();
@@ -104,7 +123,12 @@ impl Workspace {
             Backend::Embedded => None,
             Backend::Servers { qdrant, .. } => Some(qdrant.url()),
         };
-        let location = ingest::store::StoreLocation { data_dir: &data, qdrant_url: url.as_deref(), api_key: None };
+        let location = ingest::store::StoreLocation {
+            data_dir: &data,
+            qdrant_url: url.as_deref(),
+            api_key: None,
+            layout: Default::default(),
+        };
         ingest::store::open(location, collection, ingest::retry::RetryPolicy::default()).await.unwrap()
     }
 

@@ -40,8 +40,12 @@ use tokio::sync::mpsc;
 
 use crate::cache::EmbeddingCache;
 use crate::catalog::{
-    Catalog, CollectionLock, Completion, FileFacts, FileRow, FileStatus, JobCounters, JobStatus, NewJob,
+    Catalog, CollectionLock, Completion, FileFacts, FileRow, FileStatus, JobCounters, JobStatus, NewJob, ParkedItem,
+    QueueDepth, WorkerRow,
 };
+
+pub mod plan;
+pub mod worker;
 use crate::chunk::{Chunk, Chunker};
 use crate::consistency::{check_touched, Touched, Verification};
 use crate::embed::{Batching, Embedder, ModelInfo};
@@ -83,6 +87,9 @@ pub struct JobSettings {
     pub allow_mass_delete: bool,
     /// The extractor processes: their program, time and memory limits, and how many.
     pub extraction: ExtractorSettings,
+    /// Plan only: record the work in PostgreSQL's queue for `ingest worker` processes,
+    /// instead of doing it in this process.
+    pub queued: bool,
 }
 
 /// A run may delete up to this many vanished files whatever share of the root they are; above
@@ -129,6 +136,15 @@ pub struct JobReport {
     /// nothing was deleted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refused_deletes: Option<RefusedDeletes>,
+    /// Files a worker did not finish because its lease on them ran out and another worker
+    /// took them over: left to that one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lost_leases: Vec<String>,
+    /// Work items this run queued for workers (with `--workers`).
+    pub queued: u64,
+    /// For a job planned into the queue: its work items and what became of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue: Option<QueueOutcome>,
     /// The job's check, at its end, of the files it touched (absent when it changed nothing).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verified: Option<Verification>,
@@ -160,14 +176,25 @@ impl JobReport {
             || !self.scan_problems.is_empty()
             || !self.not_checked.is_empty()
             || self.verified.as_ref().is_some_and(|v| !v.agree);
+        let parked = self.queue.as_ref().is_some_and(|q| !q.parked.is_empty());
         match self.status.as_str() {
             "dry-run" => 0,
-            "completed" if needs_attention => 2,
-            "completed" => 0,
+            "completed" | "queued" if needs_attention || parked => 2,
+            "completed" | "queued" => 0,
             "cancelled" => 130,
             _ => 1,
         }
     }
+}
+
+/// What became of a queued job's work items, as its planner saw last.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct QueueOutcome {
+    pub depth: QueueDepth,
+    /// Items parked after their lease ran out too often, with why.
+    pub parked: Vec<ParkedItem>,
+    /// Live workers of the collection when the planner last looked.
+    pub workers: Vec<WorkerRow>,
 }
 
 /// Vanished files a run refused to delete, being too many.
@@ -250,9 +277,10 @@ enum Outcome {
     ScanNote(FailedFile),
     /// Failed too often and unchanged since: left alone.
     NotRetried(FailedFile),
-    /// Dry run: the file would be embedded.
+    /// Planning (a dry run, or a job queued for workers): the file is to be embedded.
     WouldEmbed {
         path: String,
+        extension: String,
         is_new: bool,
     },
     /// Known files no longer on disk.
@@ -286,7 +314,9 @@ impl LogicFingerprint {
 
 /// Runs one job to its end. Errors are returned only when the job could not start; a job
 /// that fails midway is recorded as failed and reported. With `lock`, the job stops, failed
-/// and resumable, as soon as PostgreSQL's collection lock turns out lost.
+/// and resumable, as soon as PostgreSQL's collection lock turns out lost. With
+/// `settings.queued`, this process only plans: the work goes to the catalog's queue, for
+/// `ingest worker` processes (see [`plan::enqueue_job`]).
 #[allow(clippy::too_many_arguments)] // each is a distinct collaborator; a bundle would only rename them
 pub async fn run_job(
     settings: &JobSettings,
@@ -301,15 +331,9 @@ pub async fn run_job(
     let started = Instant::now();
     let model = embedder.info.clone();
     Chunker::check(settings.chunk_size, settings.chunk_overlap, model.max_sequence)?;
-    let chunker = LazyChunker {
-        model: model.clone(),
-        chunk_size: settings.chunk_size,
-        chunk_overlap: settings.chunk_overlap,
-        built: OnceLock::new(),
-    };
     let fingerprint = LogicFingerprint::new(&model.id, settings.chunk_size, settings.chunk_overlap);
     if settings.dry_run {
-        return plan_job(settings, catalog, &fingerprint, &cancel, started).await;
+        return plan::plan_job(settings, catalog, &fingerprint, &cancel, started).await;
     }
     index.ensure_collection(model.dim).await?;
     let job_id = catalog
@@ -342,92 +366,37 @@ pub async fn run_job(
     };
     let known = known_files(catalog, &settings.collection).await?;
     catalog.set_job_status(&job_id, JobStatus::Processing, None).await?;
+    if settings.queued {
+        let index = index.as_ref();
+        let planned =
+            plan::enqueue_job(settings, catalog, index, &fingerprint, &job_id, walked_rx, known, &counters, &cancel);
+        let planned = planned.await;
+        walker.join().map_err(|_| anyhow::anyhow!("the walk panicked"))?;
+        let tally = planned?;
+        catalog.save_progress(&job_id, &tally.counters(&counters), None).await?;
+        return Ok(tally.into_report(job_id, settings, "queued", &counters, started, None));
+    }
 
-    let progress = Progress::new(counters.clone(), quiet);
-
-    let (prepared_tx, prepared_rx) = crossbeam_channel::bounded::<Outcome>(64);
-    let chunk_budget = Arc::new(ChunkBudget::new(PREPARED_CHUNKS));
-    let (embedded_tx, mut embedded_rx) = mpsc::channel::<Outcome>(8);
-    let preparer = {
-        let (settings, counters, cancel) = (settings.clone(), counters.clone(), cancel.clone());
-        let (fingerprint, chunk_budget) = (fingerprint.clone(), chunk_budget.clone());
-        std::thread::Builder::new().name("prepare".into()).spawn(move || {
-            // Changed files go to `workers` extract threads, each driving one extractor process
-            // at a time; the pool, and with it every process, ends with this thread.
-            let workers = settings.extraction.workers;
-            let extractors = ExtractorPool::new(settings.extraction.clone())?;
-            std::thread::scope(|scope| {
-                let (to_extract, queue) = crossbeam_channel::bounded::<ToExtract>(workers);
-                let mut extract_threads = Vec::with_capacity(workers);
-                for n in 0..workers {
-                    let (queue, out) =
-                        (queue.clone(), ChunkSender { sender: prepared_tx.clone(), budget: &chunk_budget });
-                    let (extractors, fingerprint, chunker, cancel) = (&extractors, &fingerprint, &chunker, &cancel);
-                    let clock = &counters.stages;
-                    extract_threads.push(
-                        std::thread::Builder::new().name(format!("extract-{n}")).spawn_scoped(scope, move || {
-                            extract_stage(&queue, &out, extractors, fingerprint, chunker, clock, cancel)
-                        })?,
-                    );
-                }
-                drop(queue);
-                let stage = Preparer {
-                    settings: &settings,
-                    fingerprint: &fingerprint,
-                    counters: &counters,
-                    cancel: &cancel,
-                    to_extract: Some(&to_extract),
-                };
-                let prepared = stage.run(walked_rx, known, &prepared_tx);
-                drop(to_extract);
-                extract_threads.into_iter().fold(prepared, |result, thread| {
-                    let extracted = thread.join().map_err(|_| anyhow::anyhow!("an extract thread panicked"))?;
-                    result.and(extracted)
-                })
-            })
-        })?
+    let source: Source = {
+        let (settings, counters, cancel, fingerprint) =
+            (settings.clone(), counters.clone(), cancel.clone(), fingerprint.clone());
+        Box::new(move |to_extract, out| {
+            let stage = Preparer {
+                settings: &settings,
+                fingerprint: &fingerprint,
+                counters: &counters,
+                cancel: &cancel,
+                to_extract: Some(to_extract),
+            };
+            stage.run(walked_rx, known, out)
+        })
     };
-    let batching = settings.embed_batching;
-    // `--full` re-embeds for real; every other run reuses vectors the model already made.
-    let cache =
-        (!settings.full).then(|| EmbeddingCache::new(catalog.clone(), &model.id, tokio::runtime::Handle::current()));
-    let embedder_thread = {
-        let (counters, cancel) = (counters.clone(), cancel.clone());
-        std::thread::Builder::new().name("embed".into()).spawn(move || {
-            let input = ChunkReceiver { receiver: prepared_rx, budget: &chunk_budget };
-            let embedded = embed_stage(embedder, batching, &input, &embedded_tx, &counters, &cancel, cache.as_ref());
-            // Nothing is taken off the queue any more: senders waiting for room must not wait.
-            chunk_budget.close();
-            embedded
-        })?
-    };
-
-    let mut committer = Committer {
-        settings,
-        catalog,
-        lock,
-        index: index.as_ref(),
-        parquet,
-        job_id: &job_id,
-        model_id: &model.id,
-        counters: &counters,
-        progress: &progress,
-        group: Vec::new(),
-        group_points: 0,
-        group_started: Instant::now(),
-        parts_written: 0,
-        report: Tally::default(),
-    };
-    let commit_result = committer.run(&mut embedded_rx).await;
-    drop(embedded_rx);
-    let embed_result = embedder_thread.join().map_err(|_| anyhow::anyhow!("the embed stage panicked"))?;
-    let prepare_result = preparer.join().map_err(|_| anyhow::anyhow!("the prepare stage panicked"))?;
+    let stages =
+        Stages { settings, catalog, lock, index: index.as_ref(), parquet, job_id: &job_id, counters: &counters };
+    let (mut tally, outcome) = stages.run(embedder, source, &cancel, quiet).await?;
     walker.join().map_err(|_| anyhow::anyhow!("the walk panicked"))?;
-    progress.finish();
 
-    let outcome = commit_result.and(embed_result).and(prepare_result);
     let cancelled = cancel.load(Ordering::SeqCst);
-    let mut tally = committer.report;
     let refused = tally.refused_deletes.as_ref().map(RefusedDeletes::message);
     let (status, error) = match &outcome {
         Ok(()) if cancelled => (JobStatus::Cancelled, Some("cancelled by signal".to_string())),
@@ -454,59 +423,124 @@ pub async fn run_job(
     Ok(report)
 }
 
-async fn known_files(catalog: &Catalog, collection: &str) -> Result<HashMap<String, FileRow>> {
-    Ok(catalog.files_in_any_order(collection).await?.into_iter().map(|f| (f.path.clone(), f)).collect())
+/// Where the files a job's stages work on come from: run in the prepare thread, it sends
+/// changed files to be extracted, and every other outcome straight on.
+type Source =
+    Box<dyn FnOnce(&crossbeam_channel::Sender<ToExtract>, &crossbeam_channel::Sender<Outcome>) -> Result<()> + Send>;
+
+/// What the stages from extraction to commit share, for one job in one process.
+struct Stages<'a> {
+    settings: &'a JobSettings,
+    catalog: &'a Catalog,
+    lock: Option<&'a CollectionLock>,
+    index: &'a dyn VectorIndex,
+    parquet: &'a ParquetCopy,
+    job_id: &'a str,
+    counters: &'a Arc<Counters>,
 }
 
-/// `--dry-run`: scan and change detection only (hashing where size or mtime moved); no
-/// job row, no extraction, no model, no writes anywhere.
-async fn plan_job(
-    settings: &JobSettings,
-    catalog: &Catalog,
-    fingerprint: &LogicFingerprint,
-    cancel: &AtomicBool,
-    started: Instant,
-) -> Result<JobReport> {
-    let known = known_files(catalog, &settings.collection).await?;
-    let counters = Counters::default();
-    let (tx, rx) = crossbeam_channel::unbounded();
-    let stage = Preparer { settings, fingerprint, counters: &counters, cancel, to_extract: None };
-    stage.run(scan::scan(&settings.root, &settings.scan), known, &tx)?;
-    drop(tx);
-    let mut tally = Tally::default();
-    let mut plan = Plan::default();
-    for outcome in rx {
-        match outcome {
-            Outcome::WouldEmbed { path, is_new: true } => {
-                tally.added += 1;
-                plan.add.push(path);
-            }
-            Outcome::WouldEmbed { path, is_new: false } => {
-                tally.updated += 1;
-                plan.update.push(path);
-            }
-            Outcome::Restat { .. } => Counters::add(&counters.unchanged, 1),
-            Outcome::Failed { facts, reason, .. } => tally.failed.push(FailedFile { path: facts.path, reason }),
-            Outcome::NotRetried(file) => tally.not_retried.push(file),
-            Outcome::ScanProblem(problem) => tally.scan_problems.push(problem),
-            Outcome::ScanNote(note) => tally.scan_notes.push(note),
-            Outcome::Vanished(files) => {
-                tally.deleted += files.len() as u64;
-                plan.delete.extend(files.into_iter().map(|f| f.path));
-            }
-            Outcome::NotChecked(file) => tally.not_checked.push(file),
-            Outcome::TooManyVanished { refused, paths } => {
-                plan.delete = paths;
-                tally.refused_deletes = Some(refused);
-            }
-            Outcome::Embedded(EmbeddedFile { prepared: PreparedFile { facts, .. }, .. })
-            | Outcome::NoText { facts, .. }
-            | Outcome::NotText { facts, .. } => anyhow::bail!("{}: a dry run must not extract", facts.path),
-        }
+impl Stages<'_> {
+    /// Runs `source` → extract → embed → commit until the source runs dry and every stage
+    /// has drained. Returns what the commit stage tallied and how the stages ended.
+    async fn run(
+        &self,
+        embedder: Embedder,
+        source: Source,
+        cancel: &Arc<AtomicBool>,
+        quiet: bool,
+    ) -> Result<(Tally, Result<()>)> {
+        let Self { settings, catalog, counters, .. } = *self;
+        let model = embedder.info.clone();
+        let chunker = LazyChunker {
+            model: model.clone(),
+            chunk_size: settings.chunk_size,
+            chunk_overlap: settings.chunk_overlap,
+            built: OnceLock::new(),
+        };
+        let fingerprint = LogicFingerprint::new(&model.id, settings.chunk_size, settings.chunk_overlap);
+        let progress = Progress::new(counters.clone(), quiet);
+
+        let (prepared_tx, prepared_rx) = crossbeam_channel::bounded::<Outcome>(64);
+        let chunk_budget = Arc::new(ChunkBudget::new(PREPARED_CHUNKS));
+        let (embedded_tx, mut embedded_rx) = mpsc::channel::<Outcome>(8);
+        let preparer = {
+            let (extraction, counters, cancel) = (settings.extraction.clone(), counters.clone(), cancel.clone());
+            let chunk_budget = chunk_budget.clone();
+            std::thread::Builder::new().name("prepare".into()).spawn(move || {
+                // Changed files go to `workers` extract threads, each driving one extractor process
+                // at a time; the pool, and with it every process, ends with this thread.
+                let workers = extraction.workers;
+                let extractors = ExtractorPool::new(extraction)?;
+                std::thread::scope(|scope| {
+                    let (to_extract, queue) = crossbeam_channel::bounded::<ToExtract>(workers);
+                    let mut extract_threads = Vec::with_capacity(workers);
+                    for n in 0..workers {
+                        let (queue, out) =
+                            (queue.clone(), ChunkSender { sender: prepared_tx.clone(), budget: &chunk_budget });
+                        let (extractors, fingerprint, chunker, cancel) = (&extractors, &fingerprint, &chunker, &cancel);
+                        let clock = &counters.stages;
+                        extract_threads.push(
+                            std::thread::Builder::new()
+                                .name(format!("extract-{n}"))
+                                .spawn_scoped(scope, move || {
+                                    extract_stage(&queue, &out, extractors, fingerprint, chunker, clock, cancel)
+                                })?,
+                        );
+                    }
+                    drop(queue);
+                    let prepared = source(&to_extract, &prepared_tx);
+                    drop(to_extract);
+                    extract_threads.into_iter().fold(prepared, |result, thread| {
+                        let extracted = thread.join().map_err(|_| anyhow::anyhow!("an extract thread panicked"))?;
+                        result.and(extracted)
+                    })
+                })
+            })?
+        };
+        let batching = settings.embed_batching;
+        // `--full` re-embeds for real; every other run reuses vectors the model already made.
+        let cache = (!settings.full)
+            .then(|| EmbeddingCache::new(catalog.clone(), &model.id, tokio::runtime::Handle::current()));
+        let embedder_thread = {
+            let (counters, cancel) = (counters.clone(), cancel.clone());
+            std::thread::Builder::new().name("embed".into()).spawn(move || {
+                let input = ChunkReceiver { receiver: prepared_rx, budget: &chunk_budget };
+                let embedded =
+                    embed_stage(embedder, batching, &input, &embedded_tx, &counters, &cancel, cache.as_ref());
+                // Nothing is taken off the queue any more: senders waiting for room must not wait.
+                chunk_budget.close();
+                embedded
+            })?
+        };
+
+        let mut committer = Committer {
+            settings,
+            catalog,
+            lock: self.lock,
+            index: self.index,
+            parquet: self.parquet,
+            job_id: self.job_id,
+            model_id: &model.id,
+            counters,
+            progress: &progress,
+            group: Vec::new(),
+            group_points: 0,
+            group_started: Instant::now(),
+            part_token: uuid::Uuid::new_v4().simple().to_string()[..8].to_string(),
+            parts_written: 0,
+            report: Tally::default(),
+        };
+        let commit_result = committer.run(&mut embedded_rx).await;
+        drop(embedded_rx);
+        let embed_result = embedder_thread.join().map_err(|_| anyhow::anyhow!("the embed stage panicked"))?;
+        let prepare_result = preparer.join().map_err(|_| anyhow::anyhow!("the prepare stage panicked"))?;
+        progress.finish();
+        Ok((committer.report, commit_result.and(embed_result).and(prepare_result)))
     }
-    let mut report = tally.into_report(String::new(), settings, "dry-run", &counters, started, None);
-    report.plan = Some(plan);
-    Ok(report)
+}
+
+async fn known_files(catalog: &Catalog, collection: &str) -> Result<HashMap<String, FileRow>> {
+    Ok(catalog.files_in_any_order(collection).await?.into_iter().map(|f| (f.path.clone(), f)).collect())
 }
 
 fn facts_of(entry: &FileEntry, content_hash: Option<String>, fingerprint: &str) -> FileFacts {
@@ -527,8 +561,8 @@ struct Preparer<'a> {
     fingerprint: &'a LogicFingerprint,
     counters: &'a Counters,
     cancel: &'a AtomicBool,
-    /// Where changed files go to be extracted and chunked; `None` in a dry run, which
-    /// extracts nothing.
+    /// Where changed files go to be extracted and chunked; `None` when planning (a dry run,
+    /// or a job queued for workers), which extracts nothing.
     to_extract: Option<&'a crossbeam_channel::Sender<ToExtract>>,
 }
 
@@ -650,12 +684,11 @@ impl Preparer<'_> {
                 })?;
                 continue;
             }
-            if settings.dry_run {
+            let Some(to_extract) = to_extract else {
                 let is_new = previous.is_none_or(|p| p.status() == FileStatus::Deleted);
-                send(Outcome::WouldEmbed { path: entry.path_text, is_new })?;
+                send(Outcome::WouldEmbed { path: entry.path_text, extension: entry.extension, is_new })?;
                 continue;
-            }
-            let Some(to_extract) = to_extract else { anyhow::bail!("{}: a dry run must not extract", entry.path_text) };
+            };
             to_extract
                 .send(ToExtract { hashed, previous })
                 .map_err(|_| anyhow::anyhow!("the extract stage stopped"))?;
@@ -972,6 +1005,10 @@ struct Tally {
     refused_deletes: Option<RefusedDeletes>,
     /// Each file this job completed, failed or deleted: what the end-of-job check looks at.
     touched: Vec<Touched>,
+    /// Files whose work item this worker's lease lost to another before it finished.
+    lost: Vec<String>,
+    /// Work items a planner queued.
+    queued: u64,
 }
 
 impl Tally {
@@ -1004,6 +1041,9 @@ impl Tally {
             filtered_out: counters.filtered_out.load(Ordering::Relaxed),
             not_checked: self.not_checked,
             refused_deletes: self.refused_deletes,
+            lost_leases: self.lost,
+            queued: self.queued,
+            queue: None,
             verified: None,
             plan: None,
             files_read: counters.files_read.load(Ordering::Relaxed),
@@ -1046,6 +1086,8 @@ struct Committer<'a> {
     group: Vec<EmbeddedFile>,
     group_points: usize,
     group_started: Instant,
+    /// Names this committer's parquet parts apart from those of other processes on the job.
+    part_token: String,
     parts_written: u64,
     report: Tally,
 }
@@ -1092,16 +1134,19 @@ impl Committer<'_> {
                 Counters::add(&self.counters.files_done, 1);
             }
             Outcome::Failed { facts, previous, reason } => {
-                self.record_without_points(&facts, previous, FileStatus::Failed, &reason).await?;
-                self.report.failed.push(FailedFile { path: facts.path, reason });
+                if self.record_without_points(&facts, previous, FileStatus::Failed, &reason).await? {
+                    self.report.failed.push(FailedFile { path: facts.path, reason });
+                }
             }
             Outcome::NoText { facts, previous, reason } => {
-                self.record_without_points(&facts, previous, FileStatus::NoText, &reason).await?;
-                self.report.no_text.push(FailedFile { path: facts.path, reason });
+                if self.record_without_points(&facts, previous, FileStatus::NoText, &reason).await? {
+                    self.report.no_text.push(FailedFile { path: facts.path, reason });
+                }
             }
             Outcome::NotText { facts, previous, reason } => {
-                self.record_without_points(&facts, previous, FileStatus::NoText, &reason).await?;
-                self.report.not_text.push(FailedFile { path: facts.path, reason });
+                if self.record_without_points(&facts, previous, FileStatus::NoText, &reason).await? {
+                    self.report.not_text.push(FailedFile { path: facts.path, reason });
+                }
             }
             Outcome::ScanProblem(problem) => self.report.scan_problems.push(problem),
             Outcome::ScanNote(note) => self.report.scan_notes.push(note),
@@ -1116,13 +1161,18 @@ impl Committer<'_> {
                 // the files for the next run to delete again.
                 for batch in files.chunks(DOCUMENTS_PER_DELETE) {
                     let clock = &self.counters.stages;
+                    let paths: Vec<String> = batch.iter().map(|f| f.path.clone()).collect();
+                    let lost = clock.timed(Stage::Commit, self.catalog.lost_leases(&paths)).await?;
+                    let batch: Vec<&FileRow> = batch.iter().filter(|f| !lost.contains(&f.path)).collect();
                     let doc_ids: Vec<String> = batch.iter().map(|f| f.doc_id.clone()).collect();
                     clock.timed(Stage::Upsert, self.index.delete_documents(&doc_ids)).await?;
                     let paths: Vec<String> = batch.iter().map(|f| f.path.clone()).collect();
                     let deleted = self.catalog.mark_deleted(&self.settings.collection, self.job_id, &paths);
-                    clock.timed(Stage::Commit, deleted).await?;
-                    self.report.deleted += batch.len() as u64;
-                    self.report.touched.extend(batch.iter().map(|f| Touched {
+                    let lost_since = clock.timed(Stage::Commit, deleted).await?;
+                    self.report.deleted += (batch.len() - lost_since.len()) as u64;
+                    self.report.lost.extend(lost.into_iter().chain(lost_since.iter().cloned()));
+                    let batch = batch.into_iter().filter(|f| !lost_since.contains(&f.path));
+                    self.report.touched.extend(batch.map(|f| Touched {
                         path: f.path.clone(),
                         doc_id: f.doc_id.clone(),
                         points: 0,
@@ -1136,21 +1186,30 @@ impl Committer<'_> {
     }
 
     /// Removes the points a file may have had, then records it as `status` (failed, or no
-    /// text) with `reason`.
+    /// text) with `reason`. Returns false, having done neither, when the file's lease was lost.
     async fn record_without_points(
         &mut self,
         facts: &FileFacts,
         previous: Option<FileRow>,
         status: FileStatus,
         reason: &str,
-    ) -> Result<()> {
+    ) -> Result<bool> {
+        let path = std::slice::from_ref(&facts.path);
+        if !self.catalog.lost_leases(path).await?.is_empty() {
+            self.report.lost.push(facts.path.clone());
+            return Ok(false);
+        }
         if previous.as_ref().is_some_and(|p| p.vectors_created > 0 || p.status() != FileStatus::Completed) {
             self.index.delete_documents(std::slice::from_ref(&facts.doc_id)).await?;
         }
-        self.catalog.record_without_points(&self.settings.collection, self.job_id, facts, status, reason).await?;
+        let catalog = self.catalog;
+        if !catalog.record_without_points(&self.settings.collection, self.job_id, facts, status, reason).await? {
+            self.report.lost.push(facts.path.clone());
+            return Ok(false);
+        }
         self.report.touched.push(Touched { path: facts.path.clone(), doc_id: facts.doc_id.clone(), points: 0 });
         Counters::add(&self.counters.files_done, 1);
-        Ok(())
+        Ok(true)
     }
 
     /// Stops the job (resumably) when PostgreSQL's collection lock was lost: no write may
@@ -1168,12 +1227,16 @@ impl Committer<'_> {
             return Ok(());
         }
         self.ensure_lock_held().await?;
-        let group = std::mem::take(&mut self.group);
+        let mut group = std::mem::take(&mut self.group);
         self.group_points = 0;
         let collection = &self.settings.collection;
         let clock = &self.counters.stages;
         let facts: Vec<FileFacts> = group.iter().map(|f| f.prepared.facts.clone()).collect();
-        clock.timed(Stage::Commit, self.catalog.mark_processing(collection, self.job_id, &facts)).await?;
+        let lost = clock.timed(Stage::Commit, self.catalog.mark_processing(collection, self.job_id, &facts)).await?;
+        if !lost.is_empty() {
+            group.retain(|f| !lost.contains(&f.prepared.facts.path));
+            self.report.lost.extend(lost);
+        }
 
         let created_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         let points: Vec<Point> = group
@@ -1197,7 +1260,8 @@ impl Committer<'_> {
                 })
             })
             .collect();
-        clock.time(Stage::Parquet, || self.parquet.write_part(self.job_id, self.parts_written, &points))?;
+        let part = format!("{}-{:06}", self.part_token, self.parts_written);
+        clock.time(Stage::Parquet, || self.parquet.write_part(self.job_id, &part, &points))?;
         self.parts_written += 1;
 
         let counters = self.counters;
@@ -1211,6 +1275,7 @@ impl Committer<'_> {
         clock.timed(Stage::Upsert, upserted).await?;
 
         let mut done = Vec::with_capacity(group.len());
+        let mut written = Vec::with_capacity(group.len());
         for file in &group {
             let count = file.vectors.len() as u32;
             let needs_trim = file
@@ -1221,21 +1286,30 @@ impl Committer<'_> {
             if needs_trim {
                 clock.timed(Stage::Upsert, self.index.delete_tail(&file.prepared.facts.doc_id, count)).await?;
             }
-            if file.prepared.previous.as_ref().is_some_and(|p| p.status() != FileStatus::Deleted) {
-                self.report.updated += 1;
-            } else {
-                self.report.added += 1;
-            }
             let facts = &file.prepared.facts;
-            self.report.touched.push(Touched { path: facts.path.clone(), doc_id: facts.doc_id.clone(), points: count });
+            let is_update = file.prepared.previous.as_ref().is_some_and(|p| p.status() != FileStatus::Deleted);
+            written
+                .push((Touched { path: facts.path.clone(), doc_id: facts.doc_id.clone(), points: count }, is_update));
             done.push(Completion {
                 path: file.prepared.facts.path.clone(),
                 chunks: file.prepared.chunks.len() as i64,
                 vectors: count as i64,
             });
         }
-        clock.timed(Stage::Commit, self.catalog.mark_completed(collection, self.job_id, &done)).await?;
-        Counters::add(&self.counters.files_done, group.len() as u64);
+        let lost = clock.timed(Stage::Commit, self.catalog.mark_completed(collection, self.job_id, &done)).await?;
+        for (touched, is_update) in written {
+            if lost.contains(&touched.path) {
+                continue;
+            }
+            if is_update {
+                self.report.updated += 1;
+            } else {
+                self.report.added += 1;
+            }
+            Counters::add(&self.counters.files_done, 1);
+            self.report.touched.push(touched);
+        }
+        self.report.lost.extend(lost);
         let current = group.last().map(|f| f.prepared.facts.path.as_str());
         let job_counters = self.report.counters(self.counters);
         clock.timed(Stage::Commit, self.catalog.save_progress(self.job_id, &job_counters, current)).await?;

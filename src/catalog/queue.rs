@@ -1,0 +1,553 @@
+//! # Work queue
+//!
+//! In: a queued job's work from its planner (files to embed, files to delete); claims,
+//! heartbeats and fenced writes from `ingest worker` processes. Out: `work_items` rows, each
+//! leased to one worker at a time, and the `workers` registry that `ingest status` shows.
+//!
+//! PostgreSQL is the queue (the pattern of pgmq and apalis): a claim takes a few items with
+//! `FOR UPDATE SKIP LOCKED` in one short statement and leases them (`owner`, `lease_until`,
+//! `attempts + 1`); heartbeats extend the leases of live workers; an item whose lease ran out
+//! is claimed again by whoever asks next. A worker's catalog writes go through a catalog
+//! [fenced](Catalog::fenced) by its [`Fence`]: each write of a file's row happens only in a
+//! transaction that finds the item still leased to this worker at this attempt (and locks
+//! it), so a worker that stalled past its lease cannot overwrite the work of the one that
+//! took over. Times are the database's own clock, in milliseconds since the epoch.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use sqlx::Row;
+
+use super::{Catalog, FileRow, JobStatus};
+
+/// The database's clock in milliseconds since the epoch, in SQL.
+const NOW_MS: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
+
+/// The channel `NOTIFY` wakes idle workers on; the payload is the collection.
+pub const WORK_CHANNEL: &str = "ingest_work";
+
+/// Items a planner inserts per statement.
+const ITEMS_PER_INSERT: usize = 500;
+
+/// What a work item asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkKind {
+    /// Read, extract, chunk, embed and write the file's points.
+    Embed,
+    /// Delete the points of a file that is gone.
+    Delete,
+}
+
+/// Where a work item stands: `pending → leased → done`, or `parked` after its lease ran out
+/// `max_retries` times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemState {
+    Pending,
+    Leased,
+    Done,
+    Parked,
+}
+
+text_enum!(WorkKind { Embed => "embed", Delete => "delete" });
+text_enum!(ItemState { Pending => "pending", Leased => "leased", Done => "done", Parked => "parked" });
+
+/// One item a worker holds: which, at which attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub job_id: String,
+    pub seq: i64,
+    pub path: String,
+    /// The extension the planner's walk judged the file by.
+    pub extension: String,
+    pub kind: WorkKind,
+    pub attempt: i64,
+}
+
+/// One piece of a queued job's work, as its planner records it.
+#[derive(Debug, Clone)]
+pub struct WorkItem {
+    pub path: String,
+    pub extension: String,
+    pub kind: WorkKind,
+}
+
+/// A worker's identity and the items it holds, by path. A catalog fenced by it writes only
+/// the rows of files whose item the worker still holds.
+#[derive(Debug)]
+pub struct Fence {
+    pub owner: String,
+    claims: Mutex<HashMap<String, Claim>>,
+}
+
+impl Fence {
+    pub fn new(owner: String) -> Self {
+        Self { owner, claims: Mutex::new(HashMap::new()) }
+    }
+
+    fn claims(&self) -> std::sync::MutexGuard<'_, HashMap<String, Claim>> {
+        self.claims.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Takes these claims into the fence.
+    pub fn hold(&self, claims: &[Claim]) {
+        self.claims().extend(claims.iter().map(|c| (c.path.clone(), c.clone())));
+    }
+
+    fn claim_of(&self, path: &str) -> Option<Claim> {
+        self.claims().get(path).cloned()
+    }
+
+    /// Forgets the claims of these paths: their items are done, or lost.
+    pub fn forget(&self, paths: &[String]) {
+        let mut claims = self.claims();
+        for path in paths {
+            claims.remove(path);
+        }
+    }
+
+    /// How many items the worker holds.
+    pub fn held(&self) -> usize {
+        self.claims().len()
+    }
+}
+
+/// A queued job's items by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct QueueDepth {
+    pub pending: i64,
+    pub leased: i64,
+    pub done: i64,
+    pub parked: i64,
+}
+
+impl QueueDepth {
+    /// Items not yet done or parked.
+    pub fn open(&self) -> i64 {
+        self.pending + self.leased
+    }
+}
+
+/// A worker as the registry knows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WorkerRow {
+    pub id: String,
+    pub host: String,
+    pub pid: i64,
+    pub started_at: String,
+    pub items_done: i64,
+    /// Seconds since its last heartbeat, by the database's clock.
+    pub silent_seconds: f64,
+}
+
+/// An item parked because its lease ran out too often.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ParkedItem {
+    pub path: String,
+    pub reason: String,
+}
+
+impl Catalog {
+    /// The same catalog, writing file rows only where `fence`'s worker still holds their
+    /// items (see the module doc).
+    pub fn fenced(&self, fence: Arc<Fence>) -> Self {
+        Self { fence: Some(fence), ..self.clone() }
+    }
+
+    pub(super) fn require_postgres(&self) -> Result<()> {
+        if !self.is_postgres {
+            bail!(
+                "workers share a job through PostgreSQL; the embedded catalog runs every job in one process, so give --database-url"
+            );
+        }
+        Ok(())
+    }
+
+    /// Whether this catalog may write `path`'s row, inside the write's transaction: always
+    /// without a fence; with one, when its worker still holds the path's item at the same
+    /// attempt (the row lock taken here keeps a reclaim out until the transaction ends).
+    /// `finish` also marks the item done; a retried transaction whose first commit went
+    /// through finds it done by this very claim, and still holds it.
+    pub(super) async fn holds(&self, tx: &mut sqlx::AnyConnection, path: &str, finish: bool) -> Result<bool> {
+        let Some(fence) = &self.fence else { return Ok(true) };
+        let Some(claim) = fence.claim_of(path) else { return Ok(false) };
+        let updated = sqlx::query(
+            "UPDATE work_items SET state = CASE WHEN $1 = 1 THEN 'done' ELSE state END
+             WHERE job_id = $2 AND seq = $3 AND owner = $4 AND attempts = $5
+                AND (state = 'leased' OR (state = 'done' AND $1 = 1))",
+        )
+        .bind(finish as i64)
+        .bind(&claim.job_id)
+        .bind(claim.seq)
+        .bind(&fence.owner)
+        .bind(claim.attempt)
+        .execute(&mut *tx)
+        .await
+        .with_context(|| format!("checking the lease on {path}"))?
+        .rows_affected();
+        Ok(updated == 1)
+    }
+
+    /// Of `paths`, those whose items the fence's worker no longer holds (none without a
+    /// fence): checked before a write to the store that another worker's could undo.
+    pub async fn lost_leases(&self, paths: &[String]) -> Result<Vec<String>> {
+        if self.fence.is_none() {
+            return Ok(Vec::new());
+        }
+        self.retrying(|| async {
+            let mut tx = self.pool.begin().await.context("starting a catalog transaction")?;
+            let mut lost = Vec::new();
+            for path in paths {
+                if !self.holds(&mut tx, path, false).await? {
+                    lost.push(path.clone());
+                }
+            }
+            tx.commit().await.context("checking leases")?;
+            Ok(lost)
+        })
+        .await
+    }
+
+    /// Forgets the fence's claims of these paths, once their items are finished or lost.
+    pub(super) fn forget_claims(&self, paths: &[String]) {
+        if let Some(fence) = &self.fence {
+            fence.forget(paths);
+        }
+    }
+
+    /// Records a queued job's work, then wakes idle workers.
+    pub async fn enqueue(&self, job_id: &str, collection: &str, items: &[WorkItem]) -> Result<()> {
+        self.require_postgres()?;
+        self.retrying(|| async {
+            let mut tx = self.pool.begin().await.context("starting a catalog transaction")?;
+            sqlx::query("UPDATE jobs SET queued = 1 WHERE id = $1")
+                .bind(job_id)
+                .execute(&mut *tx)
+                .await
+                .context("marking the job queued")?;
+            for (batch_number, batch) in items.chunks(ITEMS_PER_INSERT).enumerate() {
+                let rows: Vec<String> = (0..batch.len())
+                    .map(|i| {
+                        let n = 4 * i + 3;
+                        format!("($1, ${n}, $2, ${}, ${}, ${}, 'pending')", n + 1, n + 2, n + 3)
+                    })
+                    .collect();
+                let sql = format!(
+                    "INSERT INTO work_items (job_id, seq, collection, path, extension, kind, state) VALUES {}",
+                    rows.join(", ")
+                );
+                let mut query = sqlx::query(&sql).bind(job_id).bind(collection);
+                for (i, item) in batch.iter().enumerate() {
+                    query = query
+                        .bind((batch_number * ITEMS_PER_INSERT + i) as i64)
+                        .bind(&item.path)
+                        .bind(&item.extension)
+                        .bind(item.kind.as_str());
+                }
+                query.execute(&mut *tx).await.context("queueing work items")?;
+            }
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(WORK_CHANNEL)
+                .bind(collection)
+                .execute(&mut *tx)
+                .await
+                .context("waking the workers")?;
+            tx.commit().await.context("committing the job's work items")?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The oldest queued job of `collection` that has work to claim now.
+    pub async fn job_with_work(&self, collection: &str) -> Result<Option<String>> {
+        self.require_postgres()?;
+        self.retrying(|| async {
+            sqlx::query_scalar(&format!(
+                "SELECT j.id FROM jobs j WHERE j.collection = $1 AND j.queued = 1 AND j.status = $2
+                    AND EXISTS (SELECT 1 FROM work_items w WHERE w.job_id = j.id
+                        AND (w.state = 'pending' OR (w.state = 'leased' AND w.lease_until < {NOW_MS})))
+                 ORDER BY j.created_at LIMIT 1"
+            ))
+            .bind(collection)
+            .bind(JobStatus::Processing.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .context("looking for queued work")
+        })
+        .await
+    }
+
+    /// `collection`'s queued jobs still `processing` whose every item is done or parked:
+    /// their end-of-job steps are due.
+    pub async fn queued_jobs_to_end(&self, collection: &str) -> Result<Vec<String>> {
+        self.require_postgres()?;
+        self.retrying(|| async {
+            sqlx::query_scalar(
+                "SELECT j.id FROM jobs j WHERE j.collection = $1 AND j.queued = 1 AND j.status = $2
+                    AND NOT EXISTS (SELECT 1 FROM work_items w WHERE w.job_id = j.id AND w.state IN ('pending', 'leased'))
+                 ORDER BY j.created_at",
+            )
+            .bind(collection)
+            .bind(JobStatus::Processing.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .context("looking for queued jobs to end")
+        })
+        .await
+    }
+
+    /// Items of `collection`'s running queued jobs not yet done, and how long until the
+    /// first lease held by a worker runs out (`None` when none is leased).
+    pub async fn open_work(&self, collection: &str) -> Result<(i64, Option<Duration>)> {
+        self.require_postgres()?;
+        self.retrying(|| async {
+            let row = sqlx::query(&format!(
+                "SELECT CAST(COUNT(*) AS BIGINT) AS open,
+                    MIN(CASE WHEN w.state = 'leased' THEN w.lease_until - {NOW_MS} END) AS first_expiry
+                 FROM work_items w JOIN jobs j ON j.id = w.job_id
+                 WHERE w.collection = $1 AND j.status = $2 AND w.state IN ('pending', 'leased')"
+            ))
+            .bind(collection)
+            .bind(JobStatus::Processing.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .context("counting open work")?;
+            let expiry: Option<i64> = row.try_get("first_expiry")?;
+            Ok((row.try_get("open")?, expiry.map(|ms| Duration::from_millis(ms.max(0) as u64))))
+        })
+        .await
+    }
+
+    /// Leases up to `limit` of `job_id`'s items to the fence's worker for `lease`: pending
+    /// ones, and those whose lease ran out. Items whose lease already ran out `max_attempts`
+    /// times are parked instead, with the reason. The claims are held by the fence.
+    pub async fn claim(&self, job_id: &str, limit: usize, lease: Duration, max_attempts: i64) -> Result<Vec<Claim>> {
+        self.require_postgres()?;
+        let Some(fence) = &self.fence else { bail!("claiming work needs a fenced catalog") };
+        let lease_ms = lease.as_millis() as i64;
+        let claims = self
+            .retrying(|| async {
+                let mut tx = self.pool.begin().await.context("starting a catalog transaction")?;
+                sqlx::query(&format!(
+                    "UPDATE work_items SET state = 'parked', owner = NULL,
+                        error = 'its lease ran out ' || attempts || ' times: the workers that took it stopped or stalled'
+                     WHERE job_id = $1 AND state = 'leased' AND lease_until < {NOW_MS} AND attempts >= $2"
+                ))
+                .bind(job_id)
+                .bind(max_attempts)
+                .execute(&mut *tx)
+                .await
+                .context("parking abandoned work items")?;
+                let rows = sqlx::query(&format!(
+                    "WITH c AS (
+                        SELECT job_id, seq FROM work_items
+                        WHERE job_id = $1 AND (state = 'pending' OR (state = 'leased' AND lease_until < {NOW_MS}))
+                        ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED)
+                     UPDATE work_items w SET state = 'leased', owner = $3, lease_until = {NOW_MS} + $4,
+                        attempts = w.attempts + 1
+                     FROM c WHERE w.job_id = c.job_id AND w.seq = c.seq
+                     RETURNING w.seq, w.path, w.extension, w.kind, w.attempts"
+                ))
+                .bind(job_id)
+                .bind(limit as i64)
+                .bind(&fence.owner)
+                .bind(lease_ms)
+                .fetch_all(&mut *tx)
+                .await
+                .context("claiming work items")?;
+                tx.commit().await.context("committing the claim")?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(Claim {
+                            job_id: job_id.to_string(),
+                            seq: row.try_get("seq")?,
+                            path: row.try_get("path")?,
+                            extension: row.try_get("extension")?,
+                            kind: row.try_get::<String, _>("kind")?.parse()?,
+                            attempt: row.try_get("attempts")?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+            .await?;
+        let mut claims = claims;
+        claims.sort_by_key(|c| c.seq);
+        fence.hold(&claims);
+        Ok(claims)
+    }
+
+    /// Extends the leases the fence's worker holds by `lease`, and its registry heartbeat.
+    /// Returns how many items it holds.
+    pub async fn heartbeat(&self, lease: Duration, items_done: i64) -> Result<u64> {
+        let Some(fence) = &self.fence else { bail!("a heartbeat needs a fenced catalog") };
+        let lease_ms = lease.as_millis() as i64;
+        self.retrying(|| async {
+            let extended = sqlx::query(&format!(
+                "UPDATE work_items SET lease_until = {NOW_MS} + $1 WHERE owner = $2 AND state = 'leased'"
+            ))
+            .bind(lease_ms)
+            .bind(&fence.owner)
+            .execute(&self.pool)
+            .await
+            .context("extending leases")?
+            .rows_affected();
+            sqlx::query(&format!("UPDATE workers SET last_heartbeat = {NOW_MS}, items_done = $1 WHERE id = $2"))
+                .bind(items_done)
+                .bind(&fence.owner)
+                .execute(&self.pool)
+                .await
+                .context("recording the worker's heartbeat")?;
+            Ok(extended)
+        })
+        .await
+    }
+
+    /// Hands back the fence's unfinished items, for others to claim at once, keeping their
+    /// attempt counts.
+    pub async fn release_claims(&self) -> Result<()> {
+        let Some(fence) = &self.fence else { return Ok(()) };
+        self.retrying(|| async {
+            sqlx::query("UPDATE work_items SET state = 'pending', owner = NULL WHERE owner = $1 AND state = 'leased'")
+                .bind(&fence.owner)
+                .execute(&self.pool)
+                .await
+                .context("handing back work items")?;
+            Ok(())
+        })
+        .await?;
+        fence.claims().clear();
+        Ok(())
+    }
+
+    /// Adds the fence's worker to the registry.
+    pub async fn register_worker(&self, collection: &str, host: &str) -> Result<()> {
+        self.require_postgres()?;
+        let Some(fence) = &self.fence else { bail!("registering a worker needs a fenced catalog") };
+        self.retrying(|| async {
+            sqlx::query(&format!(
+                "INSERT INTO workers (id, collection, host, pid, started_at, last_heartbeat)
+                 VALUES ($1, $2, $3, $4, $5, {NOW_MS})"
+            ))
+            .bind(&fence.owner)
+            .bind(collection)
+            .bind(host)
+            .bind(std::process::id() as i64)
+            .bind(super::now())
+            .execute(&self.pool)
+            .await
+            .context("registering the worker")?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Marks the fence's worker stopped in the registry.
+    pub async fn unregister_worker(&self, items_done: i64) -> Result<()> {
+        let Some(fence) = &self.fence else { return Ok(()) };
+        self.retrying(|| async {
+            sqlx::query("UPDATE workers SET stopped = 1, items_done = $1 WHERE id = $2")
+                .bind(items_done)
+                .bind(&fence.owner)
+                .execute(&self.pool)
+                .await
+                .context("recording the worker's stop")?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The workers of `collection` that have not stopped and were heard from within
+    /// `silence`, latest first.
+    pub async fn live_workers(&self, collection: &str, silence: Duration) -> Result<Vec<WorkerRow>> {
+        if !self.is_postgres {
+            return Ok(Vec::new());
+        }
+        self.retrying(|| async {
+            let rows = sqlx::query(&format!(
+                "SELECT id, host, pid, started_at, items_done, ({NOW_MS} - last_heartbeat) AS silent_ms FROM workers
+                 WHERE collection = $1 AND stopped = 0 AND last_heartbeat > {NOW_MS} - $2 ORDER BY started_at DESC"
+            ))
+            .bind(collection)
+            .bind(silence.as_millis() as i64)
+            .fetch_all(&self.pool)
+            .await
+            .context("listing workers")?;
+            rows.iter()
+                .map(|row| {
+                    Ok(WorkerRow {
+                        id: row.try_get("id")?,
+                        host: row.try_get("host")?,
+                        pid: row.try_get("pid")?,
+                        started_at: row.try_get("started_at")?,
+                        items_done: row.try_get("items_done")?,
+                        silent_seconds: row.try_get::<i64, _>("silent_ms")? as f64 / 1000.0,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// A job's items by state (all zero for a job that was not queued).
+    pub async fn queue_depth(&self, job_id: &str) -> Result<QueueDepth> {
+        self.retrying(|| async {
+            let rows = sqlx::query(
+                "SELECT state, CAST(COUNT(*) AS BIGINT) AS n FROM work_items WHERE job_id = $1 GROUP BY state",
+            )
+            .bind(job_id)
+            .fetch_all(&self.pool)
+            .await
+            .context("counting work items")?;
+            let mut depth = QueueDepth::default();
+            for row in rows {
+                let n: i64 = row.try_get("n")?;
+                match row.try_get::<String, _>("state")?.parse()? {
+                    ItemState::Pending => depth.pending = n,
+                    ItemState::Leased => depth.leased = n,
+                    ItemState::Done => depth.done = n,
+                    ItemState::Parked => depth.parked = n,
+                }
+            }
+            Ok(depth)
+        })
+        .await
+    }
+
+    /// A job's parked items, with their reasons.
+    pub async fn parked_items(&self, job_id: &str) -> Result<Vec<ParkedItem>> {
+        self.retrying(|| async {
+            let rows =
+                sqlx::query("SELECT path, error FROM work_items WHERE job_id = $1 AND state = 'parked' ORDER BY seq")
+                    .bind(job_id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .context("listing parked work items")?;
+            rows.iter()
+                .map(|row| {
+                    Ok(ParkedItem {
+                        path: row.try_get("path")?,
+                        reason: row.try_get::<Option<String>, _>("error")?.unwrap_or_default(),
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// The catalog rows of these paths, where they exist.
+    pub async fn files_at(&self, collection: &str, paths: &[String]) -> Result<HashMap<String, FileRow>> {
+        let mut found = HashMap::new();
+        for group in paths.chunks(500) {
+            let placeholders: Vec<String> = (0..group.len()).map(|i| format!("${}", i + 2)).collect();
+            let rows = self.file_rows(collection, &format!("AND path IN ({})", placeholders.join(", ")), group).await?;
+            found.extend(rows.into_iter().map(|f| (f.path.clone(), f)));
+        }
+        Ok(found)
+    }
+
+    /// The rows of files the job `job_id` last touched.
+    pub async fn files_of_job(&self, collection: &str, job_id: &str) -> Result<Vec<FileRow>> {
+        self.file_rows(collection, "AND job_id = $2", &[job_id.to_string()]).await
+    }
+}

@@ -1,0 +1,148 @@
+//! # Planning
+//!
+//! In: the walk and the catalog's view of the collection. Out: what a run would change,
+//! judged without extracting anything: for `--dry-run`, a [`Plan`] and nothing written;
+//! for a job queued for workers (`--workers`), its work items in PostgreSQL's queue (files
+//! to embed, files to delete), plus what the planner records itself (files the walk already
+//! found unreadable, files whose mtime moved but not their content).
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use anyhow::Result;
+
+use super::{
+    EmbeddedFile, FailedFile, JobReport, JobSettings, LogicFingerprint, Outcome, Plan, PreparedFile, Preparer, Tally,
+};
+use crate::catalog::{Catalog, FileFacts, FileRow, FileStatus, WorkItem, WorkKind};
+use crate::progress::Counters;
+use crate::scan::{self, ScanItem};
+use crate::store::VectorIndex;
+
+/// What the planner found: the tally of a run's report, and the changes behind it.
+#[derive(Default)]
+struct Findings {
+    tally: Tally,
+    plan: Plan,
+    /// Files to embed, with the extension the walk judged them by.
+    embed: Vec<WorkItem>,
+    /// Known files no longer on disk (unless the run refused to delete them).
+    vanished: Vec<FileRow>,
+    /// Files the walk or the hash found unreadable (too large, a name that is not UTF-8).
+    failed: Vec<(FileFacts, Option<FileRow>, String)>,
+    /// Files whose content is unchanged though their size or mtime moved.
+    restat: Vec<(String, i64, i64)>,
+}
+
+/// Judges every walked item against `known`, reading only the files whose stat moved.
+fn find(
+    settings: &JobSettings,
+    fingerprint: &LogicFingerprint,
+    walked: impl IntoIterator<Item = ScanItem>,
+    known: HashMap<String, FileRow>,
+    counters: &Counters,
+    cancel: &AtomicBool,
+) -> Result<Findings> {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let stage = Preparer { settings, fingerprint, counters, cancel, to_extract: None };
+    stage.run(walked, known, &tx)?;
+    drop(tx);
+    let mut found = Findings::default();
+    let tally = &mut found.tally;
+    for outcome in rx {
+        match outcome {
+            Outcome::WouldEmbed { path, extension, is_new } => {
+                if is_new {
+                    tally.added += 1;
+                    found.plan.add.push(path.clone());
+                } else {
+                    tally.updated += 1;
+                    found.plan.update.push(path.clone());
+                }
+                found.embed.push(WorkItem { path, extension, kind: WorkKind::Embed });
+            }
+            Outcome::Restat { path, size, modified_ns } => {
+                Counters::add(&counters.unchanged, 1);
+                found.restat.push((path, size, modified_ns));
+            }
+            Outcome::Failed { facts, previous, reason } => {
+                tally.failed.push(FailedFile { path: facts.path.clone(), reason: reason.clone() });
+                found.failed.push((facts, previous, reason));
+            }
+            Outcome::NotRetried(file) => tally.not_retried.push(file),
+            Outcome::ScanProblem(problem) => tally.scan_problems.push(problem),
+            Outcome::ScanNote(note) => tally.scan_notes.push(note),
+            Outcome::Vanished(files) => {
+                tally.deleted += files.len() as u64;
+                found.plan.delete.extend(files.iter().map(|f| f.path.clone()));
+                found.vanished = files;
+            }
+            Outcome::NotChecked(file) => tally.not_checked.push(file),
+            Outcome::TooManyVanished { refused, paths } => {
+                found.plan.delete = paths;
+                tally.refused_deletes = Some(refused);
+            }
+            Outcome::Embedded(EmbeddedFile { prepared: PreparedFile { facts, .. }, .. })
+            | Outcome::NoText { facts, .. }
+            | Outcome::NotText { facts, .. } => anyhow::bail!("{}: planning must not extract", facts.path),
+        }
+    }
+    Ok(found)
+}
+
+/// `--dry-run`: scan and change detection only (hashing where size or mtime moved); no
+/// job row, no extraction, no model, no writes anywhere.
+pub(super) async fn plan_job(
+    settings: &JobSettings,
+    catalog: &Catalog,
+    fingerprint: &LogicFingerprint,
+    cancel: &AtomicBool,
+    started: Instant,
+) -> Result<JobReport> {
+    let known = super::known_files(catalog, &settings.collection).await?;
+    let counters = Counters::default();
+    let walked = scan::scan(&settings.root, &settings.scan);
+    let found = find(settings, fingerprint, walked, known, &counters, cancel)?;
+    let mut report = found.tally.into_report(String::new(), settings, "dry-run", &counters, started, None);
+    report.plan = Some(found.plan);
+    Ok(report)
+}
+
+/// A job queued for workers: judges the walk like a run, records the work in the catalog's
+/// queue (which wakes idle workers), and records itself what needs no worker. Returns the
+/// tally of what it planned; the job stays `processing` until the workers are done.
+#[allow(clippy::too_many_arguments)] // the job's settings, its place, and the walk's two sides
+pub(super) async fn enqueue_job(
+    settings: &JobSettings,
+    catalog: &Catalog,
+    index: &dyn VectorIndex,
+    fingerprint: &LogicFingerprint,
+    job_id: &str,
+    walked: crossbeam_channel::Receiver<ScanItem>,
+    known: HashMap<String, FileRow>,
+    counters: &Counters,
+    cancel: &AtomicBool,
+) -> Result<Tally> {
+    let found = tokio::task::block_in_place(|| find(settings, fingerprint, walked, known, counters, cancel))?;
+    let collection = &settings.collection;
+    for (path, size, modified_ns) in &found.restat {
+        catalog.refresh_stat(collection, path, *size, *modified_ns).await?;
+    }
+    for (facts, previous, reason) in &found.failed {
+        if previous.as_ref().is_some_and(|p| p.vectors_created > 0 || p.status() != FileStatus::Completed) {
+            index.delete_documents(std::slice::from_ref(&facts.doc_id)).await?;
+        }
+        catalog.record_without_points(collection, job_id, facts, FileStatus::Failed, reason).await?;
+    }
+    let mut items = found.embed;
+    items.extend(found.vanished.into_iter().map(|f| WorkItem {
+        path: f.path,
+        extension: f.extension,
+        kind: WorkKind::Delete,
+    }));
+    catalog.enqueue(job_id, collection, &items).await?;
+    let mut tally = found.tally;
+    tally.queued = items.len() as u64;
+    Ok(tally)
+}

@@ -1,0 +1,437 @@
+//! # Worker
+//!
+//! In: a PostgreSQL catalog and a Qdrant server shared with other workers, the files at the
+//! paths the planner walked (a shared filesystem), and this machine's model. Out: queued jobs'
+//! work done, a few leased items at a time: each claimed file read, extracted, chunked,
+//! embedded, written to a parquet part of this worker's own, upserted, and completed in the
+//! catalog only while its lease holds (see [`crate::catalog::Fence`]); and each job's
+//! end-of-job steps, run once by whichever process sees its last item done
+//! ([`end_queued_job`]). The extract → embed → commit stages are the single-process run's;
+//! only their source differs: claims instead of a walk.
+//!
+//! A worker sleeps on `LISTEN` while there is nothing to claim, and heartbeats while it runs,
+//! extending its leases. Killed, it loses at most the items it holds, which others claim once
+//! their leases run out; an item whose lease ran out `max_attempts` times is parked.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use super::{facts_of, FailedFile, JobReport, JobSettings, LogicFingerprint, Outcome, Stages, ToExtract};
+use crate::catalog::{Catalog, Fence, FileStatus, JobCounters, JobRow, JobStatus, WorkKind, WORK_CHANNEL};
+use crate::consistency::{check_touched, Touched};
+use crate::embed::{Embedder, ModelInfo};
+use crate::hash;
+use crate::parquet_copy::ParquetCopy;
+use crate::progress::Counters;
+use crate::scan::{self, FileEntry};
+use crate::store::VectorIndex;
+
+/// How a worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    pub collection: String,
+    /// How long a claim is held without a heartbeat.
+    pub lease: Duration,
+    /// Exit once no queued job of the collection has open work, instead of waiting for more.
+    pub once: bool,
+    /// Claims of one item before it is parked: a lease that keeps running out means the
+    /// item stops its workers.
+    pub max_attempts: i64,
+    /// Model threads.
+    pub threads: usize,
+}
+
+/// What a worker did.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerReport {
+    pub worker: String,
+    pub host: String,
+    /// What it did on each job it worked on.
+    pub jobs: Vec<JobReport>,
+    /// The jobs whose end-of-job steps it ran.
+    pub ended_jobs: Vec<String>,
+    pub elapsed_seconds: f64,
+    pub error: Option<String>,
+}
+
+impl WorkerReport {
+    /// 0, or 1 when the worker stopped on an error.
+    pub fn exit_code(&self) -> i32 {
+        if self.error.is_some() {
+            1
+        } else {
+            0
+        }
+    }
+}
+
+/// Items claimed per statement.
+const CLAIM_BATCH: usize = 4;
+
+/// The most items a worker holds at once: enough to keep its model fed, few enough that
+/// the end of a job is shared out and a killed worker loses little.
+const HELD_AT_MOST: usize = 16;
+
+/// This machine's name, as the worker registry shows it.
+pub fn host_name() -> String {
+    let mut buffer = [0u8; 256];
+    // SAFETY: the buffer is valid for its whole length, and gethostname writes at most that.
+    let status = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) };
+    let end = buffer.iter().position(|&b| b == 0).unwrap_or(buffer.len());
+    if status == 0 && end > 0 {
+        String::from_utf8_lossy(&buffer[..end]).into_owned()
+    } else {
+        "unknown-host".into()
+    }
+}
+
+/// Everything a worker works with.
+pub struct WorkerParts<'a> {
+    pub catalog: &'a Catalog,
+    pub index: Arc<dyn VectorIndex>,
+    pub parquet: &'a ParquetCopy,
+    pub model: &'a ModelInfo,
+    /// The database URL, for the `LISTEN` connection.
+    pub database_url: &'a str,
+    /// The settings of a job on this machine, from its row (its directory, chunking).
+    pub job_settings: &'a dyn Fn(&JobRow) -> Result<JobSettings>,
+}
+
+/// Runs a worker until it is cancelled, or (with `once`) the collection's queue is empty.
+pub async fn run_worker(
+    parts: WorkerParts<'_>,
+    settings: &WorkerSettings,
+    cancel: Arc<AtomicBool>,
+    quiet: bool,
+) -> Result<WorkerReport> {
+    let started = Instant::now();
+    let host = host_name();
+    let worker = format!("{host}-{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let fence = Arc::new(Fence::new(worker.clone()));
+    let fenced = parts.catalog.fenced(fence.clone());
+    let mut listener = sqlx::postgres::PgListener::connect(parts.database_url)
+        .await
+        .context("connecting to PostgreSQL to listen for work")?;
+    listener.listen(WORK_CHANNEL).await.context("listening for work")?;
+    fenced.register_worker(&settings.collection, &host).await?;
+    let items_done = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let heartbeat = {
+        let (fenced, lease, items_done) = (fenced.clone(), settings.lease, items_done.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(lease / 3).await;
+                if let Err(error) = fenced.heartbeat(lease, items_done.load(Ordering::Relaxed)).await {
+                    eprintln!("ingest worker: heartbeat failed ({error:#}); retrying");
+                }
+            }
+        })
+    };
+    let mut report = WorkerReport {
+        worker: worker.clone(),
+        host,
+        jobs: Vec::new(),
+        ended_jobs: Vec::new(),
+        elapsed_seconds: 0.0,
+        error: None,
+    };
+    let outcome = async {
+        while !cancel.load(Ordering::SeqCst) {
+            for job_id in parts.catalog.queued_jobs_to_end(&settings.collection).await? {
+                if end_queued_job(parts.catalog, parts.index.as_ref(), parts.parquet, &job_id).await? {
+                    report.ended_jobs.push(job_id);
+                }
+            }
+            let Some(job_id) = fenced.job_with_work(&settings.collection).await? else {
+                let (open, first_expiry) = parts.catalog.open_work(&settings.collection).await?;
+                if open == 0 && settings.once {
+                    break;
+                }
+                // Woken by a planner's NOTIFY, or when the first lease held elsewhere may have run out.
+                let wait = first_expiry.map_or(settings.lease, |expiry| expiry + Duration::from_millis(100));
+                tokio::select! {
+                    _ = listener.recv() => {}
+                    _ = tokio::time::sleep(wait.min(settings.lease)) => {}
+                }
+                continue;
+            };
+            // Shared with other workers; a run that takes the collection whole keeps workers out.
+            let Some(lock) = parts.catalog.lock_collection_shared(&settings.collection).await? else {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            };
+            let job = parts.catalog.job(&job_id).await?.with_context(|| format!("job {job_id} vanished"))?;
+            if job.model_name != parts.model.id {
+                anyhow::bail!(
+                    "job {job_id} was planned with model {} but this worker runs {}; give workers the planner's model (--model-dir)",
+                    job.model_name,
+                    parts.model.id
+                );
+            }
+            let job_settings = (parts.job_settings)(&job)
+                .with_context(|| format!("job {job_id} cannot run on this machine"))?;
+            let embedder = Embedder::new(parts.model.clone(), settings.threads)?;
+            let job_report = work_job(&job_settings, &fenced, &fence, &lock, &parts, embedder, &job_id, settings, &cancel, quiet)
+                .await?;
+            drop(lock);
+            let done = job_report.added + job_report.updated + job_report.deleted;
+            items_done.fetch_add((done + job_report.failed.len() as u64 + job_report.no_text.len() as u64) as i64, Ordering::Relaxed);
+            let error = job_report.error.clone();
+            report.jobs.push(job_report);
+            if let Some(error) = error {
+                anyhow::bail!("{error}");
+            }
+            if end_queued_job(parts.catalog, parts.index.as_ref(), parts.parquet, &job_id).await? {
+                report.ended_jobs.push(job_id);
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    heartbeat.abort();
+    // What this worker still holds goes back to the queue at once, rather than when its lease runs out.
+    let handed_back = fenced.release_claims().await;
+    let unregistered = fenced.unregister_worker(items_done.load(Ordering::Relaxed)).await;
+    report.error = outcome.and(handed_back).and(unregistered).err().map(|e| format!("{e:#}"));
+    report.elapsed_seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Works on one job until nothing in its queue is left to claim.
+#[allow(clippy::too_many_arguments)] // the job, the worker's leases, and its parts
+async fn work_job(
+    settings: &JobSettings,
+    fenced: &Catalog,
+    fence: &Arc<Fence>,
+    lock: &crate::catalog::CollectionLock,
+    parts: &WorkerParts<'_>,
+    embedder: Embedder,
+    job_id: &str,
+    worker: &WorkerSettings,
+    cancel: &Arc<AtomicBool>,
+    quiet: bool,
+) -> Result<JobReport> {
+    let started = Instant::now();
+    let counters = Arc::new(Counters::default());
+    let fingerprint = LogicFingerprint::new(&embedder.info.id, settings.chunk_size, settings.chunk_overlap);
+    let source = ClaimSource {
+        runtime: tokio::runtime::Handle::current(),
+        catalog: fenced.clone(),
+        fence: fence.clone(),
+        job_id: job_id.to_string(),
+        settings: settings.clone(),
+        fingerprint,
+        counters: counters.clone(),
+        cancel: cancel.clone(),
+        lease: worker.lease,
+        max_attempts: worker.max_attempts,
+    };
+    let stages = Stages {
+        settings,
+        catalog: fenced,
+        lock: Some(lock),
+        index: parts.index.as_ref(),
+        parquet: parts.parquet,
+        job_id,
+        counters: &counters,
+    };
+    let (tally, outcome) =
+        stages.run(embedder, Box::new(move |to_extract, out| source.run(to_extract, out)), cancel, quiet).await?;
+    let error = outcome.err().map(|e| format!("{e:#}"));
+    let status = if error.is_some() { "failed" } else { "worked" };
+    Ok(tally.into_report(job_id.to_string(), settings, status, &counters, started, error))
+}
+
+/// The worker's [`Source`]: claims items of one job and hands their files on.
+struct ClaimSource {
+    runtime: tokio::runtime::Handle,
+    catalog: Catalog,
+    fence: Arc<Fence>,
+    job_id: String,
+    settings: JobSettings,
+    fingerprint: LogicFingerprint,
+    counters: Arc<Counters>,
+    cancel: Arc<AtomicBool>,
+    lease: Duration,
+    max_attempts: i64,
+}
+
+impl ClaimSource {
+    /// Claims until the job has nothing left to claim, or the worker is cancelled.
+    fn run(
+        self,
+        to_extract: &crossbeam_channel::Sender<ToExtract>,
+        out: &crossbeam_channel::Sender<Outcome>,
+    ) -> Result<()> {
+        let send = |outcome| out.send(outcome).map_err(|_| anyhow::anyhow!("the embed stage stopped"));
+        let collection = &self.settings.collection;
+        while !self.cancel.load(Ordering::SeqCst) {
+            if self.fence.held() >= HELD_AT_MOST {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            }
+            let claimed = self.catalog.claim(&self.job_id, CLAIM_BATCH, self.lease, self.max_attempts);
+            let claims = self.runtime.block_on(claimed)?;
+            if claims.is_empty() {
+                return Ok(());
+            }
+            let paths: Vec<String> = claims.iter().map(|c| c.path.clone()).collect();
+            let mut rows = self.runtime.block_on(self.catalog.files_at(collection, &paths))?;
+            for claim in claims {
+                Counters::add(&self.counters.files_seen, 1);
+                let previous = rows.remove(&claim.path);
+                if claim.kind == WorkKind::Delete {
+                    match previous {
+                        Some(row) => send(Outcome::Vanished(vec![row]))?,
+                        // Never indexed: nothing to delete but the item.
+                        None => {
+                            let path = [claim.path];
+                            self.runtime.block_on(self.catalog.mark_deleted(collection, &self.job_id, &path))?;
+                        }
+                    }
+                    continue;
+                }
+                let fingerprint = self.fingerprint.of(&claim.extension);
+                let mut entry = FileEntry {
+                    path: PathBuf::from(&claim.path),
+                    path_text: claim.path.clone(),
+                    size: 0,
+                    modified_ns: 0,
+                    extension: claim.extension,
+                };
+                let hashed = std::fs::metadata(&entry.path).map_err(hash::ReadError::Io).and_then(|meta| {
+                    entry.size = meta.len();
+                    entry.modified_ns = scan::modified_ns(&meta);
+                    hash::hash_file(entry.clone(), self.settings.max_file_bytes)
+                });
+                match hashed {
+                    Ok(hashed) => {
+                        Counters::add(&self.counters.files_read, 1);
+                        Counters::add(&self.counters.bytes_read, hashed.bytes.len() as u64);
+                        to_extract
+                            .send(ToExtract { hashed, previous })
+                            .map_err(|_| anyhow::anyhow!("the extract stage stopped"))?;
+                    }
+                    // A worker that cannot read the file fails it, with where it looked.
+                    Err(error) => send(Outcome::Failed {
+                        facts: facts_of(&entry, None, &fingerprint),
+                        previous,
+                        reason: format!("{error} (on worker host {})", host_name()),
+                    })?,
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs a queued job's end-of-job steps if its work is all done and nobody ran them yet:
+/// compaction of the parquet parts, the job's check of every file it touched, its counters
+/// and its final status. Guarded by an advisory lock, so two processes never run them
+/// together; every step is safe to repeat after a crash. Returns whether it ran them.
+pub async fn end_queued_job(
+    catalog: &Catalog,
+    index: &dyn VectorIndex,
+    parquet: &ParquetCopy,
+    job_id: &str,
+) -> Result<bool> {
+    let Some(_end) = catalog.lock_job_end(job_id).await? else { return Ok(false) };
+    let Some(job) = catalog.job(job_id).await? else { return Ok(false) };
+    let depth = catalog.queue_depth(job_id).await?;
+    if job.status != JobStatus::Processing.as_str() || depth.open() > 0 {
+        return Ok(false);
+    }
+    parquet.compact_job(job_id).context("compacting the job's parquet parts")?;
+    index.finish().await?;
+    let files = catalog.files_of_job(&job.collection, job_id).await?;
+    let count = |status: FileStatus| files.iter().filter(|f| f.status() == status).count() as i64;
+    let touched: Vec<Touched> = files
+        .iter()
+        .map(|f| Touched {
+            path: f.path.clone(),
+            doc_id: f.doc_id.clone(),
+            points: if f.status() == FileStatus::Completed { f.vectors_created as u32 } else { 0 },
+        })
+        .collect();
+    if !touched.is_empty() {
+        let verification = check_touched(catalog, index, &touched).await?;
+        catalog.record_verification(job_id, &serde_json::to_value(&verification)?).await?;
+    }
+    let counters = JobCounters {
+        total_files: job.counters.total_files,
+        skipped_files: job.counters.skipped_files,
+        processed_files: count(FileStatus::Completed),
+        failed_files: count(FileStatus::Failed) + depth.parked,
+        deleted_files: count(FileStatus::Deleted),
+    };
+    catalog.save_progress(job_id, &counters, None).await?;
+    let error = (depth.parked > 0).then(|| {
+        format!(
+            "{} work items were parked after their leases ran out too often; `ingest status` lists them",
+            depth.parked
+        )
+    });
+    catalog.set_job_status(job_id, JobStatus::Completed, error.as_deref()).await?;
+    Ok(true)
+}
+
+/// Waits for the workers to finish a job this process queued (ending it itself if they
+/// finished its work but not the job), then completes `report` with what they did: the
+/// job's final status and check, the files that failed or held no text, and its points.
+pub async fn wait_for_queued_job(
+    catalog: &Catalog,
+    index: &dyn VectorIndex,
+    parquet: &ParquetCopy,
+    mut report: JobReport,
+    cancel: &AtomicBool,
+    quiet: bool,
+) -> Result<JobReport> {
+    let started = Instant::now();
+    let job_id = report.job_id.clone();
+    let mut last_said = Instant::now();
+    let job = loop {
+        let depth = catalog.queue_depth(&job_id).await?;
+        if depth.open() == 0 {
+            end_queued_job(catalog, index, parquet, &job_id).await?;
+        }
+        let job = catalog.job(&job_id).await?.with_context(|| format!("job {job_id} vanished"))?;
+        if job.status != JobStatus::Processing.as_str() || cancel.load(Ordering::SeqCst) {
+            break job;
+        }
+        if !quiet && last_said.elapsed() >= Duration::from_secs(5) {
+            let workers = catalog.live_workers(&report.collection, Duration::from_secs(120)).await?.len();
+            eprintln!(
+                "ingest: job {job_id}: {} pending, {} leased, {} done, {} parked; {workers} live workers",
+                depth.pending, depth.leased, depth.done, depth.parked
+            );
+            last_said = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let files = catalog.files_of_job(&report.collection, &job_id).await?;
+    let listed = |status: FileStatus| -> Vec<FailedFile> {
+        files
+            .iter()
+            .filter(|f| f.status() == status)
+            .map(|f| FailedFile { path: f.path.clone(), reason: f.error.clone().unwrap_or_default() })
+            .collect()
+    };
+    report.failed = listed(FileStatus::Failed);
+    report.no_text = listed(FileStatus::NoText);
+    report.points =
+        files.iter().filter(|f| f.status() == FileStatus::Completed).map(|f| f.vectors_created as u64).sum();
+    report.status = job.status.clone();
+    report.error = job.error.clone();
+    report.verified = job.verification.map(serde_json::from_value).transpose().context("reading the job's check")?;
+    report.queue = Some(super::QueueOutcome {
+        depth: catalog.queue_depth(&job_id).await?,
+        parked: catalog.parked_items(&job_id).await?,
+        workers: catalog.live_workers(&report.collection, Duration::from_secs(120)).await?,
+    });
+    report.elapsed_seconds += started.elapsed().as_secs_f64();
+    Ok(report)
+}

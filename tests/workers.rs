@@ -1,0 +1,269 @@
+//! Many workers on one job, on a real PostgreSQL and the gRPC test Qdrant server: a planner
+//! (`ingest DIR --workers N`) queues the work, `ingest worker` processes claim it under
+//! leases. Whatever happens to the workers (killed with SIGKILL mid-lease, stalled past
+//! their lease), the job ends equal to a single-process run: the same catalog rows, points
+//! and live parquet rows, and no item done twice except those whose lease was taken over.
+
+mod common;
+
+use std::ffi::OsStr;
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{json_of, show, small_run, snapshot, text, write, Snapshot, Workspace};
+use rand::{Rng, SeedableRng};
+
+/// Trials of the SIGKILL test; lower it with `INGEST_WORKER_KILL_TRIALS` for a quicker suite.
+fn kill_trials() -> usize {
+    std::env::var("INGEST_WORKER_KILL_TRIALS").ok().and_then(|n| n.parse().ok()).unwrap_or(10)
+}
+
+/// Seconds of a worker's lease in these tests: short, so that taken-over work comes soon.
+const LEASE: &str = "2";
+
+fn tree(docs: &std::path::Path) {
+    std::fs::create_dir_all(docs.join("nested")).unwrap();
+    let topics = ["harbors", "lighthouses", "canals", "bridges", "tunnels", "ferries", "locks", "piers"];
+    for (i, topic) in topics.iter().enumerate() {
+        write(docs, &format!("{topic}.txt"), &text(topic, 4 + 2 * i));
+        write(&docs.join("nested"), &format!("{topic}.md"), &format!("# {topic}\n\n{}", text(topic, 3)));
+    }
+}
+
+fn run_flags(extra: &[&'static str]) -> Vec<&'static str> {
+    small_run(&[&["--upload-batch-size", "10"], extra].concat())
+}
+
+/// `ingest DOCS` in one process, as the reference.
+fn single_process(ws: &Workspace, docs: &std::path::Path) -> serde_json::Value {
+    let args = [docs.as_os_str()].into_iter().chain(run_flags(&[]).into_iter().map(OsStr::new));
+    ws.ingest_json(args, 0)
+}
+
+/// `ingest DOCS --workers N ...`
+fn plan(ws: &Workspace, docs: &std::path::Path, workers: &'static str, extra: &[&'static str]) -> Output {
+    let flags = run_flags(&[&["--workers", workers], extra].concat());
+    ws.ingest([docs.as_os_str()].into_iter().chain(flags.into_iter().map(OsStr::new)))
+}
+
+/// Starts `ingest worker --once --json` with a short lease.
+fn start_worker(ws: &Workspace) -> Child {
+    let flags = ["worker", "--once", "--json", "--quiet", "--lease", LEASE, "--commit-interval", "0"];
+    ws.command(flags.into_iter().chain(["--threads", "1", "--extract-workers", "1"]))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting a worker")
+}
+
+fn finish_worker(child: Child) -> serde_json::Value {
+    json_of(&child.wait_with_output().unwrap(), 0)
+}
+
+/// Files a worker's report says it finished, over all its jobs.
+fn files_done(report: &serde_json::Value) -> u64 {
+    let count = |job: &serde_json::Value, key: &str| job[key].as_array().map_or(0, |a| a.len() as u64);
+    report["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|job| {
+            ["added", "updated", "deleted"].iter().map(|k| job[k].as_u64().unwrap()).sum::<u64>()
+                + count(job, "failed")
+                + count(job, "no_text")
+        })
+        .sum()
+}
+
+/// Chunks a worker's report says it embedded or took from the cache.
+fn chunks_done(report: &serde_json::Value) -> u64 {
+    let jobs = report["jobs"].as_array().unwrap();
+    jobs.iter().map(|job| job["chunks"].as_u64().unwrap() + job["cache_hits"].as_u64().unwrap()).sum()
+}
+
+/// The latest job, as `ingest status --json` shows it.
+fn latest_job(ws: &Workspace) -> serde_json::Value {
+    let status = ws.ingest_json(["status", "--json"], 0);
+    status["jobs"][0].clone()
+}
+
+fn reference() -> (tempfile::TempDir, Snapshot, u64) {
+    let docs = tempfile::tempdir().unwrap();
+    tree(docs.path());
+    let ws = Workspace::on_servers();
+    let report = single_process(&ws, docs.path());
+    assert_eq!(report["status"], "completed", "{report:#}");
+    (docs, snapshot(&ws), report["chunks"].as_u64().unwrap())
+}
+
+#[test]
+fn a_planner_and_three_workers_index_like_one_process() {
+    let (docs, clean, clean_chunks) = reference();
+    let ws = Workspace::on_servers();
+    let planned = json_of(&plan(&ws, docs.path(), "0", &["--no-wait"]), 0);
+    assert_eq!(planned["status"], "queued", "{planned:#}");
+    assert_eq!(planned["queued"], 16, "{planned:#}");
+
+    let workers: Vec<Child> = (0..3).map(|_| start_worker(&ws)).collect();
+    let reports: Vec<serde_json::Value> = workers.into_iter().map(finish_worker).collect();
+    assert_eq!(reports.iter().map(files_done).sum::<u64>(), 16, "each file once: {reports:#?}");
+    assert_eq!(reports.iter().map(chunks_done).sum::<u64>(), clean_chunks, "each chunk once: {reports:#?}");
+    assert_eq!(reports.iter().map(|r| r["ended_jobs"].as_array().unwrap().len()).sum::<usize>(), 1);
+    let job = latest_job(&ws);
+    assert_eq!(job["status"], "completed", "{job:#}");
+    assert_eq!(job["verification"]["agree"], true, "{job:#}");
+    assert_eq!(job["counters"]["processed_files"], 16, "{job:#}");
+    assert_eq!(snapshot(&ws), clean);
+
+    // A worker started after the queue emptied finds nothing and says so by exiting.
+    let started = Instant::now();
+    let late = finish_worker(start_worker(&ws));
+    assert_eq!(late["jobs"].as_array().unwrap().len(), 0, "{late:#}");
+    assert!(started.elapsed() < Duration::from_secs(30), "a --once worker with nothing to do exits");
+
+    // The nightly re-run through the queue: an edit and a deletion, two local workers that the
+    // planner starts and waits for. It ends like the same change made in one process.
+    std::fs::remove_file(docs.path().join("canals.txt")).unwrap();
+    write(docs.path(), "bridges.txt", &text("suspension bridges", 7));
+    let rerun = json_of(&plan(&ws, docs.path(), "2", &[]), 0);
+    assert_eq!(rerun["status"], "completed", "{rerun:#}");
+    assert_eq!(
+        (rerun["queued"].as_u64(), rerun["updated"].as_u64(), rerun["deleted"].as_u64()),
+        (Some(2), Some(1), Some(1))
+    );
+    assert_eq!(rerun["verified"]["agree"], true, "{rerun:#}");
+    let reference_ws = Workspace::on_servers();
+    let docs_before = tempfile::tempdir().unwrap();
+    tree(docs_before.path());
+    single_process(&reference_ws, docs_before.path());
+    std::fs::remove_file(docs_before.path().join("canals.txt")).unwrap();
+    write(docs_before.path(), "bridges.txt", &text("suspension bridges", 7));
+    single_process(&reference_ws, docs_before.path());
+    let (got, want) = (snapshot(&ws), snapshot(&reference_ws));
+    // The trees live at different paths; compare what each file holds.
+    let relative = |s: &Snapshot, root: &std::path::Path| -> Vec<String> {
+        let root = std::fs::canonicalize(root).unwrap().display().to_string();
+        s.files.iter().map(|(path, v)| format!("{} {v:?}", path.trim_start_matches(&root))).collect()
+    };
+    assert_eq!(relative(&got, docs.path()), relative(&want, docs_before.path()));
+    assert_eq!(got.points.len(), want.points.len());
+    assert_eq!(got.parquet.len(), want.parquet.len());
+}
+
+/// Waits until the worker with this pid holds a leased item; false if it never does.
+fn holds_a_lease(ws: &Workspace, pid: u32) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let sql = format!(
+        "SELECT COUNT(*)::BIGINT FROM work_items w JOIN workers k ON k.id = w.owner WHERE k.pid = {pid} AND w.state = 'leased'"
+    );
+    while Instant::now() < deadline {
+        if ws.catalog_number(&sql) > 0 {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+#[test]
+fn a_worker_killed_mid_lease_loses_nothing_and_its_items_are_redone_by_others() {
+    let (docs, clean, _) = reference();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(20_261_124);
+    for trial in 0..kill_trials() {
+        let ws = Workspace::on_servers();
+        // Slow writes keep items leased long enough to be killed holding them.
+        ws.qdrant().delay_every_call(Duration::from_millis(40));
+        json_of(&plan(&ws, docs.path(), "0", &["--no-wait"]), 0);
+        let mut workers: Vec<Child> = (0..3).map(|_| start_worker(&ws)).collect();
+        let victim = workers.remove(rng.gen_range(0..3));
+        assert!(holds_a_lease(&ws, victim.id()), "trial {trial}: the victim never claimed anything");
+        let delay = Duration::from_millis(rng.gen_range(0..400));
+        std::thread::sleep(delay);
+        let victim_pid = victim.id();
+        let mut victim = victim;
+        victim.kill().unwrap(); // SIGKILL
+        victim.wait().unwrap();
+        let survivors: Vec<serde_json::Value> = workers.into_iter().map(finish_worker).collect();
+
+        let job = latest_job(&ws);
+        assert_eq!(job["status"], "completed", "trial {trial} (kill after {delay:?}): {job:#}");
+        assert_eq!(snapshot(&ws), clean, "trial {trial} (kill after {delay:?})");
+        let victim_id = format!("(SELECT id FROM workers WHERE pid = {victim_pid})");
+        let victim_done =
+            ws.catalog_number(&format!("SELECT COUNT(*)::BIGINT FROM work_items WHERE owner = {victim_id}"));
+        let redone = ws.catalog_number("SELECT COUNT(*)::BIGINT FROM work_items WHERE attempts > 1");
+        let done = ws.catalog_number("SELECT COUNT(*)::BIGINT FROM work_items WHERE state = 'done'");
+        assert_eq!(done, 16, "trial {trial}: every item done, none parked");
+        // Each item was finished once: by the victim before it died, or by one survivor.
+        let by_survivors = survivors.iter().map(files_done).sum::<u64>();
+        assert_eq!(by_survivors as i64 + victim_done, 16, "trial {trial}: {survivors:#?}");
+        // The survivors' chunks are exactly those of the items they finished, the victim's
+        // taken-over items among them: nothing was embedded twice by the living.
+        let survivors_chunks = ws.catalog_number(&format!(
+            "SELECT COALESCE(SUM(f.vectors_created), 0)::BIGINT FROM files f JOIN work_items w ON w.path = f.path
+             WHERE w.state = 'done' AND w.owner <> {victim_id}"
+        ));
+        assert_eq!(survivors.iter().map(chunks_done).sum::<u64>() as i64, survivors_chunks, "trial {trial}");
+        if redone > 0 {
+            let taken_over = ws.catalog_number(&format!(
+                "SELECT COUNT(*)::BIGINT FROM work_items WHERE attempts > 1 AND owner = {victim_id}"
+            ));
+            assert_eq!(taken_over, 0, "trial {trial}: items taken over are finished by the living");
+        }
+    }
+}
+
+#[test]
+fn a_worker_stalled_past_its_lease_cannot_complete_what_it_lost() {
+    let (docs, clean, _) = reference();
+    let ws = Workspace::on_servers();
+    ws.qdrant().delay_every_call(Duration::from_millis(100));
+    json_of(&plan(&ws, docs.path(), "0", &["--no-wait"]), 0);
+    let stalled = start_worker(&ws);
+    let stalled_pid = stalled.id();
+    assert!(holds_a_lease(&ws, stalled_pid));
+    unsafe { libc::kill(stalled.id() as i32, libc::SIGSTOP) };
+    let held = ws.catalog_number(&format!(
+        "SELECT COUNT(*)::BIGINT FROM work_items w JOIN workers k ON k.id = w.owner WHERE k.pid = {} AND w.state = 'leased'",
+        stalled.id()
+    ));
+    // Past its lease, a second worker takes everything over and ends the job.
+    ws.qdrant().delay_every_call(Duration::ZERO);
+    let other = finish_worker(start_worker(&ws));
+    assert_eq!(other["ended_jobs"].as_array().unwrap().len(), 1, "{other:#}");
+    unsafe { libc::kill(stalled.id() as i32, libc::SIGCONT) };
+    let stalled_output = stalled.wait_with_output().unwrap();
+    let stalled_report = json_of(&stalled_output, 0);
+    let lost: Vec<String> = stalled_report["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|job| job["lost_leases"].as_array().cloned().unwrap_or_default())
+        .map(|path| path.as_str().unwrap().replace('\'', "''"))
+        .collect();
+    assert!(!lost.is_empty() && held > 0, "the stalled worker found its items taken: {}", show(&stalled_output));
+    // What it lost was finished by the other worker, not by it.
+    let finished_by_stalled = ws.catalog_number(&format!(
+        "SELECT COUNT(*)::BIGINT FROM work_items WHERE state = 'done' AND path IN ('{}')
+            AND owner = (SELECT id FROM workers WHERE pid = {stalled_pid})",
+        lost.join("', '")
+    ));
+    assert_eq!(finished_by_stalled, 0);
+    assert_eq!(files_done(&stalled_report) + files_done(&other), 16, "no file finished twice");
+    let job = latest_job(&ws);
+    assert_eq!(job["status"], "completed", "{job:#}");
+    assert_eq!(snapshot(&ws), clean);
+}
+
+#[test]
+fn workers_need_the_servers_and_say_so_in_one_sentence() {
+    let ws = Workspace::new();
+    std::fs::create_dir_all(ws.docs()).unwrap();
+    let output = ws.ingest(["worker", "--once"]);
+    assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--database-url") && stderr.lines().count() == 1, "{stderr}");
+    let output = ws.ingest([ws.docs().as_os_str(), OsStr::new("--workers"), OsStr::new("0")]);
+    assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("PostgreSQL"), "{}", show(&output));
+}
