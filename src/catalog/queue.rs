@@ -247,14 +247,19 @@ impl Catalog {
                 }
                 query.execute(&mut *tx).await.context("queueing work items")?;
             }
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(WORK_CHANNEL)
-                .bind(collection)
-                .execute(&mut *tx)
-                .await
-                .context("waking the workers")?;
+            notify_workers(&mut tx, collection).await?;
             tx.commit().await.context("committing the job's work items")?;
             Ok(())
+        })
+        .await
+    }
+
+    /// Wakes `collection`'s idle workers, to look again for work or for the queue's end.
+    pub async fn wake_workers(&self, collection: &str) -> Result<()> {
+        self.require_postgres()?;
+        self.retrying(|| async {
+            let mut connection = self.pool.acquire().await.context("connecting to wake the workers")?;
+            notify_workers(&mut connection, collection).await
         })
         .await
     }
@@ -550,4 +555,15 @@ impl Catalog {
     pub async fn files_of_job(&self, collection: &str, job_id: &str) -> Result<Vec<FileRow>> {
         self.file_rows(collection, "AND job_id = $2", &[job_id.to_string()]).await
     }
+}
+
+/// `NOTIFY`, delivered when the enclosing transaction (if any) commits.
+async fn notify_workers(connection: &mut sqlx::AnyConnection, collection: &str) -> Result<()> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(WORK_CHANNEL)
+        .bind(collection)
+        .execute(&mut *connection)
+        .await
+        .context("waking the workers")?;
+    Ok(())
 }

@@ -376,6 +376,8 @@ pub async fn end_queued_job(
         )
     });
     catalog.set_job_status(job_id, JobStatus::Completed, error.as_deref()).await?;
+    // Workers waiting for other workers' items to finish learn that they have.
+    catalog.wake_workers(&job.collection).await?;
     Ok(true)
 }
 
