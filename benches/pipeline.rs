@@ -13,7 +13,10 @@
 //! 6. real documents found on this machine (rendered man pages, package documentation, PDF
 //!    and DOCX files shipped in packages): the pipeline's chunks/s over the bare model's on
 //!    the chunk texts it produced, the binary's peak RSS, and the bare model's chunks/s and
-//!    peak RSS per token budget.
+//!    peak RSS per token budget;
+//! 7. PostgreSQL as the workers' queue: claim latency and claims/s with 1, 4 and 16
+//!    concurrent claimers, each claim of 4 items followed by the fenced completion a worker
+//!    writes (needs the PostgreSQL of `scripts/ensure_postgres.sh`, or `DATABASE_URL_TEST`).
 //!
 //! The other corpora are generated with fixed seeds. Run: `cargo bench --bench pipeline -- --quick`
 //! (minutes) or without `--quick` (100,000 files). Prints tables and writes
@@ -34,7 +37,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde_json::json;
 
-use ingest::catalog::{Catalog, Completion, FileFacts, NewJob};
+use ingest::catalog::{Catalog, Completion, Fence, FileFacts, NewJob, WorkItem, WorkKind};
 use ingest::chunk::Chunker;
 use ingest::consistency::{self, Upload};
 use ingest::embed::{Batching, Embedder, ModelInfo};
@@ -939,6 +942,113 @@ fn real_documents(bench: &Bench) -> Result<serde_json::Value> {
     }))
 }
 
+/// Items a worker claims per statement (the worker's own batch).
+const CLAIM_BATCH: usize = 4;
+
+/// Section 7: claimers, each with its own connection pool as a worker process has, empty a
+/// queue: claim 4 items (`FOR UPDATE SKIP LOCKED`, one statement), then complete them in
+/// one fenced transaction (each item's lease checked and closed, its file row written).
+fn queue_claims(bench: &Bench) -> Result<serde_json::Value> {
+    let admin =
+        std::env::var("DATABASE_URL_TEST").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let database = format!("ingest_bench_{}", uuid::Uuid::new_v4().simple());
+    let base = admin.rsplit_once('/').context("DATABASE_URL_TEST has no database name")?.0.to_string();
+    let url = format!("{base}/{database}");
+    let items = if bench.quick { 4_000 } else { 20_000 };
+    println!("\n== PostgreSQL work queue: {items} items, claims of {CLAIM_BATCH}, each completed by a fenced write ==");
+    println!(
+        "{:>9} {:>12} {:>12} {:>14} {:>14} {:>14}",
+        "claimers", "claims/s", "items/s", "claim p50 ms", "claim p95 ms", "complete p50 ms"
+    );
+    let rows = bench.runtime.block_on(async {
+        sqlx::any::install_default_drivers();
+        let mut admin_connection = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
+            .await
+            .with_context(|| format!("PostgreSQL at {admin} is not reachable; run scripts/ensure_postgres.sh"))?;
+        sqlx::query(&format!("CREATE DATABASE {database}")).execute(&mut admin_connection).await?;
+        let measured = claim_rounds(&url, items).await;
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)")).execute(&mut admin_connection).await?;
+        measured
+    })?;
+    Ok(json!({ "items": items, "claim_batch": CLAIM_BATCH, "rounds": rows }))
+}
+
+async fn claim_rounds(url: &str, items: usize) -> Result<Vec<serde_json::Value>> {
+    let catalog = Catalog::connect(url).await?;
+    let mut rows = Vec::new();
+    for claimers in [1usize, 4, 16] {
+        let job_id = catalog
+            .create_job(&NewJob {
+                name: "bench".into(),
+                directory_path: "/bench".into(),
+                collection: "bench".into(),
+                model_name: "bench".into(),
+                vector_dim: 384,
+                chunk_size: 200,
+                chunk_overlap: 32,
+                batch_size: 4000,
+            })
+            .await?;
+        let work: Vec<WorkItem> = (0..items)
+            .map(|i| WorkItem {
+                path: format!("/bench/c{claimers}/f{i:06}.txt"),
+                extension: "txt".into(),
+                kind: WorkKind::Embed,
+            })
+            .collect();
+        catalog.enqueue(&job_id, "bench", &work).await?;
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for n in 0..claimers {
+            let (url, job_id) = (url.to_string(), job_id.clone());
+            tasks.push(tokio::spawn(async move {
+                let fence = Arc::new(Fence::new(format!("bench-{n}")));
+                let worker = Catalog::connect(&url).await?.fenced(fence);
+                let (mut claim_ms, mut complete_ms) = (Vec::new(), Vec::new());
+                loop {
+                    let asked = Instant::now();
+                    let claims = worker.claim(&job_id, CLAIM_BATCH, Duration::from_secs(60), 3).await?;
+                    claim_ms.push(asked.elapsed().as_secs_f64() * 1000.0);
+                    if claims.is_empty() {
+                        return anyhow::Ok((claim_ms, complete_ms));
+                    }
+                    let done: Vec<Completion> =
+                        claims.iter().map(|c| Completion { path: c.path.clone(), chunks: 1, vectors: 1 }).collect();
+                    let completing = Instant::now();
+                    worker.mark_completed("bench", &job_id, &done).await?;
+                    complete_ms.push(completing.elapsed().as_secs_f64() * 1000.0);
+                }
+            }));
+        }
+        let (mut claim_ms, mut complete_ms) = (Vec::new(), Vec::new());
+        for task in tasks {
+            let (claims, completions) = task.await??;
+            claim_ms.extend(claims);
+            complete_ms.extend(completions);
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let done = catalog.queue_depth(&job_id).await?.done as usize;
+        anyhow::ensure!(done == items, "{done} of {items} items done");
+        let quantile = |values: &mut Vec<f64>, q: f64| {
+            values.sort_by(f64::total_cmp);
+            values[((values.len() - 1) as f64 * q).round() as usize]
+        };
+        let claims_per_second = claim_ms.len() as f64 / seconds;
+        let (p50, p95, complete_p50) =
+            (quantile(&mut claim_ms, 0.5), quantile(&mut claim_ms, 0.95), quantile(&mut complete_ms, 0.5));
+        println!(
+            "{claimers:>9} {claims_per_second:>12.0} {:>12.0} {p50:>14.2} {p95:>14.2} {complete_p50:>14.2}",
+            items as f64 / seconds
+        );
+        rows.push(json!({
+            "claimers": claimers, "seconds": seconds, "claims_per_second": claims_per_second,
+            "items_per_second": items as f64 / seconds, "claim_p50_ms": p50, "claim_p95_ms": p95,
+            "complete_p50_ms": complete_p50,
+        }));
+    }
+    Ok(rows)
+}
+
 /// One section of the harness: its figures, as JSON.
 type Section = fn(&Bench) -> Result<serde_json::Value>;
 
@@ -951,13 +1061,14 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let quick = std::env::args().any(|a| a == "--quick");
     // (the name that selects a section on the command line, its key in the JSON, the section)
-    let sections: [(&str, &str, Section); 6] = [
+    let sections: [(&str, &str, Section); 7] = [
         ("efficiency", "pipeline_efficiency", pipeline_efficiency),
         ("rerun", "no_change_rerun", no_change_rerun),
         ("restore", "restore", restore_ratio),
         ("upload", "upload_batches", upload_batches),
         ("memory", "peak_memory", peak_memory),
         ("real", "real_documents", real_documents),
+        ("claims", "queue_claims", queue_claims),
     ];
     if let Some(unknown) = args.iter().find(|a| !sections.iter().any(|(name, ..)| name == a)) {
         let names: Vec<&str> = sections.iter().map(|(name, ..)| *name).collect();
