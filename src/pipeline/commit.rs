@@ -1,0 +1,349 @@
+//! # Commit stage
+//!
+//! In: embedded files and every other [`Outcome`] of the stages before. Out: the write
+//! protocol carried out per commit group (catalog `processing` → parquet part → upsert,
+//! acknowledged → stale tail trimmed → catalog `completed`), failed and vanished files
+//! recorded, and the [`Tally`] a job's report is made from. With a worker's fenced catalog,
+//! a file whose lease was lost is left to the worker that took it over.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use anyhow::Result;
+use tokio::sync::mpsc;
+
+use super::{EmbeddedFile, FailedFile, JobReport, JobSettings, Outcome, RefusedDeletes};
+use crate::catalog::{Catalog, CollectionLock, Completion, FileFacts, FileRow, FileStatus, JobCounters};
+use crate::consistency::Touched;
+use crate::hash;
+use crate::parquet_copy::ParquetCopy;
+use crate::progress::{Counters, Progress, Stage};
+use crate::store::{upsert_in_batches, Point, PointPayload, VectorIndex, DOCUMENTS_PER_DELETE};
+
+#[derive(Default)]
+pub(super) struct Tally {
+    pub(super) added: u64,
+    pub(super) updated: u64,
+    pub(super) deleted: u64,
+    pub(super) failed: Vec<FailedFile>,
+    pub(super) not_retried: Vec<FailedFile>,
+    pub(super) scan_problems: Vec<FailedFile>,
+    pub(super) scan_notes: Vec<FailedFile>,
+    pub(super) no_text: Vec<FailedFile>,
+    pub(super) not_text: Vec<FailedFile>,
+    pub(super) not_checked: Vec<FailedFile>,
+    pub(super) refused_deletes: Option<RefusedDeletes>,
+    /// Each file this job completed, failed or deleted: what the end-of-job check looks at.
+    pub(super) touched: Vec<Touched>,
+    /// Files whose work item this worker's lease lost to another before it finished.
+    pub(super) lost: Vec<String>,
+    /// Work items a planner queued.
+    pub(super) queued: u64,
+}
+
+impl Tally {
+    pub(super) fn into_report(
+        self,
+        job_id: String,
+        settings: &JobSettings,
+        status: &str,
+        counters: &Counters,
+        started: Instant,
+        error: Option<String>,
+    ) -> JobReport {
+        let elapsed = started.elapsed().as_secs_f64();
+        let chunks = counters.chunks_embedded.load(Ordering::Relaxed);
+        JobReport {
+            job_id,
+            collection: settings.collection.clone(),
+            status: status.to_string(),
+            files_seen: counters.files_seen.load(Ordering::Relaxed),
+            added: self.added,
+            updated: self.updated,
+            unchanged: counters.unchanged.load(Ordering::Relaxed),
+            deleted: self.deleted,
+            failed: self.failed,
+            not_retried: self.not_retried,
+            scan_problems: self.scan_problems,
+            scan_notes: self.scan_notes,
+            no_text: self.no_text,
+            not_text: self.not_text,
+            filtered_out: counters.filtered_out.load(Ordering::Relaxed),
+            not_checked: self.not_checked,
+            refused_deletes: self.refused_deletes,
+            lost_leases: self.lost,
+            queued: self.queued,
+            queue: None,
+            verified: None,
+            plan: None,
+            files_read: counters.files_read.load(Ordering::Relaxed),
+            bytes_read: counters.bytes_read.load(Ordering::Relaxed),
+            chunks,
+            cache_hits: counters.cache_hits.load(Ordering::Relaxed),
+            points: counters.points_written.load(Ordering::Relaxed),
+            elapsed_seconds: elapsed,
+            chunks_per_second: chunks as f64 / elapsed.max(1e-9),
+            peak_memory_mib: crate::progress::peak_memory_mib(),
+            stage_seconds: counters.stages.seconds(),
+            error,
+        }
+    }
+
+    /// The job row's counters.
+    pub(super) fn counters(&self, live: &Counters) -> JobCounters {
+        JobCounters {
+            total_files: live.files_seen.load(Ordering::Relaxed) as i64,
+            processed_files: (self.added + self.updated) as i64,
+            failed_files: self.failed.len() as i64,
+            skipped_files: live.unchanged.load(Ordering::Relaxed) as i64,
+            deleted_files: self.deleted as i64,
+        }
+    }
+}
+
+/// Writes embedded files through the protocol, in commit groups.
+pub(super) struct Committer<'a> {
+    pub(super) settings: &'a JobSettings,
+    pub(super) catalog: &'a Catalog,
+    /// PostgreSQL's collection lock, confirmed before each write of a commit group.
+    pub(super) lock: Option<&'a CollectionLock>,
+    pub(super) index: &'a dyn VectorIndex,
+    pub(super) parquet: &'a ParquetCopy,
+    pub(super) job_id: &'a str,
+    pub(super) model_id: &'a str,
+    pub(super) counters: &'a Counters,
+    pub(super) progress: &'a Progress,
+    pub(super) group: Vec<EmbeddedFile>,
+    pub(super) group_points: usize,
+    pub(super) group_started: Instant,
+    /// Names this committer's parquet parts apart from those of other processes on the job.
+    pub(super) part_token: String,
+    pub(super) parts_written: u64,
+    pub(super) report: Tally,
+}
+
+impl Committer<'_> {
+    pub(super) async fn run(&mut self, input: &mut mpsc::Receiver<Outcome>) -> Result<()> {
+        loop {
+            let wait = self.settings.commit_interval.saturating_sub(self.group_started.elapsed());
+            let next = if self.group.is_empty() {
+                input.recv().await
+            } else {
+                match tokio::time::timeout(wait, input.recv()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        self.flush().await?;
+                        continue;
+                    }
+                }
+            };
+            let Some(outcome) = next else { break };
+            self.handle(outcome).await?;
+            if self.group_points >= self.settings.upload_batch_size
+                || (!self.group.is_empty() && self.group_started.elapsed() >= self.settings.commit_interval)
+            {
+                self.flush().await?;
+            }
+            self.progress.tick();
+        }
+        self.flush().await
+    }
+
+    pub(super) async fn handle(&mut self, outcome: Outcome) -> Result<()> {
+        match outcome {
+            Outcome::Embedded(file) => {
+                if self.group.is_empty() {
+                    self.group_started = Instant::now();
+                }
+                self.group_points += file.vectors.len();
+                self.group.push(file);
+            }
+            Outcome::Restat { path, size, modified_ns } => {
+                self.catalog.refresh_stat(&self.settings.collection, &path, size, modified_ns).await?;
+                Counters::add(&self.counters.unchanged, 1);
+                Counters::add(&self.counters.files_done, 1);
+            }
+            Outcome::Failed { facts, previous, reason } => {
+                if self.record_without_points(&facts, previous, FileStatus::Failed, &reason).await? {
+                    self.report.failed.push(FailedFile { path: facts.path, reason });
+                }
+            }
+            Outcome::NoText { facts, previous, reason } => {
+                if self.record_without_points(&facts, previous, FileStatus::NoText, &reason).await? {
+                    self.report.no_text.push(FailedFile { path: facts.path, reason });
+                }
+            }
+            Outcome::NotText { facts, previous, reason } => {
+                if self.record_without_points(&facts, previous, FileStatus::NoText, &reason).await? {
+                    self.report.not_text.push(FailedFile { path: facts.path, reason });
+                }
+            }
+            Outcome::ScanProblem(problem) => self.report.scan_problems.push(problem),
+            Outcome::ScanNote(note) => self.report.scan_notes.push(note),
+            Outcome::NotRetried(file) => {
+                self.report.not_retried.push(file);
+                Counters::add(&self.counters.files_done, 1);
+            }
+            Outcome::WouldEmbed { path, .. } => anyhow::bail!("{path}: a planned change reached the commit stage"),
+            Outcome::Vanished(files) => {
+                self.ensure_lock_held().await?;
+                // A batch's points go before its rows say `deleted`: a crash in between leaves
+                // the files for the next run to delete again.
+                for batch in files.chunks(DOCUMENTS_PER_DELETE) {
+                    let clock = &self.counters.stages;
+                    let paths: Vec<String> = batch.iter().map(|f| f.path.clone()).collect();
+                    let lost = clock.timed(Stage::Commit, self.catalog.lost_leases(&paths)).await?;
+                    let batch: Vec<&FileRow> = batch.iter().filter(|f| !lost.contains(&f.path)).collect();
+                    let doc_ids: Vec<String> = batch.iter().map(|f| f.doc_id.clone()).collect();
+                    clock.timed(Stage::Upsert, self.index.delete_documents(&doc_ids)).await?;
+                    let paths: Vec<String> = batch.iter().map(|f| f.path.clone()).collect();
+                    let deleted = self.catalog.mark_deleted(&self.settings.collection, self.job_id, &paths);
+                    let lost_since = clock.timed(Stage::Commit, deleted).await?;
+                    self.report.deleted += (batch.len() - lost_since.len()) as u64;
+                    self.report.lost.extend(lost.into_iter().chain(lost_since.iter().cloned()));
+                    let batch = batch.into_iter().filter(|f| !lost_since.contains(&f.path));
+                    self.report.touched.extend(batch.map(|f| Touched {
+                        path: f.path.clone(),
+                        doc_id: f.doc_id.clone(),
+                        points: 0,
+                    }));
+                }
+            }
+            Outcome::NotChecked(file) => self.report.not_checked.push(file),
+            Outcome::TooManyVanished { refused, .. } => self.report.refused_deletes = Some(refused),
+        }
+        Ok(())
+    }
+
+    /// Removes the points a file may have had, then records it as `status` (failed, or no
+    /// text) with `reason`. Returns false, having done neither, when the file's lease was lost.
+    pub(super) async fn record_without_points(
+        &mut self,
+        facts: &FileFacts,
+        previous: Option<FileRow>,
+        status: FileStatus,
+        reason: &str,
+    ) -> Result<bool> {
+        let path = std::slice::from_ref(&facts.path);
+        if !self.catalog.lost_leases(path).await?.is_empty() {
+            self.report.lost.push(facts.path.clone());
+            return Ok(false);
+        }
+        if previous.as_ref().is_some_and(|p| p.vectors_created > 0 || p.status() != FileStatus::Completed) {
+            self.index.delete_documents(std::slice::from_ref(&facts.doc_id)).await?;
+        }
+        let catalog = self.catalog;
+        if !catalog.record_without_points(&self.settings.collection, self.job_id, facts, status, reason).await? {
+            self.report.lost.push(facts.path.clone());
+            return Ok(false);
+        }
+        self.report.touched.push(Touched { path: facts.path.clone(), doc_id: facts.doc_id.clone(), points: 0 });
+        Counters::add(&self.counters.files_done, 1);
+        Ok(true)
+    }
+
+    /// Stops the job (resumably) when PostgreSQL's collection lock was lost: no write may
+    /// go out unlocked.
+    pub(super) async fn ensure_lock_held(&self) -> Result<()> {
+        match self.lock {
+            Some(lock) => lock.ensure_held().await,
+            None => Ok(()),
+        }
+    }
+
+    /// The write protocol for one commit group.
+    pub(super) async fn flush(&mut self) -> Result<()> {
+        if self.group.is_empty() {
+            return Ok(());
+        }
+        self.ensure_lock_held().await?;
+        let mut group = std::mem::take(&mut self.group);
+        self.group_points = 0;
+        let collection = &self.settings.collection;
+        let clock = &self.counters.stages;
+        let facts: Vec<FileFacts> = group.iter().map(|f| f.prepared.facts.clone()).collect();
+        let lost = clock.timed(Stage::Commit, self.catalog.mark_processing(collection, self.job_id, &facts)).await?;
+        if !lost.is_empty() {
+            group.retain(|f| !lost.contains(&f.prepared.facts.path));
+            self.report.lost.extend(lost);
+        }
+
+        let created_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let points: Vec<Point> = group
+            .iter()
+            .flat_map(|file| {
+                let facts = &file.prepared.facts;
+                file.prepared.chunks.iter().zip(&file.vectors).map(|(chunk, vector)| Point {
+                    id: hash::point_id(&facts.doc_id, chunk.index),
+                    vector: vector.clone(),
+                    payload: PointPayload {
+                        path: facts.path.clone(),
+                        doc_id: facts.doc_id.clone(),
+                        chunk_index: chunk.index,
+                        content: chunk.content.clone(),
+                        content_hash: chunk.content_hash.clone(),
+                        job_id: self.job_id.to_string(),
+                        model: self.model_id.to_string(),
+                        created_at: created_at.clone(),
+                        origin: chunk.origin.clone(),
+                    },
+                })
+            })
+            .collect();
+        let part = format!("{}-{:06}", self.part_token, self.parts_written);
+        clock.time(Stage::Parquet, || self.parquet.write_part(self.job_id, &part, &points))?;
+        self.parts_written += 1;
+
+        let counters = self.counters;
+        let upserted = upsert_in_batches(
+            self.index,
+            &points,
+            self.settings.upload_batch_size,
+            self.settings.upload_parallelism,
+            |n| Counters::add(&counters.points_written, n as u64),
+        );
+        clock.timed(Stage::Upsert, upserted).await?;
+
+        let mut done = Vec::with_capacity(group.len());
+        let mut written = Vec::with_capacity(group.len());
+        for file in &group {
+            let count = file.vectors.len() as u32;
+            let needs_trim = file
+                .prepared
+                .previous
+                .as_ref()
+                .is_some_and(|p| p.status() != FileStatus::Completed || p.vectors_created > count as i64);
+            if needs_trim {
+                clock.timed(Stage::Upsert, self.index.delete_tail(&file.prepared.facts.doc_id, count)).await?;
+            }
+            let facts = &file.prepared.facts;
+            let is_update = file.prepared.previous.as_ref().is_some_and(|p| p.status() != FileStatus::Deleted);
+            written
+                .push((Touched { path: facts.path.clone(), doc_id: facts.doc_id.clone(), points: count }, is_update));
+            done.push(Completion {
+                path: file.prepared.facts.path.clone(),
+                chunks: file.prepared.chunks.len() as i64,
+                vectors: count as i64,
+            });
+        }
+        let lost = clock.timed(Stage::Commit, self.catalog.mark_completed(collection, self.job_id, &done)).await?;
+        for (touched, is_update) in written {
+            if lost.contains(&touched.path) {
+                continue;
+            }
+            if is_update {
+                self.report.updated += 1;
+            } else {
+                self.report.added += 1;
+            }
+            Counters::add(&self.counters.files_done, 1);
+            self.report.touched.push(touched);
+        }
+        self.report.lost.extend(lost);
+        let current = group.last().map(|f| f.prepared.facts.path.as_str());
+        let job_counters = self.report.counters(self.counters);
+        clock.timed(Stage::Commit, self.catalog.save_progress(self.job_id, &job_counters, current)).await?;
+        self.group_started = Instant::now();
+        Ok(())
+    }
+}

@@ -1,0 +1,397 @@
+//! # Prepare stage
+//!
+//! In: walked entries (or a worker's claimed files) and the catalog's row of each. Out:
+//! [`Outcome`]s: unchanged files counted, changed files hashed, extracted (in the extractor
+//! processes) and cut into chunks, failures and vanished files named. The queue towards the
+//! embed stage is bounded by the chunks it holds ([`ChunkBudget`]), not only by its files.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+
+use anyhow::Result;
+
+use super::{EmbeddedFile, FailedFile, JobSettings, LogicFingerprint, Outcome, PreparedFile, RefusedDeletes};
+use crate::catalog::{FileFacts, FileRow, FileStatus};
+use crate::chunk::Chunker;
+use crate::embed::ModelInfo;
+use crate::extract::{self, ExtractorPool};
+use crate::hash::{self, HashedFile};
+use crate::progress::{Counters, Stage, StageClock};
+use crate::scan::{FileEntry, ScanItem};
+
+pub(super) fn facts_of(entry: &FileEntry, content_hash: Option<String>, fingerprint: &str) -> FileFacts {
+    FileFacts {
+        path: entry.path_text.clone(),
+        doc_id: hash::doc_id(&entry.path_text),
+        size: entry.size as i64,
+        modified_ns: entry.modified_ns,
+        extension: entry.extension.clone(),
+        content_hash,
+        logic_fingerprint: fingerprint.to_string(),
+    }
+}
+
+/// The prepare stage: change detection, hashing, extraction and chunking of walked files.
+pub(super) struct Preparer<'a> {
+    pub(super) settings: &'a JobSettings,
+    pub(super) fingerprint: &'a LogicFingerprint,
+    pub(super) counters: &'a Counters,
+    pub(super) cancel: &'a AtomicBool,
+    /// Where changed files go to be extracted and chunked; `None` when planning (a dry run,
+    /// or a job queued for workers), which extracts nothing.
+    pub(super) to_extract: Option<&'a crossbeam_channel::Sender<ToExtract>>,
+}
+
+/// A changed file on its way to the extract threads.
+pub(super) struct ToExtract {
+    pub(super) hashed: HashedFile,
+    pub(super) previous: Option<FileRow>,
+}
+
+impl Preparer<'_> {
+    /// Judges each walked item against `known`, the catalog's view of the collection. Each
+    /// file found on disk is taken out of `known`, so what remains at the end has vanished.
+    pub(super) fn run(
+        &self,
+        walked: impl IntoIterator<Item = ScanItem>,
+        mut known: HashMap<String, FileRow>,
+        out: &crossbeam_channel::Sender<Outcome>,
+    ) -> Result<()> {
+        let Self { settings, fingerprint, counters, cancel, to_extract } = *self;
+        let send = |outcome| out.send(outcome).map_err(|_| anyhow::anyhow!("the embed stage stopped"));
+        let in_scope = |file: &FileRow| {
+            file.status() != FileStatus::Deleted && settings.scan.in_scope(&settings.root, Path::new(&file.path))
+        };
+        let indexed_in_scope = known.values().filter(|f| in_scope(f)).count();
+        // Entries the walk could not read, with why: nothing beneath them was looked at.
+        let mut unwalked: Vec<(String, String)> = Vec::new();
+        // Links the walk did not follow: what lies beneath them is out of scope.
+        let mut unfollowed: Vec<String> = Vec::new();
+        for item in walked {
+            if cancel.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            let entry = match item {
+                ScanItem::Problem { path_text, reason } => {
+                    unwalked.push((path_text.clone(), reason.clone()));
+                    send(Outcome::ScanProblem(FailedFile { path: path_text, reason }))?;
+                    continue;
+                }
+                ScanItem::Skipped { path_text, reason } => {
+                    unfollowed.push(path_text.clone());
+                    send(Outcome::ScanNote(FailedFile { path: path_text, reason }))?;
+                    continue;
+                }
+                ScanItem::Rejected { path_text, extension, reason } => {
+                    Counters::add(&counters.files_seen, 1);
+                    let previous = known.remove(&path_text);
+                    if previous.as_ref().is_some_and(|p| p.status() == FileStatus::Completed) {
+                        send(Outcome::NotChecked(FailedFile { path: path_text, reason }))?;
+                        continue;
+                    }
+                    let fingerprint = fingerprint.of(&extension);
+                    let entry =
+                        FileEntry { path: PathBuf::from(&path_text), path_text, size: 0, modified_ns: 0, extension };
+                    send(Outcome::Failed { facts: facts_of(&entry, None, &fingerprint), previous, reason })?;
+                    continue;
+                }
+                ScanItem::Filtered => {
+                    Counters::add(&counters.filtered_out, 1);
+                    continue;
+                }
+                ScanItem::File(entry) => entry,
+            };
+            Counters::add(&counters.files_seen, 1);
+            let previous = known.remove(&entry.path_text);
+            let fingerprint = fingerprint.of(&entry.extension);
+            let fingerprint = fingerprint.as_str();
+            let settled = previous.as_ref().filter(|p| {
+                !settings.full
+                    && matches!(p.status(), FileStatus::Completed | FileStatus::NoText)
+                    && p.logic_fingerprint.as_deref() == Some(fingerprint)
+            });
+            let same_stat = |p: &FileRow| p.size == entry.size as i64 && p.modified_ns == entry.modified_ns;
+            if settled.is_some_and(same_stat) {
+                Counters::add(&counters.unchanged, 1);
+                Counters::add(&counters.files_done, 1);
+                continue;
+            }
+            let given_up = previous.as_ref().filter(|p| {
+                !settings.full
+                    && p.status() == FileStatus::Failed
+                    && p.retry_count >= settings.max_retries
+                    && same_stat(p)
+                    && p.logic_fingerprint.as_deref() == Some(fingerprint)
+            });
+            if let Some(p) = given_up {
+                let reason = format!(
+                    "failed {} runs in a row, not retried until it changes (or with --full): {}",
+                    p.retry_count,
+                    p.error.as_deref().unwrap_or("unknown error")
+                );
+                send(Outcome::NotRetried(FailedFile { path: entry.path_text, reason }))?;
+                continue;
+            }
+            let hashed =
+                match counters.stages.time(Stage::Hash, || hash::hash_file(entry.clone(), settings.max_file_bytes)) {
+                    Ok(hashed) => {
+                        Counters::add(&counters.files_read, 1);
+                        Counters::add(&counters.bytes_read, hashed.bytes.len() as u64);
+                        hashed
+                    }
+                    // A completed file that cannot be read now is not proven changed: keep it.
+                    Err(error @ hash::ReadError::Io(_))
+                        if previous.as_ref().is_some_and(|p| p.status() == FileStatus::Completed) =>
+                    {
+                        send(Outcome::NotChecked(FailedFile { path: entry.path_text, reason: error.to_string() }))?;
+                        continue;
+                    }
+                    Err(error) => {
+                        let facts = facts_of(&entry, None, fingerprint);
+                        send(Outcome::Failed { facts, previous, reason: error.to_string() })?;
+                        continue;
+                    }
+                };
+            if settled.is_some_and(|p| p.content_hash.as_deref() == Some(hashed.content_hash.as_str())) {
+                send(Outcome::Restat {
+                    path: entry.path_text,
+                    size: entry.size as i64,
+                    modified_ns: entry.modified_ns,
+                })?;
+                continue;
+            }
+            let Some(to_extract) = to_extract else {
+                let is_new = previous.is_none_or(|p| p.status() == FileStatus::Deleted);
+                send(Outcome::WouldEmbed { path: entry.path_text, extension: entry.extension, is_new })?;
+                continue;
+            };
+            to_extract
+                .send(ToExtract { hashed, previous })
+                .map_err(|_| anyhow::anyhow!("the extract stage stopped"))?;
+        }
+        counters.scan_finished.store(true, Ordering::SeqCst);
+        // What remains of `known` was not found. Only files this walk looked for, and could
+        // have seen, are proven gone.
+        let beneath = |file: &FileRow, entry: &str| file.path == entry || is_under(&file.path, entry);
+        let mut unseen: Vec<FileRow> =
+            known.into_values().filter(|f| in_scope(f) && !unfollowed.iter().any(|link| beneath(f, link))).collect();
+        unseen.sort_by(|a, b| a.path.cmp(&b.path));
+        let mut vanished = Vec::new();
+        for file in unseen {
+            match unwalked.iter().find(|(dir, _)| beneath(&file, dir)) {
+                Some((dir, reason)) => send(Outcome::NotChecked(FailedFile {
+                    reason: format!("not checked, {dir} could not be walked: {reason}"),
+                    path: file.path,
+                }))?,
+                None => vanished.push(file),
+            }
+        }
+        if RefusedDeletes::needed(vanished.len(), indexed_in_scope) && !settings.allow_mass_delete {
+            let refused = RefusedDeletes { vanished: vanished.len() as u64, indexed: indexed_in_scope as u64 };
+            send(Outcome::TooManyVanished { refused, paths: vanished.into_iter().map(|f| f.path).collect() })?;
+        } else if !vanished.is_empty() {
+            send(Outcome::Vanished(vanished))?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether `path` lies inside the directory `root`.
+pub(super) fn is_under(path: &str, root: &str) -> bool {
+    let root = root.trim_end_matches('/');
+    path.strip_prefix(root).is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// One extract thread: extracts and chunks the files in `queue` until it closes, behind the
+/// model in the scheduler's eyes. Once the job is cancelled it sends nothing more, so a file
+/// whose extraction was cut short is not failed.
+pub(super) fn extract_stage(
+    queue: &crossbeam_channel::Receiver<ToExtract>,
+    out: &ChunkSender,
+    extractors: &ExtractorPool,
+    fingerprint: &LogicFingerprint,
+    chunker: &LazyChunker,
+    clock: &StageClock,
+    cancel: &AtomicBool,
+) -> Result<()> {
+    extract::run_behind_the_model();
+    for ToExtract { hashed, previous } in queue {
+        let outcome = prepare_file(hashed, previous, fingerprint, chunker, extractors, clock, cancel)?;
+        if cancel.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        out.send(outcome)?;
+    }
+    Ok(())
+}
+
+/// How many chunks may wait between the prepare and embed stages, besides the embed stage's
+/// own window: the queue is bounded by what its files hold, not by their count, so a few
+/// huge text files cannot queue gigabytes.
+pub(super) const PREPARED_CHUNKS: usize = 2048;
+
+/// The chunks waiting between the prepare and embed stages. A file larger than the whole
+/// budget is let through alone.
+pub(super) struct ChunkBudget {
+    pub(super) limit: usize,
+    /// Chunks sent and not yet taken, and whether the taker has stopped.
+    pub(super) state: std::sync::Mutex<(usize, bool)>,
+    pub(super) taken: std::sync::Condvar,
+}
+
+impl ChunkBudget {
+    pub(super) fn new(limit: usize) -> Self {
+        Self { limit, state: std::sync::Mutex::new((0, false)), taken: std::sync::Condvar::new() }
+    }
+
+    /// Waits until `chunks` more fit, or the taker has stopped.
+    pub(super) fn reserve(&self, chunks: usize) {
+        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        while state.0 > 0 && state.0 + chunks > self.limit && !state.1 {
+            state = self.taken.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        state.0 += chunks;
+    }
+
+    pub(super) fn release(&self, chunks: usize) {
+        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        state.0 = state.0.saturating_sub(chunks);
+        self.taken.notify_all();
+    }
+
+    pub(super) fn close(&self) {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).1 = true;
+        self.taken.notify_all();
+    }
+}
+
+/// The chunks an outcome carries towards the model.
+pub(super) fn chunks_in(outcome: &Outcome) -> usize {
+    match outcome {
+        Outcome::Embedded(file) => file.prepared.chunks.len(),
+        _ => 0,
+    }
+}
+
+/// The prepare side of the queue to the embed stage, within its [`ChunkBudget`].
+pub(super) struct ChunkSender<'a> {
+    pub(super) sender: crossbeam_channel::Sender<Outcome>,
+    pub(super) budget: &'a ChunkBudget,
+}
+
+impl ChunkSender<'_> {
+    pub(super) fn send(&self, outcome: Outcome) -> Result<()> {
+        self.budget.reserve(chunks_in(&outcome));
+        self.sender.send(outcome).map_err(|_| anyhow::anyhow!("the embed stage stopped"))
+    }
+}
+
+/// The embed side of the queue: taking an outcome frees its chunks' room.
+pub(super) struct ChunkReceiver<'a> {
+    pub(super) receiver: crossbeam_channel::Receiver<Outcome>,
+    pub(super) budget: &'a ChunkBudget,
+}
+
+impl ChunkReceiver<'_> {
+    /// The next outcome, waiting for one; `None` once every sender is gone.
+    pub(super) fn recv(&self) -> Option<Outcome> {
+        self.receiver.recv().ok().inspect(|outcome| self.budget.release(chunks_in(outcome)))
+    }
+
+    /// The next outcome if one is ready.
+    pub(super) fn try_recv(&self) -> Option<Outcome> {
+        self.receiver.try_recv().ok().inspect(|outcome| self.budget.release(chunks_in(outcome)))
+    }
+}
+
+pub(super) fn prepare_file(
+    hashed: HashedFile,
+    previous: Option<FileRow>,
+    fingerprint: &LogicFingerprint,
+    chunker: &LazyChunker,
+    extractors: &ExtractorPool,
+    clock: &StageClock,
+    cancel: &AtomicBool,
+) -> Result<Outcome> {
+    let fingerprint = fingerprint.of(&hashed.entry.extension);
+    let facts = facts_of(&hashed.entry, Some(hashed.content_hash.clone()), &fingerprint);
+    let extracted =
+        clock.time(Stage::Extract, || extract::extract(&hashed.entry.extension, &hashed.bytes, extractors, cancel));
+    Ok(match extracted {
+        Ok(document) => {
+            let chunker = chunker.get()?;
+            let chunks = clock.time(Stage::Chunk, || chunker.chunk(&document));
+            if chunks.is_empty() {
+                return Ok(Outcome::NoText { facts, previous, reason: extract::ExtractError::NoText.to_string() });
+            }
+            Outcome::Embedded(EmbeddedFile { prepared: PreparedFile { facts, previous, chunks }, vectors: Vec::new() })
+        }
+        Err(error @ (extract::ExtractError::NoText | extract::ExtractError::Empty)) => {
+            Outcome::NoText { facts, previous, reason: error.to_string() }
+        }
+        Err(error @ extract::ExtractError::NotText(_)) => {
+            Outcome::NotText { facts, previous, reason: error.to_string() }
+        }
+        Err(extract::ExtractError::NoExtractor(reason)) => anyhow::bail!("{reason}"),
+        Err(error) => Outcome::Failed { facts, previous, reason: error.to_string() },
+    })
+}
+
+/// The chunker, built by the first file that needs it: building it parses the model's
+/// tokenizer, which a re-run with nothing to embed never needs.
+pub(super) struct LazyChunker {
+    pub(super) model: ModelInfo,
+    pub(super) chunk_size: usize,
+    pub(super) chunk_overlap: usize,
+    pub(super) built: OnceLock<Result<Chunker, String>>,
+}
+
+impl LazyChunker {
+    pub(super) fn get(&self) -> Result<&Chunker> {
+        let built = self.built.get_or_init(|| {
+            let tokenizer = self.model.tokenizer().map_err(|e| format!("{e:#}"))?;
+            Chunker::new(&tokenizer, self.chunk_size, self.chunk_overlap, self.model.max_sequence)
+                .map_err(|e| format!("{e:#}"))
+        });
+        built.as_ref().map_err(|e| anyhow::anyhow!("{e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn the_chunk_budget_holds_senders_until_chunks_are_taken() {
+        let budget = Arc::new(ChunkBudget::new(10));
+        budget.reserve(25); // a file larger than the whole budget goes alone
+        let waiting = {
+            let budget = budget.clone();
+            std::thread::spawn(move || budget.reserve(1))
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!waiting.is_finished(), "no room until the large file is taken");
+        budget.release(25);
+        waiting.join().unwrap();
+        budget.reserve(9);
+        let after_close = {
+            let budget = budget.clone();
+            std::thread::spawn(move || budget.reserve(5))
+        };
+        budget.close();
+        after_close.join().unwrap();
+    }
+
+    #[test]
+    fn paths_under_a_root() {
+        assert!(is_under("/docs/a.txt", "/docs"));
+        assert!(is_under("/docs/sub/a.txt", "/docs/"));
+        assert!(!is_under("/docs2/a.txt", "/docs"));
+        assert!(!is_under("/other/a.txt", "/docs"));
+    }
+}
