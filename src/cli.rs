@@ -532,11 +532,6 @@ impl Settings {
             threads: self.model_threads(&args.tuning),
         })
     }
-
-    /// The parquet copy's directory for this collection.
-    pub fn parquet_dir(&self) -> PathBuf {
-        self.parquet_root.clone().unwrap_or_else(|| self.data_dir.join("parquet")).join(&self.collection)
-    }
 }
 
 /// The number of cores, or 2 when it cannot be read.

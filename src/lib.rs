@@ -18,7 +18,8 @@
 //! - [`store`]: points → a vector collection ([`store::VectorIndex`]; embedded engine or Qdrant server).
 //! - [`parquet_copy`]: points → parquet files the collection can be rebuilt from.
 //! - [`catalog`]: job and file state → `jobs` and `files` rows (PostgreSQL or embedded SQLite).
-//! - [`pipeline`]: the job runner joining the stages with bounded channels → [`pipeline::JobReport`].
+//! - [`pipeline`]: the job runner joining the stages with bounded channels → [`pipeline::JobReport`];
+//!   [`pipeline::worker`]: the same stages fed by PostgreSQL's work queue, on many machines.
 //!
 //! Around them:
 //!
@@ -29,6 +30,8 @@
 //! - [`lock`]: one run at a time per collection.
 //! - [`retry`]: backoff, jitter and the outage limit for the remote services.
 //! - [`cli`]: arguments, environment and TOML → validated settings.
+//! - [`workspace`]: settings → one collection's catalog, store, parquet copy and locks, and
+//!   the data directory's layout.
 
 pub mod cache;
 pub mod catalog;
@@ -46,3 +49,4 @@ pub mod retry;
 pub mod scan;
 pub mod search;
 pub mod store;
+pub mod workspace;

@@ -1,6 +1,6 @@
 //! # Run lock
 //!
-//! In: a data directory and a collection. Out: a [`RunLock`] held for the life of a run,
+//! In: a directory of lock files and a collection. Out: a [`RunLock`] held for the life of a run,
 //! or [`Busy`] when another run holds it. The lock is an advisory `flock` on
 //! `<data dir>/locks/<collection>.lock`, released by the kernel even when the holder is
 //! killed, so a crash never leaves a stale lock behind. With a PostgreSQL catalog, runs on
@@ -25,9 +25,8 @@ pub struct RunLock {
 }
 
 impl RunLock {
-    pub fn acquire(data_dir: &Path, collection: &str) -> Result<Self> {
-        let dir = data_dir.join("locks");
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    pub fn acquire(dir: &Path, collection: &str) -> Result<Self> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let path = dir.join(format!("{collection}.lock"));
         let file = File::create(&path).with_context(|| format!("opening {}", path.display()))?;
         file.try_lock_exclusive().map_err(|_| Busy(collection.to_string()))?;

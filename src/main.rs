@@ -8,17 +8,17 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use ingest::catalog::{Catalog, CollectionLock};
+use ingest::catalog::Catalog;
 use ingest::cli::{
     Cli, Command, ExportArgs, RestoreArgs, RunArgs, SearchArgs, Settings, StatusArgs, VerifyArgs, WorkerArgs,
 };
 use ingest::consistency::{self, Upload};
 use ingest::embed::{Embedder, ModelInfo};
-use ingest::lock::{Busy, RunLock};
+use ingest::lock::Busy;
 use ingest::parquet_copy::ParquetCopy;
 use ingest::pipeline::worker::{run_worker, wait_for_queued_job, WorkerParts, WorkerReport};
 use ingest::pipeline::{run_job, FailedFile, JobReport};
-use ingest::store::VectorIndex;
+use ingest::workspace::{open_catalog, open_store, Workspace};
 
 /// Files listed by name, per kind, in a run's summary; `--json` has them all.
 const LISTED_AT_MOST: usize = 20;
@@ -84,42 +84,6 @@ async fn dispatch(cli: Cli) -> Result<u8> {
     }
 }
 
-async fn open_catalog(settings: &Settings) -> Result<Catalog> {
-    let catalog = match &settings.database_url {
-        Some(url) => Catalog::connect(url).await?,
-        None => {
-            std::fs::create_dir_all(&settings.data_dir)
-                .with_context(|| format!("cannot create the data directory {}", settings.data_dir.display()))?;
-            Catalog::connect(&Catalog::sqlite_url(&settings.data_dir)).await?
-        }
-    };
-    Ok(catalog.with_retry(settings.retry))
-}
-
-async fn open_store(settings: &Settings) -> Result<Arc<dyn VectorIndex>> {
-    ingest::store::open(settings.store_location(), &settings.collection, settings.retry).await
-}
-
-/// The catalog and the collection, held by this process alone until dropped.
-struct Exclusive {
-    _lock: RunLock,
-    shared_lock: Option<CollectionLock>,
-    catalog: Catalog,
-    index: Arc<dyn VectorIndex>,
-}
-
-/// Takes the collection's locks (the data directory's, and PostgreSQL's advisory lock) and
-/// opens its catalog and store.
-async fn open_exclusive(settings: &Settings) -> Result<Exclusive> {
-    std::fs::create_dir_all(&settings.data_dir)
-        .with_context(|| format!("cannot create the data directory {}", settings.data_dir.display()))?;
-    let lock = RunLock::acquire(&settings.data_dir, &settings.collection)?;
-    let catalog = open_catalog(settings).await?;
-    let shared_lock = catalog.lock_collection(&settings.collection).await?;
-    let index = open_store(settings).await?;
-    Ok(Exclusive { _lock: lock, shared_lock, catalog, index })
-}
-
 /// Cancels the job on SIGINT or SIGTERM: stages stop taking new work and in-flight commits
 /// finish. A second signal ends the process at once (exit 130); the catalog's rows say where
 /// the next run resumes, and extractor processes die with this one.
@@ -156,28 +120,25 @@ async fn run(settings: &Settings, args: &RunArgs) -> Result<u8> {
         require_servers(settings, "--workers")?;
     }
     let model = ModelInfo::load(settings.model_dir.as_deref())?;
-    let exclusive = open_exclusive(settings).await?;
-    let Exclusive { catalog, shared_lock, index, .. } = &exclusive;
+    let mut workspace = Workspace::exclusive(settings).await?;
     if !job.dry_run {
-        refuse_while_queued_work_is_open(settings, catalog).await?;
+        refuse_while_queued_work_is_open(settings, workspace.catalog()).await?;
     }
-    let parquet = ParquetCopy::at(settings.parquet_dir(), model.dim);
+    let parquet = workspace.parquet(model.dim);
     let embedder = Embedder::new(model, settings.model_threads(&args.tuning))?;
     let cancel = cancel_on_signals();
-    let lock = shared_lock.as_ref();
-    let report =
-        run_job(&job, catalog, lock, index.clone(), &parquet, embedder, cancel.clone(), settings.quiet).await?;
+    let (catalog, index, lock) = (workspace.catalog(), workspace.index().clone(), workspace.collection_lock());
+    let report = run_job(&job, catalog, lock, index, &parquet, embedder, cancel.clone(), settings.quiet).await?;
     let report = match args.workers {
         Some(local) if !job.dry_run && report.status == "queued" => {
-            let (catalog, index) = (catalog.clone(), index.clone());
             // The planner lets go of the collection, so that workers can share it.
-            drop(exclusive);
+            workspace.release_locks();
             let workers = start_local_workers(settings, &program, local)?;
             if args.no_wait {
                 report
             } else {
-                let waited =
-                    wait_for_queued_job(&catalog, index.as_ref(), &parquet, report, &cancel, settings.quiet).await;
+                let (catalog, index) = (workspace.catalog(), workspace.index().as_ref());
+                let waited = wait_for_queued_job(catalog, index, &parquet, report, &cancel, settings.quiet).await;
                 for mut child in workers {
                     let _ = child.wait();
                 }
@@ -265,13 +226,12 @@ async fn worker(settings: &Settings, args: &WorkerArgs) -> Result<u8> {
     let worker = settings.worker(args)?;
     let program = std::env::current_exe().context("finding this program, to start extractor processes")?;
     let model = ModelInfo::load(settings.model_dir.as_deref())?;
-    let catalog = open_catalog(settings).await?;
-    let index = open_store(settings).await?;
-    let parquet = ParquetCopy::at(settings.parquet_dir(), model.dim);
+    let workspace = Workspace::open(settings).await?;
+    let parquet = workspace.parquet(model.dim);
     let job_settings = |job: &ingest::catalog::JobRow| settings.worker_job(job, &args.tuning, program.clone());
     let parts = WorkerParts {
-        catalog: &catalog,
-        index,
+        catalog: workspace.catalog(),
+        index: workspace.index().clone(),
         parquet: &parquet,
         model: &model,
         database_url: settings.database_url.as_deref().unwrap_or_default(),
@@ -509,7 +469,7 @@ async fn status(settings: &Settings, args: &StatusArgs) -> Result<u8> {
     let health = async {
         let model = ModelInfo::load(settings.model_dir.as_deref())?;
         let index = open_store(settings).await?;
-        let dir = settings.parquet_dir();
+        let dir = ingest::workspace::parquet_dir(settings);
         anyhow::Ok(consistency::verify(&catalog, index.as_ref(), &dir, model.dim, false, None).await?.0)
     }
     .await
@@ -635,10 +595,11 @@ async fn migrate(settings: &Settings) -> Result<u8> {
 /// `ingest restore [DIR]`: exit 0, or 2 when some parquet files could not be used.
 async fn restore(settings: &Settings, args: &RestoreArgs) -> Result<u8> {
     let model = ModelInfo::load(settings.model_dir.as_deref())?;
-    let Exclusive { catalog, index, .. } = &open_exclusive(settings).await?;
-    let dir = args.dir.clone().unwrap_or_else(|| settings.parquet_dir());
+    let workspace = Workspace::exclusive(settings).await?;
+    let dir = args.dir.clone().unwrap_or_else(|| workspace.parquet_dir().to_path_buf());
     let upload = Upload { batch_size: args.upload_batch_size.max(1), parallelism: args.upload_parallelism.max(1) };
-    let report = consistency::restore(catalog, index.as_ref(), &dir, model.dim, upload, settings.quiet).await?;
+    let (catalog, index) = (workspace.catalog(), workspace.index().as_ref());
+    let report = consistency::restore(catalog, index, &dir, model.dim, upload, settings.quiet).await?;
     if settings.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else if !settings.quiet {
@@ -668,17 +629,13 @@ async fn verify(settings: &Settings, args: &VerifyArgs) -> Result<u8> {
     let model = ModelInfo::load(settings.model_dir.as_deref())?;
     // A repair takes the collection's locks, as a run does, so it never judges the points of
     // a run in flight (here or on another machine) to be orphans.
-    let exclusive = if args.repair { Some(open_exclusive(settings).await?) } else { None };
-    let (catalog, index) = match &exclusive {
-        Some(exclusive) => (exclusive.catalog.clone(), exclusive.index.clone()),
-        None => (open_catalog(settings).await?, open_store(settings).await?),
-    };
-    let dir = settings.parquet_dir();
+    let workspace = if args.repair { Workspace::exclusive(settings).await? } else { Workspace::open(settings).await? };
+    let (catalog, index, dir) = (workspace.catalog(), workspace.index(), workspace.parquet_dir());
     let upload = args.repair.then_some(Upload { batch_size: 4000, parallelism: 2 });
     let check_files = args.check_files;
-    let (health, repair) = consistency::verify(&catalog, index.as_ref(), &dir, model.dim, check_files, upload).await?;
+    let (health, repair) = consistency::verify(catalog, index.as_ref(), dir, model.dim, check_files, upload).await?;
     let after = match repair {
-        Some(_) => Some(consistency::verify(&catalog, index.as_ref(), &dir, model.dim, check_files, None).await?.0),
+        Some(_) => Some(consistency::verify(catalog, index.as_ref(), dir, model.dim, check_files, None).await?.0),
         None => None,
     };
     let clean = after.as_ref().unwrap_or(&health).is_clean();

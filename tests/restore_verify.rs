@@ -240,7 +240,7 @@ fn repair_and_restore_wait_for_no_one_they_take_the_collection_lock() {
     // And this host's lock file, on the embedded default.
     let ws = Workspace::new();
     indexed_tree(&ws);
-    let _held = ingest::lock::RunLock::acquire(&ws.data(), "documents").unwrap();
+    let _held = ingest::lock::RunLock::acquire(&ws.data().join("locks"), "documents").unwrap();
     for args in [&["verify", "--repair"][..], &["restore"]] {
         assert_eq!(ws.ingest(args).status.code(), Some(3));
     }

@@ -28,8 +28,8 @@
 //! ids are deterministic, so a crash anywhere leaves state the next run completes by
 //! overwriting, never duplicating.
 //!
-//! One file per stage: [`prepare`] (change detection, hashing, extraction, chunking),
-//! [`embed`] (the model), [`commit`] (the write protocol), [`plan`] (a dry run, or a job
+//! One file per stage: `prepare` (change detection, hashing, extraction, chunking),
+//! `embed` (the model), `commit` (the write protocol), [`plan`] (a dry run, or a job
 //! queued for workers) and [`worker`] (`ingest worker`: the same stages, fed by claims from
 //! PostgreSQL's queue instead of a walk). This file holds the job's settings, the messages
 //! between the stages, its report, and [`run_job`], which joins them.
@@ -329,7 +329,7 @@ impl LogicFingerprint {
 /// that fails midway is recorded as failed and reported. With `lock`, the job stops, failed
 /// and resumable, as soon as PostgreSQL's collection lock turns out lost. With
 /// `settings.queued`, this process only plans: the work goes to the catalog's queue, for
-/// `ingest worker` processes (see [`plan::enqueue_job`]).
+/// `ingest worker` processes (see `plan::enqueue_job`).
 #[allow(clippy::too_many_arguments)] // each is a distinct collaborator; a bundle would only rename them
 pub async fn run_job(
     settings: &JobSettings,
