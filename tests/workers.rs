@@ -149,6 +149,20 @@ fn a_planner_and_three_workers_index_like_one_process() {
     assert_eq!(relative(&got, docs.path()), relative(&want, docs_before.path()));
     assert_eq!(got.points.len(), want.points.len());
     assert_eq!(got.parquet.len(), want.parquet.len());
+
+    // An emptied tree (an unmounted share, say): the planner queues no deletion and says why.
+    for entry in std::fs::read_dir(docs.path().join("nested")).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    for topic in ["harbors", "lighthouses", "tunnels", "ferries"] {
+        std::fs::remove_file(docs.path().join(format!("{topic}.txt"))).unwrap();
+    }
+    let refused = plan(&ws, docs.path(), "0", &["--no-wait"]);
+    let report = json_of(&refused, 1);
+    assert_eq!(report["queued"], 0, "{report:#}");
+    assert!(report["refused_deletes"]["vanished"].as_u64() == Some(12), "{report:#}");
+    assert_eq!(snapshot(&ws), got, "nothing was deleted");
+    assert_eq!(latest_job(&ws)["status"], "completed", "a job with no work items ends at once");
 }
 
 /// Waits until the worker with this pid holds a leased item; false if it never does.

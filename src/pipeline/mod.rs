@@ -182,8 +182,9 @@ pub struct JobReport {
 
 impl JobReport {
     /// 0 when every file succeeded (or for a dry run); 2 when the job finished but some
-    /// files failed, some could not be looked at, or its end check found a disagreement; 1
-    /// when the job itself did not finish; 130 when it was cancelled.
+    /// files failed, some could not be looked at, its end check found a disagreement or
+    /// (queued for workers) some items were parked; 1 when the job itself did not finish, or
+    /// refused to delete too many vanished files; 130 when it was cancelled.
     pub fn exit_code(&self) -> i32 {
         let needs_attention = !self.failed.is_empty()
             || !self.scan_problems.is_empty()
@@ -191,6 +192,7 @@ impl JobReport {
             || self.verified.as_ref().is_some_and(|v| !v.agree);
         let parked = self.queue.as_ref().is_some_and(|q| !q.parked.is_empty());
         match self.status.as_str() {
+            "completed" | "queued" if self.refused_deletes.is_some() => 1,
             "dry-run" => 0,
             "completed" | "queued" if needs_attention || parked => 2,
             "completed" | "queued" => 0,
@@ -387,7 +389,17 @@ pub async fn run_job(
         walker.join().map_err(|_| anyhow::anyhow!("the walk panicked"))?;
         let tally = planned?;
         catalog.save_progress(&job_id, &tally.counters(&counters), None).await?;
-        return Ok(tally.into_report(job_id, settings, "queued", &counters, started, None));
+        // Too many vanished files: the deletions were not queued, and the run says why.
+        let refused = tally.refused_deletes.as_ref().map(RefusedDeletes::message);
+        // Nothing for workers to do: the planner ends the job itself.
+        let ended = tally.queued == 0 && worker::end_queued_job(catalog, index, parquet, &job_id).await?;
+        let status = if ended { JobStatus::Completed.as_str() } else { "queued" };
+        let mut report = tally.into_report(job_id.clone(), settings, status, &counters, started, refused);
+        if ended {
+            let job = catalog.job(&job_id).await?;
+            report.verified = job.and_then(|j| j.verification).map(serde_json::from_value).transpose()?;
+        }
+        return Ok(report);
     }
 
     let source: Source = {

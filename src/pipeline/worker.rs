@@ -427,7 +427,7 @@ pub async fn wait_for_queued_job(
     report.points =
         files.iter().filter(|f| f.status() == FileStatus::Completed).map(|f| f.vectors_created as u64).sum();
     report.status = job.status.clone();
-    report.error = job.error.clone();
+    report.error = job.error.clone().or(report.error.take());
     report.verified = job.verification.map(serde_json::from_value).transpose().context("reading the job's check")?;
     report.queue = Some(super::QueueOutcome {
         depth: catalog.queue_depth(&job_id).await?,

@@ -171,6 +171,7 @@ fn classify(error: QdrantError, doing: &str) -> anyhow::Error {
                 ["failed to connect", "transport", "connection", "broken pipe", "h2 protocol"]
                     .iter()
                     .any(|sign| message.contains(sign))
+                    || cluster_in_flux(&message)
             }
             _ => cluster_in_flux(status.message()),
         },
