@@ -14,9 +14,11 @@
 //!    and DOCX files shipped in packages): the pipeline's chunks/s over the bare model's on
 //!    the chunk texts it produced, the binary's peak RSS, and the bare model's chunks/s and
 //!    peak RSS per token budget;
-//! 7. PostgreSQL as the workers' queue: claim latency and claims/s with 1, 4 and 16
+//! 7. many workers: PostgreSQL as their queue (claim latency and claims/s with 1, 4 and 16
 //!    concurrent claimers, each claim of 4 items followed by the fenced completion a worker
-//!    writes (needs the PostgreSQL of `scripts/ensure_postgres.sh`, or `DATABASE_URL_TEST`).
+//!    writes), and the real documents of section 6 indexed by a planner and 2 local worker
+//!    processes against one process, both on PostgreSQL and the gRPC test server (needs the
+//!    PostgreSQL of `scripts/ensure_postgres.sh`, or `DATABASE_URL_TEST`).
 //!
 //! The other corpora are generated with fixed seeds. Run: `cargo bench --bench pipeline -- --quick`
 //! (minutes) or without `--quick` (100,000 files). Prints tables and writes
@@ -945,32 +947,78 @@ fn real_documents(bench: &Bench) -> Result<serde_json::Value> {
 /// Items a worker claims per statement (the worker's own batch).
 const CLAIM_BATCH: usize = 4;
 
-/// Section 7: claimers, each with its own connection pool as a worker process has, empty a
-/// queue: claim 4 items (`FOR UPDATE SKIP LOCKED`, one statement), then complete them in
-/// one fenced transaction (each item's lease checked and closed, its file row written).
-fn queue_claims(bench: &Bench) -> Result<serde_json::Value> {
+/// A fresh PostgreSQL database for the length of `work`, which gets its URL.
+fn with_fresh_database<T>(bench: &Bench, work: impl AsyncFnOnce(&str) -> Result<T>) -> Result<T> {
     let admin =
         std::env::var("DATABASE_URL_TEST").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let database = format!("ingest_bench_{}", uuid::Uuid::new_v4().simple());
     let base = admin.rsplit_once('/').context("DATABASE_URL_TEST has no database name")?.0.to_string();
-    let url = format!("{base}/{database}");
-    let items = if bench.quick { 4_000 } else { 20_000 };
-    println!("\n== PostgreSQL work queue: {items} items, claims of {CLAIM_BATCH}, each completed by a fenced write ==");
-    println!(
-        "{:>9} {:>12} {:>12} {:>14} {:>14} {:>14}",
-        "claimers", "claims/s", "items/s", "claim p50 ms", "claim p95 ms", "complete p50 ms"
-    );
-    let rows = bench.runtime.block_on(async {
+    bench.runtime.block_on(async {
         sqlx::any::install_default_drivers();
         let mut admin_connection = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
             .await
             .with_context(|| format!("PostgreSQL at {admin} is not reachable; run scripts/ensure_postgres.sh"))?;
         sqlx::query(&format!("CREATE DATABASE {database}")).execute(&mut admin_connection).await?;
-        let measured = claim_rounds(&url, items).await;
+        let result = work(&format!("{base}/{database}")).await;
         sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)")).execute(&mut admin_connection).await?;
-        measured
-    })?;
-    Ok(json!({ "items": items, "claim_batch": CLAIM_BATCH, "rounds": rows }))
+        result
+    })
+}
+
+/// Section 7: the work queue's claims, then real documents through workers.
+fn workers(bench: &Bench) -> Result<serde_json::Value> {
+    let items = if bench.quick { 4_000 } else { 20_000 };
+    println!("\n7. PostgreSQL work queue: {items} items, claims of {CLAIM_BATCH}, each completed by a fenced write");
+    println!(
+        "{:>9} {:>12} {:>12} {:>14} {:>14} {:>16}",
+        "claimers", "claims/s", "items/s", "claim p50 ms", "claim p95 ms", "complete p50 ms"
+    );
+    let rounds = with_fresh_database(bench, async |url| claim_rounds(url, items).await)?;
+
+    // Real documents: one process, then a planner with 2 local workers (1 model thread and 1
+    // extractor each), each on a fresh catalog (the embedding cache would otherwise serve the
+    // second) and a fresh collection of the gRPC test server.
+    let docs = bench.dir("workers-real");
+    gather_real_corpus(&docs)?;
+    let server = qdrant_server::TestQdrant::start();
+    let server_url = server.url();
+    let run = |collection: &str, extra: &[&str]| {
+        with_fresh_database(bench, async |url| {
+            let data = bench.dir(&format!("workers-{collection}"));
+            let args: Vec<&std::ffi::OsStr> = [docs.as_os_str(), "--data-dir".as_ref(), data.as_os_str()]
+                .into_iter()
+                .chain(
+                    ["--database-url", url, "--qdrant-url", &server_url, "--collection", collection]
+                        .map(|a| a.as_ref()),
+                )
+                .chain(extra.iter().map(|a| a.as_ref()))
+                .collect();
+            measured_run(&args)
+        })
+    };
+    let (single_code, single_seconds, _, single) = run("single", &[])?;
+    let (queued_code, queued_seconds, _, queued) = run("queued", &["--workers", "2"])?;
+    anyhow::ensure!(single_code == 0 && queued_code == 0, "the runs failed: {single:#} {queued:#}");
+    anyhow::ensure!(single["points"] == queued["points"], "the two runs wrote different points: {single:#} {queued:#}");
+    let chunks = single["chunks"].as_f64().unwrap_or(0.0) + single["cache_hits"].as_f64().unwrap_or(0.0);
+    let files = single["added"].as_f64().unwrap_or(0.0);
+    println!(
+        "   real documents, {files} files, {chunks} chunks: one process {single_seconds:.1} s ({:.1} chunks/s); \
+         planner + 2 workers {queued_seconds:.1} s ({:.1} chunks/s): {:.2} of one process on the same 2 cores",
+        chunks / single_seconds,
+        chunks / queued_seconds,
+        single_seconds / queued_seconds
+    );
+    Ok(json!({
+        "claims": { "items": items, "claim_batch": CLAIM_BATCH, "rounds": rounds },
+        "real_documents": {
+            "files": files, "chunks": chunks,
+            "one_process": { "seconds": single_seconds, "chunks_per_second": chunks / single_seconds },
+            "planner_and_two_workers": { "seconds": queued_seconds, "chunks_per_second": chunks / queued_seconds },
+            "ratio": single_seconds / queued_seconds,
+            "chunks_per_file": chunks / files.max(1.0),
+        },
+    }))
 }
 
 async fn claim_rounds(url: &str, items: usize) -> Result<Vec<serde_json::Value>> {
@@ -1068,7 +1116,7 @@ fn main() -> Result<()> {
         ("upload", "upload_batches", upload_batches),
         ("memory", "peak_memory", peak_memory),
         ("real", "real_documents", real_documents),
-        ("claims", "queue_claims", queue_claims),
+        ("workers", "workers", workers),
     ];
     if let Some(unknown) = args.iter().find(|a| !sections.iter().any(|(name, ..)| name == a)) {
         let names: Vec<&str> = sections.iter().map(|(name, ..)| *name).collect();
