@@ -39,6 +39,9 @@ pub(super) struct Tally {
     pub(super) lost: Vec<String>,
     /// Work items a planner queued.
     pub(super) queued: u64,
+    /// The files a planner queued to embed: new ones, and those indexed before.
+    pub(super) planned_new: Vec<String>,
+    pub(super) planned_updates: Vec<String>,
 }
 
 impl Tally {
@@ -73,6 +76,8 @@ impl Tally {
             refused_deletes: self.refused_deletes,
             lost_leases: self.lost,
             queued: self.queued,
+            planned_new: self.planned_new,
+            planned_updates: self.planned_updates,
             queue: None,
             verified: None,
             plan: None,

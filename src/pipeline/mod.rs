@@ -155,6 +155,12 @@ pub struct JobReport {
     pub lost_leases: Vec<String>,
     /// Work items this run queued for workers (with `--workers`).
     pub queued: u64,
+    /// The files queued to embed, new and indexed before: `added` and `updated` as planned,
+    /// until the workers' outcome corrects them.
+    #[serde(skip)]
+    pub planned_new: Vec<String>,
+    #[serde(skip)]
+    pub planned_updates: Vec<String>,
     /// For a job planned into the queue: its work items and what became of them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue: Option<QueueOutcome>,

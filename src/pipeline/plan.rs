@@ -144,5 +144,7 @@ pub(super) async fn enqueue_job(
     catalog.enqueue(job_id, collection, &items).await?;
     let mut tally = found.tally;
     tally.queued = items.len() as u64;
+    tally.planned_new = found.plan.add;
+    tally.planned_updates = found.plan.update;
     Ok(tally)
 }

@@ -424,6 +424,11 @@ pub async fn wait_for_queued_job(
     };
     report.failed = listed(FileStatus::Failed);
     report.no_text = listed(FileStatus::NoText);
+    // Files planned for embedding that failed or held no text were neither added nor updated.
+    let unembedded: std::collections::HashSet<&str> =
+        report.failed.iter().chain(&report.no_text).map(|f| f.path.as_str()).collect();
+    let embedded = |planned: &[String]| planned.iter().filter(|p| !unembedded.contains(p.as_str())).count() as u64;
+    (report.added, report.updated) = (embedded(&report.planned_new), embedded(&report.planned_updates));
     report.points =
         files.iter().filter(|f| f.status() == FileStatus::Completed).map(|f| f.vectors_created as u64).sum();
     report.status = job.status.clone();
