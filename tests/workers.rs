@@ -114,6 +114,7 @@ fn a_planner_and_three_workers_index_like_one_process() {
     assert_eq!(job["status"], "completed", "{job:#}");
     assert_eq!(job["verification"]["agree"], true, "{job:#}");
     assert_eq!(job["counters"]["processed_files"], 16, "{job:#}");
+    assert_eq!(job["counters"]["total_files"], 16, "the planner's count, not a worker's share: {job:#}");
     assert_eq!(snapshot(&ws), clean);
 
     // A worker started after the queue emptied finds nothing and says so by exiting.

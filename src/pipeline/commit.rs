@@ -121,6 +121,8 @@ pub(super) struct Committer<'a> {
     pub(super) group: Vec<EmbeddedFile>,
     pub(super) group_points: usize,
     pub(super) group_started: Instant,
+    /// Whether this process keeps the job row's counters (a single run does; workers don't).
+    pub(super) keeps_job_counters: bool,
     /// Names this committer's parquet parts apart from those of other processes on the job.
     pub(super) part_token: String,
     pub(super) parts_written: u64,
@@ -345,9 +347,12 @@ impl Committer<'_> {
             self.report.touched.push(touched);
         }
         self.report.lost.extend(lost);
-        let current = group.last().map(|f| f.prepared.facts.path.as_str());
-        let job_counters = self.report.counters(self.counters);
-        clock.timed(Stage::Commit, self.catalog.save_progress(self.job_id, &job_counters, current)).await?;
+        // The job's counters are one process's to keep: a worker sees only its share.
+        if self.keeps_job_counters {
+            let current = group.last().map(|f| f.prepared.facts.path.as_str());
+            let job_counters = self.report.counters(self.counters);
+            clock.timed(Stage::Commit, self.catalog.save_progress(self.job_id, &job_counters, current)).await?;
+        }
         self.group_started = Instant::now();
         Ok(())
     }

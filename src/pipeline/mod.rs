@@ -422,8 +422,16 @@ pub async fn run_job(
             stage.run(walked_rx, known, out)
         })
     };
-    let stages =
-        Stages { settings, catalog, lock, index: index.as_ref(), parquet, job_id: &job_id, counters: &counters };
+    let stages = Stages {
+        settings,
+        catalog,
+        lock,
+        index: index.as_ref(),
+        parquet,
+        job_id: &job_id,
+        counters: &counters,
+        keeps_job_counters: true,
+    };
     let (mut tally, outcome) = stages.run(embedder, source, &cancel, quiet).await?;
     walker.join().map_err(|_| anyhow::anyhow!("the walk panicked"))?;
 
@@ -468,6 +476,8 @@ struct Stages<'a> {
     parquet: &'a ParquetCopy,
     job_id: &'a str,
     counters: &'a Arc<Counters>,
+    /// Whether the job row's counters are this process's to keep (not a worker's).
+    keeps_job_counters: bool,
 }
 
 impl Stages<'_> {
@@ -557,6 +567,7 @@ impl Stages<'_> {
             group: Vec::new(),
             group_points: 0,
             group_started: Instant::now(),
+            keeps_job_counters: self.keeps_job_counters,
             part_token: uuid::Uuid::new_v4().simple().to_string()[..8].to_string(),
             parts_written: 0,
             report: Tally::default(),

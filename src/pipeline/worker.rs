@@ -238,6 +238,7 @@ async fn work_job(
         parquet: parts.parquet,
         job_id,
         counters: &counters,
+        keeps_job_counters: false,
     };
     let (tally, outcome) =
         stages.run(embedder, Box::new(move |to_extract, out| source.run(to_extract, out)), cancel, quiet).await?;
