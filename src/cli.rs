@@ -514,6 +514,45 @@ impl Settings {
         self.job(&args, extractor_program)
     }
 
+    /// Workers share a job through PostgreSQL and write to one Qdrant server (or cluster):
+    /// `what` needs both.
+    pub fn require_servers(&self, what: &str) -> Result<()> {
+        if self.database_url.is_none() {
+            bail!(
+                "{what} shares a job through PostgreSQL; the embedded catalog runs every job in one process, so give --database-url (or DATABASE_URL)"
+            );
+        }
+        if self.qdrant_url.is_none() {
+            bail!(
+                "{what} needs a Qdrant server all workers write to; the embedded engine lives in one process, so give --qdrant-url (or QDRANT_URL)"
+            );
+        }
+        Ok(())
+    }
+
+    /// `ingest worker --once` on this machine with these settings, one of `of` sharing its
+    /// cores. The servers' URLs travel in its environment, out of `ps`.
+    pub fn local_worker(&self, program: &Path, of: usize) -> std::process::Command {
+        let threads = (cores() / of.max(1)).max(1).to_string();
+        let mut command = std::process::Command::new(program);
+        command
+            .args(["worker", "--once", "--quiet", "--threads", &threads, "--extract-workers", "1"])
+            .args(["--collection", &self.collection])
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(["--outage-limit", &self.retry.outage_limit.as_secs_f64().to_string()])
+            .env("DATABASE_URL", self.database_url.as_deref().unwrap_or_default())
+            .env("QDRANT_URL", self.qdrant_url.as_deref().unwrap_or_default())
+            .stdout(std::process::Stdio::null());
+        if let Some(dir) = &self.parquet_root {
+            command.arg("--parquet-dir").arg(dir);
+        }
+        if let Some(dir) = &self.model_dir {
+            command.arg("--model-dir").arg(dir);
+        }
+        command
+    }
+
     /// A worker's lease and parking limit.
     pub fn worker(&self, args: &WorkerArgs) -> Result<WorkerSettings> {
         let lease = args.lease.unwrap_or(60.0);

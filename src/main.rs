@@ -8,7 +8,6 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use ingest::catalog::Catalog;
 use ingest::cli::{
     Cli, Command, ExportArgs, RestoreArgs, RunArgs, SearchArgs, Settings, StatusArgs, VerifyArgs, WorkerArgs,
 };
@@ -117,13 +116,10 @@ async fn run(settings: &Settings, args: &RunArgs) -> Result<u8> {
     let program = std::env::current_exe().context("finding this program, to start extractor processes")?;
     let job = settings.job(args, program.clone())?;
     if job.queued {
-        require_servers(settings, "--workers")?;
+        settings.require_servers("--workers")?;
     }
     let model = ModelInfo::load(settings.model_dir.as_deref())?;
     let mut workspace = Workspace::exclusive(settings).await?;
-    if !job.dry_run {
-        refuse_while_queued_work_is_open(settings, workspace.catalog()).await?;
-    }
     let parquet = workspace.parquet(model.dim);
     let embedder = Embedder::new(model, settings.model_threads(&args.tuning))?;
     let cancel = cancel_on_signals();
@@ -133,7 +129,9 @@ async fn run(settings: &Settings, args: &RunArgs) -> Result<u8> {
         Some(local) if !job.dry_run && report.status == "queued" => {
             // The planner lets go of the collection, so that workers can share it.
             workspace.release_locks();
-            let workers = start_local_workers(settings, &program, local)?;
+            let workers = (0..local)
+                .map(|_| settings.local_worker(&program, local).spawn().context("starting a local worker process"))
+                .collect::<Result<Vec<_>>>()?;
             if args.no_wait {
                 report
             } else {
@@ -151,78 +149,9 @@ async fn run(settings: &Settings, args: &RunArgs) -> Result<u8> {
     Ok(report.exit_code().clamp(0, 255) as u8)
 }
 
-/// Workers share a job through PostgreSQL and write to one Qdrant server (or cluster).
-fn require_servers(settings: &Settings, what: &str) -> Result<()> {
-    if settings.database_url.is_none() {
-        anyhow::bail!("{what} shares a job through PostgreSQL; the embedded catalog runs every job in one process, so give --database-url (or DATABASE_URL)");
-    }
-    if settings.qdrant_url.is_none() {
-        anyhow::bail!("{what} needs a Qdrant server all workers write to; the embedded engine lives in one process, so give --qdrant-url (or QDRANT_URL)");
-    }
-    Ok(())
-}
-
-/// A run, or a planner, must not start while workers still owe a queued job its work.
-async fn refuse_while_queued_work_is_open(settings: &Settings, catalog: &Catalog) -> Result<()> {
-    if settings.database_url.is_none() {
-        return Ok(());
-    }
-    let (open, _) = catalog.open_work(&settings.collection).await?;
-    if open > 0 {
-        anyhow::bail!(
-            "collection {:?} has a queued job with {open} work items still open; start `ingest worker` to finish it (see `ingest status`), then run again",
-            settings.collection
-        );
-    }
-    Ok(())
-}
-
-/// Starts `count` `ingest worker --once` processes on this machine, sharing its cores.
-fn start_local_workers(
-    settings: &Settings,
-    program: &std::path::Path,
-    count: usize,
-) -> Result<Vec<std::process::Child>> {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-    let threads = (cores / count.max(1)).max(1).to_string();
-    let mut flags = vec![
-        "worker".to_string(),
-        "--once".into(),
-        "--quiet".into(),
-        "--threads".into(),
-        threads,
-        "--extract-workers".into(),
-        "1".into(),
-        "--collection".into(),
-        settings.collection.clone(),
-        "--data-dir".into(),
-        settings.data_dir.display().to_string(),
-        "--outage-limit".into(),
-        settings.retry.outage_limit.as_secs_f64().to_string(),
-    ];
-    if let Some(dir) = &settings.parquet_root {
-        flags.extend(["--parquet-dir".into(), dir.display().to_string()]);
-    }
-    if let Some(dir) = &settings.model_dir {
-        flags.extend(["--model-dir".into(), dir.display().to_string()]);
-    }
-    (0..count)
-        .map(|_| {
-            std::process::Command::new(program)
-                .args(&flags)
-                // The servers' URLs travel in the environment, out of `ps`.
-                .env("DATABASE_URL", settings.database_url.as_deref().unwrap_or_default())
-                .env("QDRANT_URL", settings.qdrant_url.as_deref().unwrap_or_default())
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .context("starting a local worker process")
-        })
-        .collect()
-}
-
 /// `ingest worker`: works on queued jobs until stopped (or, with --once, until none is left).
 async fn worker(settings: &Settings, args: &WorkerArgs) -> Result<u8> {
-    require_servers(settings, "ingest worker")?;
+    settings.require_servers("ingest worker")?;
     let worker = settings.worker(args)?;
     let program = std::env::current_exe().context("finding this program, to start extractor processes")?;
     let model = ModelInfo::load(settings.model_dir.as_deref())?;

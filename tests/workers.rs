@@ -104,6 +104,11 @@ fn a_planner_and_three_workers_index_like_one_process() {
     let planned = json_of(&plan(&ws, docs.path(), "0", &["--no-wait"]), 0);
     assert_eq!(planned["status"], "queued", "{planned:#}");
     assert_eq!(planned["queued"], 16, "{planned:#}");
+    // Until workers have done the queued job, a run in one process would race them: refused.
+    let args = [docs.path().as_os_str()].into_iter().chain(run_flags(&[]).into_iter().map(OsStr::new));
+    let refused = ws.ingest(args);
+    assert_eq!(refused.status.code(), Some(1), "{}", show(&refused));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("start `ingest worker`"), "{}", show(&refused));
 
     let workers: Vec<Child> = (0..3).map(|_| start_worker(&ws)).collect();
     let reports: Vec<serde_json::Value> = workers.into_iter().map(finish_worker).collect();

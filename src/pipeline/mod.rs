@@ -356,6 +356,14 @@ pub async fn run_job(
     if settings.dry_run {
         return plan::plan_job(settings, catalog, &fingerprint, &cancel, started).await;
     }
+    let (open, _) = catalog.open_work(&settings.collection).await?;
+    if open > 0 {
+        anyhow::bail!(
+            "collection {:?} has a queued job with {open} work items still open; start `ingest worker` to finish it \
+             (see `ingest status`), then run again",
+            settings.collection
+        );
+    }
     index.ensure_collection(model.dim).await?;
     let job_id = catalog
         .create_job(&NewJob {
