@@ -277,6 +277,25 @@ fn a_worker_stalled_past_its_lease_cannot_complete_what_it_lost() {
 }
 
 #[test]
+fn a_collection_is_created_with_the_cluster_layout_asked_for() {
+    let ws = Workspace::on_servers();
+    let docs = ws.docs();
+    tree(&docs);
+    let flags = run_flags(&["--shards", "3", "--replication-factor", "2", "--write-consistency-factor", "2"]);
+    json_of(&ws.ingest([docs.as_os_str()].into_iter().chain(flags.into_iter().map(OsStr::new))), 0);
+    assert_eq!(ws.qdrant().created_layout(), Some((Some(3), Some(2), Some(2))));
+    // Without the flags the server's defaults stand.
+    let plain = Workspace::on_servers();
+    single_process(&plain, &docs);
+    assert_eq!(plain.qdrant().created_layout(), Some((None, None, None)));
+    // The embedded engine is one local shard: the flags are refused in a sentence.
+    let embedded = Workspace::new();
+    let output = embedded.ingest([docs.as_os_str(), OsStr::new("--shards"), OsStr::new("3")]);
+    assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--qdrant-url"), "{}", show(&output));
+}
+
+#[test]
 fn workers_need_the_servers_and_say_so_in_one_sentence() {
     let ws = Workspace::new();
     std::fs::create_dir_all(ws.docs()).unwrap();

@@ -32,6 +32,9 @@ use tonic::{Request, Response, Status};
 
 type Reply<T> = Result<Response<T>, Status>;
 
+/// A collection's cluster layout as asked: shards, replication factor, write consistency factor.
+pub type Layout = (Option<u32>, Option<u32>, Option<u32>);
+
 /// Faults to inject, shared by all handlers.
 #[derive(Default)]
 struct Faults {
@@ -50,6 +53,8 @@ struct Engine {
     /// Calls served, for tests that check retries happened.
     calls: AtomicU64,
     upserts: AtomicU64,
+    /// The shards, replication and write consistency factors of the last collection created.
+    created_layout: Mutex<Option<Layout>>,
     writes: Mutex<()>,
     /// Tells the control thread to kill the server (and maybe restart it).
     control: Mutex<std::sync::mpsc::Sender<Control>>,
@@ -80,6 +85,7 @@ impl TestQdrant {
             faults: Faults::default(),
             calls: AtomicU64::new(0),
             upserts: AtomicU64::new(0),
+            created_layout: Mutex::new(None),
             writes: Mutex::new(()),
             control: Mutex::new(control_tx),
         });
@@ -145,6 +151,12 @@ impl TestQdrant {
 
     pub fn upserts(&self) -> u64 {
         self.engine.upserts.load(Ordering::SeqCst)
+    }
+
+    /// The shards, replication factor and write consistency factor the last collection was
+    /// created with, as asked (the server itself runs one shard on one node).
+    pub fn created_layout(&self) -> Option<Layout> {
+        *self.engine.created_layout.lock().unwrap()
     }
 
     pub fn is_running(&self) -> bool {
@@ -406,6 +418,9 @@ impl grpc::collections_server::Collections for Service {
     async fn create(&self, request: Request<grpc::CreateCollection>) -> Reply<grpc::CollectionOperationResponse> {
         self.enter().await?;
         let request = request.into_inner();
+        // One shard on one node: a cluster layout is recorded, for tests to check what was asked.
+        *self.0.created_layout.lock().unwrap() =
+            Some((request.shard_number, request.replication_factor, request.write_consistency_factor));
         let path = self.0.dir.join(&request.collection_name);
         if path.join("edge_config.json").is_file() {
             return Err(Status::already_exists(format!("Collection `{}` already exists!", request.collection_name)));
