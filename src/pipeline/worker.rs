@@ -156,6 +156,7 @@ pub async fn run_worker(
                 tokio::select! {
                     _ = listener.recv() => {}
                     _ = tokio::time::sleep(wait.min(settings.lease)) => {}
+                    _ = cancelled(&cancel) => {}
                 }
                 continue;
             };
@@ -199,6 +200,13 @@ pub async fn run_worker(
     report.error = outcome.and(handed_back).and(unregistered).err().map(|e| format!("{e:#}"));
     report.elapsed_seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Returns once `cancel` is set: an idle worker stops at a signal, not a lease later.
+async fn cancelled(cancel: &AtomicBool) {
+    while !cancel.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Works on one job until nothing in its queue is left to claim.
