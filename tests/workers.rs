@@ -277,6 +277,32 @@ fn a_worker_stalled_past_its_lease_cannot_complete_what_it_lost() {
 }
 
 #[test]
+fn an_item_whose_lease_keeps_running_out_is_parked_with_its_reason() {
+    let (docs, _, _) = reference();
+    let ws = Workspace::on_servers();
+    ws.qdrant().delay_every_call(Duration::from_millis(100));
+    json_of(&plan(&ws, docs.path(), "0", &["--no-wait"]), 0);
+    let mut victim = start_worker(&ws);
+    assert!(holds_a_lease(&ws, victim.id()));
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+    let held = ws.catalog_number("SELECT COUNT(*)::BIGINT FROM work_items WHERE state = 'leased'");
+    // A worker that parks an item at its first lost lease takes the rest and ends the job.
+    ws.qdrant().delay_every_call(Duration::ZERO);
+    let flags = ["worker", "--once", "--json", "--quiet", "--lease", LEASE, "--max-retries", "1"];
+    let survivor = json_of(&ws.command(flags).output().unwrap(), 0);
+    assert_eq!(survivor["ended_jobs"].as_array().unwrap().len(), 1, "{survivor:#}");
+    let parked = ws.catalog_number("SELECT COUNT(*)::BIGINT FROM work_items WHERE state = 'parked'");
+    assert!(held > 0 && parked == held, "{parked} parked of {held} held by the killed worker");
+    let status = ws.ingest_json(["status", "--json"], 0);
+    let reason = &status["queues"][0]["parked"][0]["reason"];
+    assert!(reason.as_str().unwrap().contains("claimed once, and the lease ran out"), "{status:#}");
+    let job = &status["jobs"][0];
+    assert_eq!(job["status"], "completed", "{job:#}");
+    assert!(job["error"].as_str().unwrap().contains("parked"), "{job:#}");
+}
+
+#[test]
 fn a_collection_is_created_with_the_cluster_layout_asked_for() {
     let ws = Workspace::on_servers();
     let docs = ws.docs();

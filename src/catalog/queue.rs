@@ -339,7 +339,8 @@ impl Catalog {
                 let mut tx = self.pool.begin().await.context("starting a catalog transaction")?;
                 sqlx::query(&format!(
                     "UPDATE work_items SET state = 'parked', owner = NULL,
-                        error = 'its lease ran out ' || attempts || ' times: the workers that took it stopped or stalled'
+                        error = 'claimed ' || CASE WHEN attempts = 1 THEN 'once' ELSE attempts || ' times' END
+                            || ', and the lease ran out each time: the workers that took it stopped or stalled'
                      WHERE job_id = $1 AND state = 'leased' AND lease_until < {NOW_MS} AND attempts >= $2"
                 ))
                 .bind(job_id)
