@@ -234,15 +234,22 @@ fn a_worker_killed_mid_lease_loses_nothing_and_its_items_are_redone_by_others() 
     }
 }
 
+/// Queues `docs` and starts one worker, returned once it holds leased items; the server's
+/// calls are slowed so that it holds them for a while.
+fn a_worker_holding_leases(ws: &Workspace, docs: &std::path::Path) -> Child {
+    ws.qdrant().delay_every_call(Duration::from_millis(100));
+    json_of(&plan(ws, docs, "0", &["--no-wait"]), 0);
+    let worker = start_worker(ws);
+    assert!(holds_a_lease(ws, worker.id()), "the worker never claimed anything");
+    worker
+}
+
 #[test]
 fn a_worker_stalled_past_its_lease_cannot_complete_what_it_lost() {
     let (docs, clean, _) = reference();
     let ws = Workspace::on_servers();
-    ws.qdrant().delay_every_call(Duration::from_millis(100));
-    json_of(&plan(&ws, docs.path(), "0", &["--no-wait"]), 0);
-    let stalled = start_worker(&ws);
+    let stalled = a_worker_holding_leases(&ws, docs.path());
     let stalled_pid = stalled.id();
-    assert!(holds_a_lease(&ws, stalled_pid));
     unsafe { libc::kill(stalled.id() as i32, libc::SIGSTOP) };
     let held = ws.catalog_number(&format!(
         "SELECT COUNT(*)::BIGINT FROM work_items w JOIN workers k ON k.id = w.owner WHERE k.pid = {} AND w.state = 'leased'",
@@ -280,10 +287,7 @@ fn a_worker_stalled_past_its_lease_cannot_complete_what_it_lost() {
 fn an_item_whose_lease_keeps_running_out_is_parked_with_its_reason() {
     let (docs, _, _) = reference();
     let ws = Workspace::on_servers();
-    ws.qdrant().delay_every_call(Duration::from_millis(100));
-    json_of(&plan(&ws, docs.path(), "0", &["--no-wait"]), 0);
-    let mut victim = start_worker(&ws);
-    assert!(holds_a_lease(&ws, victim.id()));
+    let mut victim = a_worker_holding_leases(&ws, docs.path());
     victim.kill().unwrap();
     victim.wait().unwrap();
     let held = ws.catalog_number("SELECT COUNT(*)::BIGINT FROM work_items WHERE state = 'leased'");
