@@ -49,7 +49,7 @@ use crate::catalog::{
     Catalog, CollectionLock, FileFacts, FileRow, JobStatus, NewJob, ParkedItem, QueueDepth, WorkerRow,
 };
 use crate::chunk::{Chunk, Chunker};
-use crate::consistency::{check_touched, Verification};
+use crate::consistency::{check_touched, Touched, Verification};
 use crate::embed::{Batching, Embedder};
 use crate::extract::{ExtractorPool, ExtractorSettings, Format};
 use crate::parquet_copy::ParquetCopy;
@@ -454,13 +454,7 @@ pub async fn run_job(
     let mut verified = None;
     let finishing = Instant::now();
     if outcome.is_ok() && !cancelled {
-        parquet.compact_job(&job_id).context("compacting this job's parquet parts")?;
-        index.finish().await?;
-        if !tally.touched.is_empty() {
-            let verification = check_touched(catalog, index.as_ref(), &std::mem::take(&mut tally.touched)).await?;
-            catalog.record_verification(&job_id, &serde_json::to_value(&verification)?).await?;
-            verified = Some(verification);
-        }
+        verified = seal_job(catalog, index.as_ref(), parquet, &job_id, &std::mem::take(&mut tally.touched)).await?;
     }
     counters.stages.add(Stage::Finish, finishing.elapsed());
     catalog.save_progress(&job_id, &tally.counters(&counters), None).await?;
@@ -468,6 +462,26 @@ pub async fn run_job(
     let mut report = tally.into_report(job_id, settings, &status.to_string(), &counters, started, error);
     report.verified = verified;
     Ok(report)
+}
+
+/// The end-of-job steps of a job whose work is all done: its parquet parts compacted, the
+/// store finished, and its check of the files it touched recorded on its row (none when it
+/// touched nothing).
+async fn seal_job(
+    catalog: &Catalog,
+    index: &dyn VectorIndex,
+    parquet: &ParquetCopy,
+    job_id: &str,
+    touched: &[Touched],
+) -> Result<Option<Verification>> {
+    parquet.compact_job(job_id).context("compacting the job's parquet parts")?;
+    index.finish().await?;
+    if touched.is_empty() {
+        return Ok(None);
+    }
+    let verification = check_touched(catalog, index, touched).await?;
+    catalog.record_verification(job_id, &serde_json::to_value(&verification)?).await?;
+    Ok(Some(verification))
 }
 
 /// Where the files a job's stages work on come from: run in the prepare thread, it sends

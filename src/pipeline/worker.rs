@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use super::{facts_of, FailedFile, JobReport, JobSettings, LogicFingerprint, Outcome, Stages, ToExtract};
 use crate::catalog::{Catalog, Fence, FileStatus, JobCounters, JobRow, JobStatus, WorkKind, WORK_CHANNEL};
-use crate::consistency::{check_touched, Touched};
+use crate::consistency::Touched;
 use crate::embed::{Embedder, ModelInfo};
 use crate::hash;
 use crate::parquet_copy::ParquetCopy;
@@ -354,8 +354,6 @@ pub async fn end_queued_job(
     if job.status != JobStatus::Processing.as_str() || depth.open() > 0 {
         return Ok(false);
     }
-    parquet.compact_job(job_id).context("compacting the job's parquet parts")?;
-    index.finish().await?;
     let files = catalog.files_of_job(&job.collection, job_id).await?;
     let count = |status: FileStatus| files.iter().filter(|f| f.status() == status).count() as i64;
     let touched: Vec<Touched> = files
@@ -366,10 +364,7 @@ pub async fn end_queued_job(
             points: if f.status() == FileStatus::Completed { f.vectors_created as u32 } else { 0 },
         })
         .collect();
-    if !touched.is_empty() {
-        let verification = check_touched(catalog, index, &touched).await?;
-        catalog.record_verification(job_id, &serde_json::to_value(&verification)?).await?;
-    }
+    super::seal_job(catalog, index, parquet, job_id, &touched).await?;
     let counters = JobCounters {
         total_files: job.counters.total_files,
         skipped_files: job.counters.skipped_files,
