@@ -141,6 +141,12 @@ impl FileRow {
     pub fn status(&self) -> FileStatus {
         self.status.parse().unwrap_or(FileStatus::Pending)
     }
+
+    /// Whether the store may hold points of this file: it has vectors of record, or it did
+    /// not complete (a run may have stopped between its upsert and its completion).
+    pub fn may_have_points(&self) -> bool {
+        self.vectors_created > 0 || self.status() != FileStatus::Completed
+    }
 }
 
 /// What is known of a file about to be written.

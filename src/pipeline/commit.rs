@@ -236,7 +236,7 @@ impl Committer<'_> {
             self.report.lost.push(facts.path.clone());
             return Ok(false);
         }
-        if previous.as_ref().is_some_and(|p| p.vectors_created > 0 || p.status() != FileStatus::Completed) {
+        if previous.as_ref().is_some_and(FileRow::may_have_points) {
             self.index.delete_documents(std::slice::from_ref(&facts.doc_id)).await?;
         }
         let catalog = self.catalog;

@@ -130,7 +130,7 @@ pub(super) async fn enqueue_job(
         catalog.refresh_stat(collection, path, *size, *modified_ns).await?;
     }
     for (facts, previous, reason) in &found.failed {
-        if previous.as_ref().is_some_and(|p| p.vectors_created > 0 || p.status() != FileStatus::Completed) {
+        if previous.as_ref().is_some_and(FileRow::may_have_points) {
             index.delete_documents(std::slice::from_ref(&facts.doc_id)).await?;
         }
         catalog.record_without_points(collection, job_id, facts, FileStatus::Failed, reason).await?;
