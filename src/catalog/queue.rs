@@ -334,7 +334,7 @@ impl Catalog {
         self.require_postgres()?;
         let Some(fence) = &self.fence else { bail!("claiming work needs a fenced catalog") };
         let lease_ms = lease.as_millis() as i64;
-        let claims = self
+        let mut claims = self
             .retrying(|| async {
                 let mut tx = self.pool.begin().await.context("starting a catalog transaction")?;
                 sqlx::query(&format!(
@@ -380,7 +380,6 @@ impl Catalog {
                     .collect::<Result<Vec<_>>>()
             })
             .await?;
-        let mut claims = claims;
         claims.sort_by_key(|c| c.seq);
         fence.hold(&claims);
         Ok(claims)

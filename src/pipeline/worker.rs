@@ -179,8 +179,9 @@ pub async fn run_worker(
             let job_report = work_job(&job_settings, &fenced, &fence, &lock, &parts, embedder, &job_id, settings, &cancel, quiet)
                 .await?;
             drop(lock);
-            let done = job_report.added + job_report.updated + job_report.deleted;
-            items_done.fetch_add((done + job_report.failed.len() as u64 + job_report.no_text.len() as u64) as i64, Ordering::Relaxed);
+            let recorded = [&job_report.failed, &job_report.no_text, &job_report.not_text].map(|files| files.len() as u64);
+            let done = job_report.added + job_report.updated + job_report.deleted + recorded.iter().sum::<u64>();
+            items_done.fetch_add(done as i64, Ordering::Relaxed);
             let error = job_report.error.clone();
             report.jobs.push(job_report);
             if let Some(error) = error {
