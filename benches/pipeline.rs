@@ -311,7 +311,7 @@ fn seed_catalog(bench: &Bench, docs: &Path, data: &Path) -> Result<()> {
         let mut facts = Vec::new();
         for item in ingest::scan::scan(&root, &ScanOptions::new(&[], &[], false, false)?) {
             let ScanItem::File(entry) = item else { continue };
-            let bytes = std::fs::read(&entry.path)?;
+            let bytes = std::fs::read(entry.path())?;
             facts.push(FileFacts {
                 doc_id: ingest::hash::doc_id(&entry.path_text),
                 path: entry.path_text,

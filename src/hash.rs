@@ -41,7 +41,7 @@ pub fn hash_file(entry: FileEntry, max_bytes: u64) -> Result<HashedFile, ReadErr
         return Err(ReadError::TooLarge { size: entry.size, limit_mib: max_bytes >> 20 });
     }
     let mut bytes = Vec::with_capacity(entry.size as usize);
-    std::fs::File::open(&entry.path)?.take(max_bytes + 1).read_to_end(&mut bytes)?;
+    std::fs::File::open(entry.path())?.take(max_bytes + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > max_bytes {
         return Err(ReadError::TooLarge { size: bytes.len() as u64, limit_mib: max_bytes >> 20 });
     }
@@ -86,7 +86,6 @@ mod tests {
         let path = dir.path().join("a.txt");
         std::fs::write(&path, "abc").unwrap();
         let entry = FileEntry {
-            path: path.clone(),
             path_text: path.to_string_lossy().into_owned(),
             size: 3,
             modified_ns: 0,

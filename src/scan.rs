@@ -18,14 +18,15 @@
 //! order. Loops, unreadable directories and non-UTF-8 names are reported as problems, never
 //! fatal. Entries come out in a stable order (sorted by file name).
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use anyhow::{Context, Result};
 use globset::{Glob, GlobSet, GlobSetBuilder};
-use walkdir::WalkDir;
 
 use crate::extract::KNOWN_EXTENSIONS;
 
@@ -77,13 +78,24 @@ impl ScanOptions {
     /// root) when this walk keeps it. A file without an extension, or of an unknown one, is
     /// kept only outside hidden directories and when not hidden itself.
     fn kept_extension(&self, relative: &Path) -> Option<String> {
-        let extension = relative.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+        let hidden_above = relative.parent().is_some_and(|parent| parent.components().any(|c| is_hidden(c.as_os_str())));
+        self.kept_name(relative.file_name()?, hidden_above)
+    }
+
+    /// [`Self::kept_extension`] for a file called `name`, below a hidden directory or not.
+    fn kept_name(&self, name: &OsStr, hidden_above: bool) -> Option<String> {
+        let extension =
+            Path::new(name).extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
         if self.extensions.contains(&extension) {
             return Some(extension);
         }
         let sniffed = if extension.is_empty() { self.extensionless || self.sniff_unknown } else { self.sniff_unknown };
-        let hidden = relative.components().any(|c| c.as_os_str().to_string_lossy().starts_with('.'));
-        (sniffed && !hidden).then_some(extension)
+        (sniffed && !hidden_above && !is_hidden(name)).then_some(extension)
+    }
+
+    /// Whether `relative` (a path under the root) matches an `--ignore` glob.
+    fn ignores(&self, relative: &Path) -> bool {
+        !self.ignore.is_empty() && self.ignore.is_match(relative)
     }
 
     /// Whether a walk of `root` with these options looks for `path`: it lies under `root`,
@@ -93,22 +105,31 @@ impl ScanOptions {
         let Ok(relative) = path.strip_prefix(root) else { return false };
         !relative.as_os_str().is_empty()
             && self.kept_extension(relative).is_some()
-            && !relative.ancestors().filter(|a| !a.as_os_str().is_empty()).any(|a| self.ignore.is_match(a))
+            && !relative.ancestors().filter(|a| !a.as_os_str().is_empty()).any(|a| self.ignores(a))
     }
+}
+
+fn is_hidden(name: &OsStr) -> bool {
+    name.as_bytes().starts_with(b".")
 }
 
 /// A candidate file, as seen by `stat`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileEntry {
-    /// The path as walked (absolute when the root is absolute).
-    pub path: PathBuf,
-    /// The path as text: the catalog key and the `path` payload field.
+    /// The path as walked (absolute when the root is absolute), as text: the catalog key and
+    /// the `path` payload field.
     pub path_text: String,
     pub size: u64,
     /// Modification time in nanoseconds since the Unix epoch.
     pub modified_ns: i64,
     /// Lower-case extension without the dot.
     pub extension: String,
+}
+
+impl FileEntry {
+    pub fn path(&self) -> &Path {
+        Path::new(&self.path_text)
+    }
 }
 
 /// One result of the walk.
@@ -138,41 +159,162 @@ pub enum ScanItem {
 
 /// Walks `root` and yields its candidate files.
 pub fn scan<'a>(root: &'a Path, options: &'a ScanOptions) -> impl Iterator<Item = ScanItem> + 'a {
-    // Links are judged by where they resolve to, so the root is compared resolved as well.
-    let real_root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
-    let mut seen_files = HashSet::new();
-    let mut entries =
-        WalkDir::new(root).follow_links(true).sort_by_file_name().into_iter().filter_entry(move |entry| {
-            let relative = entry.path().strip_prefix(root).unwrap_or(entry.path());
-            relative.as_os_str().is_empty() || !options.ignore.is_match(relative)
-        });
-    std::iter::from_fn(move || loop {
-        let entry = match entries.next()? {
-            Ok(entry) => entry,
-            Err(error) => return Some(walk_problem(&error)),
+    Walk::new(root, options)
+}
+
+/// A directory being walked.
+struct OpenDir {
+    path: PathBuf,
+    /// Its entries not yet walked, sorted by name.
+    entries: std::vec::IntoIter<(OsString, std::fs::DirEntry)>,
+    /// (device, inode): a link below that leads back here is a loop.
+    id: (u64, u64),
+    /// It, or a directory above it under the root, is hidden.
+    hidden: bool,
+}
+
+/// A depth-first walk over the directories still open, innermost last. Each file is
+/// `stat`ed relative to its open directory, so the kernel resolves one name, not the path.
+struct Walk<'a> {
+    root: &'a Path,
+    /// The root resolved, to judge where links lead.
+    real_root: PathBuf,
+    options: &'a ScanOptions,
+    open: Vec<OpenDir>,
+    /// Items found while opening a directory, yielded before its entries.
+    found: VecDeque<ScanItem>,
+    /// The (device, inode) of every file yielded, so that each comes once.
+    seen_files: HashSet<(u64, u64)>,
+}
+
+impl<'a> Walk<'a> {
+    fn new(root: &'a Path, options: &'a ScanOptions) -> Self {
+        let mut walk = Walk {
+            root,
+            real_root: std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf()),
+            options,
+            open: Vec::new(),
+            found: VecDeque::new(),
+            seen_files: HashSet::new(),
         };
-        let file_type = entry.file_type();
-        let relative = entry.path().strip_prefix(root).unwrap_or(entry.path());
-        if file_type.is_file() && options.kept_extension(relative).is_none() {
-            return Some(ScanItem::Filtered);
+        match std::fs::metadata(root) {
+            Ok(meta) if meta.is_dir() => walk.open_dir(root.to_path_buf(), &meta, false),
+            Ok(_) => walk.found.push_back(problem(root, "not a directory")),
+            Err(error) => walk.found.push_back(unreadable(root, &error)),
         }
-        if !file_type.is_dir() && !file_type.is_file() {
-            continue;
+        walk
+    }
+
+    /// Opens the directory at `path` (`meta` its metadata, links followed) for walking, or
+    /// notes why it cannot be.
+    fn open_dir(&mut self, path: PathBuf, meta: &std::fs::Metadata, hidden: bool) {
+        let id = (meta.dev(), meta.ino());
+        if self.open.iter().any(|dir| dir.id == id) {
+            self.found.push_back(problem(&path, "symbolic link loop"));
+            return;
         }
-        if entry.path_is_symlink() && !options.follow_external_links {
-            if let Some(skipped) = external_link(entry.path(), &real_root) {
-                if file_type.is_dir() {
-                    entries.skip_current_dir();
-                }
+        let listing = match std::fs::read_dir(&path) {
+            Ok(listing) => listing,
+            Err(error) => return self.found.push_back(unreadable(&path, &error)),
+        };
+        let mut entries = Vec::new();
+        for entry in listing {
+            match entry {
+                Ok(entry) => entries.push((entry.file_name(), entry)),
+                Err(error) => self.found.push_back(unreadable(&path, &error)),
+            }
+        }
+        entries.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
+        self.open.push(OpenDir { path, entries: entries.into_iter(), id, hidden });
+    }
+
+    /// The item for one entry of the innermost open directory; `None` when it yields nothing
+    /// (an ignored entry, a directory now open, a file already seen, a socket).
+    fn visit(&mut self, name: OsString, entry: std::fs::DirEntry) -> Option<ScanItem> {
+        let dir = self.open.last()?;
+        let (path, hidden_above) = (dir.path.join(&name), dir.hidden);
+        if self.options.ignores(path.strip_prefix(self.root).unwrap_or(&path)) {
+            return None;
+        }
+        let file_type = match entry.file_type() {
+            Ok(file_type) => file_type,
+            Err(error) => return Some(unreadable(&path, &error)),
+        };
+        // A link is judged by what it leads to.
+        let linked = if file_type.is_symlink() {
+            match std::fs::metadata(&path) {
+                Ok(meta) => Some(meta),
+                Err(error) => return Some(unreadable(&path, &error)),
+            }
+        } else {
+            None
+        };
+        let is_file = linked.as_ref().map_or(file_type.is_file(), |meta| meta.is_file());
+        let is_dir = linked.as_ref().map_or(file_type.is_dir(), |meta| meta.is_dir());
+        let extension = match self.options.kept_name(&name, hidden_above) {
+            _ if !is_file => None,
+            Some(extension) => Some(extension),
+            None => return Some(ScanItem::Filtered),
+        };
+        if !is_file && !is_dir {
+            return None;
+        }
+        if linked.is_some() && !self.options.follow_external_links {
+            if let Some(skipped) = external_link(&path, &self.real_root) {
                 return Some(skipped);
             }
         }
-        if file_type.is_file() {
-            if let Some(item) = classify(entry.path(), relative, options, &mut seen_files) {
+        let meta = linked.map_or_else(|| entry.metadata(), Ok);
+        let Some(extension) = extension else {
+            match meta {
+                Ok(meta) => self.open_dir(path, &meta, hidden_above || is_hidden(&name)),
+                Err(error) => self.found.push_back(unreadable(&path, &error)),
+            }
+            return None;
+        };
+        let path_text = match path.into_os_string().into_string() {
+            Ok(text) => text,
+            Err(name) => {
+                return Some(ScanItem::Rejected {
+                    path_text: name.to_string_lossy().into_owned(),
+                    extension,
+                    reason: "file name is not valid UTF-8; rename the file to index it".into(),
+                })
+            }
+        };
+        match meta {
+            Ok(meta) if !self.seen_files.insert((meta.dev(), meta.ino())) => None,
+            Ok(meta) => Some(ScanItem::File(FileEntry {
+                path_text,
+                size: meta.len(),
+                modified_ns: modified_ns(&meta),
+                extension,
+            })),
+            Err(error) => {
+                Some(ScanItem::Rejected { path_text, extension, reason: format!("cannot stat file: {error}") })
+            }
+        }
+    }
+}
+
+impl Iterator for Walk<'_> {
+    type Item = ScanItem;
+
+    fn next(&mut self) -> Option<ScanItem> {
+        loop {
+            if let Some(found) = self.found.pop_front() {
+                return Some(found);
+            }
+            let dir = self.open.last_mut()?;
+            let Some((name, entry)) = dir.entries.next() else {
+                self.open.pop();
+                continue;
+            };
+            if let Some(item) = self.visit(name, entry) {
                 return Some(item);
             }
         }
-    })
+    }
 }
 
 /// A note for the symlink at `path` when it resolves outside `real_root`; `None` when it
@@ -191,46 +333,12 @@ fn external_link(path: &Path, real_root: &Path) -> Option<ScanItem> {
     })
 }
 
-fn walk_problem(error: &walkdir::Error) -> ScanItem {
-    let path_text = error.path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
-    let reason = if error.loop_ancestor().is_some() {
-        "symbolic link loop".to_string()
-    } else if let Some(io) = error.io_error() {
-        format!("cannot read entry: {io}")
-    } else {
-        error.to_string()
-    };
-    ScanItem::Problem { path_text, reason }
+fn problem(path: &Path, reason: impl Into<String>) -> ScanItem {
+    ScanItem::Problem { path_text: path.to_string_lossy().into_owned(), reason: reason.into() }
 }
 
-/// The item for the file at `path` (`relative` under the root): `None` when its extension is
-/// not kept, or when it is a file already yielded under another path (`seen_files` holds the
-/// (device, inode) of each).
-fn classify(
-    path: &Path,
-    relative: &Path,
-    options: &ScanOptions,
-    seen_files: &mut HashSet<(u64, u64)>,
-) -> Option<ScanItem> {
-    let extension = options.kept_extension(relative)?;
-    let Some(path_text) = path.to_str().map(str::to_owned) else {
-        return Some(ScanItem::Rejected {
-            path_text: path.to_string_lossy().into_owned(),
-            extension,
-            reason: "file name is not valid UTF-8; rename the file to index it".into(),
-        });
-    };
-    match std::fs::metadata(path) {
-        Ok(meta) if !seen_files.insert((meta.dev(), meta.ino())) => None,
-        Ok(meta) => Some(ScanItem::File(FileEntry {
-            path: path.to_path_buf(),
-            path_text,
-            size: meta.len(),
-            modified_ns: modified_ns(&meta),
-            extension,
-        })),
-        Err(error) => Some(ScanItem::Rejected { path_text, extension, reason: format!("cannot stat file: {error}") }),
-    }
+fn unreadable(path: &Path, error: &std::io::Error) -> ScanItem {
+    problem(path, format!("cannot read entry: {error}"))
 }
 
 /// Modification time in nanoseconds since the epoch (0 when the platform has none).
@@ -245,7 +353,7 @@ mod tests {
     fn files(root: &Path, options: &ScanOptions) -> Vec<String> {
         scan(root, options)
             .map(|item| match item {
-                ScanItem::File(f) => f.path.strip_prefix(root).unwrap().to_string_lossy().into_owned(),
+                ScanItem::File(f) => f.path().strip_prefix(root).unwrap().to_string_lossy().into_owned(),
                 ScanItem::Rejected { reason, .. } => format!("rejected: {reason}"),
                 ScanItem::Problem { reason, .. } => format!("problem: {reason}"),
                 ScanItem::Skipped { reason, .. } => format!("skipped: {reason}"),

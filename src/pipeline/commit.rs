@@ -13,7 +13,7 @@ use anyhow::Result;
 use tokio::sync::mpsc;
 
 use super::{EmbeddedFile, FailedFile, JobReport, JobSettings, Outcome, RefusedDeletes};
-use crate::catalog::{Catalog, CollectionLock, Completion, FileFacts, FileRow, FileStatus, JobCounters};
+use crate::catalog::{Catalog, CollectionLock, Completion, FileFacts, KnownFile, FileStatus, JobCounters};
 use crate::consistency::Touched;
 use crate::hash;
 use crate::parquet_copy::ParquetCopy;
@@ -200,7 +200,7 @@ impl Committer<'_> {
                     let clock = &self.counters.stages;
                     let paths: Vec<String> = batch.iter().map(|f| f.path.clone()).collect();
                     let lost = clock.timed(Stage::Commit, self.catalog.lost_leases(&paths)).await?;
-                    let batch: Vec<&FileRow> = batch.iter().filter(|f| !lost.contains(&f.path)).collect();
+                    let batch: Vec<&KnownFile> = batch.iter().filter(|f| !lost.contains(&f.path)).collect();
                     let doc_ids: Vec<String> = batch.iter().map(|f| f.doc_id.clone()).collect();
                     clock.timed(Stage::Upsert, self.index.delete_documents(&doc_ids)).await?;
                     let paths: Vec<String> = batch.iter().map(|f| f.path.clone()).collect();
@@ -227,7 +227,7 @@ impl Committer<'_> {
     pub(super) async fn record_without_points(
         &mut self,
         facts: &FileFacts,
-        previous: Option<FileRow>,
+        previous: Option<KnownFile>,
         status: FileStatus,
         reason: &str,
     ) -> Result<bool> {
@@ -236,7 +236,7 @@ impl Committer<'_> {
             self.report.lost.push(facts.path.clone());
             return Ok(false);
         }
-        if previous.as_ref().is_some_and(FileRow::may_have_points) {
+        if previous.as_ref().is_some_and(KnownFile::may_have_points) {
             self.index.delete_documents(std::slice::from_ref(&facts.doc_id)).await?;
         }
         let catalog = self.catalog;
@@ -319,12 +319,12 @@ impl Committer<'_> {
                 .prepared
                 .previous
                 .as_ref()
-                .is_some_and(|p| p.status() != FileStatus::Completed || p.vectors_created > count as i64);
+                .is_some_and(|p| p.status != FileStatus::Completed || p.vectors_created > count as i64);
             if needs_trim {
                 clock.timed(Stage::Upsert, self.index.delete_tail(&file.prepared.facts.doc_id, count)).await?;
             }
             let facts = &file.prepared.facts;
-            let is_update = file.prepared.previous.as_ref().is_some_and(|p| p.status() != FileStatus::Deleted);
+            let is_update = file.prepared.previous.as_ref().is_some_and(|p| p.status != FileStatus::Deleted);
             written
                 .push((Touched { path: facts.path.clone(), doc_id: facts.doc_id.clone(), points: count }, is_update));
             done.push(Completion {

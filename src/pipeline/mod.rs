@@ -46,7 +46,7 @@ use tokio::sync::mpsc;
 
 use crate::cache::EmbeddingCache;
 use crate::catalog::{
-    Catalog, CollectionLock, FileFacts, FileRow, JobStatus, NewJob, ParkedItem, QueueDepth, WorkerRow,
+    Catalog, CollectionLock, FileFacts, KnownFile, JobStatus, NewJob, ParkedItem, QueueDepth, WorkerRow,
 };
 use crate::chunk::{Chunk, Chunker};
 use crate::consistency::{check_touched, Touched, Verification};
@@ -254,7 +254,7 @@ pub struct Plan {
 /// A file's chunks, ready for the model.
 struct PreparedFile {
     facts: FileFacts,
-    previous: Option<FileRow>,
+    previous: Option<KnownFile>,
     chunks: Vec<Chunk>,
 }
 
@@ -276,21 +276,21 @@ enum Outcome {
     },
     Failed {
         facts: FileFacts,
-        previous: Option<FileRow>,
+        previous: Option<KnownFile>,
         reason: String,
     },
     /// Read and understood, but holding no text to index (an empty file, a scan without a
     /// text layer): recorded as such, not as a failure.
     NoText {
         facts: FileFacts,
-        previous: Option<FileRow>,
+        previous: Option<KnownFile>,
         reason: String,
     },
     /// A file taken for its contents (no extension, or an unknown one) that is not text:
     /// skipped, and recorded like a file without text so that re-runs pass it by.
     NotText {
         facts: FileFacts,
-        previous: Option<FileRow>,
+        previous: Option<KnownFile>,
         reason: String,
     },
     ScanProblem(FailedFile),
@@ -305,7 +305,7 @@ enum Outcome {
         is_new: bool,
     },
     /// Known files no longer on disk.
-    Vanished(Vec<FileRow>),
+    Vanished(Vec<KnownFile>),
     /// Known files the walk could not look at: kept as they are.
     NotChecked(FailedFile),
     /// Known files no longer on disk, too many to delete without `allow_mass_delete`.
@@ -603,12 +603,12 @@ impl Stages<'_> {
     }
 }
 
-async fn known_files(catalog: &Catalog, collection: &str) -> Result<HashMap<String, FileRow>> {
-    Ok(catalog.files_in_any_order(collection).await?.into_iter().map(|f| (f.path.clone(), f)).collect())
+async fn known_files(catalog: &Catalog, collection: &str) -> Result<HashMap<String, KnownFile>> {
+    Ok(catalog.known_files(collection).await?.into_iter().map(|f| (f.path.clone(), f)).collect())
 }
 
 /// How many walked entries the walk may run ahead of the prepare stage.
-const WALK_AHEAD: usize = 65_536;
+const WALK_AHEAD: usize = 1 << 18;
 
 #[cfg(test)]
 mod tests {

@@ -15,7 +15,7 @@ use anyhow::Result;
 use super::{
     EmbeddedFile, FailedFile, JobReport, JobSettings, LogicFingerprint, Outcome, Plan, PreparedFile, Preparer, Tally,
 };
-use crate::catalog::{Catalog, FileFacts, FileRow, FileStatus, WorkItem, WorkKind};
+use crate::catalog::{Catalog, FileFacts, KnownFile, FileStatus, WorkItem, WorkKind};
 use crate::progress::Counters;
 use crate::scan::{self, ScanItem};
 use crate::store::VectorIndex;
@@ -28,9 +28,9 @@ struct Findings {
     /// Files to embed, with the extension the walk judged them by.
     embed: Vec<WorkItem>,
     /// Known files no longer on disk (unless the run refused to delete them).
-    vanished: Vec<FileRow>,
+    vanished: Vec<KnownFile>,
     /// Files the walk or the hash found unreadable (too large, a name that is not UTF-8).
-    failed: Vec<(FileFacts, Option<FileRow>, String)>,
+    failed: Vec<(FileFacts, Option<KnownFile>, String)>,
     /// Files whose content is unchanged though their size or mtime moved.
     restat: Vec<(String, i64, i64)>,
 }
@@ -40,7 +40,7 @@ fn find(
     settings: &JobSettings,
     fingerprint: &LogicFingerprint,
     walked: impl IntoIterator<Item = ScanItem>,
-    known: HashMap<String, FileRow>,
+    known: HashMap<String, KnownFile>,
     counters: &Counters,
     cancel: &AtomicBool,
 ) -> Result<Findings> {
@@ -120,7 +120,7 @@ pub(super) async fn enqueue_job(
     fingerprint: &LogicFingerprint,
     job_id: &str,
     walked: crossbeam_channel::Receiver<ScanItem>,
-    known: HashMap<String, FileRow>,
+    known: HashMap<String, KnownFile>,
     counters: &Counters,
     cancel: &AtomicBool,
 ) -> Result<Tally> {
@@ -130,7 +130,7 @@ pub(super) async fn enqueue_job(
         catalog.refresh_stat(collection, path, *size, *modified_ns).await?;
     }
     for (facts, previous, reason) in &found.failed {
-        if previous.as_ref().is_some_and(FileRow::may_have_points) {
+        if previous.as_ref().is_some_and(KnownFile::may_have_points) {
             index.delete_documents(std::slice::from_ref(&facts.doc_id)).await?;
         }
         catalog.record_without_points(collection, job_id, facts, FileStatus::Failed, reason).await?;

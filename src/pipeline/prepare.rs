@@ -6,14 +6,14 @@
 //! embed stage is bounded by the chunks it holds ([`ChunkBudget`]), not only by its files.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use anyhow::Result;
 
 use super::{EmbeddedFile, FailedFile, JobSettings, LogicFingerprint, Outcome, PreparedFile, RefusedDeletes};
-use crate::catalog::{FileFacts, FileRow, FileStatus};
+use crate::catalog::{FileFacts, KnownFile, FileStatus};
 use crate::chunk::Chunker;
 use crate::embed::ModelInfo;
 use crate::extract::{self, ExtractorPool};
@@ -47,7 +47,7 @@ pub(super) struct Preparer<'a> {
 /// A changed file on its way to the extract threads.
 pub(super) struct ToExtract {
     pub(super) hashed: HashedFile,
-    pub(super) previous: Option<FileRow>,
+    pub(super) previous: Option<KnownFile>,
 }
 
 impl Preparer<'_> {
@@ -56,13 +56,13 @@ impl Preparer<'_> {
     pub(super) fn run(
         &self,
         walked: impl IntoIterator<Item = ScanItem>,
-        mut known: HashMap<String, FileRow>,
+        mut known: HashMap<String, KnownFile>,
         out: &crossbeam_channel::Sender<Outcome>,
     ) -> Result<()> {
         let Self { settings, fingerprint, counters, cancel, to_extract } = *self;
         let send = |outcome| out.send(outcome).map_err(|_| anyhow::anyhow!("the embed stage stopped"));
-        let in_scope = |file: &FileRow| {
-            file.status() != FileStatus::Deleted && settings.scan.in_scope(&settings.root, Path::new(&file.path))
+        let in_scope = |file: &KnownFile| {
+            file.status != FileStatus::Deleted && settings.scan.in_scope(&settings.root, Path::new(&file.path))
         };
         let indexed_in_scope = known.values().filter(|f| in_scope(f)).count();
         // Entries the walk could not read, with why: nothing beneath them was looked at.
@@ -87,13 +87,13 @@ impl Preparer<'_> {
                 ScanItem::Rejected { path_text, extension, reason } => {
                     Counters::add(&counters.files_seen, 1);
                     let previous = known.remove(&path_text);
-                    if previous.as_ref().is_some_and(|p| p.status() == FileStatus::Completed) {
+                    if previous.as_ref().is_some_and(|p| p.status == FileStatus::Completed) {
                         send(Outcome::NotChecked(FailedFile { path: path_text, reason }))?;
                         continue;
                     }
                     let fingerprint = fingerprint.of(&extension);
                     let entry =
-                        FileEntry { path: PathBuf::from(&path_text), path_text, size: 0, modified_ns: 0, extension };
+                        FileEntry { path_text, size: 0, modified_ns: 0, extension };
                     send(Outcome::Failed { facts: facts_of(&entry, None, &fingerprint), previous, reason })?;
                     continue;
                 }
@@ -109,10 +109,10 @@ impl Preparer<'_> {
             let fingerprint = fingerprint.as_str();
             let settled = previous.as_ref().filter(|p| {
                 !settings.full
-                    && matches!(p.status(), FileStatus::Completed | FileStatus::NoText)
+                    && matches!(p.status, FileStatus::Completed | FileStatus::NoText)
                     && p.logic_fingerprint.as_deref() == Some(fingerprint)
             });
-            let same_stat = |p: &FileRow| p.size == entry.size as i64 && p.modified_ns == entry.modified_ns;
+            let same_stat = |p: &KnownFile| p.size == entry.size as i64 && p.modified_ns == entry.modified_ns;
             if settled.is_some_and(same_stat) {
                 Counters::add(&counters.unchanged, 1);
                 Counters::add(&counters.files_done, 1);
@@ -120,7 +120,7 @@ impl Preparer<'_> {
             }
             let given_up = previous.as_ref().filter(|p| {
                 !settings.full
-                    && p.status() == FileStatus::Failed
+                    && p.status == FileStatus::Failed
                     && p.retry_count >= settings.max_retries
                     && same_stat(p)
                     && p.logic_fingerprint.as_deref() == Some(fingerprint)
@@ -143,7 +143,7 @@ impl Preparer<'_> {
                     }
                     // A completed file that cannot be read now is not proven changed: keep it.
                     Err(error @ hash::ReadError::Io(_))
-                        if previous.as_ref().is_some_and(|p| p.status() == FileStatus::Completed) =>
+                        if previous.as_ref().is_some_and(|p| p.status == FileStatus::Completed) =>
                     {
                         send(Outcome::NotChecked(FailedFile { path: entry.path_text, reason: error.to_string() }))?;
                         continue;
@@ -163,7 +163,7 @@ impl Preparer<'_> {
                 continue;
             }
             let Some(to_extract) = to_extract else {
-                let is_new = previous.is_none_or(|p| p.status() == FileStatus::Deleted);
+                let is_new = previous.is_none_or(|p| p.status == FileStatus::Deleted);
                 send(Outcome::WouldEmbed { path: entry.path_text, extension: entry.extension, is_new })?;
                 continue;
             };
@@ -174,8 +174,8 @@ impl Preparer<'_> {
         counters.scan_finished.store(true, Ordering::SeqCst);
         // What remains of `known` was not found. Only files this walk looked for, and could
         // have seen, are proven gone.
-        let beneath = |file: &FileRow, entry: &str| file.path == entry || is_under(&file.path, entry);
-        let mut unseen: Vec<FileRow> =
+        let beneath = |file: &KnownFile, entry: &str| file.path == entry || is_under(&file.path, entry);
+        let mut unseen: Vec<KnownFile> =
             known.into_values().filter(|f| in_scope(f) && !unfollowed.iter().any(|link| beneath(f, link))).collect();
         unseen.sort_by(|a, b| a.path.cmp(&b.path));
         let mut vanished = Vec::new();
@@ -308,7 +308,7 @@ impl ChunkReceiver<'_> {
 
 pub(super) fn prepare_file(
     hashed: HashedFile,
-    previous: Option<FileRow>,
+    previous: Option<KnownFile>,
     fingerprint: &LogicFingerprint,
     chunker: &LazyChunker,
     extractors: &ExtractorPool,

@@ -13,7 +13,6 @@
 //! extending its leases. Killed, it loses at most the items it holds, which others claim once
 //! their leases run out; an item whose lease ran out `max_attempts` times is parked.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,7 +21,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use super::{facts_of, FailedFile, JobReport, JobSettings, LogicFingerprint, Outcome, Stages, ToExtract};
-use crate::catalog::{Catalog, Fence, FileStatus, JobCounters, JobRow, JobStatus, WorkKind, WORK_CHANNEL};
+use crate::catalog::{Catalog, Fence, FileStatus, JobCounters, JobRow, JobStatus, KnownFile, WorkKind, WORK_CHANNEL};
 use crate::consistency::Touched;
 use crate::embed::{Embedder, ModelInfo};
 use crate::hash;
@@ -293,7 +292,7 @@ impl ClaimSource {
             let mut rows = self.runtime.block_on(self.catalog.files_at(collection, &paths))?;
             for claim in claims {
                 Counters::add(&self.counters.files_seen, 1);
-                let previous = rows.remove(&claim.path);
+                let previous = rows.remove(&claim.path).map(KnownFile::from);
                 if claim.kind == WorkKind::Delete {
                     match previous {
                         Some(row) => send(Outcome::Vanished(vec![row]))?,
@@ -307,13 +306,12 @@ impl ClaimSource {
                 }
                 let fingerprint = self.fingerprint.of(&claim.extension);
                 let mut entry = FileEntry {
-                    path: PathBuf::from(&claim.path),
                     path_text: claim.path.clone(),
                     size: 0,
                     modified_ns: 0,
                     extension: claim.extension,
                 };
-                let hashed = std::fs::metadata(&entry.path).map_err(hash::ReadError::Io).and_then(|meta| {
+                let hashed = std::fs::metadata(entry.path()).map_err(hash::ReadError::Io).and_then(|meta| {
                     entry.size = meta.len();
                     entry.modified_ns = scan::modified_ns(&meta);
                     hash::hash_file(entry.clone(), self.settings.max_file_bytes)
