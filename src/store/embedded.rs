@@ -137,12 +137,41 @@ impl EmbeddedIndex {
     /// Applies a point operation and flushes it to disk, one writer at a time.
     async fn apply(&self, operation: PointOperations) -> Result<()> {
         self.changed.store(true, Ordering::SeqCst);
+        let path = self.path.clone();
         self.writing(move |shard| {
             shard.update(UpdateOperation::PointOperation(operation)).map_err(edge_error)?;
             shard.flush();
+            release_stored_pages(&path);
             Ok(())
         })
         .await
+    }
+}
+
+/// Asks the kernel to take back the resident pages of the collection's vector and payload
+/// files, which the engine maps into this process. Without this an ingest keeps every vector
+/// it wrote resident (1.5 KB a point: 150 MiB at 100,000 points) although nothing reads them
+/// until a search. The engine maps these files shared and flushes every write as it is
+/// applied, so their pages are clean copies of the files: the kernel drops them at no cost,
+/// and a later read faults them back in. `MADV_PAGEOUT` never changes what memory holds, so a
+/// range that was unmapped or reused since `/proc/self/maps` was read comes to no harm; where
+/// the kernel does not take the hint, nothing changes.
+fn release_stored_pages(collection_dir: &Path) {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else { return };
+    for line in maps.lines() {
+        // "start-end perms offset device inode      path"; the path may hold spaces.
+        let fields: Vec<&str> = line.splitn(6, ' ').collect();
+        let [range, perms, _, _, _, path] = fields[..] else { continue };
+        let path = Path::new(path.trim_start());
+        let stored =
+            ["vector_storage", "payload_storage"].iter().any(|part| path.components().any(|c| c.as_os_str() == *part));
+        if !perms.ends_with('s') || !stored || !path.starts_with(collection_dir) {
+            continue;
+        }
+        let Some((start, end)) = range.split_once('-') else { continue };
+        let (Ok(start), Ok(end)) = (usize::from_str_radix(start, 16), usize::from_str_radix(end, 16)) else { continue };
+        // SAFETY: advice only; MADV_PAGEOUT leaves the range's contents as they are.
+        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_PAGEOUT) };
     }
 }
 
@@ -361,9 +390,11 @@ impl VectorIndex for EmbeddedIndex {
         if self.shard.read().await.is_none() || !self.changed.swap(false, Ordering::SeqCst) {
             return Ok(());
         }
-        self.writing(|shard| {
+        let path = self.path.clone();
+        self.writing(move |shard| {
             shard.optimize().map_err(edge_error)?;
             shard.flush();
+            release_stored_pages(&path);
             Ok(())
         })
         .await
