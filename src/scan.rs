@@ -78,7 +78,8 @@ impl ScanOptions {
     /// root) when this walk keeps it. A file without an extension, or of an unknown one, is
     /// kept only outside hidden directories and when not hidden itself.
     fn kept_extension(&self, relative: &Path) -> Option<String> {
-        let hidden_above = relative.parent().is_some_and(|parent| parent.components().any(|c| is_hidden(c.as_os_str())));
+        let hidden_above =
+            relative.parent().is_some_and(|parent| parent.components().any(|c| is_hidden(c.as_os_str())));
         self.kept_name(relative.file_name()?, hidden_above)
     }
 

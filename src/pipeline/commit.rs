@@ -13,7 +13,7 @@ use anyhow::Result;
 use tokio::sync::mpsc;
 
 use super::{EmbeddedFile, FailedFile, JobReport, JobSettings, Outcome, RefusedDeletes};
-use crate::catalog::{Catalog, CollectionLock, Completion, FileFacts, KnownFile, FileStatus, JobCounters};
+use crate::catalog::{Catalog, CollectionLock, Completion, FileFacts, FileStatus, JobCounters, KnownFile};
 use crate::consistency::Touched;
 use crate::hash;
 use crate::parquet_copy::ParquetCopy;

@@ -46,7 +46,7 @@ use tokio::sync::mpsc;
 
 use crate::cache::EmbeddingCache;
 use crate::catalog::{
-    Catalog, CollectionLock, FileFacts, KnownFile, JobStatus, NewJob, ParkedItem, QueueDepth, WorkerRow,
+    Catalog, CollectionLock, FileFacts, JobStatus, KnownFile, NewJob, ParkedItem, QueueDepth, WorkerRow,
 };
 use crate::chunk::{Chunk, Chunker};
 use crate::consistency::{check_touched, Touched, Verification};
@@ -608,7 +608,7 @@ async fn known_files(catalog: &Catalog, collection: &str) -> Result<HashMap<Stri
 }
 
 /// How many walked entries the walk may run ahead of the prepare stage.
-const WALK_AHEAD: usize = 1 << 18;
+const WALK_AHEAD: usize = 1 << 17;
 
 #[cfg(test)]
 mod tests {

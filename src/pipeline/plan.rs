@@ -15,7 +15,7 @@ use anyhow::Result;
 use super::{
     EmbeddedFile, FailedFile, JobReport, JobSettings, LogicFingerprint, Outcome, Plan, PreparedFile, Preparer, Tally,
 };
-use crate::catalog::{Catalog, FileFacts, KnownFile, FileStatus, WorkItem, WorkKind};
+use crate::catalog::{Catalog, FileFacts, FileStatus, KnownFile, WorkItem, WorkKind};
 use crate::progress::Counters;
 use crate::scan::{self, ScanItem};
 use crate::store::VectorIndex;

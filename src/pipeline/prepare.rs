@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use anyhow::Result;
 
 use super::{EmbeddedFile, FailedFile, JobSettings, LogicFingerprint, Outcome, PreparedFile, RefusedDeletes};
-use crate::catalog::{FileFacts, KnownFile, FileStatus};
+use crate::catalog::{FileFacts, FileStatus, KnownFile};
 use crate::chunk::Chunker;
 use crate::embed::ModelInfo;
 use crate::extract::{self, ExtractorPool};
@@ -92,8 +92,7 @@ impl Preparer<'_> {
                         continue;
                     }
                     let fingerprint = fingerprint.of(&extension);
-                    let entry =
-                        FileEntry { path_text, size: 0, modified_ns: 0, extension };
+                    let entry = FileEntry { path_text, size: 0, modified_ns: 0, extension };
                     send(Outcome::Failed { facts: facts_of(&entry, None, &fingerprint), previous, reason })?;
                     continue;
                 }

@@ -305,12 +305,8 @@ impl ClaimSource {
                     continue;
                 }
                 let fingerprint = self.fingerprint.of(&claim.extension);
-                let mut entry = FileEntry {
-                    path_text: claim.path.clone(),
-                    size: 0,
-                    modified_ns: 0,
-                    extension: claim.extension,
-                };
+                let mut entry =
+                    FileEntry { path_text: claim.path.clone(), size: 0, modified_ns: 0, extension: claim.extension };
                 let hashed = std::fs::metadata(entry.path()).map_err(hash::ReadError::Io).and_then(|meta| {
                     entry.size = meta.len();
                     entry.modified_ns = scan::modified_ns(&meta);
