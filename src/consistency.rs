@@ -497,13 +497,26 @@ pub struct Verification {
 /// Requests in flight while checking touched files.
 const CHECKS_IN_FLIGHT: usize = 8;
 
+/// Files that must hold no points, counted in one request.
+const EMPTY_FILES_PER_COUNT: usize = 500;
+
 /// Checks that each touched file has exactly its points, with chunk indexes `0..points`
 /// (the count is right and nothing lies beyond the last index, and ids are one per index),
 /// and that the collection holds as many points as the catalog's completed files account for.
 pub async fn check_touched(catalog: &Catalog, index: &dyn VectorIndex, touched: &[Touched]) -> Result<Verification> {
     use futures::stream::{self, StreamExt, TryStreamExt};
     let started = std::time::Instant::now();
-    let mut disagreements: Vec<String> = stream::iter(touched)
+    // Files that must hold no points (deleted, failed) are counted together, a group at a
+    // time; only a group that holds some is counted file by file, to name the culprits.
+    let (empty, with_points): (Vec<&Touched>, Vec<&Touched>) = touched.iter().partition(|file| file.points == 0);
+    let mut to_count_alone = with_points;
+    for group in empty.chunks(EMPTY_FILES_PER_COUNT) {
+        let doc_ids: Vec<String> = group.iter().map(|file| file.doc_id.clone()).collect();
+        if index.count_documents(&doc_ids).await.context("checking the emptied files' points")? > 0 {
+            to_count_alone.extend(group);
+        }
+    }
+    let mut disagreements: Vec<String> = stream::iter(to_count_alone)
         .map(|file| async move {
             let found = index.count(Some(&file.doc_id)).await?;
             let beyond = if found == 0 { 0 } else { index.count_tail(&file.doc_id, file.points).await? };

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::qdrant_server::TestQdrant;
+use ingest::catalog::Catalog;
+use ingest::consistency::{check_touched, Touched};
 use ingest::extract::Origin;
 use ingest::hash::point_id;
 use ingest::retry::RetryPolicy;
@@ -84,8 +86,27 @@ async fn contract(dir: &std::path::Path, server: Option<&TestQdrant>) {
 
     index.delete_tail("a", 2).await.unwrap();
     assert_eq!(index.count(Some("a")).await.unwrap(), 2);
+    assert_eq!(index.count_documents(&["a".into(), "b".into()]).await.unwrap(), 5);
     index.delete_documents(&["b".into()]).await.unwrap();
     assert_eq!(index.count(None).await.unwrap(), 2);
+    assert_eq!(index.count_documents(&["b".into(), "none".into()]).await.unwrap(), 0);
+
+    // The end check counts the files that must hold no points together, and still names the
+    // one that holds some.
+    let catalog = Catalog::connect(&Catalog::sqlite_url(dir)).await.unwrap();
+    let touched = |doc: &str, points| Touched { path: format!("/docs/{doc}.txt"), doc_id: doc.into(), points };
+    let checked = check_touched(&catalog, index.as_ref(), &[touched("a", 0), touched("b", 0)]).await.unwrap();
+    assert!(!checked.agree);
+    assert!(
+        checked
+            .disagreements
+            .iter()
+            .any(|d| d.starts_with("/docs/a.txt: the catalog says 0 points, the collection holds 2")),
+        "{checked:?}"
+    );
+    assert!(!checked.disagreements.iter().any(|d| d.contains("b.txt")), "{checked:?}");
+    let checked = check_touched(&catalog, index.as_ref(), &[touched("a", 2), touched("b", 0)]).await.unwrap();
+    assert!(!checked.disagreements.iter().any(|d| d.contains(".txt")), "{checked:?}");
 
     let hits = index.search(vec![1.0, 0.0, 0.0, 0.0], 1).await.unwrap();
     assert_eq!(hits[0].point.payload.content, "a chunk 0");

@@ -209,6 +209,13 @@ fn doc_filter(doc_id: &str) -> Condition {
     ))
 }
 
+/// The points of any of `doc_ids` (at least one).
+fn documents_filter(doc_ids: &[String]) -> Filter {
+    let mut filter = Filter::new_should(doc_filter(&doc_ids[0]));
+    filter.should.get_or_insert_with(Vec::new).extend(doc_ids[1..].iter().map(|d| doc_filter(d)));
+    filter
+}
+
 /// The points of `doc_id` whose `chunk_index` is `from` or more.
 fn tail_filter(doc_id: &str, from: u32) -> Filter {
     let mut filter = Filter::new_must(doc_filter(doc_id));
@@ -295,9 +302,7 @@ impl VectorIndex for EmbeddedIndex {
         if doc_ids.is_empty() {
             return Ok(());
         }
-        let mut filter = Filter::new_should(doc_filter(&doc_ids[0]));
-        filter.should.get_or_insert_with(Vec::new).extend(doc_ids[1..].iter().map(|d| doc_filter(d)));
-        self.apply(PointOperations::DeletePointsByFilter(filter)).await
+        self.apply(PointOperations::DeletePointsByFilter(documents_filter(doc_ids))).await
     }
 
     async fn delete_points(&self, ids: &[Uuid]) -> Result<()> {
@@ -339,6 +344,13 @@ impl VectorIndex for EmbeddedIndex {
 
     async fn count(&self, doc_id: Option<&str>) -> Result<u64> {
         self.count_matching(doc_id.map(|d| Filter::new_must(doc_filter(d)))).await
+    }
+
+    async fn count_documents(&self, doc_ids: &[String]) -> Result<u64> {
+        if doc_ids.is_empty() {
+            return Ok(0);
+        }
+        self.count_matching(Some(documents_filter(doc_ids))).await
     }
 
     async fn count_tail(&self, doc_id: &str, from: u32) -> Result<u64> {

@@ -75,6 +75,8 @@ pub trait VectorIndex: Send + Sync {
     async fn search(&self, vector: Vec<f32>, limit: usize) -> Result<Vec<Hit>>;
     /// Exact number of points, of one document or of the whole collection.
     async fn count(&self, doc_id: Option<&str>) -> Result<u64>;
+    /// Exact number of points of these documents together.
+    async fn count_documents(&self, doc_ids: &[String]) -> Result<u64>;
     /// Exact number of points of `doc_id` whose `chunk_index` is `from` or more: the points
     /// [`VectorIndex::delete_tail`] with `keep = from` would delete.
     async fn count_tail(&self, doc_id: &str, from: u32) -> Result<u64>;

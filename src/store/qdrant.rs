@@ -90,6 +90,11 @@ impl QdrantIndex {
         Condition::matches("doc_id", doc_id.to_string())
     }
 
+    /// The points of any of `doc_ids`.
+    fn documents_filter(doc_ids: &[String]) -> Filter {
+        Filter::must([Condition::matches("doc_id", doc_ids.to_vec())])
+    }
+
     /// The points of `doc_id` whose `chunk_index` is `from` or more.
     fn tail_filter(doc_id: &str, from: u32) -> Filter {
         Filter::must([
@@ -308,7 +313,7 @@ impl VectorIndex for QdrantIndex {
         if doc_ids.is_empty() {
             return Ok(());
         }
-        self.delete(Filter::must([Condition::matches("doc_id", doc_ids.to_vec())]).into(), "delete documents").await
+        self.delete(Self::documents_filter(doc_ids).into(), "delete documents").await
     }
 
     async fn delete_points(&self, ids: &[Uuid]) -> Result<()> {
@@ -343,6 +348,13 @@ impl VectorIndex for QdrantIndex {
 
     async fn count(&self, doc_id: Option<&str>) -> Result<u64> {
         self.count_matching(doc_id.map(|d| Filter::must([Self::doc_filter(d)]))).await
+    }
+
+    async fn count_documents(&self, doc_ids: &[String]) -> Result<u64> {
+        if doc_ids.is_empty() {
+            return Ok(0);
+        }
+        self.count_matching(Some(Self::documents_filter(doc_ids))).await
     }
 
     async fn count_tail(&self, doc_id: &str, from: u32) -> Result<u64> {
