@@ -67,6 +67,14 @@ macro_rules! text_enum {
 
 text_enum!(JobStatus { Created => "created", Scanning => "scanning", Processing => "processing",
     Completed => "completed", Failed => "failed", Cancelled => "cancelled" });
+impl FileStatus {
+    /// A status as a row records it; an unknown one reads as `pending`, so that the file is
+    /// looked at again.
+    pub fn recorded(text: &str) -> Self {
+        text.parse().unwrap_or(Self::Pending)
+    }
+}
+
 text_enum!(FileStatus { Pending => "pending", Processing => "processing", Completed => "completed",
     Failed => "failed", NoText => "no_text", Deleted => "deleted" });
 
@@ -139,7 +147,7 @@ pub struct FileRow {
 
 impl FileRow {
     pub fn status(&self) -> FileStatus {
-        self.status.parse().unwrap_or(FileStatus::Pending)
+        FileStatus::recorded(&self.status)
     }
 }
 
@@ -171,28 +179,10 @@ impl KnownFile {
     }
 }
 
-impl From<FileRow> for KnownFile {
-    fn from(row: FileRow) -> Self {
-        Self {
-            status: row.status(),
-            path: row.path,
-            doc_id: row.doc_id,
-            size: row.size,
-            modified_ns: row.modified_ns,
-            extension: row.extension,
-            content_hash: row.content_hash,
-            logic_fingerprint: row.logic_fingerprint,
-            error: row.error,
-            retry_count: row.retry_count,
-            vectors_created: row.vectors_created,
-        }
-    }
-}
-
-/// A status as recorded; an unknown one reads as `pending`, as [`FileRow::status`] does.
+/// A status as recorded, read as [`FileStatus::recorded`] reads it.
 fn status_or_pending<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<FileStatus, D::Error> {
     let text = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(deserializer)?;
-    Ok(text.parse().unwrap_or(FileStatus::Pending))
+    Ok(FileStatus::recorded(&text))
 }
 
 /// What is known of a file about to be written.
@@ -842,6 +832,7 @@ const JOB_COLUMNS: &str =
 /// The columns of [`FileRow`], in its field order.
 const FILE_FIELDS: &str = "path, doc_id, size, modified_ns, extension, content_hash, logic_fingerprint, status,
     error, retry_count, chunks_created, vectors_created, job_id, embedded_job_id";
+/// The columns of [`KnownFile`], in its field order.
 const KNOWN_FILE_FIELDS: &str =
     "path, doc_id, size, modified_ns, extension, content_hash, logic_fingerprint, status, error, retry_count,
     vectors_created";

@@ -20,7 +20,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use sqlx::Row;
 
-use super::{Catalog, FileRow, JobStatus};
+use super::{Catalog, FileRow, JobStatus, KnownFile, KNOWN_FILE_FIELDS};
 
 /// The database's clock in milliseconds since the epoch, in SQL.
 const NOW_MS: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
@@ -543,12 +543,13 @@ impl Catalog {
         .await
     }
 
-    /// The catalog rows of these paths, where they exist.
-    pub async fn files_at(&self, collection: &str, paths: &[String]) -> Result<HashMap<String, FileRow>> {
+    /// What a worker needs of the rows of these paths (see [`KnownFile`]), where they exist.
+    pub async fn known_files_at(&self, collection: &str, paths: &[String]) -> Result<HashMap<String, KnownFile>> {
         let mut found = HashMap::new();
         for group in paths.chunks(500) {
             let placeholders: Vec<String> = (0..group.len()).map(|i| format!("${}", i + 2)).collect();
-            let rows = self.file_rows(collection, &format!("AND path IN ({})", placeholders.join(", ")), group).await?;
+            let filter = format!("AND path IN ({})", placeholders.join(", "));
+            let rows: Vec<KnownFile> = self.rows_as_json(KNOWN_FILE_FIELDS, collection, &filter, group).await?;
             found.extend(rows.into_iter().map(|f| (f.path.clone(), f)));
         }
         Ok(found)

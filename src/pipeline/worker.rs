@@ -21,7 +21,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use super::{facts_of, FailedFile, JobReport, JobSettings, LogicFingerprint, Outcome, Stages, ToExtract};
-use crate::catalog::{Catalog, Fence, FileStatus, JobCounters, JobRow, JobStatus, KnownFile, WorkKind, WORK_CHANNEL};
+use crate::catalog::{Catalog, Fence, FileStatus, JobCounters, JobRow, JobStatus, WorkKind, WORK_CHANNEL};
 use crate::consistency::Touched;
 use crate::embed::{Embedder, ModelInfo};
 use crate::hash;
@@ -289,10 +289,10 @@ impl ClaimSource {
                 return Ok(());
             }
             let paths: Vec<String> = claims.iter().map(|c| c.path.clone()).collect();
-            let mut rows = self.runtime.block_on(self.catalog.files_at(collection, &paths))?;
+            let mut rows = self.runtime.block_on(self.catalog.known_files_at(collection, &paths))?;
             for claim in claims {
                 Counters::add(&self.counters.files_seen, 1);
-                let previous = rows.remove(&claim.path).map(KnownFile::from);
+                let previous = rows.remove(&claim.path);
                 if claim.kind == WorkKind::Delete {
                     match previous {
                         Some(row) => send(Outcome::Vanished(vec![row]))?,
