@@ -252,14 +252,18 @@ impl<'a> Walk<'a> {
         };
         let is_file = linked.as_ref().map_or(file_type.is_file(), |meta| meta.is_file());
         let is_dir = linked.as_ref().map_or(file_type.is_dir(), |meta| meta.is_dir());
-        let extension = match self.options.kept_name(&name, hidden_above) {
-            _ if !is_file => None,
-            Some(extension) => Some(extension),
-            None => return Some(ScanItem::Filtered),
-        };
         if !is_file && !is_dir {
             return None;
         }
+        // A file's extension when the filters keep it; `None` for a directory.
+        let extension = if is_file {
+            match self.options.kept_name(&name, hidden_above) {
+                Some(extension) => Some(extension),
+                None => return Some(ScanItem::Filtered),
+            }
+        } else {
+            None
+        };
         if linked.is_some() && !self.options.follow_external_links {
             if let Some(skipped) = external_link(&path, &self.real_root) {
                 return Some(skipped);
