@@ -3,7 +3,9 @@
 //! In: the bytes of an EPUB e-book. Out: a [`Document`] with its chapters' text in reading
 //! order (the OPF's spine, found through `META-INF/container.xml`), each chapter's XHTML read
 //! by the [`html`](super::html) extractor (headings anchored as there), and the book's title
-//! (`dc:title`). A book whose chapters are encrypted (DRM) is refused plainly.
+//! (`dc:title`). A chapter the spine lists more than once is read once, where it first
+//! appears: a tiny book cannot expand into an endless text by repeating its spine. A book
+//! whose chapters are encrypted (DRM) is refused plainly.
 
 use std::collections::{HashMap, HashSet};
 
@@ -60,11 +62,14 @@ pub fn extract(bytes: &[u8]) -> Result<Document, ExtractError> {
 
     let encrypted = encrypted_parts(&mut package)?;
     let mut document = Document { title, ..Document::default() };
+    // The chapters read so far, by part: an id listed again, or another id for the same part,
+    // adds nothing.
+    let mut read = HashSet::new();
     for id in &spine {
         let Some((part, media_type)) = manifest.get(id) else {
             return Err(format.invalid(format!("its spine names {id:?}, which its manifest does not list")));
         };
-        if !matches!(media_type.as_str(), "application/xhtml+xml" | "text/html") {
+        if !matches!(media_type.as_str(), "application/xhtml+xml" | "text/html") || !read.insert(part) {
             continue;
         }
         if encrypted.contains(part) {
@@ -105,7 +110,71 @@ fn percent_decoded(href: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
+    use crate::extract::Place;
+
+    /// An EPUB of `chapters` (an XHTML part under `OEBPS/` of each name, headed by its name),
+    /// whose manifest lists the items `manifest` (id, href) and whose spine the ids `spine`.
+    fn book(chapters: &[&str], manifest: &[(&str, &str)], spine: &[&str]) -> Vec<u8> {
+        let items: String = manifest
+            .iter()
+            .map(|(id, href)| format!(r#"<item id="{id}" href="{href}" media-type="application/xhtml+xml"/>"#))
+            .collect();
+        let itemrefs: String = spine.iter().map(|id| format!(r#"<itemref idref="{id}"/>"#)).collect();
+        let opf = format!(
+            r#"<package xmlns="http://www.idpf.org/2007/opf" version="3.0">
+            <manifest>{items}</manifest><spine>{itemrefs}</spine></package>"#
+        );
+        let container = r#"<container version="1.0" xmlns="urn:oasis:names:tc:opendocument:xmlns:container">
+            <rootfiles><rootfile full-path="OEBPS/content.opf"/></rootfiles></container>"#;
+        let mut parts = vec![
+            ("mimetype".to_string(), MIMETYPE.to_string()),
+            ("META-INF/container.xml".to_string(), container.to_string()),
+            ("OEBPS/content.opf".to_string(), opf),
+        ];
+        parts.extend(chapters.iter().map(|name| {
+            let body = format!("<h1>{name}</h1><p>The text of {name}.</p>");
+            (
+                format!("OEBPS/{name}.xhtml"),
+                format!(r#"<html xmlns="http://www.w3.org/1999/xhtml"><body>{body}</body></html>"#),
+            )
+        }));
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for (name, contents) in parts {
+            zip.start_file(name, zip::write::SimpleFileOptions::default()).unwrap();
+            zip.write_all(contents.as_bytes()).unwrap();
+        }
+        zip.finish().unwrap().into_inner()
+    }
+
+    fn headings(document: &Document) -> Vec<&str> {
+        document
+            .anchors
+            .iter()
+            .map(|anchor| match &anchor.place {
+                Place::Heading(heading) => heading.as_str(),
+                other => panic!("not a heading: {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_chapter_the_spine_repeats_is_read_once_where_it_first_appears() {
+        let manifest = [("tides", "Tides.xhtml"), ("currents", "Currents.xhtml")];
+        let spine: Vec<&str> = ["currents"].into_iter().chain(["tides", "currents"].repeat(50_000)).collect();
+        let document = extract(&book(&["Tides", "Currents"], &manifest, &spine)).unwrap();
+        assert_eq!(headings(&document), ["Currents", "Tides"]);
+        assert_eq!(document.text, "Currents\n\nThe text of Currents.\n\nTides\n\nThe text of Tides.\n\n");
+    }
+
+    #[test]
+    fn two_ids_for_one_part_read_it_once() {
+        let manifest = [("tides", "Tides.xhtml"), ("again", "./Tides.xhtml#slack-water"), ("end", "End.xhtml")];
+        let document = extract(&book(&["Tides", "End"], &manifest, &["tides", "again", "end"])).unwrap();
+        assert_eq!(headings(&document), ["Tides", "End"]);
+    }
 
     #[test]
     fn hrefs_are_percent_decoded_without_their_fragment() {

@@ -240,12 +240,15 @@ impl Format {
             Self::Text => "extract-1",
             // 2: Markdown headings, PDF pages, and DOCX headers, footers, footnotes, headings and
             // title, in each chunk's payload and (DOCX) its text.
-            Self::Markdown | Self::Pdf | Self::Docx => "extract-2",
+            Self::Markdown | Self::Docx => "extract-2",
+            // 3: a paragraph break between pages, so that words on either side of one stay apart.
+            Self::Pdf => "pdf-3",
             Self::Html => "html-1",
             Self::Xlsx | Self::Xls | Self::Ods => "sheet-1",
             Self::Pptx => "pptx-1",
             Self::Odt => "odt-1",
-            Self::Epub => "epub-1",
+            // 2: a chapter the spine lists again is read once.
+            Self::Epub => "epub-2",
             Self::Sniffed => "sniff-1",
         }
     }

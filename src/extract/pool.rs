@@ -7,9 +7,10 @@
 //! [`ExtractorPool`] starts up to `workers` children as calls need them and gives each call an
 //! idle one. A call waits at most `timeout`: then the child is killed (SIGKILL), reaped, and
 //! replaced by the next call that needs one. A child that dies mid-file is reported by cause:
-//! stack overflow, out of memory (its address space is capped with `RLIMIT_AS`), or the signal
-//! or status it died with. Children die with the pool (on drop) and with this process
-//! (`PR_SET_PDEATHSIG`), even when it is killed with SIGKILL.
+//! stack overflow, out of memory (its address space is capped with `RLIMIT_AS`; the reason
+//! names the limit and `--extract-memory`, which raises it), or the signal or status it died
+//! with. Children die with the pool (on drop) and with this process (`PR_SET_PDEATHSIG`), even
+//! when it is killed with SIGKILL.
 //!
 //! [`serve`] is the child's side: one request at a time, until stdin closes.
 //!
@@ -111,7 +112,9 @@ impl ExtractorPool {
                 let what = match failure {
                     Failure::TimedOut => format!("timed out after {} s", self.settings.timeout.as_secs_f64()),
                     Failure::Cancelled => "was stopped: the job is cancelled".to_string(),
-                    Failure::Ended(error) if died(&error) => format!("crashed ({})", crash_cause(status, &stderr)),
+                    Failure::Ended(error) if died(&error) => {
+                        crash_cause(status, &stderr, self.settings.memory_limit_mib)
+                    }
                     Failure::Ended(error) => format!("failed ({error})"),
                 };
                 Err(ExtractError::Extractor(format!("{format_name} extractor {what}")))
@@ -318,22 +321,29 @@ fn die_with_parent(parent: u32) -> io::Result<()> {
 }
 
 /// Why a child died, from its exit and its last words on stderr (the Rust runtime reports a
-/// stack overflow and a failed allocation there before aborting).
-fn crash_cause(status: Option<ExitStatus>, stderr: &str) -> String {
+/// stack overflow and a failed allocation there before aborting): "crashed (stack overflow)",
+/// "crashed (killed by signal 6)", or, for an allocation its address space of
+/// `memory_limit_mib` MiB could not hold, that it ran out of memory, with the limit and the
+/// flag that raises it.
+fn crash_cause(status: Option<ExitStatus>, stderr: &str, memory_limit_mib: u64) -> String {
     if stderr.contains("has overflowed its stack") {
-        return "stack overflow".to_string();
+        return "crashed (stack overflow)".to_string();
     }
     if stderr.contains("memory allocation of") {
-        return "out of memory".to_string();
+        return format!(
+            "ran out of memory: it needed more than its {memory_limit_mib} MiB (--extract-memory); \
+             raise --extract-memory to read such files"
+        );
     }
-    match status {
+    let exit = match status {
         Some(status) => match (status.signal(), status.code()) {
             (Some(signal), _) => format!("killed by signal {signal}"),
             (None, Some(code)) => format!("exited with status {code}"),
             (None, None) => format!("ended: {status}"),
         },
         None => "its exit status could not be read".to_string(),
-    }
+    };
+    format!("crashed ({exit})")
 }
 
 /// The child's side: sets the memory limit, then answers requests on stdin, one at a time,
@@ -657,9 +667,13 @@ mod tests {
     fn crash_causes_read_the_runtime_report_then_the_exit() {
         let abort = ExitStatus::from_raw(libc::SIGABRT);
         let overflow = "\nthread 'main' has overflowed its stack\nfatal runtime error: stack overflow\n";
-        assert_eq!(crash_cause(Some(abort), overflow), "stack overflow");
-        assert_eq!(crash_cause(Some(abort), "memory allocation of 67108864 bytes failed\n"), "out of memory");
-        assert_eq!(crash_cause(Some(abort), ""), "killed by signal 6");
-        assert_eq!(crash_cause(Some(ExitStatus::from_raw(3 << 8)), ""), "exited with status 3");
+        assert_eq!(crash_cause(Some(abort), overflow, 1024), "crashed (stack overflow)");
+        assert_eq!(
+            crash_cause(Some(abort), "memory allocation of 67108864 bytes failed\n", 1024),
+            "ran out of memory: it needed more than its 1024 MiB (--extract-memory); \
+             raise --extract-memory to read such files"
+        );
+        assert_eq!(crash_cause(Some(abort), "", 1024), "crashed (killed by signal 6)");
+        assert_eq!(crash_cause(Some(ExitStatus::from_raw(3 << 8)), "", 1024), "crashed (exited with status 3)");
     }
 }
