@@ -3,10 +3,12 @@
 //! leases. Whatever happens to the workers (killed with SIGKILL mid-lease, stalled past
 //! their lease), the job ends equal to a single-process run: the same catalog rows, points
 //! and live parquet rows, and no item done twice except those whose lease was taken over.
+//! A stalled worker, resumed, drops what it lost and exits by itself.
 
 mod common;
 
 use std::ffi::OsStr;
+use std::io::Read;
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -46,9 +48,18 @@ fn plan(ws: &Workspace, docs: &std::path::Path, workers: &'static str, extra: &[
     ws.ingest([docs.as_os_str()].into_iter().chain(flags.into_iter().map(OsStr::new)))
 }
 
-/// Starts `ingest worker --once --json` with a short lease.
+/// The items a worker holds at most (the worker's `HELD_AT_MOST`): as many as `tree` makes.
+const HELD_AT_MOST: i64 = 16;
+
+/// Starts `ingest worker --once --json` with a short lease, writing each file as it comes.
 fn start_worker(ws: &Workspace) -> Child {
-    let flags = ["worker", "--once", "--json", "--quiet", "--lease", LEASE, "--commit-interval", "0"];
+    start_worker_committing_every(ws, "0")
+}
+
+/// Starts `ingest worker --once --json` with a short lease, writing what it embedded every
+/// `seconds` (and when it runs out of work).
+fn start_worker_committing_every(ws: &Workspace, seconds: &'static str) -> Child {
+    let flags = ["worker", "--once", "--json", "--quiet", "--lease", LEASE, "--commit-interval", seconds];
     ws.command(flags.into_iter().chain(["--threads", "1", "--extract-workers", "1"]))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -171,19 +182,49 @@ fn a_planner_and_three_workers_index_like_one_process() {
     assert_eq!(latest_job(&ws)["status"], "completed", "a job with no work items ends at once");
 }
 
-/// Waits until the worker with this pid holds a leased item; false if it never does.
-fn holds_a_lease(ws: &Workspace, pid: u32) -> bool {
+/// Waits until the worker with this pid holds at least `count` leased items; false if it
+/// never does.
+fn holds_leases(ws: &Workspace, pid: u32, count: i64) -> bool {
     let deadline = Instant::now() + Duration::from_secs(60);
     let sql = format!(
         "SELECT COUNT(*)::BIGINT FROM work_items w JOIN workers k ON k.id = w.owner WHERE k.pid = {pid} AND w.state = 'leased'"
     );
     while Instant::now() < deadline {
-        if ws.catalog_number(&sql) > 0 {
+        if ws.catalog_number(&sql) >= count {
             return true;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     false
+}
+
+/// Waits for `child` to exit by itself, reading what it prints meanwhile; fails (having
+/// killed it) with what it printed if it is still running after `limit`.
+fn exits_by_itself_within(mut child: Child, limit: Duration) -> Output {
+    let read_all = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            pipe.read_to_end(&mut bytes).expect("reading a worker's output");
+            bytes
+        })
+    };
+    let stdout = read_all(Box::new(child.stdout.take().expect("the worker's stdout is piped")));
+    let stderr = read_all(Box::new(child.stderr.take().expect("the worker's stderr is piped")));
+    let started = Instant::now();
+    let exited = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if started.elapsed() > limit {
+            child.kill().unwrap();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let status = exited.unwrap_or_else(|| child.wait().unwrap());
+    let output = Output { status, stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() };
+    assert!(exited.is_some(), "the worker was still running {limit:?} later, and was killed: {}", show(&output));
+    output
 }
 
 #[test]
@@ -197,7 +238,7 @@ fn a_worker_killed_mid_lease_loses_nothing_and_its_items_are_redone_by_others() 
         json_of(&plan(&ws, docs.path(), "0", &["--no-wait"]), 0);
         let mut workers: Vec<Child> = (0..3).map(|_| start_worker(&ws)).collect();
         let victim = workers.remove(rng.gen_range(0..3));
-        assert!(holds_a_lease(&ws, victim.id()), "trial {trial}: the victim never claimed anything");
+        assert!(holds_leases(&ws, victim.id(), 1), "trial {trial}: the victim never claimed anything");
         let delay = Duration::from_millis(rng.gen_range(0..400));
         std::thread::sleep(delay);
         let victim_pid = victim.id();
@@ -240,47 +281,93 @@ fn a_worker_holding_leases(ws: &Workspace, docs: &std::path::Path) -> Child {
     ws.qdrant().delay_every_call(Duration::from_millis(100));
     json_of(&plan(ws, docs, "0", &["--no-wait"]), 0);
     let worker = start_worker(ws);
-    assert!(holds_a_lease(ws, worker.id()), "the worker never claimed anything");
+    assert!(holds_leases(ws, worker.id(), 1), "the worker never claimed anything");
     worker
+}
+
+/// Queues `docs` and starts one worker that writes nothing for a minute, returned once it
+/// holds every item (as many as a worker holds at most), none of them written: a worker
+/// whose model is slow, say, with all its work still ahead of the store.
+fn a_worker_holding_all_it_may(ws: &Workspace, docs: &std::path::Path) -> Child {
+    json_of(&plan(ws, docs, "0", &["--no-wait"]), 0);
+    let worker = start_worker_committing_every(ws, "60");
+    assert!(holds_leases(ws, worker.id(), HELD_AT_MOST), "the worker never held {HELD_AT_MOST} items");
+    // Its last claim is in its hands, not only in the database's.
+    std::thread::sleep(Duration::from_millis(200));
+    worker
+}
+
+/// A way to have a worker stalled past its lease.
+struct Stall {
+    name: &'static str,
+    /// Queues the work and starts the worker to stall, returned once it holds leases.
+    start: fn(&Workspace, &std::path::Path) -> Child,
+    /// Whether it is stopped with every claim in hands: stopped while writing, it may be
+    /// stopped in the middle of a claim, which it then never learns of.
+    knows_every_claim: bool,
 }
 
 #[test]
 fn a_worker_stalled_past_its_lease_cannot_complete_what_it_lost() {
     let (docs, clean, _) = reference();
-    let ws = Workspace::on_servers();
-    let stalled = a_worker_holding_leases(&ws, docs.path());
-    let stalled_pid = stalled.id();
-    unsafe { libc::kill(stalled.id() as i32, libc::SIGSTOP) };
-    let held = ws.catalog_number(&format!(
-        "SELECT COUNT(*)::BIGINT FROM work_items w JOIN workers k ON k.id = w.owner WHERE k.pid = {} AND w.state = 'leased'",
-        stalled.id()
-    ));
-    // Past its lease, a second worker takes everything over and ends the job.
-    ws.qdrant().delay_every_call(Duration::ZERO);
-    let other = finish_worker(start_worker(&ws));
-    assert_eq!(other["ended_jobs"].as_array().unwrap().len(), 1, "{other:#}");
-    unsafe { libc::kill(stalled.id() as i32, libc::SIGCONT) };
-    let stalled_output = stalled.wait_with_output().unwrap();
-    let stalled_report = json_of(&stalled_output, 0);
-    let lost: Vec<String> = stalled_report["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|job| job["lost_leases"].as_array().cloned().unwrap_or_default())
-        .map(|path| path.as_str().unwrap().replace('\'', "''"))
-        .collect();
-    assert!(!lost.is_empty() && held > 0, "the stalled worker found its items taken: {}", show(&stalled_output));
-    // What it lost was finished by the other worker, not by it.
-    let finished_by_stalled = ws.catalog_number(&format!(
-        "SELECT COUNT(*)::BIGINT FROM work_items WHERE state = 'done' AND path IN ('{}')
-            AND owner = (SELECT id FROM workers WHERE pid = {stalled_pid})",
-        lost.join("', '")
-    ));
-    assert_eq!(finished_by_stalled, 0);
-    assert_eq!(files_done(&stalled_report) + files_done(&other), 16, "no file finished twice");
-    let job = latest_job(&ws);
-    assert_eq!(job["status"], "completed", "{job:#}");
-    assert_eq!(snapshot(&ws), clean);
+    let lease = Duration::from_secs(LEASE.parse().unwrap());
+    for stall in [
+        Stall { name: "stalled while writing", start: a_worker_holding_leases, knows_every_claim: false },
+        Stall {
+            name: "stalled holding all it may, nothing written",
+            start: a_worker_holding_all_it_may,
+            knows_every_claim: true,
+        },
+    ] {
+        let Stall { name: stall, start, knows_every_claim } = stall;
+        let ws = Workspace::on_servers();
+        let stalled = start(&ws, docs.path());
+        let stalled_pid = stalled.id();
+        unsafe { libc::kill(stalled_pid as i32, libc::SIGSTOP) };
+        let held = ws.catalog_number(&format!(
+            "SELECT COUNT(*)::BIGINT FROM work_items w JOIN workers k ON k.id = w.owner WHERE k.pid = {stalled_pid} AND w.state = 'leased'"
+        ));
+        // Past its lease, a second worker takes everything over and ends the job.
+        ws.qdrant().delay_every_call(Duration::ZERO);
+        let other = finish_worker(start_worker(&ws));
+        assert_eq!(other["ended_jobs"].as_array().unwrap().len(), 1, "{stall}: {other:#}");
+        unsafe { libc::kill(stalled_pid as i32, libc::SIGCONT) };
+        // Resumed, it learns within a lease that its items are gone, drops their work, and
+        // (with --once) exits, the queue having no open work.
+        let resumed = Instant::now();
+        let stalled_output = exits_by_itself_within(stalled, 3 * lease + Duration::from_secs(10));
+        let stalled_report = json_of(&stalled_output, 0);
+        eprintln!("{stall}: the resumed worker exited after {:?}", resumed.elapsed());
+        let lost: Vec<String> = stalled_report["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|job| job["lost_leases"].as_array().cloned().unwrap_or_default())
+            .map(|path| path.as_str().unwrap().replace('\'', "''"))
+            .collect();
+        assert!(
+            !lost.is_empty() && held > 0,
+            "{stall}: the stalled worker found its items taken: {}",
+            show(&stalled_output)
+        );
+        if knows_every_claim {
+            assert_eq!(lost.len() as i64, held, "{stall}: each item it held is reported lost: {stalled_report:#}");
+            let points: u64 =
+                stalled_report["jobs"].as_array().unwrap().iter().map(|j| j["points"].as_u64().unwrap()).sum();
+            assert_eq!(points, 0, "{stall}: it wrote none of them: {stalled_report:#}");
+        }
+        // What it lost was finished by the other worker, not by it.
+        let finished_by_stalled = ws.catalog_number(&format!(
+            "SELECT COUNT(*)::BIGINT FROM work_items WHERE state = 'done' AND path IN ('{}')
+                AND owner = (SELECT id FROM workers WHERE pid = {stalled_pid})",
+            lost.join("', '")
+        ));
+        assert_eq!(finished_by_stalled, 0, "{stall}");
+        assert_eq!(files_done(&stalled_report) + files_done(&other), 16, "{stall}: no file finished twice");
+        let job = latest_job(&ws);
+        assert_eq!(job["status"], "completed", "{stall}: {job:#}");
+        assert_eq!(snapshot(&ws), clean, "{stall}");
+    }
 }
 
 #[test]

@@ -11,7 +11,8 @@
 //! [fenced](Catalog::fenced) by its [`Fence`]: each write of a file's row happens only in a
 //! transaction that finds the item still leased to this worker at this attempt (and locks
 //! it), so a worker that stalled past its lease cannot overwrite the work of the one that
-//! took over. Times are the database's own clock, in milliseconds since the epoch.
+//! took over. That worker learns what it lost at its next heartbeat (or write), and its
+//! fence lets go of it. Times are the database's own clock, in milliseconds since the epoch.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -74,42 +75,86 @@ pub struct WorkItem {
 }
 
 /// A worker's identity and the items it holds, by path. A catalog fenced by it writes only
-/// the rows of files whose item the worker still holds.
+/// the rows of files whose item the worker still holds. A claim leaves the fence when its
+/// item is finished, or as soon as the worker learns the item is no longer its own (at a
+/// fenced write, or at a [heartbeat](Catalog::heartbeat)); lost claims are kept for the
+/// worker's report.
 #[derive(Debug)]
 pub struct Fence {
     pub owner: String,
-    claims: Mutex<HashMap<String, Claim>>,
+    holdings: Mutex<Holdings>,
+}
+
+/// What a [`Fence`] knows of its worker's claims.
+#[derive(Debug, Default)]
+struct Holdings {
+    /// Claims held, by path.
+    held: HashMap<String, Claim>,
+    /// Claims lost to another worker (or parked) before they were finished, not yet reported.
+    lost: Vec<Claim>,
 }
 
 impl Fence {
     pub fn new(owner: String) -> Self {
-        Self { owner, claims: Mutex::new(HashMap::new()) }
+        Self { owner, holdings: Mutex::new(Holdings::default()) }
     }
 
-    fn claims(&self) -> std::sync::MutexGuard<'_, HashMap<String, Claim>> {
-        self.claims.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn holdings(&self) -> std::sync::MutexGuard<'_, Holdings> {
+        self.holdings.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Takes these claims into the fence.
     pub fn hold(&self, claims: &[Claim]) {
-        self.claims().extend(claims.iter().map(|c| (c.path.clone(), c.clone())));
+        self.holdings().held.extend(claims.iter().map(|c| (c.path.clone(), c.clone())));
     }
 
     fn claim_of(&self, path: &str) -> Option<Claim> {
-        self.claims().get(path).cloned()
+        self.holdings().held.get(path).cloned()
     }
 
-    /// Forgets the claims of these paths: their items are done, or lost.
+    /// The claims held now.
+    fn held_claims(&self) -> Vec<Claim> {
+        self.holdings().held.values().cloned().collect()
+    }
+
+    /// Whether the worker still holds `path`'s item, as far as it knows.
+    pub fn holds(&self, path: &str) -> bool {
+        self.holdings().held.contains_key(path)
+    }
+
+    /// Forgets the claims of these paths: their items are done.
     pub fn forget(&self, paths: &[String]) {
-        let mut claims = self.claims();
+        let mut holdings = self.holdings();
         for path in paths {
-            claims.remove(path);
+            holdings.held.remove(path);
         }
+    }
+
+    /// Lets go of these claims, found to be no longer the worker's, and keeps them for its
+    /// report. A claim the fence no longer holds (finished, or already lost) is passed over.
+    fn lose(&self, claims: &[Claim]) {
+        let mut holdings = self.holdings();
+        for claim in claims {
+            if holdings.held.get(&claim.path) == Some(claim) {
+                holdings.held.remove(&claim.path);
+                holdings.lost.push(claim.clone());
+            }
+        }
+    }
+
+    /// The paths of `job_id`'s items the worker lost since it was last asked, in queue order.
+    pub fn take_lost(&self, job_id: &str) -> Vec<String> {
+        let mut holdings = self.holdings();
+        let (mut of_job, others): (Vec<Claim>, Vec<Claim>) =
+            std::mem::take(&mut holdings.lost).into_iter().partition(|c| c.job_id == job_id);
+        holdings.lost = others;
+        of_job.sort_by_key(|c| c.seq);
+        of_job.into_iter().map(|c| c.path).collect()
     }
 
     /// How many items the worker holds.
     pub fn held(&self) -> usize {
-        self.claims().len()
+        self.holdings().held.len()
     }
 }
 
@@ -168,7 +213,8 @@ impl Catalog {
     /// without a fence; with one, when its worker still holds the path's item at the same
     /// attempt (the row lock taken here keeps a reclaim out until the transaction ends).
     /// `finish` also marks the item done; a retried transaction whose first commit went
-    /// through finds it done by this very claim, and still holds it.
+    /// through finds it done by this very claim, and still holds it. A claim found lost
+    /// leaves the fence: a lease taken over never comes back to the same attempt.
     pub(super) async fn holds(&self, tx: &mut sqlx::AnyConnection, path: &str, finish: bool) -> Result<bool> {
         let Some(fence) = &self.fence else { return Ok(true) };
         let Some(claim) = fence.claim_of(path) else { return Ok(false) };
@@ -186,7 +232,16 @@ impl Catalog {
         .await
         .with_context(|| format!("checking the lease on {path}"))?
         .rows_affected();
+        if updated == 0 {
+            fence.lose(&[claim]);
+        }
         Ok(updated == 1)
+    }
+
+    /// Whether the fence's worker has learnt that `path`'s item is no longer its own (never,
+    /// without a fence): its work on the file can be dropped.
+    pub fn lease_known_lost(&self, path: &str) -> bool {
+        self.fence.as_ref().is_some_and(|fence| !fence.holds(path))
     }
 
     /// Of `paths`, those whose items the fence's worker no longer holds (none without a
@@ -385,30 +440,68 @@ impl Catalog {
         Ok(claims)
     }
 
-    /// Extends the leases the fence's worker holds by `lease`, and its registry heartbeat.
-    /// Returns how many items it holds.
-    pub async fn heartbeat(&self, lease: Duration, items_done: i64) -> Result<u64> {
+    /// Extends the leases the fence's worker holds by `lease`, and its registry heartbeat;
+    /// then lets go of the claims whose items are no longer its own (their lease ran out and
+    /// another worker took them, or they were parked), so that the worker drops their work
+    /// and claims more. Returns the paths of the claims it let go of.
+    pub async fn heartbeat(&self, lease: Duration, items_done: i64) -> Result<Vec<String>> {
         let Some(fence) = &self.fence else { bail!("a heartbeat needs a fenced catalog") };
         let lease_ms = lease.as_millis() as i64;
-        self.retrying(|| async {
-            let extended = sqlx::query(&format!(
-                "UPDATE work_items SET lease_until = {NOW_MS} + $1 WHERE owner = $2 AND state = 'leased'"
-            ))
-            .bind(lease_ms)
-            .bind(&fence.owner)
-            .execute(&self.pool)
-            .await
-            .context("extending leases")?
-            .rows_affected();
-            sqlx::query(&format!("UPDATE workers SET last_heartbeat = {NOW_MS}, items_done = $1 WHERE id = $2"))
-                .bind(items_done)
+        // Taken before the check: a claim made meanwhile is not judged by a check that
+        // could not see it.
+        let held = fence.held_claims();
+        let lost = self
+            .retrying(|| async {
+                sqlx::query(&format!(
+                    "UPDATE work_items SET lease_until = {NOW_MS} + $1 WHERE owner = $2 AND state = 'leased'"
+                ))
+                .bind(lease_ms)
                 .bind(&fence.owner)
                 .execute(&self.pool)
                 .await
-                .context("recording the worker's heartbeat")?;
-            Ok(extended)
-        })
-        .await
+                .context("extending leases")?;
+                sqlx::query(&format!("UPDATE workers SET last_heartbeat = {NOW_MS}, items_done = $1 WHERE id = $2"))
+                    .bind(items_done)
+                    .bind(&fence.owner)
+                    .execute(&self.pool)
+                    .await
+                    .context("recording the worker's heartbeat")?;
+                self.claims_lost(&fence.owner, &held).await
+            })
+            .await?;
+        fence.lose(&lost);
+        Ok(lost.into_iter().map(|c| c.path).collect())
+    }
+
+    /// Of `claims` (a worker's few), those whose items are no longer leased to `owner` at
+    /// their attempt, nor done by it.
+    async fn claims_lost(&self, owner: &str, claims: &[Claim]) -> Result<Vec<Claim>> {
+        if claims.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<String> = (0..claims.len())
+            .map(|i| {
+                let n = 3 * i + 2;
+                format!("(CAST(${n} AS TEXT), CAST(${} AS BIGINT), CAST(${} AS BIGINT))", n + 1, n + 2)
+            })
+            .collect();
+        let sql = format!(
+            "SELECT c.job_id, c.seq FROM (VALUES {}) AS c (job_id, seq, attempts)
+             WHERE NOT EXISTS (SELECT 1 FROM work_items w WHERE w.job_id = c.job_id AND w.seq = c.seq
+                AND w.owner = $1 AND w.attempts = c.attempts AND w.state IN ('leased', 'done'))",
+            rows.join(", ")
+        );
+        let mut query = sqlx::query(&sql).bind(owner);
+        for claim in claims {
+            query = query.bind(&claim.job_id).bind(claim.seq).bind(claim.attempt);
+        }
+        let found = query.fetch_all(&self.pool).await.context("checking the worker's leases")?;
+        let mut lost = Vec::with_capacity(found.len());
+        for row in found {
+            let (job_id, seq): (String, i64) = (row.try_get("job_id")?, row.try_get("seq")?);
+            lost.extend(claims.iter().filter(|c| c.job_id == job_id && c.seq == seq).cloned());
+        }
+        Ok(lost)
     }
 
     /// Hands back the fence's unfinished items, for others to claim at once, keeping their
@@ -424,7 +517,7 @@ impl Catalog {
             Ok(())
         })
         .await?;
-        fence.claims().clear();
+        fence.holdings().held.clear();
         Ok(())
     }
 

@@ -4,7 +4,8 @@
 //! protocol carried out per commit group (catalog `processing` → parquet part → upsert,
 //! acknowledged → stale tail trimmed → catalog `completed`), failed and vanished files
 //! recorded, and the [`Tally`] a job's report is made from. With a worker's fenced catalog,
-//! a file whose lease was lost is left to the worker that took it over.
+//! a file whose lease was lost is left to the worker that took it over; its fence keeps the
+//! list of such files for the worker's report.
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -35,7 +36,8 @@ pub(super) struct Tally {
     pub(super) refused_deletes: Option<RefusedDeletes>,
     /// Each file this job completed, failed or deleted: what the end-of-job check looks at.
     pub(super) touched: Vec<Touched>,
-    /// Files whose work item this worker's lease lost to another before it finished.
+    /// Files whose work item this worker's lease lost to another before it finished: the
+    /// worker's fence has the list.
     pub(super) lost: Vec<String>,
     /// Work items a planner queued.
     pub(super) queued: u64,
@@ -207,7 +209,6 @@ impl Committer<'_> {
                     let deleted = self.catalog.mark_deleted(&self.settings.collection, self.job_id, &paths);
                     let lost_since = clock.timed(Stage::Commit, deleted).await?;
                     self.report.deleted += (batch.len() - lost_since.len()) as u64;
-                    self.report.lost.extend(lost.into_iter().chain(lost_since.iter().cloned()));
                     let batch = batch.into_iter().filter(|f| !lost_since.contains(&f.path));
                     self.report.touched.extend(batch.map(|f| Touched {
                         path: f.path.clone(),
@@ -233,7 +234,6 @@ impl Committer<'_> {
     ) -> Result<bool> {
         let path = std::slice::from_ref(&facts.path);
         if !self.catalog.lost_leases(path).await?.is_empty() {
-            self.report.lost.push(facts.path.clone());
             return Ok(false);
         }
         if previous.as_ref().is_some_and(KnownFile::may_have_points) {
@@ -241,7 +241,6 @@ impl Committer<'_> {
         }
         let catalog = self.catalog;
         if !catalog.record_without_points(&self.settings.collection, self.job_id, facts, status, reason).await? {
-            self.report.lost.push(facts.path.clone());
             return Ok(false);
         }
         self.report.touched.push(Touched { path: facts.path.clone(), doc_id: facts.doc_id.clone(), points: 0 });
@@ -270,9 +269,10 @@ impl Committer<'_> {
         let clock = &self.counters.stages;
         let facts: Vec<FileFacts> = group.iter().map(|f| f.prepared.facts.clone()).collect();
         let lost = clock.timed(Stage::Commit, self.catalog.mark_processing(collection, self.job_id, &facts)).await?;
-        if !lost.is_empty() {
-            group.retain(|f| !lost.contains(&f.prepared.facts.path));
-            self.report.lost.extend(lost);
+        group.retain(|f| !lost.contains(&f.prepared.facts.path));
+        if group.is_empty() {
+            // Every lease of the group was lost: nothing of it is written.
+            return Ok(());
         }
 
         let created_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
@@ -346,7 +346,6 @@ impl Committer<'_> {
             Counters::add(&self.counters.files_done, 1);
             self.report.touched.push(touched);
         }
-        self.report.lost.extend(lost);
         // The job's counters are one process's to keep: a worker sees only its share.
         if self.keeps_job_counters {
             let current = group.last().map(|f| f.prepared.facts.path.as_str());

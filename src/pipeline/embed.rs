@@ -3,7 +3,8 @@
 //! In: prepared files, each with its chunks. Out: the same files with one vector per chunk,
 //! in the order they came. Chunks of many small files share model calls, sized by padded
 //! tokens ([`Batching`]) and sorted by length within a window; chunks the embedding cache
-//! knows are not embedded again.
+//! knows are not embedded again. A worker's file whose lease it knows lost is dropped here,
+//! before the model.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,6 +15,7 @@ use tokio::sync::mpsc;
 use super::prepare::ChunkReceiver;
 use super::{EmbeddedFile, Outcome};
 use crate::cache::EmbeddingCache;
+use crate::catalog::Catalog;
 use crate::chunk::Chunk;
 use crate::embed::{Batching, Embedder};
 use crate::progress::{Counters, Stage};
@@ -44,7 +46,9 @@ pub(super) fn window_len(batching: Batching, chunks: &[&Chunk]) -> usize {
 /// Runs the model over prepared files, batching chunks across small files; chunks the
 /// embedding cache knows are not embedded again. It takes what the prepare stage has ready,
 /// up to a window of [`SORT_WINDOW_BATCHES`] model calls, so the model never waits for a full
-/// window; a file bigger than a window is embedded a window at a time.
+/// window; a file bigger than a window is embedded a window at a time. Files whose lease
+/// `catalog`'s fence (a worker's) knows lost are dropped unembedded: another worker has them.
+#[allow(clippy::too_many_arguments)] // the stage's input, output and the job's shared parts
 pub(super) fn embed_stage(
     mut embedder: Embedder,
     batching: Batching,
@@ -53,6 +57,7 @@ pub(super) fn embed_stage(
     counters: &Counters,
     cancel: &AtomicBool,
     cache: Option<&EmbeddingCache>,
+    catalog: &Catalog,
 ) -> Result<()> {
     let send = |outcome| output.blocking_send(outcome).map_err(|_| anyhow::anyhow!("the commit stage stopped"));
     let mut pending: Vec<EmbeddedFile> = Vec::new();
@@ -60,6 +65,7 @@ pub(super) fn embed_stage(
     loop {
         let next = if pending.is_empty() { input.recv() } else { input.try_recv() };
         match next {
+            Some(Outcome::Embedded(file)) if catalog.lease_known_lost(&file.prepared.facts.path) => continue,
             Some(Outcome::Embedded(file)) => {
                 pending_tokens += file.prepared.chunks.iter().map(|c| c.tokens).sum::<usize>();
                 pending_chunks += file.prepared.chunks.len();

@@ -565,11 +565,11 @@ impl Stages<'_> {
         let cache = (!settings.full)
             .then(|| EmbeddingCache::new(catalog.clone(), &model.id, tokio::runtime::Handle::current()));
         let embedder_thread = {
-            let (counters, cancel) = (counters.clone(), cancel.clone());
+            let (counters, cancel, catalog) = (counters.clone(), cancel.clone(), catalog.clone());
             std::thread::Builder::new().name("embed".into()).spawn(move || {
                 let input = ChunkReceiver { receiver: prepared_rx, budget: &chunk_budget };
                 let embedded =
-                    embed_stage(embedder, batching, &input, &embedded_tx, &counters, &cancel, cache.as_ref());
+                    embed_stage(embedder, batching, &input, &embedded_tx, &counters, &cancel, cache.as_ref(), &catalog);
                 // Nothing is taken off the queue any more: senders waiting for room must not wait.
                 chunk_budget.close();
                 embedded

@@ -11,7 +11,9 @@
 //!
 //! A worker sleeps on `LISTEN` while there is nothing to claim, and heartbeats while it runs,
 //! extending its leases. Killed, it loses at most the items it holds, which others claim once
-//! their leases run out; an item whose lease ran out `max_attempts` times is parked.
+//! their leases run out; an item whose lease ran out `max_attempts` times is parked. Stalled
+//! past its lease and resumed, it learns at its next heartbeat (a third of a lease away)
+//! which items others took: it drops their work, claims again, and reports them as lost.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -124,8 +126,14 @@ pub async fn run_worker(
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(lease / 3).await;
-                if let Err(error) = fenced.heartbeat(lease, items_done.load(Ordering::Relaxed)).await {
-                    eprintln!("ingest worker: heartbeat failed ({error:#}); retrying");
+                match fenced.heartbeat(lease, items_done.load(Ordering::Relaxed)).await {
+                    Ok(lost) if !lost.is_empty() && !quiet => eprintln!(
+                        "ingest worker: {} items were taken over by other workers after this worker's lease on them \
+                         ran out; dropping its work on them",
+                        lost.len()
+                    ),
+                    Ok(_) => {}
+                    Err(error) => eprintln!("ingest worker: heartbeat failed ({error:#}); retrying"),
                 }
             }
         })
@@ -248,8 +256,9 @@ async fn work_job(
         counters: &counters,
         keeps_job_counters: false,
     };
-    let (tally, outcome) =
+    let (mut tally, outcome) =
         stages.run(embedder, Box::new(move |to_extract, out| source.run(to_extract, out)), cancel, quiet).await?;
+    tally.lost = fence.take_lost(job_id);
     let error = outcome.err().map(|e| format!("{e:#}"));
     let status = if error.is_some() { "failed" } else { "worked" };
     Ok(tally.into_report(job_id.to_string(), settings, status, &counters, started, error))
@@ -279,6 +288,8 @@ impl ClaimSource {
         let send = |outcome| out.send(outcome).map_err(|_| anyhow::anyhow!("the embed stage stopped"));
         let collection = &self.settings.collection;
         while !self.cancel.load(Ordering::SeqCst) {
+            // Held items leave the fence once finished, or once found lost (at a fenced write,
+            // or at the heartbeat, a third of a lease away).
             if self.fence.held() >= HELD_AT_MOST {
                 std::thread::sleep(Duration::from_millis(20));
                 continue;
