@@ -18,7 +18,9 @@
 //!    concurrent claimers, each claim of 4 items followed by the fenced completion a worker
 //!    writes), and the real documents of section 6 indexed by a planner and 2 local worker
 //!    processes against one process, both on PostgreSQL and the gRPC test server (needs the
-//!    PostgreSQL of `scripts/ensure_postgres.sh`, or `DATABASE_URL_TEST`).
+//!    PostgreSQL of `scripts/ensure_postgres.sh`, or `DATABASE_URL_TEST`);
+//! 8. long lines: the chunk stage's MB/s on the same words as one line and as 80-column lines,
+//!    at 0.1, 1 and 10 MB, and the binary's peak RSS on a 100 MB text with no newline.
 //!
 //! The other corpora are generated with fixed seeds. Run: `cargo bench --bench pipeline -- --quick`
 //! (minutes) or without `--quick` (100,000 files). Prints tables and writes
@@ -172,6 +174,7 @@ fn job_settings(root: &Path, collection: &str, batching: Batching) -> Result<Job
         upload_batch_size: 4000,
         upload_parallelism: 2,
         max_file_bytes: 100 << 20,
+        max_file_chunks: 20_000,
         commit_interval: Duration::from_secs(5),
         full: false,
         dry_run: false,
@@ -1115,6 +1118,65 @@ async fn claim_rounds(url: &str, items: usize) -> Result<Vec<serde_json::Value>>
     Ok(rows)
 }
 
+/// The chunk stage on one long line against the same words in 80-column lines, in MB/s, and
+/// the binary's peak RSS on a 100 MB text with no newline (which fails at the chunk cap).
+fn long_lines(bench: &Bench) -> Result<serde_json::Value> {
+    println!("\n8. long lines: chunk-stage throughput, one line against many");
+    let tokenizer = bench.model.tokenizer()?;
+    let chunker = Chunker::new(&tokenizer, 200, 32, bench.model.max_sequence)?;
+    let sizes: &[usize] = if bench.quick { &[100_000, 1_000_000] } else { &[100_000, 1_000_000, 10_000_000] };
+    let mut rows = Vec::new();
+    for &size in sizes {
+        let one_line = Words(size as u64).sentence_text(size / 7);
+        let mut many_lines = one_line.clone();
+        // The same bytes, a space turned into a newline about every 80 columns.
+        let mut column = 0;
+        // SAFETY: only ASCII spaces become ASCII newlines, so the text stays UTF-8.
+        for byte in unsafe { many_lines.as_bytes_mut() } {
+            column += 1;
+            if *byte == b' ' && column >= 80 {
+                *byte = b'\n';
+                column = 0;
+            }
+        }
+        let measure = |text: &str| {
+            let started = Instant::now();
+            let chunks = chunker.chunk(&ingest::extract::Document::plain(text.to_string())).len();
+            (text.len() as f64 / 1e6 / started.elapsed().as_secs_f64(), chunks)
+        };
+        let (one_line_mbps, one_line_chunks) = measure(&one_line);
+        let (many_lines_mbps, many_lines_chunks) = measure(&many_lines);
+        println!(
+            "   {:>5.1} MB: one line {one_line_mbps:.2} MB/s ({one_line_chunks} chunks), 80-column lines {many_lines_mbps:.2} MB/s ({many_lines_chunks} chunks), ratio {:.2} (target >= 0.5)",
+            one_line.len() as f64 / 1e6,
+            one_line_mbps / many_lines_mbps
+        );
+        rows.push(json!({
+            "bytes": one_line.len(), "one_line_mb_per_s": one_line_mbps, "many_lines_mb_per_s": many_lines_mbps,
+            "one_line_chunks": one_line_chunks, "many_lines_chunks": many_lines_chunks,
+            "ratio": one_line_mbps / many_lines_mbps,
+        }));
+    }
+    let docs = bench.dir("long-line");
+    std::fs::create_dir_all(&docs)?;
+    let size = if bench.quick { 20_000_000 } else { 100_000_000 };
+    let text = Words(size as u64).sentence_text(size / 7);
+    std::fs::write(docs.join("one-line"), &text)?;
+    drop(text);
+    let data = bench.dir("long-line-data");
+    let args: Vec<&std::ffi::OsStr> = vec![docs.as_os_str(), "--data-dir".as_ref(), data.as_os_str()];
+    let (code, seconds, rss, report) = measured_run(&args)?;
+    let reason = report["failed"][0]["reason"].as_str().unwrap_or("-").to_string();
+    println!(
+        "   one {} MB line, no newline: exit {code}, {seconds:.1} s, peak RSS {rss:.0} MiB (target < 512): {reason}",
+        size / 1_000_000
+    );
+    Ok(json!({
+        "chunking": rows,
+        "one_line_file": { "bytes": size, "exit": code, "seconds": seconds, "peak_rss_mib": rss, "reason": reason },
+    }))
+}
+
 /// One section of the harness: its figures, as JSON.
 type Section = fn(&Bench) -> Result<serde_json::Value>;
 
@@ -1127,7 +1189,7 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let quick = std::env::args().any(|a| a == "--quick");
     // (the name that selects a section on the command line, its key in the JSON, the section)
-    let sections: [(&str, &str, Section); 7] = [
+    let sections: [(&str, &str, Section); 8] = [
         ("efficiency", "pipeline_efficiency", pipeline_efficiency),
         ("rerun", "no_change_rerun", no_change_rerun),
         ("restore", "restore", restore_ratio),
@@ -1135,6 +1197,7 @@ fn main() -> Result<()> {
         ("memory", "peak_memory", peak_memory),
         ("real", "real_documents", real_documents),
         ("workers", "workers", workers),
+        ("lines", "long_lines", long_lines),
     ];
     if let Some(unknown) = args.iter().find(|a| !sections.iter().any(|(name, ..)| name == a)) {
         let names: Vec<&str> = sections.iter().map(|(name, ..)| *name).collect();

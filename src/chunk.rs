@@ -9,7 +9,9 @@
 //! [`Origin`]: the page, sheet, slide and heading of the document where it starts (pages
 //! through the one where it ends), and the document's title.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use text_splitter::{ChunkConfig, ChunkSizer, MarkdownSplitter, TextSplitter};
@@ -84,16 +86,61 @@ impl Chunker {
         Ok(())
     }
 
-    /// Splits `document` into chunks, each with its hash, token count and origin.
+    /// Splits `document` into chunks, each with its hash, token count and origin, with no
+    /// limit on time or count.
     pub fn chunk(&self, document: &Document) -> Vec<Chunk> {
-        let pieces: Vec<(usize, &str)> = if document.is_markdown {
-            self.markdown.chunk_indices(&document.text).collect()
-        } else {
-            self.text.chunk_indices(&document.text).collect()
-        };
-        pieces
+        let never = AtomicBool::new(false);
+        let limits = ChunkLimits { deadline: None, max_chunks: usize::MAX, cancel: &never };
+        match self.chunk_within(document, &limits) {
+            Ok(chunks) => chunks,
+            Err(stop) => unreachable!("chunking without limits stopped: {stop}"),
+        }
+    }
+
+    /// Splits `document` into chunks within `limits`: it stops, with why, once the deadline
+    /// passes, the job is cancelled or the chunks outnumber `limits.max_chunks`.
+    ///
+    /// The splitter sees the text one window of at most [`WINDOW_BYTES`] at a time, so its
+    /// cost, which grows with the square of a line's length, is bounded per window and the
+    /// whole is linear in the text's length whatever its shape. Each window but the last
+    /// gives up its last chunk, which the window's end may have cut short: the next window
+    /// starts where that chunk started, as the splitter itself would have gone on, so a text
+    /// comes out as if split in one piece.
+    pub fn chunk_within(&self, document: &Document, limits: &ChunkLimits) -> Result<Vec<Chunk>, ChunkStop> {
+        let text = document.text.as_str();
+        let mut pieces: Vec<(usize, &str)> = Vec::new();
+        // The end of the last piece kept: a piece that ends no further repeats what was kept
+        // (the splitter skips those too).
+        let mut kept_end = 0;
+        let mut start = 0;
+        while start < text.len() {
+            limits.check(start, text.len(), pieces.len())?;
+            let end = window_end(text, start);
+            let window = &text[start..end];
+            let mut found: Vec<(usize, &str)> = if document.is_markdown {
+                self.markdown.chunk_indices(window).collect()
+            } else {
+                self.text.chunk_indices(window).collect()
+            };
+            let next_start = match found.last() {
+                Some(&(offset, _)) if end < text.len() && found.len() > 1 && offset > 0 => {
+                    found.pop();
+                    start + offset
+                }
+                _ => end,
+            };
+            for (offset, piece) in found {
+                let piece_end = start + offset + piece.len();
+                if piece_end > kept_end && !piece.trim().is_empty() {
+                    kept_end = piece_end;
+                    pieces.push((start + offset, piece));
+                }
+            }
+            start = next_start;
+        }
+        limits.check(text.len(), text.len(), pieces.len())?;
+        Ok(pieces
             .into_iter()
-            .filter(|(_, piece)| !piece.trim().is_empty())
             .enumerate()
             .map(|(index, (offset, content))| Chunk {
                 index: index as u32,
@@ -102,6 +149,88 @@ impl Chunker {
                 tokens: count_tokens(&self.tokenizer, content),
                 origin: document.origin(offset, offset + content.len()),
             })
-            .collect()
+            .collect())
     }
+}
+
+/// The most text the splitter sees at once, in bytes: many chunks' worth, so that windows
+/// rarely decide where a chunk ends, and small enough that the splitter's cost on one long
+/// line (quadratic in the line's length) stays small per window.
+pub const WINDOW_BYTES: usize = 16 * 1024;
+
+/// Where the window that starts at `start` ends: the text's end if that is near, else the
+/// best boundary in the window's second half: a paragraph break, a line break, a sentence's
+/// end, a space, in that order, and at worst a character boundary.
+fn window_end(text: &str, start: usize) -> usize {
+    let limit = start + WINDOW_BYTES;
+    if limit >= text.len() {
+        return text.len();
+    }
+    let from = start + WINDOW_BYTES / 2;
+    let mut floor = limit;
+    while !text.is_char_boundary(floor) {
+        floor -= 1;
+    }
+    let half = &text.as_bytes()[from..floor];
+    let after = |needle: &[u8]| half.windows(needle.len()).rposition(|w| w == needle).map(|i| from + i + needle.len());
+    after(b"\n\n").or_else(|| after(b"\n")).or_else(|| after(b". ")).or_else(|| after(b" ")).unwrap_or(floor)
+}
+
+/// What one file's chunking may cost.
+pub struct ChunkLimits<'a> {
+    /// When the file's time is up (`--file-timeout`, counted from when its work began).
+    pub deadline: Option<(Instant, Duration)>,
+    /// The most chunks the file may have (`--max-file-chunks`).
+    pub max_chunks: usize,
+    /// Set when the job is cancelled.
+    pub cancel: &'a AtomicBool,
+}
+
+impl ChunkLimits<'_> {
+    /// Whether chunking may go on, with `done` of `total` bytes of text chunked into
+    /// `chunks` chunks.
+    fn check(&self, done: usize, total: usize, chunks: usize) -> Result<(), ChunkStop> {
+        if self.cancel.load(Ordering::SeqCst) {
+            return Err(ChunkStop::Cancelled);
+        }
+        if chunks > self.max_chunks {
+            let estimated = (chunks as f64 * total as f64 / done.max(1) as f64) as usize;
+            return Err(ChunkStop::TooManyChunks { chunks, estimated, limit: self.max_chunks, done, total });
+        }
+        if let Some((deadline, limit)) = self.deadline {
+            if done < total && Instant::now() >= deadline {
+                return Err(ChunkStop::TimedOut { limit, done, total });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why chunking stopped before the text's end.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ChunkStop {
+    #[error("chunking was stopped: the job is cancelled")]
+    Cancelled,
+    #[error(
+        "chunking stopped after {} s, with {} of {} of text chunked; raise --file-timeout to give such files more time",
+        limit.as_secs_f64(),
+        share(*done, *total),
+        megabytes(*total)
+    )]
+    TimedOut { limit: Duration, done: usize, total: usize },
+    #[error(
+        "too many chunks to embed: about {estimated} ({chunks} from the first {} of {} of text), over the limit of \
+         {limit} per file; raise --max-file-chunks to embed it",
+        share(*done, *total),
+        megabytes(*total)
+    )]
+    TooManyChunks { chunks: usize, estimated: usize, limit: usize, done: usize, total: usize },
+}
+
+fn share(done: usize, total: usize) -> String {
+    format!("{:.0}%", 100.0 * done as f64 / total.max(1) as f64)
+}
+
+fn megabytes(bytes: usize) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
 }

@@ -192,10 +192,14 @@ pub struct Tuning {
     /// Seconds of embedding work that may wait before being committed [default: 5]
     #[arg(long, value_name = "SECONDS")]
     pub commit_interval: Option<f64>,
-    /// Seconds a file may take to extract in its extractor process; a parser still busy then is killed and
-    /// the file fails as timed out [default: 60]
-    #[arg(long, value_name = "SECONDS")]
-    pub extract_timeout: Option<f64>,
+    /// Seconds a file may take from the start of its extraction to its last chunk; a file still
+    /// being extracted or chunked then fails as timed out [default: 60]
+    #[arg(long, alias = "extract-timeout", value_name = "SECONDS")]
+    pub file_timeout: Option<f64>,
+    /// Chunks one file may have; a file with more fails before any of it is embedded. The
+    /// default is about 13 minutes of model time on two cores [default: 20000]
+    #[arg(long, value_name = "CHUNKS")]
+    pub max_file_chunks: Option<usize>,
     /// Address space of each extractor process (every format but text and Markdown), in MiB; a parser that needs more fails
     /// its file as out of memory instead of exhausting the machine [default: 1024]
     #[arg(long, value_name = "MIB")]
@@ -294,7 +298,9 @@ pub struct FileConfig {
     pub threads: Option<usize>,
     pub commit_interval: Option<f64>,
     pub max_retries: Option<i64>,
-    pub extract_timeout: Option<f64>,
+    #[serde(alias = "extract_timeout")]
+    pub file_timeout: Option<f64>,
+    pub max_file_chunks: Option<usize>,
     pub extract_memory: Option<u64>,
     pub extract_workers: Option<usize>,
     pub extensions: Option<Vec<String>>,
@@ -417,9 +423,9 @@ impl Settings {
         if !(commit_interval.is_finite() && commit_interval >= 0.0) {
             bail!("--commit-interval must be a number of seconds, 0 or more");
         }
-        let extract_timeout = args.tuning.extract_timeout.or(f.extract_timeout).unwrap_or(60.0);
-        if !(extract_timeout.is_finite() && extract_timeout > 0.0) {
-            bail!("--extract-timeout must be a number of seconds, more than 0");
+        let file_timeout = args.tuning.file_timeout.or(f.file_timeout).unwrap_or(60.0);
+        if !(file_timeout.is_finite() && file_timeout > 0.0) {
+            bail!("--file-timeout must be a number of seconds, more than 0");
         }
         let extract_memory = args.tuning.extract_memory.or(f.extract_memory).unwrap_or(1024);
         if extract_memory < MIN_EXTRACT_MEMORY_MIB {
@@ -460,6 +466,10 @@ impl Settings {
             )? as u64
                 * 1024
                 * 1024,
+            max_file_chunks: positive(
+                "max-file-chunks",
+                args.tuning.max_file_chunks.or(f.max_file_chunks).unwrap_or(DEFAULT_MAX_FILE_CHUNKS),
+            )?,
             commit_interval: Duration::from_secs_f64(commit_interval),
             full: args.full,
             dry_run: args.dry_run,
@@ -468,7 +478,7 @@ impl Settings {
             allow_mass_delete: args.allow_mass_delete,
             extraction: ExtractorSettings {
                 program: extractor_program,
-                timeout: Duration::from_secs_f64(extract_timeout),
+                timeout: Duration::from_secs_f64(file_timeout),
                 memory_limit_mib: extract_memory,
                 workers: positive(
                     "extract-workers",
@@ -577,6 +587,10 @@ impl Settings {
 fn cores() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
 }
+
+/// Chunks one file may have unless `--max-file-chunks` says otherwise: about 13 minutes of
+/// the default model's time on two cores (25 chunks/s), and some 20 MB of text.
+const DEFAULT_MAX_FILE_CHUNKS: usize = 20_000;
 
 /// The least `--extract-memory`: a guard against a value meant in GiB, which would fail every
 /// PDF and DOCX file as out of memory.

@@ -122,3 +122,104 @@ fn embeddings_are_normalised_meaningful_and_order_independent() {
         }
     }
 }
+
+/// The chunks of `document` as the splitter makes them from the whole text in one pass: what
+/// the chunk stage gave before it cut texts into windows.
+fn one_pass(model: &ModelInfo, document: &Document, size: usize, overlap: usize) -> Vec<String> {
+    use text_splitter::{ChunkConfig, MarkdownSplitter, TextSplitter};
+    let config = ChunkConfig::new(size).with_sizer(model.tokenizer().unwrap()).with_overlap(overlap).unwrap();
+    let pieces: Vec<(usize, &str)> = if document.is_markdown {
+        MarkdownSplitter::new(config).chunk_indices(&document.text).collect()
+    } else {
+        TextSplitter::new(config).chunk_indices(&document.text).collect()
+    };
+    pieces.into_iter().filter(|(_, piece)| !piece.trim().is_empty()).map(|(_, piece)| piece.to_string()).collect()
+}
+
+/// Texts longer than one window: the shipped fixtures' text files, and the larger package
+/// documents of this machine (licences, changelogs and HTML manuals), up to a few MB.
+fn long_documents() -> Vec<(String, Document)> {
+    let mut found = Vec::new();
+    let mut roots = vec![std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures")];
+    roots.push("/usr/share/doc".into());
+    let mut total = 0;
+    let mut stack = roots;
+    let mut paths = Vec::new();
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(kind) if kind.is_dir() => stack.push(path),
+                Ok(kind) if kind.is_file() => paths.push(path),
+                _ => {}
+            }
+        }
+    }
+    paths.sort();
+    for path in paths {
+        let name = path.to_string_lossy().to_string();
+        let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        let bytes = match extension.as_str() {
+            "gz" => match std::process::Command::new("gzip").arg("-dc").arg(&path).output() {
+                Ok(out) if out.status.success() => out.stdout,
+                _ => continue,
+            },
+            "txt" | "md" | "html" | "" => std::fs::read(&path).unwrap_or_default(),
+            _ => continue,
+        };
+        let extension = if extension == "gz" { "txt".to_string() } else { extension };
+        if bytes.len() <= ingest::chunk::WINDOW_BYTES || total > 1_500_000 {
+            continue;
+        }
+        if let Ok(document) = ingest::extract::extract_in_process(&extension, &bytes) {
+            if document.text.len() > ingest::chunk::WINDOW_BYTES {
+                total += document.text.len();
+                found.push((name, document));
+            }
+        }
+    }
+    found
+}
+
+/// A Markdown manual of many windows: headings, paragraphs, lists, and fenced code blocks
+/// with blank lines inside, which a window's cut must not turn inside out.
+fn long_markdown() -> Document {
+    let mut text = String::from("# The harbour manual\n\n");
+    for section in 0..60 {
+        text.push_str(&format!("## Section {section}: moorings and tides\n\n"));
+        text.push_str(&format!("{}\n\n", common_text(section, 9)));
+        text.push_str("- check the lines at slack water\n- log the height of the tide\n- report a chafed rope\n\n");
+        text.push_str("```sh\n# the tide table for the week\ntides --port dover \\\n  --days 7\n\n");
+        text.push_str(&format!("tides --port calais --days {section}\n```\n\n"));
+        text.push_str(&format!("{}\n\n", common_text(section + 1, 5)));
+    }
+    Document { text, is_markdown: true, ..Document::default() }
+}
+
+fn common_text(seed: usize, sentences: usize) -> String {
+    (0..sentences)
+        .map(|i| {
+            format!("Mooring note {} explains how the keeper doubles line {} before a spring tide.", seed * 31 + i, i)
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn windowed_chunking_gives_the_chunks_of_one_pass_on_real_documents() {
+    let model = model();
+    let chunker = Chunker::new(&model.tokenizer().unwrap(), 200, 32, model.max_sequence).unwrap();
+    let mut documents = long_documents();
+    assert!(!documents.is_empty(), "no document longer than a window was found");
+    documents.push(("a long Markdown manual".into(), long_markdown()));
+    let mut differing = Vec::new();
+    for (name, document) in &documents {
+        let windowed: Vec<String> = chunker.chunk(document).into_iter().map(|c| c.content).collect();
+        if windowed != one_pass(&model, document, 200, 32) {
+            differing.push(name.clone());
+        }
+    }
+    println!("{} documents longer than a window, {} differ: {differing:?}", documents.len(), differing.len());
+    assert!(differing.is_empty(), "windowed chunks differ from one pass for {differing:?}");
+}

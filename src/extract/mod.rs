@@ -30,6 +30,7 @@ pub mod spreadsheet;
 use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::AtomicBool;
+use std::time::Instant;
 
 pub use pool::{ExtractorPool, ExtractorSettings};
 
@@ -270,15 +271,17 @@ pub fn run_behind_the_model() {
 }
 
 /// Extracts the text of a file from its bytes: plain text in this process, other formats in
-/// a worker process of `extractors`. Setting `cancel` cuts a wait for a worker short.
+/// a worker process of `extractors`, which is stopped at `deadline`. Setting `cancel` cuts a
+/// wait for a worker short.
 pub fn extract(
     extension: &str,
     bytes: &[u8],
     extractors: &ExtractorPool,
+    deadline: Instant,
     cancel: &AtomicBool,
 ) -> Result<Document, ExtractError> {
     if Format::from_extension(extension).needs_worker() {
-        extractors.extract(extension, bytes, cancel)
+        extractors.extract_until(extension, bytes, deadline, cancel)
     } else {
         extract_in_process(extension, bytes)
     }

@@ -60,7 +60,8 @@ const STDERR_TAIL_BYTES: usize = 8192;
 pub struct ExtractorSettings {
     /// The `ingest` binary, run as `PROGRAM extract-worker --memory-limit MIB`.
     pub program: PathBuf,
-    /// How long one file may take before its child is killed.
+    /// How long one file may take, from its extraction to its last chunk; a child still
+    /// busy then is killed.
     pub timeout: Duration,
     /// Each child's address space (`RLIMIT_AS`), in MiB.
     pub memory_limit_mib: u64,
@@ -96,11 +97,23 @@ impl ExtractorPool {
     /// Extracts one file in a child process, waiting at most the pool's timeout. Setting
     /// `cancel` stops the wait (and the child) early.
     pub fn extract(&self, extension: &str, bytes: &[u8], cancel: &AtomicBool) -> Result<Document, ExtractError> {
+        self.extract_until(extension, bytes, Instant::now() + self.settings.timeout, cancel)
+    }
+
+    /// Extracts one file in a child process, waiting until `deadline` at most: the end of the
+    /// time its file was given as a whole, of which extraction is one part.
+    pub fn extract_until(
+        &self,
+        extension: &str,
+        bytes: &[u8],
+        deadline: Instant,
+        cancel: &AtomicBool,
+    ) -> Result<Document, ExtractError> {
         let format_name = Format::from_extension(extension).name();
         let mut worker = self.take().map_err(|error| {
             ExtractError::NoExtractor(format!("cannot start the {format_name} extractor: {error:#}"))
         })?;
-        match worker.run(extension, bytes, Instant::now() + self.settings.timeout, cancel) {
+        match worker.run(extension, bytes, deadline, cancel) {
             Ok(result) => {
                 self.put_back(worker);
                 result
@@ -110,7 +123,10 @@ impl ExtractorPool {
                 drop(worker);
                 self.release_slot();
                 let what = match failure {
-                    Failure::TimedOut => format!("timed out after {} s", self.settings.timeout.as_secs_f64()),
+                    Failure::TimedOut => format!(
+                        "timed out after {} s; raise --file-timeout to give such files more time",
+                        self.settings.timeout.as_secs_f64()
+                    ),
                     Failure::Cancelled => "was stopped: the job is cancelled".to_string(),
                     Failure::Ended(error) if died(&error) => {
                         crash_cause(status, &stderr, self.settings.memory_limit_mib)

@@ -66,7 +66,7 @@ pub mod worker;
 use commit::{Committer, Tally};
 use embed::embed_stage;
 use prepare::{
-    extract_stage, facts_of, ChunkBudget, ChunkReceiver, ChunkSender, LazyChunker, Preparer, ToExtract, PREPARED_CHUNKS,
+    facts_of, ChunkBudget, ChunkReceiver, ChunkSender, ExtractStage, LazyChunker, Preparer, ToExtract, PREPARED_CHUNKS,
 };
 
 /// How a job runs.
@@ -86,6 +86,8 @@ pub struct JobSettings {
     pub upload_parallelism: usize,
     /// Files larger than this fail with a clear reason instead of being read.
     pub max_file_bytes: u64,
+    /// Files with more chunks than this fail, before any of them is embedded.
+    pub max_file_chunks: usize,
     /// A commit group is written once it holds `upload_batch_size` points or is this old,
     /// which bounds the embedding work a crash can lose.
     pub commit_interval: Duration,
@@ -527,27 +529,31 @@ impl Stages<'_> {
         let chunk_budget = Arc::new(ChunkBudget::new(PREPARED_CHUNKS));
         let (embedded_tx, mut embedded_rx) = mpsc::channel::<Outcome>(8);
         let preparer = {
-            let (extraction, counters, cancel) = (settings.extraction.clone(), counters.clone(), cancel.clone());
+            let (settings, counters, cancel) = (settings.clone(), counters.clone(), cancel.clone());
             let chunk_budget = chunk_budget.clone();
             std::thread::Builder::new().name("prepare".into()).spawn(move || {
                 // Changed files go to `workers` extract threads, each driving one extractor process
                 // at a time; the pool, and with it every process, ends with this thread.
-                let workers = extraction.workers;
-                let extractors = ExtractorPool::new(extraction)?;
+                let workers = settings.extraction.workers;
+                let extractors = ExtractorPool::new(settings.extraction.clone())?;
                 std::thread::scope(|scope| {
                     let (to_extract, queue) = crossbeam_channel::bounded::<ToExtract>(workers);
                     let mut extract_threads = Vec::with_capacity(workers);
                     for n in 0..workers {
                         let (queue, out) =
                             (queue.clone(), ChunkSender { sender: prepared_tx.clone(), budget: &chunk_budget });
-                        let (extractors, fingerprint, chunker, cancel) = (&extractors, &fingerprint, &chunker, &cancel);
-                        let clock = &counters.stages;
+                        let stage = ExtractStage {
+                            settings: &settings,
+                            extractors: &extractors,
+                            fingerprint: &fingerprint,
+                            chunker: &chunker,
+                            clock: &counters.stages,
+                            cancel: &cancel,
+                        };
                         extract_threads.push(
                             std::thread::Builder::new()
                                 .name(format!("extract-{n}"))
-                                .spawn_scoped(scope, move || {
-                                    extract_stage(&queue, &out, extractors, fingerprint, chunker, clock, cancel)
-                                })?,
+                                .spawn_scoped(scope, move || stage.run(&queue, &out))?,
                         );
                     }
                     drop(queue);

@@ -9,12 +9,13 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
+use std::time::Instant;
 
 use anyhow::Result;
 
 use super::{EmbeddedFile, FailedFile, JobSettings, LogicFingerprint, Outcome, PreparedFile, RefusedDeletes};
 use crate::catalog::{FileFacts, FileStatus, KnownFile};
-use crate::chunk::Chunker;
+use crate::chunk::{ChunkLimits, Chunker};
 use crate::embed::ModelInfo;
 use crate::extract::{self, ExtractorPool};
 use crate::hash::{self, HashedFile};
@@ -60,7 +61,13 @@ impl Preparer<'_> {
         out: &crossbeam_channel::Sender<Outcome>,
     ) -> Result<()> {
         let Self { settings, fingerprint, counters, cancel, to_extract } = *self;
-        let send = |outcome| out.send(outcome).map_err(|_| anyhow::anyhow!("the embed stage stopped"));
+        // The stages after this one stop at a cancel, and then a send that finds them gone is
+        // no error: the walk stops at its next entry.
+        let stopped = |stage: &str| match cancel.load(Ordering::SeqCst) {
+            true => Ok(()),
+            false => Err(anyhow::anyhow!("the {stage} stage stopped")),
+        };
+        let send = |outcome| out.send(outcome).or_else(|_| stopped("embed"));
         let in_scope = |file: &KnownFile| {
             file.status != FileStatus::Deleted && settings.scan.in_scope(&settings.root, Path::new(&file.path))
         };
@@ -166,9 +173,7 @@ impl Preparer<'_> {
                 send(Outcome::WouldEmbed { path: entry.path_text, extension: entry.extension, is_new })?;
                 continue;
             };
-            to_extract
-                .send(ToExtract { hashed, previous })
-                .map_err(|_| anyhow::anyhow!("the extract stage stopped"))?;
+            to_extract.send(ToExtract { hashed, previous }).or_else(|_| stopped("extract"))?;
         }
         counters.scan_finished.store(true, Ordering::SeqCst);
         // What remains of `known` was not found. Only files this walk looked for, and could
@@ -203,27 +208,75 @@ pub(super) fn is_under(path: &str, root: &str) -> bool {
     path.strip_prefix(root).is_some_and(|rest| rest.starts_with('/'))
 }
 
-/// One extract thread: extracts and chunks the files in `queue` until it closes, behind the
-/// model in the scheduler's eyes. Once the job is cancelled it sends nothing more, so a file
-/// whose extraction was cut short is not failed.
-pub(super) fn extract_stage(
-    queue: &crossbeam_channel::Receiver<ToExtract>,
-    out: &ChunkSender,
-    extractors: &ExtractorPool,
-    fingerprint: &LogicFingerprint,
-    chunker: &LazyChunker,
-    clock: &StageClock,
-    cancel: &AtomicBool,
-) -> Result<()> {
-    extract::run_behind_the_model();
-    for ToExtract { hashed, previous } in queue {
-        let outcome = prepare_file(hashed, previous, fingerprint, chunker, extractors, clock, cancel)?;
-        if cancel.load(Ordering::SeqCst) {
-            return Ok(());
+/// What the extract threads share: the job's limits on one file, the extractor processes and
+/// the chunker.
+pub(super) struct ExtractStage<'a> {
+    pub(super) settings: &'a JobSettings,
+    pub(super) extractors: &'a ExtractorPool,
+    pub(super) fingerprint: &'a LogicFingerprint,
+    pub(super) chunker: &'a LazyChunker,
+    pub(super) clock: &'a StageClock,
+    pub(super) cancel: &'a AtomicBool,
+}
+
+impl ExtractStage<'_> {
+    /// One extract thread: extracts and chunks the files in `queue` until it closes, behind
+    /// the model in the scheduler's eyes. Once the job is cancelled it sends nothing more, so
+    /// a file whose extraction or chunking was cut short is not failed.
+    pub(super) fn run(&self, queue: &crossbeam_channel::Receiver<ToExtract>, out: &ChunkSender) -> Result<()> {
+        extract::run_behind_the_model();
+        for ToExtract { hashed, previous } in queue {
+            let outcome = self.prepare_file(hashed, previous)?;
+            if self.cancel.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            out.send(outcome)?;
         }
-        out.send(outcome)?;
+        Ok(())
     }
-    Ok(())
+
+    /// Extracts and chunks one file within its limits: `settings.extraction.timeout` for the
+    /// two together, and at most `settings.max_file_chunks` chunks.
+    fn prepare_file(&self, hashed: HashedFile, previous: Option<KnownFile>) -> Result<Outcome> {
+        let Self { settings, extractors, fingerprint, chunker, clock, cancel } = *self;
+        let timeout = settings.extraction.timeout;
+        let deadline = Instant::now() + timeout;
+        let fingerprint = fingerprint.of(&hashed.entry.extension);
+        let facts = facts_of(&hashed.entry, Some(hashed.content_hash.clone()), &fingerprint);
+        let extension = &hashed.entry.extension;
+        let extracted =
+            clock.time(Stage::Extract, || extract::extract(extension, &hashed.bytes, extractors, deadline, cancel));
+        // The bytes are no longer needed: the chunks are made from the document's text.
+        drop(hashed);
+        Ok(match extracted {
+            Ok(document) => {
+                let chunker = chunker.get()?;
+                let limits =
+                    ChunkLimits { deadline: Some((deadline, timeout)), max_chunks: settings.max_file_chunks, cancel };
+                // A file stopped by a cancel fails here like one whose extraction was cut short,
+                // and like it is dropped by the caller, which sees the cancel too.
+                let chunks = match clock.time(Stage::Chunk, || chunker.chunk_within(&document, &limits)) {
+                    Ok(chunks) => chunks,
+                    Err(stop) => return Ok(Outcome::Failed { facts, previous, reason: stop.to_string() }),
+                };
+                if chunks.is_empty() {
+                    return Ok(Outcome::NoText { facts, previous, reason: extract::ExtractError::NoText.to_string() });
+                }
+                Outcome::Embedded(EmbeddedFile {
+                    prepared: PreparedFile { facts, previous, chunks },
+                    vectors: Vec::new(),
+                })
+            }
+            Err(error @ (extract::ExtractError::NoText | extract::ExtractError::Empty)) => {
+                Outcome::NoText { facts, previous, reason: error.to_string() }
+            }
+            Err(error @ extract::ExtractError::NotText(_)) => {
+                Outcome::NotText { facts, previous, reason: error.to_string() }
+            }
+            Err(extract::ExtractError::NoExtractor(reason)) => anyhow::bail!("{reason}"),
+            Err(error) => Outcome::Failed { facts, previous, reason: error.to_string() },
+        })
+    }
 }
 
 /// How many chunks may wait between the prepare and embed stages, besides the embed stage's
@@ -303,39 +356,6 @@ impl ChunkReceiver<'_> {
     pub(super) fn try_recv(&self) -> Option<Outcome> {
         self.receiver.try_recv().ok().inspect(|outcome| self.budget.release(chunks_in(outcome)))
     }
-}
-
-pub(super) fn prepare_file(
-    hashed: HashedFile,
-    previous: Option<KnownFile>,
-    fingerprint: &LogicFingerprint,
-    chunker: &LazyChunker,
-    extractors: &ExtractorPool,
-    clock: &StageClock,
-    cancel: &AtomicBool,
-) -> Result<Outcome> {
-    let fingerprint = fingerprint.of(&hashed.entry.extension);
-    let facts = facts_of(&hashed.entry, Some(hashed.content_hash.clone()), &fingerprint);
-    let extracted =
-        clock.time(Stage::Extract, || extract::extract(&hashed.entry.extension, &hashed.bytes, extractors, cancel));
-    Ok(match extracted {
-        Ok(document) => {
-            let chunker = chunker.get()?;
-            let chunks = clock.time(Stage::Chunk, || chunker.chunk(&document));
-            if chunks.is_empty() {
-                return Ok(Outcome::NoText { facts, previous, reason: extract::ExtractError::NoText.to_string() });
-            }
-            Outcome::Embedded(EmbeddedFile { prepared: PreparedFile { facts, previous, chunks }, vectors: Vec::new() })
-        }
-        Err(error @ (extract::ExtractError::NoText | extract::ExtractError::Empty)) => {
-            Outcome::NoText { facts, previous, reason: error.to_string() }
-        }
-        Err(error @ extract::ExtractError::NotText(_)) => {
-            Outcome::NotText { facts, previous, reason: error.to_string() }
-        }
-        Err(extract::ExtractError::NoExtractor(reason)) => anyhow::bail!("{reason}"),
-        Err(error) => Outcome::Failed { facts, previous, reason: error.to_string() },
-    })
 }
 
 /// The chunker, built by the first file that needs it: building it parses the model's
