@@ -22,7 +22,7 @@ const FAULT_ENV: &str = "INGEST_EXTRACT_FAULT";
 /// Each fault, and the reason its file fails with ("PDF extractor …") under a 3 s time limit
 /// and the default memory limit.
 const FAULTS: [(&str, &str); 4] = [
-    ("hang", "timed out after 3 s"),
+    ("hang", "timed out after 3 s; raise --file-timeout to give such files more time"),
     ("abort", "crashed (killed by signal 6)"),
     (
         "alloc",
