@@ -1160,7 +1160,8 @@ fn long_lines(bench: &Bench) -> Result<serde_json::Value> {
     let docs = bench.dir("long-line");
     std::fs::create_dir_all(&docs)?;
     let size = if bench.quick { 20_000_000 } else { 100_000_000 };
-    let text = Words(size as u64).sentence_text(size / 7);
+    let mut text = Words(size as u64).sentence_text(size / 6);
+    text.truncate(size);
     std::fs::write(docs.join("one-line"), &text)?;
     drop(text);
     let data = bench.dir("long-line-data");

@@ -11,7 +11,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use text_splitter::{ChunkConfig, ChunkSizer, MarkdownSplitter, TextSplitter};
@@ -90,15 +90,15 @@ impl Chunker {
     /// limit on time or count.
     pub fn chunk(&self, document: &Document) -> Vec<Chunk> {
         let never = AtomicBool::new(false);
-        let limits = ChunkLimits { deadline: None, max_chunks: usize::MAX, cancel: &never };
+        let limits = ChunkLimits { time: None, max_chunks: usize::MAX, cancel: &never };
         match self.chunk_within(document, &limits) {
             Ok(chunks) => chunks,
             Err(stop) => unreachable!("chunking without limits stopped: {stop}"),
         }
     }
 
-    /// Splits `document` into chunks within `limits`: it stops, with why, once the deadline
-    /// passes, the job is cancelled or the chunks outnumber `limits.max_chunks`.
+    /// Splits `document` into chunks within `limits`: it stops, with why, once the file's
+    /// time is used up, the job is cancelled or the chunks outnumber `limits.max_chunks`.
     ///
     /// The splitter sees the text one window of at most [`WINDOW_BYTES`] at a time, so its
     /// cost, which grows with the square of a line's length, is bounded per window and the
@@ -113,8 +113,9 @@ impl Chunker {
         // (the splitter skips those too).
         let mut kept_end = 0;
         let mut start = 0;
+        let started = thread_cpu_time();
         while start < text.len() {
-            limits.check(start, text.len(), pieces.len())?;
+            limits.check(started, start, text.len(), pieces.len())?;
             let end = window_end(text, start);
             let window = &text[start..end];
             let mut found: Vec<(usize, &str)> = if document.is_markdown {
@@ -138,7 +139,7 @@ impl Chunker {
             }
             start = next_start;
         }
-        limits.check(text.len(), text.len(), pieces.len())?;
+        limits.check(started, text.len(), text.len(), pieces.len())?;
         Ok(pieces
             .into_iter()
             .enumerate()
@@ -178,18 +179,27 @@ fn window_end(text: &str, start: usize) -> usize {
 
 /// What one file's chunking may cost.
 pub struct ChunkLimits<'a> {
-    /// When the file's time is up (`--file-timeout`, counted from when its work began).
-    pub deadline: Option<(Instant, Duration)>,
+    /// The file's time, if limited.
+    pub time: Option<FileTime>,
     /// The most chunks the file may have (`--max-file-chunks`).
     pub max_chunks: usize,
     /// Set when the job is cancelled.
     pub cancel: &'a AtomicBool,
 }
 
+/// One file's time (`--file-timeout`), and what its extraction took of it. Chunking may work
+/// for the rest, counted in the chunking thread's CPU time: chunking runs behind the model,
+/// and a healthy file must not fail because the model had the cores.
+#[derive(Debug, Clone, Copy)]
+pub struct FileTime {
+    pub limit: Duration,
+    pub spent: Duration,
+}
+
 impl ChunkLimits<'_> {
-    /// Whether chunking may go on, with `done` of `total` bytes of text chunked into
-    /// `chunks` chunks.
-    fn check(&self, done: usize, total: usize, chunks: usize) -> Result<(), ChunkStop> {
+    /// Whether chunking, begun when this thread had used `started` of CPU time, may go on
+    /// with `done` of `total` bytes of text chunked into `chunks` chunks.
+    fn check(&self, started: Duration, done: usize, total: usize, chunks: usize) -> Result<(), ChunkStop> {
         if self.cancel.load(Ordering::SeqCst) {
             return Err(ChunkStop::Cancelled);
         }
@@ -197,13 +207,21 @@ impl ChunkLimits<'_> {
             let estimated = (chunks as f64 * total as f64 / done.max(1) as f64) as usize;
             return Err(ChunkStop::TooManyChunks { chunks, estimated, limit: self.max_chunks, done, total });
         }
-        if let Some((deadline, limit)) = self.deadline {
-            if done < total && Instant::now() >= deadline {
+        if let Some(FileTime { limit, spent }) = self.time {
+            if done < total && spent + thread_cpu_time().saturating_sub(started) >= limit {
                 return Err(ChunkStop::TimedOut { limit, done, total });
             }
         }
         Ok(())
     }
+}
+
+/// The CPU time the calling thread has used.
+fn thread_cpu_time() -> Duration {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes only the timespec it is given, which lives on this stack.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
 }
 
 /// Why chunking stopped before the text's end.
@@ -212,7 +230,8 @@ pub enum ChunkStop {
     #[error("chunking was stopped: the job is cancelled")]
     Cancelled,
     #[error(
-        "chunking stopped after {} s, with {} of {} of text chunked; raise --file-timeout to give such files more time",
+        "chunking stopped after {} s of work (--file-timeout), with {} of {} of text chunked; raise --file-timeout to \
+         give such files more time",
         limit.as_secs_f64(),
         share(*done, *total),
         megabytes(*total)

@@ -192,8 +192,9 @@ pub struct Tuning {
     /// Seconds of embedding work that may wait before being committed [default: 5]
     #[arg(long, value_name = "SECONDS")]
     pub commit_interval: Option<f64>,
-    /// Seconds a file may take from the start of its extraction to its last chunk; a file still
-    /// being extracted or chunked then fails as timed out [default: 60]
+    /// Seconds one file may take: its extraction, then its chunking (counted in CPU time, so a
+    /// file is not failed for waiting behind the model); a file still being extracted or
+    /// chunked then fails as timed out [default: 60]
     #[arg(long, alias = "extract-timeout", value_name = "SECONDS")]
     pub file_timeout: Option<f64>,
     /// Chunks one file may have; a file with more fails before any of it is embedded. The

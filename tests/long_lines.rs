@@ -102,7 +102,7 @@ fn a_file_over_its_time_fails_with_the_flag_and_counts_toward_max_retries() {
     };
     let first = json_of(&run(&["--file-timeout", "1", "--max-file-chunks", "1000000000"]), 2);
     let reason = reason_of(&first, "slow.txt");
-    assert!(reason.starts_with("chunking stopped after 1 s, with "), "{reason}");
+    assert!(reason.starts_with("chunking stopped after 1 s of work (--file-timeout), with "), "{reason}");
     assert!(reason.contains("raise --file-timeout"), "{reason}");
     assert_eq!(first["added"], 1, "the good file is indexed: {first:#}");
     // One failure with --max-retries 1: the next run leaves it alone until it changes.

@@ -60,8 +60,8 @@ const STDERR_TAIL_BYTES: usize = 8192;
 pub struct ExtractorSettings {
     /// The `ingest` binary, run as `PROGRAM extract-worker --memory-limit MIB`.
     pub program: PathBuf,
-    /// How long one file may take, from its extraction to its last chunk; a child still
-    /// busy then is killed.
+    /// How long one file may take, its extraction and then its chunking together; a child
+    /// still busy then is killed.
     pub timeout: Duration,
     /// Each child's address space (`RLIMIT_AS`), in MiB.
     pub memory_limit_mib: u64,

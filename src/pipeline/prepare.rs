@@ -15,7 +15,7 @@ use anyhow::Result;
 
 use super::{EmbeddedFile, FailedFile, JobSettings, LogicFingerprint, Outcome, PreparedFile, RefusedDeletes};
 use crate::catalog::{FileFacts, FileStatus, KnownFile};
-use crate::chunk::{ChunkLimits, Chunker};
+use crate::chunk::{ChunkLimits, Chunker, FileTime};
 use crate::embed::ModelInfo;
 use crate::extract::{self, ExtractorPool};
 use crate::hash::{self, HashedFile};
@@ -240,19 +240,19 @@ impl ExtractStage<'_> {
     fn prepare_file(&self, hashed: HashedFile, previous: Option<KnownFile>) -> Result<Outcome> {
         let Self { settings, extractors, fingerprint, chunker, clock, cancel } = *self;
         let timeout = settings.extraction.timeout;
-        let deadline = Instant::now() + timeout;
+        let started = Instant::now();
         let fingerprint = fingerprint.of(&hashed.entry.extension);
         let facts = facts_of(&hashed.entry, Some(hashed.content_hash.clone()), &fingerprint);
         let extension = &hashed.entry.extension;
-        let extracted =
-            clock.time(Stage::Extract, || extract::extract(extension, &hashed.bytes, extractors, deadline, cancel));
+        let extracted = clock
+            .time(Stage::Extract, || extract::extract(extension, &hashed.bytes, extractors, started + timeout, cancel));
         // The bytes are no longer needed: the chunks are made from the document's text.
         drop(hashed);
         Ok(match extracted {
             Ok(document) => {
                 let chunker = chunker.get()?;
-                let limits =
-                    ChunkLimits { deadline: Some((deadline, timeout)), max_chunks: settings.max_file_chunks, cancel };
+                let time = FileTime { limit: timeout, spent: started.elapsed() };
+                let limits = ChunkLimits { time: Some(time), max_chunks: settings.max_file_chunks, cancel };
                 // A file stopped by a cancel fails here like one whose extraction was cut short,
                 // and like it is dropped by the caller, which sees the cancel too.
                 let chunks = match clock.time(Stage::Chunk, || chunker.chunk_within(&document, &limits)) {
