@@ -1,16 +1,17 @@
 //! # Command line
 //!
 //! In: arguments, environment (`DATABASE_URL`, `QDRANT_URL`, `QDRANT_API_KEY`,
-//! `INGEST_DATA_DIR`, `INGEST_MODEL_DIR`, `INGEST_OUTAGE_LIMIT`, `INGEST_CONFIG`) and an optional TOML file.
-//! Out: validated [`Settings`] and the [`Command`] to run. Precedence: flag, then
-//! environment, then the TOML file, then the built-in default. Resolved once; secrets
-//! are never printed (`Debug` redacts them).
+//! `INGEST_DATA_DIR`, `INGEST_MODEL_DIR`, `INGEST_PARQUET_DIR`, `INGEST_OUTAGE_LIMIT`,
+//! `INGEST_CONFIG`) and an optional TOML file. Out: validated [`Settings`] and the
+//! [`Command`] to run. Precedence: flag, then environment, then the TOML file, then the
+//! built-in default. Resolved once; secrets are never printed (`Debug` redacts them, and
+//! `--help` names the servers' variables without their values).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use serde::Deserialize;
 
 use crate::catalog::JobRow;
@@ -39,6 +40,26 @@ pub struct Cli {
     pub run: RunArgs,
     #[command(flatten)]
     pub global: GlobalArgs,
+}
+
+impl Cli {
+    /// Parses the arguments, and the environment variables of the settings that flags can
+    /// also give. A variable set to nothing, or to something that is not UTF-8, counts as
+    /// unset.
+    pub fn try_parse_args_and_env() -> Result<Self, clap::Error> {
+        let mut command = Self::command().mut_args(|arg| {
+            let unusable = arg.get_env().and_then(|name| name.to_str()).is_some_and(|name| {
+                matches!(std::env::var(name).as_deref(), Ok("") | Err(std::env::VarError::NotUnicode(_)))
+            });
+            if unusable {
+                arg.env(None)
+            } else {
+                arg
+            }
+        });
+        let mut matches = command.try_get_matches_from_mut(std::env::args_os())?;
+        Self::from_arg_matches_mut(&mut matches).map_err(|error| error.format(&mut command))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -70,27 +91,27 @@ pub enum Command {
 
 #[derive(Clone, Args)]
 pub struct GlobalArgs {
-    /// Where the embedded catalog, engine and parquet copies live [env: INGEST_DATA_DIR] [default: ./.ingest]
-    #[arg(long, global = true)]
+    /// Where the embedded catalog, engine and parquet copies live [default: ./.ingest]
+    #[arg(long, global = true, env = "INGEST_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// The vector collection [default: documents]
     #[arg(long, global = true)]
     pub collection: Option<String>,
-    /// PostgreSQL URL for the catalog; without it the embedded catalog is used [env: DATABASE_URL]
-    #[arg(long, global = true)]
+    /// PostgreSQL URL for the catalog; without it the embedded catalog is used
+    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
-    /// Qdrant server URL (gRPC, e.g. http://localhost:6334); without it the embedded engine is used [env: QDRANT_URL]
-    #[arg(long, global = true)]
+    /// Qdrant server URL (gRPC, e.g. http://localhost:6334); without it the embedded engine is used
+    #[arg(long, global = true, env = "QDRANT_URL", hide_env_values = true)]
     pub qdrant_url: Option<String>,
     /// Seconds a server (Qdrant, PostgreSQL) may stay unreachable mid-job before the job stops,
     /// resumable [env: INGEST_OUTAGE_LIMIT] [default: 300]
     #[arg(long, global = true, value_name = "SECONDS")]
     pub outage_limit: Option<f64>,
-    /// Model directory (model.onnx, tokenizer.json, config.json) [env: INGEST_MODEL_DIR]
-    #[arg(long, global = true)]
+    /// Model directory (model.onnx, tokenizer.json, config.json)
+    #[arg(long, global = true, env = "INGEST_MODEL_DIR")]
     pub model_dir: Option<PathBuf>,
-    /// Where the parquet copies live; share it between machines running workers [env: INGEST_PARQUET_DIR] [default: <data dir>/parquet]
-    #[arg(long, global = true)]
+    /// Where the parquet copies live; share it between machines running workers [default: <data dir>/parquet]
+    #[arg(long, global = true, env = "INGEST_PARQUET_DIR")]
     pub parquet_dir: Option<PathBuf>,
     /// Shards of a collection this command creates on a Qdrant server [default: the server's]
     #[arg(long, global = true, value_name = "N")]
@@ -101,8 +122,8 @@ pub struct GlobalArgs {
     /// Replicas that must acknowledge each write before it counts, for a collection this command creates [default: the server's]
     #[arg(long, global = true, value_name = "N")]
     pub write_consistency_factor: Option<u32>,
-    /// TOML file with defaults for any of these settings [env: INGEST_CONFIG]
-    #[arg(long, global = true)]
+    /// TOML file with defaults for any of these settings
+    #[arg(long, global = true, env = "INGEST_CONFIG")]
     pub config: Option<PathBuf>,
     /// Print the result as JSON on stdout
     #[arg(long, global = true)]
@@ -342,14 +363,17 @@ impl std::fmt::Debug for Settings {
     }
 }
 
+/// An environment variable that clap does not read: `QDRANT_API_KEY` has no flag, so that the
+/// key never shows in a process listing; `INGEST_OUTAGE_LIMIT` is parsed here, with its own
+/// message, because every process parses the command line, extractor processes and local
+/// workers included, and those inherit the environment even where a flag overrides it.
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
 impl Settings {
     pub fn resolve(global: &GlobalArgs) -> Result<Self> {
-        let config_path = global.config.clone().or_else(|| env("INGEST_CONFIG").map(PathBuf::from));
-        let file = match &config_path {
+        let file = match &global.config {
             Some(path) => load_config(path)?,
             None => FileConfig::default(),
         };
@@ -371,29 +395,20 @@ impl Settings {
             data_dir: global
                 .data_dir
                 .clone()
-                .or_else(|| env("INGEST_DATA_DIR").map(PathBuf::from))
                 .or_else(|| file.data_dir.clone())
                 .unwrap_or_else(|| PathBuf::from(".ingest")),
             collection,
-            database_url: global
-                .database_url
-                .clone()
-                .or_else(|| env("DATABASE_URL"))
-                .or_else(|| file.database_url.clone()),
-            qdrant_url: global.qdrant_url.clone().or_else(|| env("QDRANT_URL")).or_else(|| file.qdrant_url.clone()),
+            database_url: global.database_url.clone().or_else(|| file.database_url.clone()),
+            qdrant_url: global.qdrant_url.clone().or_else(|| file.qdrant_url.clone()),
             qdrant_api_key: env("QDRANT_API_KEY"),
             layout: CollectionLayout {
                 shards: global.shards,
                 replication_factor: global.replication_factor,
                 write_consistency_factor: global.write_consistency_factor,
             },
-            parquet_root: global.parquet_dir.clone().or_else(|| env("INGEST_PARQUET_DIR").map(PathBuf::from)),
+            parquet_root: global.parquet_dir.clone(),
             retry: RetryPolicy { outage_limit: Duration::from_secs_f64(outage_limit), ..RetryPolicy::default() },
-            model_dir: global
-                .model_dir
-                .clone()
-                .or_else(|| env("INGEST_MODEL_DIR").map(PathBuf::from))
-                .or_else(|| file.model_dir.clone()),
+            model_dir: global.model_dir.clone().or_else(|| file.model_dir.clone()),
             json: global.json,
             quiet: global.quiet,
             file,

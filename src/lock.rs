@@ -2,16 +2,15 @@
 //!
 //! In: a directory of lock files and a collection. Out: a [`RunLock`] held for the life of a run,
 //! or [`Busy`] when another run holds it. The lock is an advisory `flock` on
-//! `<data dir>/locks/<collection>.lock`, released by the kernel even when the holder is
-//! killed, so a crash never leaves a stale lock behind. With a PostgreSQL catalog, runs on
-//! other machines are kept out by a session advisory lock as well
-//! ([`crate::catalog::Catalog::lock_collection`]).
+//! `<data dir>/locks/<collection>.lock` ([`File::try_lock`]), released when the file is closed,
+//! which the kernel does even when the holder is killed, so a crash never leaves a stale lock
+//! behind. With a PostgreSQL catalog, runs on other machines are kept out by a session
+//! advisory lock as well ([`crate::catalog::Catalog::lock_collection`]).
 
 use std::fs::File;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use fs2::FileExt;
 
 /// Another run holds the collection.
 #[derive(Debug, thiserror::Error)]
@@ -29,7 +28,7 @@ impl RunLock {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let path = dir.join(format!("{collection}.lock"));
         let file = File::create(&path).with_context(|| format!("opening {}", path.display()))?;
-        file.try_lock_exclusive().map_err(|_| Busy(collection.to_string()))?;
+        file.try_lock().map_err(|_| Busy(collection.to_string()))?;
         Ok(Self { _file: file })
     }
 }

@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use clap::Parser;
 
 use ingest::cli::{
     Cli, Command, ExportArgs, RestoreArgs, RunArgs, SearchArgs, Settings, StatusArgs, VerifyArgs, WorkerArgs,
@@ -22,16 +21,13 @@ use ingest::workspace::{open_catalog, open_store, Workspace};
 /// Files listed by name, per kind, in a run's summary; `--json` has them all.
 const LISTED_AT_MOST: usize = 20;
 
-/// Workers heard from within this long count as live in `ingest status`.
-const WORKER_SILENCE: std::time::Duration = std::time::Duration::from_secs(180);
-
 /// Exit code when another run holds the collection.
 const EXIT_BUSY: u8 = 3;
 
 fn main() -> ExitCode {
     ingest::embed::return_freed_memory_promptly();
     ingest::extract::install_quiet_parser_panics();
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_args_and_env() {
         Ok(cli) => cli,
         Err(error) => {
             let code = if error.use_stderr() { 1 } else { 0 };
@@ -387,7 +383,7 @@ async fn status(settings: &Settings, args: &StatusArgs) -> Result<u8> {
     };
     let failed: Vec<_> =
         catalog.files(&settings.collection).await?.into_iter().filter(|f| f.status == "failed").collect();
-    let workers = catalog.live_workers(&settings.collection, WORKER_SILENCE).await?;
+    let workers = catalog.live_workers(&settings.collection).await?;
     let mut queues = Vec::new();
     for job in &jobs {
         let depth = catalog.queue_depth(&job.id).await?;

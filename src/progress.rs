@@ -2,7 +2,9 @@
 //!
 //! In: counters bumped by the pipeline stages. Out: a live indicatif line (files, chunks,
 //! throughput) when stderr is a terminal, plain log lines every few seconds when it is not,
-//! and nothing with `--quiet`. Also the time each stage spent working, for the job's report.
+//! and nothing with `--quiet`; while a server is unreachable, the line says what the job is
+//! waiting for (from the servers' [`OutageClock`]s). Also the time each stage spent working,
+//! for the job's report.
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -10,6 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::retry::OutageClock;
 
 /// Counters shared by the stages. All are monotonic within a job.
 #[derive(Debug, Default)]
@@ -52,6 +56,8 @@ enum Display {
 /// Reports a job's progress to stderr.
 pub struct Progress {
     counters: Arc<Counters>,
+    /// The servers the job talks to, to say when it waits for one.
+    outage_clocks: Vec<Arc<OutageClock>>,
     started: Instant,
     display: Display,
     finished: AtomicBool,
@@ -59,8 +65,9 @@ pub struct Progress {
 
 impl Progress {
     /// Starts reporting; a background ticker keeps the line fresh while the stages are
-    /// blocked, for instance while waiting for a service to come back.
-    pub fn new(counters: Arc<Counters>, quiet: bool) -> Arc<Self> {
+    /// blocked, for instance while waiting for one of the services of `outage_clocks` to come
+    /// back.
+    pub fn new(counters: Arc<Counters>, outage_clocks: Vec<Arc<OutageClock>>, quiet: bool) -> Arc<Self> {
         let display = if quiet {
             Display::Silent
         } else if std::io::stderr().is_terminal() {
@@ -71,7 +78,13 @@ impl Progress {
         } else {
             Display::Log { last: Mutex::new(Instant::now()) }
         };
-        let progress = Arc::new(Self { counters, started: Instant::now(), display, finished: AtomicBool::new(false) });
+        let progress = Arc::new(Self {
+            counters,
+            outage_clocks,
+            started: Instant::now(),
+            display,
+            finished: AtomicBool::new(false),
+        });
         if !quiet {
             let weak = Arc::downgrade(&progress);
             std::thread::spawn(move || loop {
@@ -91,7 +104,7 @@ impl Progress {
         let total = if c.scan_finished.load(Ordering::Relaxed) { seen.to_string() } else { format!("{seen}+") };
         let chunks = c.chunks_embedded.load(Ordering::Relaxed);
         let rate = chunks as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
-        let tail = match crate::retry::waiting_notice() {
+        let tail = match crate::retry::waiting_notice(&self.outage_clocks) {
             Some(notice) => notice,
             None => format!("{rate:.1} chunks/s"),
         };

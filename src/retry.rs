@@ -4,15 +4,15 @@
 //! whose failures the caller has marked [`transient`] or not. Out: the operation's result,
 //! after transient failures have been retried with exponential backoff and full jitter.
 //!
-//! Each service has one [`Breaker`]. The first transient failure opens it and starts the
-//! outage clock; every call made while it is open keeps retrying, so the job pauses instead
+//! Each service has one [`OutageClock`]. The first transient failure starts it: the service
+//! is in an outage, and every call made during it keeps retrying, so the job pauses instead
 //! of failing file after file, and the progress line says "waiting for Qdrant". A success
-//! closes it. When an outage outlasts the policy's limit, calls give up with an error that
-//! says so, and the job stops with its unfinished files left for the next run.
+//! ends the outage. When an outage outlasts the policy's limit, calls give up with an error
+//! that says so, and the job stops with its unfinished files left for the next run.
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -60,27 +60,31 @@ impl RetryPolicy {
     }
 }
 
-/// Services now waited on, with what the wait is about; read by the progress line.
-static WAITING: Mutex<BTreeMap<&'static str, String>> = Mutex::new(BTreeMap::new());
-
-/// "waiting for Qdrant (…)" notices of every open breaker, or `None` when none is open.
-pub fn waiting_notice() -> Option<String> {
-    let waiting = WAITING.lock().expect("waiting lock");
-    (!waiting.is_empty()).then(|| waiting.values().cloned().collect::<Vec<_>>().join("; "))
+/// "waiting for Qdrant (…)" notices of every service in an outage, in the order of their
+/// names, or `None` when none is.
+pub fn waiting_notice(clocks: &[Arc<OutageClock>]) -> Option<String> {
+    let waiting: BTreeMap<&str, String> = clocks
+        .iter()
+        .filter_map(|clock| Some((clock.service, clock.notice.lock().expect("notice lock").clone()?)))
+        .collect();
+    (!waiting.is_empty()).then(|| waiting.into_values().collect::<Vec<_>>().join("; "))
 }
 
-/// The retry state of one service.
+/// The retry state of one service: how long it has been unreachable, measured from the
+/// first transient failure of the current outage, against the policy's outage limit.
 #[derive(Debug)]
-pub struct Breaker {
+pub struct OutageClock {
     service: &'static str,
     policy: RetryPolicy,
     /// When the current outage began; `None` while the service answers.
     down_since: Mutex<Option<Instant>>,
+    /// What the wait for the service is about, while it is down; read by the progress line.
+    notice: Mutex<Option<String>>,
 }
 
-impl Breaker {
+impl OutageClock {
     pub fn new(service: &'static str, policy: RetryPolicy) -> Self {
-        Self { service, policy, down_since: Mutex::new(None) }
+        Self { service, policy, down_since: Mutex::new(None), notice: Mutex::new(None) }
     }
 
     /// The service's name, as messages show it.
@@ -98,14 +102,14 @@ impl Breaker {
         loop {
             match operation().await {
                 Ok(value) => {
-                    self.close();
+                    self.end_outage();
                     return Ok(value);
                 }
                 Err(error) if is_transient(&error) => {
                     let down_for =
-                        self.down_since.lock().expect("breaker lock").get_or_insert_with(Instant::now).elapsed();
+                        self.down_since.lock().expect("outage clock lock").get_or_insert_with(Instant::now).elapsed();
                     if down_for >= self.policy.outage_limit {
-                        self.close();
+                        self.end_outage();
                         return Err(error.context(format!(
                             "{} has been unreachable for {}s, longer than the outage limit of {}s; \
                              stopping here, and the next run resumes where this one stopped",
@@ -122,7 +126,7 @@ impl Breaker {
                         down_for.as_secs(),
                         first_line(&error)
                     );
-                    WAITING.lock().expect("waiting lock").insert(self.service, notice);
+                    *self.notice.lock().expect("notice lock") = Some(notice);
                     tokio::time::sleep(delay).await;
                 }
                 Err(error) => return Err(error),
@@ -130,9 +134,9 @@ impl Breaker {
         }
     }
 
-    fn close(&self) {
-        if self.down_since.lock().expect("breaker lock").take().is_some() {
-            WAITING.lock().expect("waiting lock").remove(self.service);
+    fn end_outage(&self) {
+        if self.down_since.lock().expect("outage clock lock").take().is_some() {
+            self.notice.lock().expect("notice lock").take();
         }
     }
 }
@@ -158,9 +162,9 @@ mod tests {
 
     #[tokio::test]
     async fn transient_failures_are_retried_until_success() {
-        let breaker = Breaker::new("test service A", quick(10_000));
+        let clock = OutageClock::new("test service A", quick(10_000));
         let tries = AtomicU32::new(0);
-        let value = breaker
+        let value = clock
             .call(|| async {
                 if tries.fetch_add(1, Ordering::SeqCst) < 3 {
                     Err(transient("refused"))
@@ -171,14 +175,14 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((value, tries.load(Ordering::SeqCst)), (7, 4));
-        assert!(breaker.down_since.lock().unwrap().is_none(), "a success closes the breaker");
+        assert!(clock.down_since.lock().unwrap().is_none(), "a success ends the outage");
     }
 
     #[tokio::test]
     async fn permanent_failures_are_not_retried() {
-        let breaker = Breaker::new("test service B", quick(10_000));
+        let clock = OutageClock::new("test service B", quick(10_000));
         let tries = AtomicU32::new(0);
-        let result: Result<()> = breaker
+        let result: Result<()> = clock
             .call(|| async {
                 tries.fetch_add(1, Ordering::SeqCst);
                 Err(anyhow::anyhow!("bad request"))
@@ -190,9 +194,9 @@ mod tests {
 
     #[tokio::test]
     async fn an_outage_longer_than_the_limit_gives_up_with_a_clear_error() {
-        let breaker = Breaker::new("test service C", quick(50));
+        let clock = OutageClock::new("test service C", quick(50));
         let started = Instant::now();
-        let error = breaker.call(|| async { Err::<(), _>(transient("connection refused")) }).await.unwrap_err();
+        let error = clock.call(|| async { Err::<(), _>(transient("connection refused")) }).await.unwrap_err();
         assert!(started.elapsed() >= Duration::from_millis(50));
         let text = format!("{error:#}");
         assert!(text.contains("test service C has been unreachable") && text.contains("connection refused"), "{text}");

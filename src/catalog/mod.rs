@@ -16,7 +16,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
-use crate::retry::{Breaker, RetryPolicy, Transient};
+use crate::retry::{OutageClock, RetryPolicy, Transient};
 
 /// The schema migrations, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -261,7 +261,7 @@ pub struct Catalog {
     pool: AnyPool,
     is_postgres: bool,
     /// Retries calls through a lost PostgreSQL connection, up to the outage limit.
-    breaker: Arc<Breaker>,
+    outage_clock: Arc<OutageClock>,
     /// A worker's leases: with one, file rows are written only where it still holds their
     /// work items (see [`Catalog::fenced`]).
     fence: Option<Arc<Fence>>,
@@ -289,14 +289,19 @@ impl Catalog {
         }
         MIGRATOR.run(&pool).await.context("applying catalog migrations")?;
         let service = if is_sqlite { "the embedded catalog" } else { "PostgreSQL" };
-        let breaker = Arc::new(Breaker::new(service, RetryPolicy::default()));
-        Ok(Self { pool, is_postgres: !is_sqlite, breaker, fence: None })
+        let outage_clock = Arc::new(OutageClock::new(service, RetryPolicy::default()));
+        Ok(Self { pool, is_postgres: !is_sqlite, outage_clock, fence: None })
     }
 
     /// The same catalog, retrying lost connections under `policy`.
     pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
-        self.breaker = Arc::new(Breaker::new(self.breaker.service(), policy));
+        self.outage_clock = Arc::new(OutageClock::new(self.outage_clock.service(), policy));
         self
+    }
+
+    /// How long the catalog has been unreachable, for the progress line.
+    pub fn outage_clock(&self) -> &Arc<OutageClock> {
+        &self.outage_clock
     }
 
     /// Runs one catalog operation, retrying it while the connection is lost. Every
@@ -306,7 +311,7 @@ impl Catalog {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
     {
-        self.breaker
+        self.outage_clock
             .call(|| {
                 let attempt = operation();
                 async move { attempt.await.map_err(mark_connection_loss) }

@@ -32,6 +32,11 @@ pub const WORK_CHANNEL: &str = "ingest_work";
 /// Items a planner inserts per statement.
 const ITEMS_PER_INSERT: usize = 500;
 
+/// Workers heard from within this long count as live, in `ingest status` and in a waiting
+/// planner's reports. A worker heartbeats every third of its lease: every 20 s at the
+/// default lease, so a live worker is heard from many times within it.
+const LIVE_WORKER_WINDOW: Duration = Duration::from_secs(180);
+
 /// What a work item asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WorkKind {
@@ -559,8 +564,8 @@ impl Catalog {
     }
 
     /// The workers of `collection` that have not stopped and were heard from within
-    /// `silence`, latest first.
-    pub async fn live_workers(&self, collection: &str, silence: Duration) -> Result<Vec<WorkerRow>> {
+    /// [`LIVE_WORKER_WINDOW`], latest first.
+    pub async fn live_workers(&self, collection: &str) -> Result<Vec<WorkerRow>> {
         if !self.is_postgres {
             return Ok(Vec::new());
         }
@@ -570,7 +575,7 @@ impl Catalog {
                  WHERE collection = $1 AND stopped = 0 AND last_heartbeat > {NOW_MS} - $2 ORDER BY started_at DESC"
             ))
             .bind(collection)
-            .bind(silence.as_millis() as i64)
+            .bind(LIVE_WORKER_WINDOW.as_millis() as i64)
             .fetch_all(&self.pool)
             .await
             .context("listing workers")?;

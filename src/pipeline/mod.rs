@@ -523,7 +523,8 @@ impl Stages<'_> {
             built: OnceLock::new(),
         };
         let fingerprint = LogicFingerprint::new(&model.id, settings.chunk_size, settings.chunk_overlap);
-        let progress = Progress::new(counters.clone(), quiet);
+        let outage_clocks = std::iter::once(catalog.outage_clock().clone()).chain(self.index.outage_clock()).collect();
+        let progress = Progress::new(counters.clone(), outage_clocks, quiet);
 
         let (prepared_tx, prepared_rx) = crossbeam_channel::bounded::<Outcome>(64);
         let chunk_budget = Arc::new(ChunkBudget::new(PREPARED_CHUNKS));

@@ -415,7 +415,7 @@ pub async fn wait_for_queued_job(
             break job;
         }
         if !quiet && last_said.elapsed() >= Duration::from_secs(5) {
-            let workers = catalog.live_workers(&report.collection, Duration::from_secs(120)).await?.len();
+            let workers = catalog.live_workers(&report.collection).await?.len();
             eprintln!(
                 "ingest: job {job_id}: {} pending, {} leased, {} done, {} parked; {workers} live workers",
                 depth.pending, depth.leased, depth.done, depth.parked
@@ -447,7 +447,7 @@ pub async fn wait_for_queued_job(
     report.queue = Some(super::QueueOutcome {
         depth: catalog.queue_depth(&job_id).await?,
         parked: catalog.parked_items(&job_id).await?,
-        workers: catalog.live_workers(&report.collection, Duration::from_secs(120)).await?,
+        workers: catalog.live_workers(&report.collection).await?,
     });
     report.elapsed_seconds += started.elapsed().as_secs_f64();
     Ok(report)

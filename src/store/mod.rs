@@ -88,6 +88,11 @@ pub trait VectorIndex: Send + Sync {
     async fn drop_collection(&self) -> Result<()>;
     /// Called once at the end of a job: build indexes, flush.
     async fn finish(&self) -> Result<()>;
+    /// How long a remote store has been unreachable, for the progress line; `None` for a
+    /// store that cannot be.
+    fn outage_clock(&self) -> Option<std::sync::Arc<crate::retry::OutageClock>> {
+        None
+    }
 }
 
 /// Upserts `points` in requests of `batch_size`, `parallelism` of them in flight, calling

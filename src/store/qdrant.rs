@@ -4,7 +4,7 @@
 //! Qdrant server, reached over gRPC with `qdrant-client` (`--qdrant-url`, `QDRANT_API_KEY`).
 //!
 //! Every write waits for the server's acknowledgement (`wait = true`). Every call goes
-//! through a [`Breaker`]: unavailable servers, timeouts, dropped connections and rate
+//! through an [`OutageClock`]: unavailable servers, timeouts, dropped connections and rate
 //! limits are retried with backoff and jitter until the outage limit; any other answer
 //! (a bad request, a dimension mismatch) fails at once. Only what a real Qdrant server
 //! supports is used.
@@ -18,12 +18,13 @@ use qdrant_client::qdrant::{
     ScrollPointsBuilder, UpsertPointsBuilder, VectorParamsBuilder, VectorsOutput,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use uuid::Uuid;
 
 use super::{CollectionLayout, Hit, Point, PointPayload, ScrollPage, StoredPoint, VectorIndex};
-use crate::retry::{transient, Breaker, RetryPolicy};
+use crate::retry::{transient, OutageClock, RetryPolicy};
 
 /// A collection on a Qdrant server.
 pub struct QdrantIndex {
@@ -31,7 +32,7 @@ pub struct QdrantIndex {
     collection: String,
     /// The server's address without credentials, for messages.
     address: String,
-    breaker: Breaker,
+    outage_clock: Arc<OutageClock>,
     /// How a collection this index creates is laid out over the cluster.
     layout: CollectionLayout,
 }
@@ -60,7 +61,7 @@ impl QdrantIndex {
         // Nothing listening fails at once (most likely a wrong address); a server that answers
         // but refuses is waited out, for at most half a minute at start-up.
         let startup = RetryPolicy { outage_limit: policy.outage_limit.min(Duration::from_secs(30)), ..policy };
-        Breaker::new("Qdrant", startup)
+        OutageClock::new("Qdrant", startup)
             .call(|| async {
                 match client.health_check().await {
                     Ok(_) => Ok(()),
@@ -77,8 +78,14 @@ impl QdrantIndex {
                     e.root_cause()
                 )
             })?;
-        let breaker = Breaker::new("Qdrant", policy);
-        Ok(Self { client, collection: collection.to_string(), address, breaker, layout: CollectionLayout::default() })
+        let outage_clock = Arc::new(OutageClock::new("Qdrant", policy));
+        Ok(Self {
+            client,
+            collection: collection.to_string(),
+            address,
+            outage_clock,
+            layout: CollectionLayout::default(),
+        })
     }
 
     /// The same index, creating its collection laid out as `layout` says.
@@ -110,7 +117,7 @@ impl QdrantIndex {
             return Ok(0);
         }
         let response = self
-            .breaker
+            .outage_clock
             .call(|| async {
                 let mut request = CountPointsBuilder::new(&self.collection).exact(true);
                 if let Some(filter) = filter.clone() {
@@ -124,7 +131,7 @@ impl QdrantIndex {
 
     /// Deletes the selected points and waits for the server's acknowledgement.
     async fn delete(&self, selector: PointsSelectorOneOf, doing: &str) -> Result<()> {
-        self.breaker
+        self.outage_clock
             .call(|| async {
                 let request = DeletePointsBuilder::new(&self.collection).points(selector.clone()).wait(true);
                 self.client.delete_points(request).await.map_err(|e| classify(e, doing))
@@ -234,15 +241,19 @@ impl VectorIndex for QdrantIndex {
         &self.collection
     }
 
+    fn outage_clock(&self) -> Option<Arc<OutageClock>> {
+        Some(self.outage_clock.clone())
+    }
+
     async fn ensure_collection(&self, dim: usize) -> Result<()> {
         let name = self.collection.as_str();
         let exists = self
-            .breaker
+            .outage_clock
             .call(|| async { self.client.collection_exists(name).await.map_err(|e| classify(e, "collection check")) })
             .await?;
         if exists {
             let info = self
-                .breaker
+                .outage_clock
                 .call(|| async { self.client.collection_info(name).await.map_err(|e| classify(e, "collection info")) })
                 .await?;
             let params = info
@@ -262,7 +273,7 @@ impl VectorIndex for QdrantIndex {
                 );
             }
         } else {
-            self.breaker
+            self.outage_clock
                 .call(|| async {
                     let mut request = CreateCollectionBuilder::new(name)
                         .vectors_config(VectorParamsBuilder::new(dim as u64, Distance::Cosine));
@@ -288,7 +299,7 @@ impl VectorIndex for QdrantIndex {
                 .await?;
         }
         for (field, kind) in [("doc_id", FieldType::Keyword), ("chunk_index", FieldType::Integer)] {
-            self.breaker
+            self.outage_clock
                 .call(|| async {
                     let request = CreateFieldIndexCollectionBuilder::new(name, field, kind).wait(true);
                     self.client.create_field_index(request).await.map_err(|e| classify(e, "create payload index"))
@@ -300,7 +311,7 @@ impl VectorIndex for QdrantIndex {
 
     async fn upsert(&self, points: Vec<Point>) -> Result<()> {
         let points = points.iter().map(to_point_struct).collect::<Result<Vec<_>>>()?;
-        self.breaker
+        self.outage_clock
             .call(|| async {
                 let request = UpsertPointsBuilder::new(&self.collection, points.clone()).wait(true);
                 self.client.upsert_points(request).await.map_err(|e| classify(e, "upsert"))
@@ -330,7 +341,7 @@ impl VectorIndex for QdrantIndex {
 
     async fn search(&self, vector: Vec<f32>, limit: usize) -> Result<Vec<Hit>> {
         let response = self
-            .breaker
+            .outage_clock
             .call(|| async {
                 let request = QueryPointsBuilder::new(&self.collection)
                     .query(vector.clone())
@@ -363,7 +374,7 @@ impl VectorIndex for QdrantIndex {
 
     async fn scroll(&self, offset: Option<Uuid>, limit: usize, with_vectors: bool) -> Result<ScrollPage> {
         let response = self
-            .breaker
+            .outage_clock
             .call(|| async {
                 let mut request = ScrollPointsBuilder::new(&self.collection)
                     .limit(limit as u32)
@@ -388,7 +399,7 @@ impl VectorIndex for QdrantIndex {
     }
 
     async fn exists(&self) -> Result<bool> {
-        self.breaker
+        self.outage_clock
             .call(|| async {
                 self.client.collection_exists(&self.collection).await.map_err(|e| classify(e, "collection check"))
             })
@@ -396,7 +407,7 @@ impl VectorIndex for QdrantIndex {
     }
 
     async fn drop_collection(&self) -> Result<()> {
-        self.breaker
+        self.outage_clock
             .call(|| async {
                 self.client.delete_collection(&self.collection).await.map_err(|e| classify(e, "delete collection"))
             })
