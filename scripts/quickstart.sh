@@ -1,14 +1,28 @@
 #!/usr/bin/env bash
-# Sets up what is missing, builds ingest, and indexes the shipped fixtures with the embedded
-# default (no servers). The fixtures include deliberately bad files, which are reported as
-# failed with their reasons (exit code 2 means "finished, some files failed").
+# Sets up what is missing, builds ingest, indexes the shipped good fixtures with the embedded
+# default (no servers), and searches them. Then, as a separate step, it indexes the shipped
+# broken files into a collection of their own, to show that each fails alone with its reason.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./scripts/setup.sh
 cargo build --release --locked
-status=0
-./target/release/ingest fixtures/ "$@" || status=$?
-if [[ $status -ne 0 && $status -ne 2 ]]; then exit $status; fi
+ingest=./target/release/ingest
+
 echo
-echo "try: ./target/release/ingest search \"how do honeybees communicate\""
+echo "== 1. index the fixtures (fixtures/bad/ left out)"
+"$ingest" fixtures/ --ignore bad "$@"
+
+echo
+echo "== 2. search them"
+"$ingest" search "how do honeybees communicate" -k 3
+
+echo
+echo "== 3. broken files fail alone: fixtures/bad/ into the collection \"broken-demo\""
+echo "   (each file below fails with its reason; the run goes on and exits 2, \"finished, some files failed\")"
+status=0
+"$ingest" fixtures/bad/ --collection broken-demo --quiet "$@" || status=$?
+if [[ $status -ne 0 && $status -ne 2 ]]; then exit $status; fi
+
+echo
+echo "try: $ingest search \"why do tomatoes get dark patches at the bottom\""
