@@ -160,7 +160,7 @@ pub struct Batching {
 }
 
 impl Default for Batching {
-    /// The measured defaults (README, Performance): on 150–200-token chunks of real documents
+    /// The measured defaults (docs/performance.md): on 150–200-token chunks of real documents
     /// a budget of this many padded tokens is the fastest, and bigger calls cost memory.
     fn default() -> Self {
         Self { max_texts: 32, max_tokens: 512 }
