@@ -5,6 +5,9 @@
 //! keep new ones. Rows live in the catalog's `embedding_cache` table, so the cache follows
 //! the catalog (embedded or PostgreSQL). A vector depends only on the text and the model,
 //! so a hit is exactly what the model would return again.
+//!
+//! The rows and their vector codec belong to the catalog; this is the embed stage's
+//! blocking handle on them.
 
 use std::collections::HashMap;
 
@@ -32,24 +35,5 @@ impl EmbeddingCache {
     /// Keeps freshly embedded vectors.
     pub fn store(&self, vectors: &[(&str, &[f32])]) -> Result<()> {
         self.runtime.block_on(self.catalog.cache_vectors(&self.model, vectors))
-    }
-}
-
-/// A vector as little-endian `f32` bytes.
-pub fn encode(vector: &[f32]) -> Vec<u8> {
-    vector.iter().flat_map(|v| v.to_le_bytes()).collect()
-}
-
-/// The inverse of [`encode`].
-pub fn decode(bytes: &[u8]) -> Vec<f32> {
-    bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn vectors_round_trip_exactly() {
-        let vector = vec![0.1f32, -2.5, f32::MIN_POSITIVE, 3.0e7];
-        assert_eq!(super::decode(&super::encode(&vector)), vector);
     }
 }

@@ -28,6 +28,7 @@
 //!   the files a job touched → [`consistency::Verification`], the job's own end check.
 //! - [`progress`]: stage counters → progress bar or log lines.
 //! - [`lock`]: one run at a time per collection.
+//! - [`redact`]: a URL → the same URL fit to print, its password and secret parameters hidden.
 //! - [`retry`]: backoff, jitter and the outage limit for the remote services.
 //! - [`cli`]: arguments, environment and TOML → validated settings.
 //! - [`workspace`]: settings → one collection's catalog, store, parquet copy and locks, and
@@ -45,6 +46,7 @@ pub mod lock;
 pub mod parquet_copy;
 pub mod pipeline;
 pub mod progress;
+pub mod redact;
 pub mod retry;
 pub mod scan;
 pub mod search;

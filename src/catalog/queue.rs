@@ -21,7 +21,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use sqlx::Row;
 
-use super::{Catalog, FileRow, JobStatus, KnownFile, KNOWN_FILE_FIELDS};
+use super::files::KNOWN_FILE_FIELDS;
+use super::{Catalog, FileRow, JobStatus, KnownFile};
 
 /// The database's clock in milliseconds since the epoch, in SQL.
 const NOW_MS: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";

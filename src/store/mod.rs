@@ -180,7 +180,7 @@ impl std::fmt::Debug for StoreLocation<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoreLocation")
             .field("data_dir", &self.data_dir)
-            .field("qdrant_url", &self.qdrant_url.map(crate::catalog::redact_url))
+            .field("qdrant_url", &self.qdrant_url.map(crate::redact::redact_url))
             .field("api_key", &self.api_key.map(|_| "***"))
             .field("layout", &self.layout)
             .finish()

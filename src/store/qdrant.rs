@@ -42,7 +42,7 @@ impl QdrantIndex {
     /// into request headers, never into messages. A `url` with user-info, parameters or a
     /// fragment is refused: the gRPC client would ignore them, and its errors quote the URL.
     pub async fn connect(url: &str, api_key: Option<&str>, collection: &str, policy: RetryPolicy) -> Result<Self> {
-        let address = crate::catalog::redact_url(url);
+        let address = crate::redact::redact_url(url);
         if url.contains(['@', '?', '#']) {
             bail!(
                 "--qdrant-url {address} must be the server's address alone, e.g. http://HOST:6334, without user, \

@@ -1,0 +1,303 @@
+//! # Files
+//!
+//! In: the state changes of a collection's files from the job runner (`processing`,
+//! `completed`, `failed`, `no_text`, `deleted`, back to `pending`); through a fenced catalog,
+//! only those whose leases it still holds. Out: their `files` rows, and file rows read back
+//! as [`FileRow`]s or [`KnownFile`]s.
+
+use anyhow::{Context, Result};
+use sqlx::Row;
+
+use super::{now, Catalog, Completion, FileFacts, FileRow, FileStatus, KnownFile};
+
+impl Catalog {
+    /// The number of points the collection should hold: the sum of `vectors_created` over
+    /// its completed files.
+    pub async fn completed_vectors(&self, collection: &str) -> Result<u64> {
+        self.retrying(|| async {
+            let total: i64 = sqlx::query_scalar(
+                "SELECT CAST(COALESCE(SUM(vectors_created), 0) AS BIGINT) FROM files
+                 WHERE collection = $1 AND status = $2",
+            )
+            .bind(collection)
+            .bind(FileStatus::Completed.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .context("summing the completed files' vectors")?;
+            Ok(total.max(0) as u64)
+        })
+        .await
+    }
+
+    /// Every file row of a collection, deleted ones included, by path.
+    pub async fn files(&self, collection: &str) -> Result<Vec<FileRow>> {
+        let mut files = self.files_in_any_order(collection).await?;
+        files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+        Ok(files)
+    }
+
+    /// [`Self::files`] in the order the database returns them: for a caller that looks rows
+    /// up by path, to which sorting 100,000 paths would add a tenth of a no-change re-run.
+    pub async fn files_in_any_order(&self, collection: &str) -> Result<Vec<FileRow>> {
+        self.file_rows(collection, "", &[]).await
+    }
+
+    /// The file rows of `collection` that `filter` (SQL starting with `AND`, its values bound
+    /// from `$2` on) lets through, in any order.
+    pub(super) async fn file_rows(&self, collection: &str, filter: &str, values: &[String]) -> Result<Vec<FileRow>> {
+        self.rows_as_json(FILE_FIELDS, collection, filter, values).await
+    }
+
+    /// What a run needs of each file `collection` holds (see [`KnownFile`]), in any order.
+    pub async fn known_files(&self, collection: &str) -> Result<Vec<KnownFile>> {
+        self.rows_as_json(KNOWN_FILE_FIELDS, collection, "", &[]).await
+    }
+
+    /// The `fields` of the file rows that `filter` lets through, decoded as `T`.
+    pub(super) async fn rows_as_json<T: serde::de::DeserializeOwned>(
+        &self,
+        fields: &str,
+        collection: &str,
+        filter: &str,
+        values: &[String],
+    ) -> Result<Vec<T>> {
+        // The rows travel as one JSON array of arrays built by the database: decoding them
+        // one by one through the `Any` driver costs about 15 µs a row, which would make a
+        // no-change re-run over 100,000 files wait on the catalog rather than the disk.
+        let sql = if self.is_postgres {
+            format!("SELECT COALESCE(json_agg(json_build_array({fields})), '[]')::text AS rows FROM files WHERE collection = $1 {filter}")
+        } else {
+            format!("SELECT json_group_array(json_array({fields})) AS rows FROM files WHERE collection = $1 {filter}")
+        };
+        let text: String = self
+            .retrying(|| async {
+                let mut query = sqlx::query(&sql).bind(collection);
+                for value in values {
+                    query = query.bind(value);
+                }
+                let row = query.fetch_one(&self.pool).await.context("reading file rows")?;
+                Ok(row.try_get("rows")?)
+            })
+            .await?;
+        serde_json::from_str(&text).context("decoding file rows")
+    }
+
+    /// Records files as `processing` with their new content hash and fingerprint (step 1 of
+    /// the write protocol), in one transaction. Returns the paths a fenced catalog did not
+    /// write, their leases being lost.
+    pub async fn mark_processing(&self, collection: &str, job_id: &str, files: &[FileFacts]) -> Result<Vec<String>> {
+        self.retrying(|| async {
+            let mut tx = self.pool.begin().await.context("starting a catalog transaction")?;
+            let at = now();
+            let mut lost = Vec::new();
+            for file in files {
+                if !self.holds(&mut tx, &file.path, false).await? {
+                    lost.push(file.path.clone());
+                    continue;
+                }
+                bind_facts(
+                    sqlx::query(
+                        "INSERT INTO files (collection, path, doc_id, size, modified_ns, extension, content_hash,
+                        logic_fingerprint, status, job_id, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                     ON CONFLICT (collection, path) DO UPDATE SET doc_id = excluded.doc_id, size = excluded.size,
+                        modified_ns = excluded.modified_ns, extension = excluded.extension,
+                        content_hash = excluded.content_hash, logic_fingerprint = excluded.logic_fingerprint,
+                        status = excluded.status, job_id = excluded.job_id, updated_at = excluded.updated_at",
+                    ),
+                    collection,
+                    file,
+                )
+                .bind(FileStatus::Processing.as_str())
+                .bind(job_id)
+                .bind(&at)
+                .execute(&mut *tx)
+                .await
+                .with_context(|| format!("marking {} processing", file.path))?;
+            }
+            tx.commit().await.context("committing processing marks")?;
+            Ok(lost)
+        })
+        .await
+    }
+
+    /// Marks files `completed` once their points are acknowledged (the commit step).
+    /// Returns the paths a fenced catalog did not write, their leases being lost.
+    pub async fn mark_completed(&self, collection: &str, job_id: &str, done: &[Completion]) -> Result<Vec<String>> {
+        let lost = self
+            .retrying(|| async {
+                let mut tx = self.pool.begin().await.context("starting a catalog transaction")?;
+                let at = now();
+                let mut lost = Vec::new();
+                for file in done {
+                    if !self.holds(&mut tx, &file.path, true).await? {
+                        lost.push(file.path.clone());
+                        continue;
+                    }
+                    sqlx::query(
+                        "UPDATE files SET status = $1, error = NULL, retry_count = 0, chunks_created = $2,
+                        vectors_created = $3, job_id = $4, embedded_job_id = $4, updated_at = $5
+                     WHERE collection = $6 AND path = $7",
+                    )
+                    .bind(FileStatus::Completed.as_str())
+                    .bind(file.chunks)
+                    .bind(file.vectors)
+                    .bind(job_id)
+                    .bind(&at)
+                    .bind(collection)
+                    .bind(&file.path)
+                    .execute(&mut *tx)
+                    .await
+                    .with_context(|| format!("marking {} completed", file.path))?;
+                }
+                tx.commit().await.context("committing completions")?;
+                Ok(lost)
+            })
+            .await?;
+        self.forget_claims(&done.iter().map(|f| f.path.clone()).collect::<Vec<_>>());
+        Ok(lost)
+    }
+
+    /// Records a file that has no points, with the reason: `failed` (then `retry_count`
+    /// counts consecutive failures) or `no_text`. Its points (if any) must already have been
+    /// removed.
+    pub async fn record_without_points(
+        &self,
+        collection: &str,
+        job_id: &str,
+        file: &FileFacts,
+        status: FileStatus,
+        reason: &str,
+    ) -> Result<bool> {
+        let counts_as_retry = (status == FileStatus::Failed) as i64;
+        let held = self
+            .retrying(|| async {
+                let mut tx = self.pool.begin().await.context("starting a catalog transaction")?;
+                if !self.holds(&mut tx, &file.path, true).await? {
+                    return Ok(false);
+                }
+                bind_facts(
+                    sqlx::query(
+                        "INSERT INTO files (collection, path, doc_id, size, modified_ns, extension, content_hash,
+                    logic_fingerprint, status, error, retry_count, job_id, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $13, $11, $12)
+                 ON CONFLICT (collection, path) DO UPDATE SET size = excluded.size, modified_ns = excluded.modified_ns,
+                    content_hash = excluded.content_hash, logic_fingerprint = excluded.logic_fingerprint,
+                    status = excluded.status, error = excluded.error,
+                    retry_count = (files.retry_count + 1) * excluded.retry_count,
+                    chunks_created = 0, vectors_created = 0, embedded_job_id = NULL,
+                    job_id = excluded.job_id, updated_at = excluded.updated_at",
+                    ),
+                    collection,
+                    file,
+                )
+                .bind(status.as_str())
+                .bind(reason)
+                .bind(job_id)
+                .bind(now())
+                .bind(counts_as_retry)
+                .execute(&mut *tx)
+                .await
+                .with_context(|| format!("marking {} {status}", file.path))?;
+                tx.commit().await.context("committing a file's state")?;
+                Ok(true)
+            })
+            .await?;
+        self.forget_claims(std::slice::from_ref(&file.path));
+        Ok(held)
+    }
+
+    /// Refreshes size and mtime of a file whose content turned out unchanged.
+    pub async fn refresh_stat(&self, collection: &str, path: &str, size: i64, modified_ns: i64) -> Result<()> {
+        self.retrying(|| async {
+            sqlx::query(
+                "UPDATE files SET size = $1, modified_ns = $2, updated_at = $3 WHERE collection = $4 AND path = $5",
+            )
+            .bind(size)
+            .bind(modified_ns)
+            .bind(now())
+            .bind(collection)
+            .bind(path)
+            .execute(&self.pool)
+            .await
+            .with_context(|| format!("refreshing {path}"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Marks files `deleted` after their points are gone. Returns the paths a fenced catalog
+    /// did not write, their leases being lost.
+    pub async fn mark_deleted(&self, collection: &str, job_id: &str, paths: &[String]) -> Result<Vec<String>> {
+        self.clear_files(collection, Some(job_id), paths, FileStatus::Deleted).await
+    }
+
+    /// Returns files to `pending`, with no points of record, so that the next run embeds
+    /// them again (used when their points and parquet rows are both gone).
+    pub async fn mark_pending(&self, collection: &str, paths: &[String]) -> Result<()> {
+        self.clear_files(collection, None, paths, FileStatus::Pending).await.map(drop)
+    }
+
+    async fn clear_files(
+        &self,
+        collection: &str,
+        job_id: Option<&str>,
+        paths: &[String],
+        status: FileStatus,
+    ) -> Result<Vec<String>> {
+        let lost = self
+            .retrying(|| async {
+                let mut tx = self.pool.begin().await.context("starting a catalog transaction")?;
+                let at = now();
+                let mut lost = Vec::new();
+                for path in paths {
+                    if !self.holds(&mut tx, path, true).await? {
+                        lost.push(path.clone());
+                        continue;
+                    }
+                    sqlx::query(
+                        "UPDATE files SET status = $1, chunks_created = 0, vectors_created = 0, embedded_job_id = NULL,
+                    error = NULL, job_id = COALESCE($2, job_id), updated_at = $3 WHERE collection = $4 AND path = $5",
+                    )
+                    .bind(status.as_str())
+                    .bind(job_id)
+                    .bind(&at)
+                    .bind(collection)
+                    .bind(path)
+                    .execute(&mut *tx)
+                    .await
+                    .with_context(|| format!("marking {path} {status}"))?;
+                }
+                tx.commit().await.context("committing file states")?;
+                Ok(lost)
+            })
+            .await?;
+        self.forget_claims(paths);
+        Ok(lost)
+    }
+}
+
+/// Binds `$1..$8` of a files upsert: the collection and the file's facts.
+fn bind_facts<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    collection: &'q str,
+    file: &'q FileFacts,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    query
+        .bind(collection)
+        .bind(&file.path)
+        .bind(&file.doc_id)
+        .bind(file.size)
+        .bind(file.modified_ns)
+        .bind(&file.extension)
+        .bind(&file.content_hash)
+        .bind(&file.logic_fingerprint)
+}
+
+/// The columns of [`FileRow`], in its field order.
+const FILE_FIELDS: &str = "path, doc_id, size, modified_ns, extension, content_hash, logic_fingerprint, status,
+    error, retry_count, chunks_created, vectors_created, job_id, embedded_job_id";
+/// The columns of [`KnownFile`], in its field order.
+pub(super) const KNOWN_FILE_FIELDS: &str =
+    "path, doc_id, size, modified_ns, extension, content_hash, logic_fingerprint, status, error, retry_count,
+    vectors_created";
