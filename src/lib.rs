@@ -33,6 +33,7 @@
 //! - [`cli`]: arguments, environment and TOML → validated settings.
 //! - [`workspace`]: settings → one collection's catalog, store, parquet copy and locks, and
 //!   the data directory's layout.
+//! - [`output`]: a command's findings → the lines it prints, or its `--json`; its outcome → an [`output::Exit`] code.
 
 pub mod cache;
 pub mod catalog;
@@ -43,6 +44,7 @@ pub mod embed;
 pub mod extract;
 pub mod hash;
 pub mod lock;
+pub mod output;
 pub mod parquet_copy;
 pub mod pipeline;
 pub mod progress;

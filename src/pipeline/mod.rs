@@ -52,6 +52,7 @@ use crate::chunk::{Chunk, Chunker};
 use crate::consistency::{check_touched, Touched, Verification};
 use crate::embed::{Batching, Embedder};
 use crate::extract::{ExtractorPool, ExtractorSettings, Format};
+use crate::output::Exit;
 use crate::parquet_copy::ParquetCopy;
 use crate::progress::{Counters, Progress, Stage, StageSeconds};
 use crate::scan::{self, ScanItem, ScanOptions};
@@ -189,23 +190,24 @@ pub struct JobReport {
 }
 
 impl JobReport {
-    /// 0 when every file succeeded (or for a dry run); 2 when the job finished but some
-    /// files failed, some could not be looked at, its end check found a disagreement or
-    /// (queued for workers) some items were parked; 1 when the job itself did not finish, or
-    /// refused to delete too many vanished files; 130 when it was cancelled.
-    pub fn exit_code(&self) -> i32 {
+    /// [`Exit::Ok`] when every file succeeded (or for a dry run); [`Exit::FilesNeedAttention`]
+    /// when the job finished but some files failed, some could not be looked at, its end
+    /// check found a disagreement or (queued for workers) some items were parked;
+    /// [`Exit::Failed`] when the job itself did not finish, or refused to delete too many
+    /// vanished files; [`Exit::Cancelled`] when it was cancelled.
+    pub fn exit(&self) -> Exit {
         let needs_attention = !self.failed.is_empty()
             || !self.scan_problems.is_empty()
             || !self.not_checked.is_empty()
             || self.verified.as_ref().is_some_and(|v| !v.agree);
         let parked = self.queue.as_ref().is_some_and(|q| !q.parked.is_empty());
         match self.status.as_str() {
-            "completed" | "queued" if self.refused_deletes.is_some() => 1,
-            "dry-run" => 0,
-            "completed" | "queued" if needs_attention || parked => 2,
-            "completed" | "queued" => 0,
-            "cancelled" => 130,
-            _ => 1,
+            "completed" | "queued" if self.refused_deletes.is_some() => Exit::Failed,
+            "dry-run" => Exit::Ok,
+            "completed" | "queued" if needs_attention || parked => Exit::FilesNeedAttention,
+            "completed" | "queued" => Exit::Ok,
+            "cancelled" => Exit::Cancelled,
+            _ => Exit::Failed,
         }
     }
 }

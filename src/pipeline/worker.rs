@@ -27,6 +27,7 @@ use crate::catalog::{Catalog, Fence, FileStatus, JobCounters, JobRow, JobStatus,
 use crate::consistency::Touched;
 use crate::embed::{Embedder, ModelInfo};
 use crate::hash;
+use crate::output::Exit;
 use crate::parquet_copy::ParquetCopy;
 use crate::progress::Counters;
 use crate::scan::{self, FileEntry};
@@ -61,12 +62,12 @@ pub struct WorkerReport {
 }
 
 impl WorkerReport {
-    /// 0, or 1 when the worker stopped on an error.
-    pub fn exit_code(&self) -> i32 {
+    /// [`Exit::Ok`], or [`Exit::Failed`] when the worker stopped on an error.
+    pub fn exit(&self) -> Exit {
         if self.error.is_some() {
-            1
+            Exit::Failed
         } else {
-            0
+            Exit::Ok
         }
     }
 }

@@ -1,0 +1,60 @@
+//! # Output
+//!
+//! What a command found or did → the lines it prints for a person (stdout, and stderr for
+//! what needs attention), or, with `--json`, the JSON it prints instead; and how it ended →
+//! the process's exit code ([`Exit`]).
+//!
+//! One file per command whose rendering is more than a line or two: `run` (a job's report),
+//! `worker`, `search`, `status`, `consistency` (`restore` and `verify`); `check`, `migrate`
+//! and `export` are here. `exit` holds [`Exit`].
+
+use std::path::Path;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::cli::Settings;
+
+mod consistency;
+mod exit;
+mod run;
+mod search;
+mod status;
+mod worker;
+
+pub use consistency::{restore_report, verify_report};
+pub use exit::Exit;
+pub use run::job_report;
+pub use search::search_hits;
+pub use status::{status, Status};
+pub use worker::worker_report;
+
+/// Prints `value` as indented JSON.
+fn print_json(value: &impl Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// Prints one line of `ingest check`: the part, and what it found or why it failed.
+pub fn check_part(part: &str, outcome: &Result<String>) {
+    match outcome {
+        Ok(detail) => println!("ok      {part}: {detail}"),
+        Err(error) => println!("FAILED  {part}: {error:#}"),
+    }
+}
+
+/// Prints the migrations `ingest migrate` found applied.
+pub fn migrate(settings: &Settings, applied: &[String]) {
+    if !settings.quiet {
+        println!("catalog schema is up to date; applied migrations: {}", applied.join(", "));
+    }
+}
+
+/// Prints where `ingest export` wrote the collection's `points`.
+pub fn export(settings: &Settings, path: &Path, points: usize) {
+    if settings.json {
+        println!("{}", serde_json::json!({ "path": path, "points": points }));
+    } else if !settings.quiet {
+        println!("exported {points} points of collection {:?} to {}", settings.collection, path.display());
+    }
+}

@@ -1,0 +1,145 @@
+//! # Run reports
+//!
+//! A [`JobReport`] (`ingest DIR`, `ingest run`) → its summary on stdout, and on stderr the
+//! files that need attention and why; or, with `--json`, the report as JSON.
+
+use anyhow::Result;
+
+use super::print_json;
+use crate::cli::Settings;
+use crate::pipeline::{FailedFile, JobReport};
+
+/// Files listed by name, per kind, in a run's summary; `--json` has them all.
+const LISTED_AT_MOST: usize = 20;
+
+/// Prints a job's report.
+pub fn job_report(settings: &Settings, report: &JobReport) -> Result<()> {
+    if settings.json {
+        return print_json(report);
+    }
+    if let Some(plan) = &report.plan {
+        if !settings.quiet {
+            println!("dry run over collection {:?}; nothing was changed", report.collection);
+            // Refused deletes are listed as what they are: files not found, which a run would keep.
+            let delete = if report.refused_deletes.is_some() { "keep (not found)" } else { "delete" };
+            for (label, paths) in [("add", &plan.add), ("update", &plan.update), (delete, &plan.delete)] {
+                for path in paths {
+                    println!("  would {label:<6} {path}");
+                }
+            }
+            println!(
+                "  {} to add, {} to update, {} unchanged, {} to delete, {} failing, {} not retried, {} not checked",
+                report.added,
+                report.updated,
+                report.unchanged,
+                plan.delete.len(),
+                report.failed.len(),
+                report.not_retried.len(),
+                report.not_checked.len()
+            );
+            if let Some(refused) = &report.refused_deletes {
+                println!("  a run would delete nothing: {}", refused.message());
+            }
+        }
+    } else if !settings.quiet {
+        println!(
+            "job {} {} in {:.1}s (collection {:?})",
+            report.job_id, report.status, report.elapsed_seconds, report.collection
+        );
+        println!(
+            "  files: {} seen, {} added, {} updated, {} unchanged, {} deleted, {} no text, {} failed, {} not checked; skipped: {} not text, {} by the extension filter",
+            report.files_seen,
+            report.added,
+            report.updated,
+            report.unchanged,
+            report.deleted,
+            report.no_text.len(),
+            report.failed.len(),
+            report.not_checked.len(),
+            report.not_text.len(),
+            report.filtered_out,
+        );
+        for file in &report.no_text {
+            println!("  no text: {}: {}", file.path, file.reason);
+        }
+        for line in listing(&report.not_text, "  skipped: ", "  ", " skipped as not text") {
+            println!("{line}");
+        }
+        match &report.queue {
+            Some(queue) => println!(
+                "  queued {} work items: {} done, {} parked, {} open; the job's files hold {} points",
+                report.queued,
+                queue.depth.done,
+                queue.depth.parked,
+                queue.depth.open(),
+                report.points
+            ),
+            None if report.status == "queued" => println!(
+                "  queued {} work items for `ingest worker` processes; `ingest status` follows them",
+                report.queued
+            ),
+            None => println!(
+                "  chunks embedded: {}, reused from the embedding cache: {}, points written: {} ({:.1} chunks/s)",
+                report.chunks, report.cache_hits, report.points, report.chunks_per_second
+            ),
+        }
+        if let Some(verified) = &report.verified {
+            let verdict = if verified.agree { "agree with the collection" } else { "DISAGREE with the collection" };
+            println!(
+                "  checked: the {} files this job touched {verdict}; {} points stored, {} expected ({:.2}s)",
+                verified.files, verified.collection_points, verified.catalog_points, verified.seconds
+            );
+        }
+    }
+    for problem in &report.scan_problems {
+        eprintln!("  skipped {}: {}", problem.path, problem.reason);
+    }
+    if !settings.quiet {
+        for note in &report.scan_notes {
+            eprintln!("  note: {}: {}", note.path, note.reason);
+        }
+    }
+    if !report.failed.is_empty() {
+        eprintln!("  failed files:");
+        for failed in &report.failed {
+            eprintln!("    {}: {}", failed.path, failed.reason);
+        }
+    }
+    if !report.not_checked.is_empty() {
+        eprintln!("  not checked, kept as indexed (make them readable, then run again):");
+        for line in listing(&report.not_checked, "    ", "    ", "") {
+            eprintln!("{line}");
+        }
+    }
+    if let Some(verified) = report.verified.as_ref().filter(|v| !v.agree) {
+        eprintln!("  the job's check found the catalog and the collection apart; run `ingest verify --repair`:");
+        for disagreement in &verified.disagreements {
+            eprintln!("    {disagreement}");
+        }
+    }
+    if !report.not_retried.is_empty() && !settings.quiet {
+        eprintln!("  not retried (edit the file, or pass --full):");
+        for file in &report.not_retried {
+            eprintln!("    {}: {}", file.path, file.reason);
+        }
+    }
+    for parked in report.queue.iter().flat_map(|q| &q.parked) {
+        eprintln!("  parked {}: {}", parked.path, parked.reason);
+    }
+    if let Some(error) = &report.error {
+        eprintln!("error: the job stopped: {error}");
+    }
+    Ok(())
+}
+
+/// Summary lines for `files`: the first [`LISTED_AT_MOST`] as `{prefix}path: reason`, then,
+/// when there are more, `{indent}... and N more{what} (all of them are in --json)`.
+fn listing(files: &[FailedFile], prefix: &str, indent: &str, what: &str) -> Vec<String> {
+    let mut lines: Vec<String> =
+        files.iter().take(LISTED_AT_MOST).map(|file| format!("{prefix}{}: {}", file.path, file.reason)).collect();
+    if files.len() > LISTED_AT_MOST {
+        let rest = files.len() - LISTED_AT_MOST;
+        lines.push(format!("{indent}... and {rest} more{what} (all of them are in --json)"));
+    }
+    lines
+}

@@ -1,0 +1,91 @@
+//! # Status
+//!
+//! What `ingest status` read from the catalog and the collection ([`Status`]) → the latest
+//! jobs, their queues and parked items, the live workers, the failed files and the sync
+//! health, a few lines each; or, with `--json`, one object holding them all.
+
+use anyhow::Result;
+
+use super::consistency::health_lines;
+use super::print_json;
+use crate::catalog::{FileRow, JobRow, ParkedItem, QueueDepth, WorkerRow};
+use crate::cli::Settings;
+use crate::consistency::Health;
+
+/// What `ingest status` found.
+pub struct Status {
+    pub jobs: Vec<JobRow>,
+    /// The collection's files whose last attempt failed.
+    pub failed_files: Vec<FileRow>,
+    pub workers: Vec<WorkerRow>,
+    /// For each job with work items: its id, its items' states, and its parked items.
+    pub queues: Vec<(String, QueueDepth, Vec<ParkedItem>)>,
+    /// The collection's sync health, or why it could not be read.
+    pub health: Result<Health, String>,
+}
+
+/// Prints what `ingest status` found.
+pub fn status(settings: &Settings, status: &Status) -> Result<()> {
+    let Status { jobs, failed_files: failed, workers, queues, health } = status;
+    if settings.json {
+        let health = match health {
+            Ok(health) => serde_json::to_value(health)?,
+            Err(error) => serde_json::json!({ "unavailable": error }),
+        };
+        let queues: Vec<_> = queues
+            .iter()
+            .map(|(job, depth, parked)| serde_json::json!({ "job_id": job, "depth": depth, "parked": parked }))
+            .collect();
+        let out = serde_json::json!({
+            "jobs": jobs, "failed_files": failed, "health": health, "workers": workers, "queues": queues,
+        });
+        return print_json(&out);
+    }
+    for job in jobs {
+        let c = &job.counters;
+        println!(
+            "{}  {:<10} {}  files {} (embedded {}, unchanged {}, deleted {}, failed {})  {}",
+            job.created_at,
+            job.status,
+            job.id,
+            c.total_files,
+            c.processed_files,
+            c.skipped_files,
+            c.deleted_files,
+            c.failed_files,
+            job.directory_path
+        );
+        if let Some(error) = &job.error {
+            println!("    error: {error}");
+        }
+    }
+    for (job, depth, parked) in queues {
+        println!(
+            "queue of job {job}: {} pending, {} leased, {} done, {} parked",
+            depth.pending, depth.leased, depth.done, depth.parked
+        );
+        for item in parked {
+            println!("  parked {}: {}", item.path, item.reason);
+        }
+    }
+    if !workers.is_empty() {
+        println!("live workers on collection {:?}:", settings.collection);
+        for worker in workers {
+            println!(
+                "  {} (host {}, pid {}): {} items done, last heartbeat {:.0}s ago, started {}",
+                worker.id, worker.host, worker.pid, worker.items_done, worker.silent_seconds, worker.started_at
+            );
+        }
+    }
+    if !failed.is_empty() {
+        println!("failed files in collection {:?}:", settings.collection);
+        for file in failed {
+            println!("  {} (tries: {}): {}", file.path, file.retry_count, file.error.as_deref().unwrap_or_default());
+        }
+    }
+    match health {
+        Ok(health) => health_lines("sync health", health),
+        Err(error) => println!("sync health: unavailable ({error})"),
+    }
+    Ok(())
+}
