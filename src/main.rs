@@ -225,7 +225,7 @@ async fn check(settings: &Settings) -> Result<Exit> {
     report("model", model_outcome);
     let catalog_outcome = match open_catalog(settings).await {
         Ok(catalog) => catalog.jobs(Some(&settings.collection), 1).await.map(|jobs| {
-            let backend = settings.database_url.as_deref().map(ingest::catalog::redact_url);
+            let backend = settings.database_url.as_deref().map(ingest::redact::redact_url);
             let place = backend.unwrap_or_else(|| format!("embedded, in {}", settings.data_dir.display()));
             let last = jobs.first().map(|j| format!("last job {} {}", j.id, j.status)).unwrap_or("no jobs yet".into());
             format!("{place}, schema up to date, {last}")
@@ -235,7 +235,7 @@ async fn check(settings: &Settings) -> Result<Exit> {
     report("catalog", catalog_outcome);
     let store_outcome = async {
         let index = open_store(settings).await?;
-        let place = settings.qdrant_url.as_deref().map(ingest::catalog::redact_url).unwrap_or("embedded".into());
+        let place = settings.qdrant_url.as_deref().map(ingest::redact::redact_url).unwrap_or("embedded".into());
         if !index.exists().await? {
             return Ok(format!("{place}, collection {:?} not created yet", settings.collection));
         }

@@ -55,7 +55,7 @@ mod locks;
 mod queue;
 mod rows;
 
-pub use crate::redact::redact_url;
+use crate::redact::redact_url;
 pub use locks::{CollectionLock, LockLost};
 pub use queue::{Claim, Fence, ItemState, ParkedItem, QueueDepth, WorkItem, WorkKind, WorkerRow, WORK_CHANNEL};
 pub use rows::{Completion, FileFacts, FileRow, FileStatus, JobCounters, JobRow, JobStatus, KnownFile, NewJob};

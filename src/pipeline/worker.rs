@@ -265,7 +265,7 @@ async fn work_job(
     Ok(tally.into_report(job_id.to_string(), settings, status, &counters, started, error))
 }
 
-/// The worker's [`Source`]: claims items of one job and hands their files on.
+/// The worker's `Source`: claims items of one job and hands their files on.
 struct ClaimSource {
     runtime: tokio::runtime::Handle,
     catalog: Catalog,

@@ -178,7 +178,7 @@ fn release_stored_pages(collection_dir: &Path) {
 /// How the engine optimises the collection: it merges segments and drops deleted points, but
 /// builds no HNSW index, so search is exact, over every vector. Building the index is what
 /// made an embedded job's end slow and heavy: at 100,000 points it took minutes and over
-/// 400 MiB more memory, for searches that take milliseconds without it (the README has the
+/// 400 MiB more memory, for searches that take milliseconds without it (docs/performance.md has the
 /// figures). Collections that need an index belong on a Qdrant server.
 fn optimizers() -> EdgeOptimizersConfig {
     EdgeOptimizersConfig { indexing_threshold: Some(0), ..EdgeOptimizersConfig::default() }
