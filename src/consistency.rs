@@ -20,7 +20,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::catalog::{Catalog, FileRow, FileStatus, JobCounters, JobRow};
+use crate::catalog::{Catalog, FileRow, FileStatus, JobCounters, JobRow, JobStatus};
 use crate::hash::point_id;
 use crate::parquet_copy::{read_points, ParquetCopy};
 use crate::store::{all_points, delete_documents_in_batches, upsert_in_batches, Point, VectorIndex};
@@ -319,7 +319,7 @@ async fn counters_from_files(
     files: &[FileRow],
 ) -> Result<Option<(JobRow, JobCounters)>> {
     let Some(job) = catalog.jobs(Some(collection), 1).await?.into_iter().next() else { return Ok(None) };
-    if job.status != "completed" {
+    if job.status != JobStatus::Completed {
         return Ok(None);
     }
     let count = |keep: &dyn Fn(&FileRow) -> bool| files.iter().filter(|f| keep(f)).count() as i64;

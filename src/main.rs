@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
+use ingest::catalog::FileStatus;
 use ingest::cli::{
     Cli, Command, ExportArgs, RestoreArgs, RunArgs, SearchArgs, Settings, StatusArgs, VerifyArgs, WorkerArgs,
 };
@@ -15,8 +16,8 @@ use ingest::consistency::{self, Upload};
 use ingest::embed::{Embedder, ModelInfo};
 use ingest::output::{self, Exit};
 use ingest::parquet_copy::ParquetCopy;
-use ingest::pipeline::run_job;
 use ingest::pipeline::worker::{run_worker, wait_for_queued_job, WorkerParts};
+use ingest::pipeline::{run_job, RunStatus};
 use ingest::workspace::{open_catalog, open_store, Workspace};
 
 fn main() -> ExitCode {
@@ -117,7 +118,7 @@ async fn run(settings: &Settings, args: &RunArgs) -> Result<Exit> {
     let (catalog, index, lock) = (workspace.catalog(), workspace.index().clone(), workspace.collection_lock());
     let report = run_job(&job, catalog, lock, index, &parquet, embedder, cancel.clone(), settings.quiet).await?;
     let report = match args.workers {
-        Some(local) if !job.dry_run && report.status == "queued" => {
+        Some(local) if !job.dry_run && report.status == RunStatus::Queued => {
             // The planner lets go of the collection, so that workers can share it.
             workspace.release_locks();
             let workers = (0..local)
@@ -185,7 +186,7 @@ async fn status(settings: &Settings, args: &StatusArgs) -> Result<Exit> {
         None => catalog.jobs(Some(&settings.collection), 10).await?,
     };
     let failed_files: Vec<_> =
-        catalog.files(&settings.collection).await?.into_iter().filter(|f| f.status == "failed").collect();
+        catalog.files(&settings.collection).await?.into_iter().filter(|f| f.status() == FileStatus::Failed).collect();
     let workers = catalog.live_workers(&settings.collection).await?;
     let mut queues = Vec::new();
     for job in &jobs {

@@ -138,7 +138,7 @@ fn job_row(row: &AnyRow) -> Result<JobRow> {
     Ok(JobRow {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
-        status: row.try_get("status")?,
+        status: row.try_get::<String, _>("status")?.parse()?,
         directory_path: row.try_get("directory_path")?,
         collection: row.try_get("collection")?,
         model_name: row.try_get("model_name")?,

@@ -32,6 +32,21 @@ pub enum FileStatus {
 
 text_enum!(JobStatus { Created => "created", Scanning => "scanning", Processing => "processing",
     Completed => "completed", Failed => "failed", Cancelled => "cancelled" });
+
+/// Serialized as recorded.
+impl serde::Serialize for JobStatus {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// Compares with a status as recorded.
+impl PartialEq<&str> for JobStatus {
+    fn eq(&self, text: &&str) -> bool {
+        self.as_str() == *text
+    }
+}
+
 impl FileStatus {
     /// A status as a row records it; an unknown one reads as `pending`, so that the file is
     /// looked at again.
@@ -71,7 +86,7 @@ pub struct JobCounters {
 pub struct JobRow {
     pub id: String,
     pub name: String,
-    pub status: String,
+    pub status: JobStatus,
     pub directory_path: String,
     pub collection: String,
     pub model_name: String,
@@ -99,6 +114,8 @@ pub struct FileRow {
     pub extension: String,
     pub content_hash: Option<String>,
     pub logic_fingerprint: Option<String>,
+    /// The status as recorded, shown as is by `ingest status --json`; [`FileRow::status`]
+    /// reads it as a [`FileStatus`].
     pub status: String,
     pub error: Option<String>,
     pub retry_count: i64,
@@ -109,6 +126,7 @@ pub struct FileRow {
 }
 
 impl FileRow {
+    /// The file's status, read as [`FileStatus::recorded`] reads it.
     pub fn status(&self) -> FileStatus {
         FileStatus::recorded(&self.status)
     }

@@ -7,7 +7,7 @@ use anyhow::Result;
 
 use super::print_json;
 use crate::cli::Settings;
-use crate::pipeline::{FailedFile, JobReport};
+use crate::pipeline::{FailedFile, JobReport, RunStatus};
 
 /// Files listed by name, per kind, in a run's summary; `--json` has them all.
 const LISTED_AT_MOST: usize = 20;
@@ -74,7 +74,7 @@ pub fn job_report(settings: &Settings, report: &JobReport) -> Result<()> {
                 queue.depth.open(),
                 report.points
             ),
-            None if report.status == "queued" => println!(
+            None if report.status == RunStatus::Queued => println!(
                 "  queued {} work items for `ingest worker` processes; `ingest status` follows them",
                 report.queued
             ),

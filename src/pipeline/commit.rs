@@ -13,7 +13,7 @@ use std::time::Instant;
 use anyhow::Result;
 use tokio::sync::mpsc;
 
-use super::{EmbeddedFile, FailedFile, JobReport, JobSettings, Outcome, RefusedDeletes};
+use super::{EmbeddedFile, FailedFile, JobReport, JobSettings, Outcome, RefusedDeletes, RunStatus};
 use crate::catalog::{Catalog, CollectionLock, Completion, FileFacts, FileStatus, JobCounters, KnownFile};
 use crate::consistency::Touched;
 use crate::hash;
@@ -51,7 +51,7 @@ impl Tally {
         self,
         job_id: String,
         settings: &JobSettings,
-        status: &str,
+        status: RunStatus,
         counters: &Counters,
         started: Instant,
         error: Option<String>,
@@ -61,7 +61,7 @@ impl Tally {
         JobReport {
             job_id,
             collection: settings.collection.clone(),
-            status: status.to_string(),
+            status,
             files_seen: counters.files_seen.load(Ordering::Relaxed),
             added: self.added,
             updated: self.updated,

@@ -119,12 +119,56 @@ pub struct FailedFile {
     pub reason: String,
 }
 
+/// How a run ended, as its report says: its job's status, or what else the run did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    /// The job's status when the run ended; for a worker's run, `Failed` when it stopped
+    /// on an error.
+    Job(JobStatus),
+    /// Planned into the queue, for workers to do.
+    Queued,
+    /// Planned only (`--dry-run`): nothing written.
+    DryRun,
+    /// A worker's part of a job, done.
+    Worked,
+}
+
+impl RunStatus {
+    /// The status as the report shows it: a job's as recorded, `queued`, `dry-run` or `worked`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Job(status) => status.as_str(),
+            Self::Queued => "queued",
+            Self::DryRun => "dry-run",
+            Self::Worked => "worked",
+        }
+    }
+}
+
+impl From<JobStatus> for RunStatus {
+    fn from(status: JobStatus) -> Self {
+        Self::Job(status)
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl Serialize for RunStatus {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 /// What a job did.
 #[derive(Debug, Clone, Serialize)]
 pub struct JobReport {
     pub job_id: String,
     pub collection: String,
-    pub status: String,
+    pub status: RunStatus,
     pub files_seen: u64,
     pub added: u64,
     pub updated: u64,
@@ -201,12 +245,14 @@ impl JobReport {
             || !self.not_checked.is_empty()
             || self.verified.as_ref().is_some_and(|v| !v.agree);
         let parked = self.queue.as_ref().is_some_and(|q| !q.parked.is_empty());
-        match self.status.as_str() {
-            "completed" | "queued" if self.refused_deletes.is_some() => Exit::Failed,
-            "dry-run" => Exit::Ok,
-            "completed" | "queued" if needs_attention || parked => Exit::FilesNeedAttention,
-            "completed" | "queued" => Exit::Ok,
-            "cancelled" => Exit::Cancelled,
+        match self.status {
+            RunStatus::Job(JobStatus::Completed) | RunStatus::Queued if self.refused_deletes.is_some() => Exit::Failed,
+            RunStatus::DryRun => Exit::Ok,
+            RunStatus::Job(JobStatus::Completed) | RunStatus::Queued if needs_attention || parked => {
+                Exit::FilesNeedAttention
+            }
+            RunStatus::Job(JobStatus::Completed) | RunStatus::Queued => Exit::Ok,
+            RunStatus::Job(JobStatus::Cancelled) => Exit::Cancelled,
             _ => Exit::Failed,
         }
     }
@@ -411,7 +457,7 @@ pub async fn run_job(
         let refused = tally.refused_deletes.as_ref().map(RefusedDeletes::message);
         // Nothing for workers to do: the planner ends the job itself.
         let ended = tally.queued == 0 && worker::end_queued_job(catalog, index, parquet, &job_id).await?;
-        let status = if ended { JobStatus::Completed.as_str() } else { "queued" };
+        let status = if ended { RunStatus::Job(JobStatus::Completed) } else { RunStatus::Queued };
         let mut report = tally.into_report(job_id.clone(), settings, status, &counters, started, refused);
         if ended {
             let job = catalog.job(&job_id).await?;
@@ -463,7 +509,7 @@ pub async fn run_job(
     counters.stages.add(Stage::Finish, finishing.elapsed());
     catalog.save_progress(&job_id, &tally.counters(&counters), None).await?;
     catalog.set_job_status(&job_id, status, error.as_deref()).await?;
-    let mut report = tally.into_report(job_id, settings, &status.to_string(), &counters, started, error);
+    let mut report = tally.into_report(job_id, settings, status.into(), &counters, started, error);
     report.verified = verified;
     Ok(report)
 }
@@ -642,5 +688,23 @@ mod tests {
         let formats = ["txt", "md", "pdf", "docx", "html", "xlsx", "pptx", "odt", "epub", ""];
         let distinct: std::collections::BTreeSet<String> = formats.iter().map(|e| of(e)).collect();
         assert_eq!(distinct.len(), formats.len() - 1, "md and docx share a version string; the rest differ");
+    }
+
+    #[test]
+    fn run_statuses_serialize_and_display_as_their_text() {
+        let statuses = [
+            (RunStatus::Job(JobStatus::Completed), "completed"),
+            (RunStatus::Job(JobStatus::Failed), "failed"),
+            (RunStatus::Job(JobStatus::Cancelled), "cancelled"),
+            (RunStatus::Queued, "queued"),
+            (RunStatus::DryRun, "dry-run"),
+            (RunStatus::Worked, "worked"),
+        ];
+        for (status, text) in statuses {
+            assert_eq!(serde_json::to_value(status).unwrap(), text);
+            assert_eq!(status.to_string(), text);
+        }
+        assert_eq!(format!("[{:<10}]", RunStatus::Queued), "[queued    ]", "a width pads it");
+        assert_eq!(format!("[{:<10}]", JobStatus::Completed), "[completed ]", "a width pads it");
     }
 }

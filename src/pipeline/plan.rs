@@ -13,7 +13,8 @@ use std::time::Instant;
 use anyhow::Result;
 
 use super::{
-    EmbeddedFile, FailedFile, JobReport, JobSettings, LogicFingerprint, Outcome, Plan, PreparedFile, Preparer, Tally,
+    EmbeddedFile, FailedFile, JobReport, JobSettings, LogicFingerprint, Outcome, Plan, PreparedFile, Preparer,
+    RunStatus, Tally,
 };
 use crate::catalog::{Catalog, FileFacts, FileStatus, KnownFile, WorkItem, WorkKind};
 use crate::progress::Counters;
@@ -104,7 +105,7 @@ pub(super) async fn plan_job(
     let counters = Counters::default();
     let walked = scan::scan(&settings.root, &settings.scan);
     let found = find(settings, fingerprint, walked, known, &counters, cancel)?;
-    let mut report = found.tally.into_report(String::new(), settings, "dry-run", &counters, started, None);
+    let mut report = found.tally.into_report(String::new(), settings, RunStatus::DryRun, &counters, started, None);
     report.plan = Some(found.plan);
     Ok(report)
 }

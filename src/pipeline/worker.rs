@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use super::{facts_of, FailedFile, JobReport, JobSettings, LogicFingerprint, Outcome, Stages, ToExtract};
+use super::{facts_of, FailedFile, JobReport, JobSettings, LogicFingerprint, Outcome, RunStatus, Stages, ToExtract};
 use crate::catalog::{Catalog, Fence, FileStatus, JobCounters, JobRow, JobStatus, WorkKind, WORK_CHANNEL};
 use crate::consistency::Touched;
 use crate::embed::{Embedder, ModelInfo};
@@ -261,7 +261,7 @@ async fn work_job(
         stages.run(embedder, Box::new(move |to_extract, out| source.run(to_extract, out)), cancel, quiet).await?;
     tally.lost = fence.take_lost(job_id);
     let error = outcome.err().map(|e| format!("{e:#}"));
-    let status = if error.is_some() { "failed" } else { "worked" };
+    let status = if error.is_some() { RunStatus::Job(JobStatus::Failed) } else { RunStatus::Worked };
     Ok(tally.into_report(job_id.to_string(), settings, status, &counters, started, error))
 }
 
@@ -358,7 +358,7 @@ pub async fn end_queued_job(
     let Some(_end) = catalog.lock_job_end(job_id).await? else { return Ok(false) };
     let Some(job) = catalog.job(job_id).await? else { return Ok(false) };
     let depth = catalog.queue_depth(job_id).await?;
-    if job.status != JobStatus::Processing.as_str() || depth.open() > 0 {
+    if job.status != JobStatus::Processing || depth.open() > 0 {
         return Ok(false);
     }
     let files = catalog.files_of_job(&job.collection, job_id).await?;
@@ -412,7 +412,7 @@ pub async fn wait_for_queued_job(
             end_queued_job(catalog, index, parquet, &job_id).await?;
         }
         let job = catalog.job(&job_id).await?.with_context(|| format!("job {job_id} vanished"))?;
-        if job.status != JobStatus::Processing.as_str() || cancel.load(Ordering::SeqCst) {
+        if job.status != JobStatus::Processing || cancel.load(Ordering::SeqCst) {
             break job;
         }
         if !quiet && last_said.elapsed() >= Duration::from_secs(5) {
@@ -442,7 +442,7 @@ pub async fn wait_for_queued_job(
     (report.added, report.updated) = (embedded(&report.planned_new), embedded(&report.planned_updates));
     report.points =
         files.iter().filter(|f| f.status() == FileStatus::Completed).map(|f| f.vectors_created as u64).sum();
-    report.status = job.status.clone();
+    report.status = job.status.into();
     report.error = job.error.clone().or(report.error.take());
     report.verified = job.verification.map(serde_json::from_value).transpose().context("reading the job's check")?;
     report.queue = Some(super::QueueOutcome {
