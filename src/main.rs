@@ -16,6 +16,7 @@ use ingest::consistency::{self, Upload};
 use ingest::embed::{Embedder, ModelInfo};
 use ingest::output::{self, Exit};
 use ingest::parquet_copy::ParquetCopy;
+use ingest::pipeline::plan::{plan_job, queue_job};
 use ingest::pipeline::worker::{run_worker, wait_for_queued_job, WorkerParts};
 use ingest::pipeline::{run_job, RunStatus};
 use ingest::workspace::{open_catalog, open_store, Workspace};
@@ -116,7 +117,13 @@ async fn run(settings: &Settings, args: &RunArgs) -> Result<Exit> {
     let embedder = Embedder::new(model, settings.model_threads(&args.tuning))?;
     let cancel = cancel_on_signals();
     let (catalog, index, lock) = (workspace.catalog(), workspace.index().clone(), workspace.collection_lock());
-    let report = run_job(&job, catalog, lock, index, &parquet, embedder, cancel.clone(), settings.quiet).await?;
+    let report = if job.dry_run {
+        plan_job(&job, catalog, &embedder.info, &cancel).await?
+    } else if job.queued {
+        queue_job(&job, catalog, index.as_ref(), &parquet, &embedder.info, &cancel).await?
+    } else {
+        run_job(&job, catalog, lock, index, &parquet, embedder, cancel.clone(), settings.quiet).await?
+    };
     let report = match args.workers {
         Some(local) if !job.dry_run && report.status == RunStatus::Queued => {
             // The planner lets go of the collection, so that workers can share it.

@@ -5,7 +5,8 @@
 //! acknowledged → stale tail trimmed → catalog `completed`), failed and vanished files
 //! recorded, and the [`Tally`] a job's report is made from. With a worker's fenced catalog,
 //! a file whose lease was lost is left to the worker that took it over; its fence keeps the
-//! list of such files for the worker's report.
+//! list of such files for the worker's report. [`Committer::new`] builds the stage from the
+//! job's shared parts.
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -13,7 +14,7 @@ use std::time::Instant;
 use anyhow::Result;
 use tokio::sync::mpsc;
 
-use super::{EmbeddedFile, FailedFile, JobReport, JobSettings, Outcome, RefusedDeletes, RunStatus};
+use super::{EmbeddedFile, FailedFile, JobReport, JobSettings, Outcome, RefusedDeletes, RunStatus, Stages};
 use crate::catalog::{Catalog, CollectionLock, Completion, FileFacts, FileStatus, JobCounters, KnownFile};
 use crate::consistency::Touched;
 use crate::hash;
@@ -30,8 +31,8 @@ pub(super) struct Tally {
     pub(super) not_retried: Vec<FailedFile>,
     pub(super) scan_problems: Vec<FailedFile>,
     pub(super) scan_notes: Vec<FailedFile>,
-    pub(super) no_text: Vec<FailedFile>,
-    pub(super) not_text: Vec<FailedFile>,
+    no_text: Vec<FailedFile>,
+    not_text: Vec<FailedFile>,
     pub(super) not_checked: Vec<FailedFile>,
     pub(super) refused_deletes: Option<RefusedDeletes>,
     /// Each file this job completed, failed or deleted: what the end-of-job check looks at.
@@ -110,28 +111,52 @@ impl Tally {
 
 /// Writes embedded files through the protocol, in commit groups.
 pub(super) struct Committer<'a> {
-    pub(super) settings: &'a JobSettings,
-    pub(super) catalog: &'a Catalog,
+    settings: &'a JobSettings,
+    catalog: &'a Catalog,
     /// PostgreSQL's collection lock, confirmed before each write of a commit group.
-    pub(super) lock: Option<&'a CollectionLock>,
-    pub(super) index: &'a dyn VectorIndex,
-    pub(super) parquet: &'a ParquetCopy,
-    pub(super) job_id: &'a str,
-    pub(super) model_id: &'a str,
-    pub(super) counters: &'a Counters,
-    pub(super) progress: &'a Progress,
-    pub(super) group: Vec<EmbeddedFile>,
-    pub(super) group_points: usize,
-    pub(super) group_started: Instant,
+    lock: Option<&'a CollectionLock>,
+    index: &'a dyn VectorIndex,
+    parquet: &'a ParquetCopy,
+    job_id: &'a str,
+    model_id: &'a str,
+    counters: &'a Counters,
+    progress: &'a Progress,
+    group: Vec<EmbeddedFile>,
+    group_points: usize,
+    group_started: Instant,
     /// Whether this process keeps the job row's counters (a single run does; workers don't).
-    pub(super) keeps_job_counters: bool,
+    keeps_job_counters: bool,
     /// Names this committer's parquet parts apart from those of other processes on the job.
-    pub(super) part_token: String,
-    pub(super) parts_written: u64,
-    pub(super) report: Tally,
+    part_token: String,
+    parts_written: u64,
+    report: Tally,
 }
 
-impl Committer<'_> {
+impl<'a> Committer<'a> {
+    /// A committer for `stages`' job, writing points made by `model_id`, whose progress
+    /// `progress` shows.
+    pub(super) fn new(stages: &Stages<'a>, model_id: &'a str, progress: &'a Progress) -> Self {
+        Self {
+            settings: stages.settings,
+            catalog: stages.catalog,
+            lock: stages.lock,
+            index: stages.index,
+            parquet: stages.parquet,
+            job_id: stages.job_id,
+            model_id,
+            counters: stages.counters,
+            progress,
+            group: Vec::new(),
+            group_points: 0,
+            group_started: Instant::now(),
+            keeps_job_counters: stages.keeps_job_counters,
+            part_token: uuid::Uuid::new_v4().simple().to_string()[..8].to_string(),
+            parts_written: 0,
+            report: Tally::default(),
+        }
+    }
+
+    /// Commits what `input` brings until it closes, then the last group.
     pub(super) async fn run(&mut self, input: &mut mpsc::Receiver<Outcome>) -> Result<()> {
         loop {
             let wait = self.settings.commit_interval.saturating_sub(self.group_started.elapsed());
@@ -158,7 +183,12 @@ impl Committer<'_> {
         self.flush().await
     }
 
-    pub(super) async fn handle(&mut self, outcome: Outcome) -> Result<()> {
+    /// What this committer tallied.
+    pub(super) fn into_tally(self) -> Tally {
+        self.report
+    }
+
+    async fn handle(&mut self, outcome: Outcome) -> Result<()> {
         match outcome {
             Outcome::Embedded(file) => {
                 if self.group.is_empty() {
@@ -225,7 +255,7 @@ impl Committer<'_> {
 
     /// Removes the points a file may have had, then records it as `status` (failed, or no
     /// text) with `reason`. Returns false, having done neither, when the file's lease was lost.
-    pub(super) async fn record_without_points(
+    async fn record_without_points(
         &mut self,
         facts: &FileFacts,
         previous: Option<KnownFile>,
@@ -250,7 +280,7 @@ impl Committer<'_> {
 
     /// Stops the job (resumably) when PostgreSQL's collection lock was lost: no write may
     /// go out unlocked.
-    pub(super) async fn ensure_lock_held(&self) -> Result<()> {
+    async fn ensure_lock_held(&self) -> Result<()> {
         match self.lock {
             Some(lock) => lock.ensure_held().await,
             None => Ok(()),
@@ -258,7 +288,7 @@ impl Committer<'_> {
     }
 
     /// The write protocol for one commit group.
-    pub(super) async fn flush(&mut self) -> Result<()> {
+    async fn flush(&mut self) -> Result<()> {
         if self.group.is_empty() {
             return Ok(());
         }

@@ -1,19 +1,21 @@
 //! # Embed stage
 //!
-//! In: prepared files, each with its chunks. Out: the same files with one vector per chunk,
-//! in the order they came. Chunks of many small files share model calls, sized by padded
-//! tokens ([`Batching`]) and sorted by length within a window; chunks the embedding cache
-//! knows are not embedded again. A worker's file whose lease it knows lost is dropped here,
-//! before the model.
+//! In: prepared files, each with its chunks, from the queue the prepare stage fills. Out: the
+//! same files with one vector per chunk, in the order they came. Chunks of many small files
+//! share model calls, sized by padded tokens ([`Batching`]) and sorted by length within a
+//! window; chunks the embedding cache knows are not embedded again. A worker's file whose
+//! lease it knows lost is dropped here, before the model. [`spawn`] starts the stage's thread.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use anyhow::{Context, Result};
 use tokio::sync::mpsc;
 
-use super::prepare::ChunkReceiver;
-use super::{EmbeddedFile, Outcome};
+use super::prepare::{ChunkBudget, ChunkReceiver};
+use super::{EmbeddedFile, Outcome, Stages};
 use crate::cache::EmbeddingCache;
 use crate::catalog::Catalog;
 use crate::chunk::Chunk;
@@ -23,16 +25,16 @@ use crate::progress::{Counters, Stage};
 /// How many model calls' worth of chunks (by tokens, and by texts) the embed stage gathers,
 /// when the prepare stage has them ready, before it sorts them by tokens and runs the model:
 /// a wider window puts chunks of like length together, so calls carry less padding.
-pub(super) const SORT_WINDOW_BATCHES: usize = 4;
+const SORT_WINDOW_BATCHES: usize = 4;
 
 /// Whether chunks of `tokens` tokens in all, `texts` of them, fill a sort window.
-pub(super) fn fills_window(batching: Batching, tokens: usize, texts: usize) -> bool {
+fn fills_window(batching: Batching, tokens: usize, texts: usize) -> bool {
     tokens >= batching.max_tokens * SORT_WINDOW_BATCHES || texts >= batching.max_texts * SORT_WINDOW_BATCHES
 }
 
 /// How many of `chunks` make the next window: up to the first that fills it, all if none
 /// does (at least one, given any).
-pub(super) fn window_len(batching: Batching, chunks: &[&Chunk]) -> usize {
+fn window_len(batching: Batching, chunks: &[&Chunk]) -> usize {
     let mut tokens = 0;
     for (i, chunk) in chunks.iter().enumerate() {
         tokens += chunk.tokens;
@@ -43,13 +45,39 @@ pub(super) fn window_len(batching: Batching, chunks: &[&Chunk]) -> usize {
     chunks.len()
 }
 
+/// Starts the embed thread: it takes prepared files from `input` (whose chunks `budget`
+/// counts), runs [`embed_stage`] over them for `stages`' job and sends what it made to `output`.
+/// `--full` re-embeds for real; every other run reuses vectors the model already made.
+pub(super) fn spawn(
+    stages: &Stages,
+    embedder: Embedder,
+    cancel: &Arc<AtomicBool>,
+    input: crossbeam_channel::Receiver<Outcome>,
+    budget: Arc<ChunkBudget>,
+    output: mpsc::Sender<Outcome>,
+) -> Result<JoinHandle<Result<()>>> {
+    let Stages { settings, catalog, counters, .. } = *stages;
+    let batching = settings.embed_batching;
+    let cache = (!settings.full)
+        .then(|| EmbeddingCache::new(catalog.clone(), &embedder.info.id, tokio::runtime::Handle::current()));
+    let (counters, cancel, catalog) = (counters.clone(), cancel.clone(), catalog.clone());
+    let thread = std::thread::Builder::new().name("embed".into()).spawn(move || {
+        let input = ChunkReceiver { receiver: input, budget: &budget };
+        let embedded = embed_stage(embedder, batching, &input, &output, &counters, &cancel, cache.as_ref(), &catalog);
+        // Nothing is taken off the queue any more: senders waiting for room must not wait.
+        budget.close();
+        embedded
+    })?;
+    Ok(thread)
+}
+
 /// Runs the model over prepared files, batching chunks across small files; chunks the
 /// embedding cache knows are not embedded again. It takes what the prepare stage has ready,
 /// up to a window of [`SORT_WINDOW_BATCHES`] model calls, so the model never waits for a full
 /// window; a file bigger than a window is embedded a window at a time. Files whose lease
 /// `catalog`'s fence (a worker's) knows lost are dropped unembedded: another worker has them.
 #[allow(clippy::too_many_arguments)] // the stage's input, output and the job's shared parts
-pub(super) fn embed_stage(
+fn embed_stage(
     mut embedder: Embedder,
     batching: Batching,
     input: &ChunkReceiver,

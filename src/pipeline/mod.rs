@@ -28,30 +28,34 @@
 //! ids are deterministic, so a crash anywhere leaves state the next run completes by
 //! overwriting, never duplicating.
 //!
-//! One file per stage: `prepare` (change detection, hashing, extraction, chunking),
-//! `embed` (the model), `commit` (the write protocol), [`plan`] (a dry run, or a job
-//! queued for workers) and [`worker`] (`ingest worker`: the same stages, fed by claims from
-//! PostgreSQL's queue instead of a walk). This file holds the job's settings, the messages
-//! between the stages, its report, and [`run_job`], which joins them.
+//! One file per stage, each starting its own thread and holding its own state: `prepare`
+//! (change detection, hashing; the prepare thread and the extract threads it starts, for
+//! extraction and chunking), `embed` (the embed thread, running the model), `commit` (the
+//! commit task, carrying out the write protocol) and `seal` (the job's end: compaction, the
+//! store's finish, the end-of-job check). [`plan`] holds the two runs that only plan: the
+//! dry run ([`plan::plan_job`]) and a job queued for workers ([`plan::queue_job`]);
+//! [`worker`] holds `ingest worker`: the same stages, fed by claims from PostgreSQL's queue
+//! instead of a walk. This file holds the job's settings, the messages between the stages,
+//! its report, and [`run_job`]: a local run, from its start to its end, in order.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::cache::EmbeddingCache;
 use crate::catalog::{
     Catalog, CollectionLock, FileFacts, JobStatus, KnownFile, NewJob, ParkedItem, QueueDepth, WorkerRow,
 };
 use crate::chunk::{Chunk, Chunker};
-use crate::consistency::{check_touched, Touched, Verification};
-use crate::embed::{Batching, Embedder};
-use crate::extract::{ExtractorPool, ExtractorSettings, Format};
+use crate::consistency::Verification;
+use crate::embed::{Batching, Embedder, ModelInfo};
+use crate::extract::{ExtractorSettings, Format};
 use crate::output::Exit;
 use crate::parquet_copy::ParquetCopy;
 use crate::progress::{Counters, Progress, Stage, StageSeconds};
@@ -62,13 +66,11 @@ mod commit;
 mod embed;
 pub mod plan;
 mod prepare;
+mod seal;
 pub mod worker;
 
 use commit::{Committer, Tally};
-use embed::embed_stage;
-use prepare::{
-    facts_of, ChunkBudget, ChunkReceiver, ChunkSender, ExtractStage, LazyChunker, Preparer, ToExtract, PREPARED_CHUNKS,
-};
+use prepare::{facts_of, ChunkBudget, Preparer, ToExtract, PREPARED_CHUNKS};
 
 /// How a job runs.
 #[derive(Debug, Clone)]
@@ -385,9 +387,9 @@ impl LogicFingerprint {
 
 /// Runs one job to its end. Errors are returned only when the job could not start; a job
 /// that fails midway is recorded as failed and reported. With `lock`, the job stops, failed
-/// and resumable, as soon as PostgreSQL's collection lock turns out lost. With
-/// `settings.queued`, this process only plans: the work goes to the catalog's queue, for
-/// `ingest worker` processes (see `plan::enqueue_job`).
+/// and resumable, as soon as PostgreSQL's collection lock turns out lost. A dry run goes to
+/// [`plan::plan_job`], and a job queued for `ingest worker` processes (`settings.queued`) to
+/// [`plan::queue_job`]; what follows them here is a local run, in the order it happens.
 #[allow(clippy::too_many_arguments)] // each is a distinct collaborator; a bundle would only rename them
 pub async fn run_job(
     settings: &JobSettings,
@@ -399,72 +401,17 @@ pub async fn run_job(
     cancel: Arc<AtomicBool>,
     quiet: bool,
 ) -> Result<JobReport> {
+    if settings.dry_run {
+        return plan::plan_job(settings, catalog, &embedder.info, &cancel).await;
+    }
+    if settings.queued {
+        return plan::queue_job(settings, catalog, index.as_ref(), parquet, &embedder.info, &cancel).await;
+    }
     let started = Instant::now();
     let model = embedder.info.clone();
-    Chunker::check(settings.chunk_size, settings.chunk_overlap, model.max_sequence)?;
-    let fingerprint = LogicFingerprint::new(&model.id, settings.chunk_size, settings.chunk_overlap);
-    if settings.dry_run {
-        return plan::plan_job(settings, catalog, &fingerprint, &cancel, started).await;
-    }
-    let (open, _) = catalog.open_work(&settings.collection).await?;
-    if open > 0 {
-        anyhow::bail!(
-            "collection {:?} has a queued job with {open} work items still open; start `ingest worker` to finish it \
-             (see `ingest status`), then run again",
-            settings.collection
-        );
-    }
-    index.ensure_collection(model.dim).await?;
-    let job_id = catalog
-        .create_job(&NewJob {
-            name: format!("ingest {}", settings.root.display()),
-            directory_path: settings.root.display().to_string(),
-            collection: settings.collection.clone(),
-            model_name: model.id.clone(),
-            vector_dim: model.dim as i64,
-            chunk_size: settings.chunk_size as i64,
-            chunk_overlap: settings.chunk_overlap as i64,
-            batch_size: settings.upload_batch_size as i64,
-        })
-        .await?;
-    catalog.set_job_status(&job_id, JobStatus::Scanning, None).await?;
-    // The walk starts while the catalog's rows load, so the two overlap.
-    let (walked_tx, walked_rx) = crossbeam_channel::bounded::<ScanItem>(WALK_AHEAD);
-    let counters = Arc::new(Counters::default());
-    let walker = {
-        let (root, options, counters) = (settings.root.clone(), settings.scan.clone(), counters.clone());
-        std::thread::Builder::new().name("walk".into()).spawn(move || {
-            let mut walk = scan::scan(&root, &options);
-            // A send fails only when the prepare stage stopped early; the walk stops with it.
-            while let Some(item) = counters.stages.time(Stage::Walk, || walk.next()) {
-                if walked_tx.send(item).is_err() {
-                    break;
-                }
-            }
-        })?
-    };
-    let known = known_files(catalog, &settings.collection).await?;
-    catalog.set_job_status(&job_id, JobStatus::Processing, None).await?;
-    if settings.queued {
-        let index = index.as_ref();
-        let planned =
-            plan::enqueue_job(settings, catalog, index, &fingerprint, &job_id, walked_rx, known, &counters, &cancel);
-        let planned = planned.await;
-        walker.join().map_err(|_| anyhow::anyhow!("the walk panicked"))?;
-        let tally = planned?;
-        catalog.save_progress(&job_id, &tally.counters(&counters), None).await?;
-        // Too many vanished files: the deletions were not queued, and the run says why.
-        let refused = tally.refused_deletes.as_ref().map(RefusedDeletes::message);
-        // Nothing for workers to do: the planner ends the job itself.
-        let ended = tally.queued == 0 && worker::end_queued_job(catalog, index, parquet, &job_id).await?;
-        let status = if ended { RunStatus::Job(JobStatus::Completed) } else { RunStatus::Queued };
-        let mut report = tally.into_report(job_id.clone(), settings, status, &counters, started, refused);
-        if ended {
-            let job = catalog.job(&job_id).await?;
-            report.verified = job.and_then(|j| j.verification).map(serde_json::from_value).transpose()?;
-        }
-        return Ok(report);
-    }
+    let fingerprint = job_fingerprint(settings, &model)?;
+    let Begun { job_id, walker, walked, known, counters } =
+        begin_job(settings, catalog, index.as_ref(), &model).await?;
 
     let source: Source = {
         let (settings, counters, cancel, fingerprint) =
@@ -477,7 +424,7 @@ pub async fn run_job(
                 cancel: &cancel,
                 to_extract: Some(to_extract),
             };
-            stage.run(walked_rx, known, out)
+            stage.run(walked, known, out)
         })
     };
     let stages = Stages {
@@ -504,7 +451,8 @@ pub async fn run_job(
     let mut verified = None;
     let finishing = Instant::now();
     if outcome.is_ok() && !cancelled {
-        verified = seal_job(catalog, index.as_ref(), parquet, &job_id, &std::mem::take(&mut tally.touched)).await?;
+        let touched = std::mem::take(&mut tally.touched);
+        verified = seal::seal_job(catalog, index.as_ref(), parquet, &job_id, &touched).await?;
     }
     counters.stages.add(Stage::Finish, finishing.elapsed());
     catalog.save_progress(&job_id, &tally.counters(&counters), None).await?;
@@ -514,24 +462,73 @@ pub async fn run_job(
     Ok(report)
 }
 
-/// The end-of-job steps of a job whose work is all done: its parquet parts compacted, the
-/// store finished, and its check of the files it touched recorded on its row (none when it
-/// touched nothing).
-async fn seal_job(
+/// The job's logic fingerprint with `model`, once its chunking is checked against the model.
+fn job_fingerprint(settings: &JobSettings, model: &ModelInfo) -> Result<LogicFingerprint> {
+    Chunker::check(settings.chunk_size, settings.chunk_overlap, model.max_sequence)?;
+    Ok(LogicFingerprint::new(&model.id, settings.chunk_size, settings.chunk_overlap))
+}
+
+/// A job that writes, begun: its row, and its walk under way.
+struct Begun {
+    job_id: String,
+    walker: JoinHandle<()>,
+    /// The walked entries, at most [`WALK_AHEAD`] ahead of their taker.
+    walked: crossbeam_channel::Receiver<ScanItem>,
+    /// The catalog's rows of the collection, by path.
+    known: HashMap<String, KnownFile>,
+    counters: Arc<Counters>,
+}
+
+/// Begins a job that writes (a local run, or one queued for workers): refuses while a queued
+/// job of the collection has work open, makes sure the collection exists, records the job
+/// (`scanning`), starts the walk, loads the catalog's rows meanwhile, and marks the job
+/// `processing`.
+async fn begin_job(
+    settings: &JobSettings,
     catalog: &Catalog,
     index: &dyn VectorIndex,
-    parquet: &ParquetCopy,
-    job_id: &str,
-    touched: &[Touched],
-) -> Result<Option<Verification>> {
-    parquet.compact_job(job_id).context("compacting the job's parquet parts")?;
-    index.finish().await?;
-    if touched.is_empty() {
-        return Ok(None);
+    model: &ModelInfo,
+) -> Result<Begun> {
+    let (open, _) = catalog.open_work(&settings.collection).await?;
+    if open > 0 {
+        anyhow::bail!(
+            "collection {:?} has a queued job with {open} work items still open; start `ingest worker` to finish it \
+             (see `ingest status`), then run again",
+            settings.collection
+        );
     }
-    let verification = check_touched(catalog, index, touched).await?;
-    catalog.record_verification(job_id, &serde_json::to_value(&verification)?).await?;
-    Ok(Some(verification))
+    index.ensure_collection(model.dim).await?;
+    let job_id = catalog
+        .create_job(&NewJob {
+            name: format!("ingest {}", settings.root.display()),
+            directory_path: settings.root.display().to_string(),
+            collection: settings.collection.clone(),
+            model_name: model.id.clone(),
+            vector_dim: model.dim as i64,
+            chunk_size: settings.chunk_size as i64,
+            chunk_overlap: settings.chunk_overlap as i64,
+            batch_size: settings.upload_batch_size as i64,
+        })
+        .await?;
+    catalog.set_job_status(&job_id, JobStatus::Scanning, None).await?;
+    // The walk starts while the catalog's rows load, so the two overlap.
+    let (walked_tx, walked) = crossbeam_channel::bounded::<ScanItem>(WALK_AHEAD);
+    let counters = Arc::new(Counters::default());
+    let walker = {
+        let (root, options, counters) = (settings.root.clone(), settings.scan.clone(), counters.clone());
+        std::thread::Builder::new().name("walk".into()).spawn(move || {
+            let mut walk = scan::scan(&root, &options);
+            // A send fails only when the prepare stage stopped early; the walk stops with it.
+            while let Some(item) = counters.stages.time(Stage::Walk, || walk.next()) {
+                if walked_tx.send(item).is_err() {
+                    break;
+                }
+            }
+        })?
+    };
+    let known = known_files(catalog, &settings.collection).await?;
+    catalog.set_job_status(&job_id, JobStatus::Processing, None).await?;
+    Ok(Begun { job_id, walker, walked, known, counters })
 }
 
 /// Where the files a job's stages work on come from: run in the prepare thread, it sends
@@ -562,99 +559,23 @@ impl Stages<'_> {
         cancel: &Arc<AtomicBool>,
         quiet: bool,
     ) -> Result<(Tally, Result<()>)> {
-        let Self { settings, catalog, counters, .. } = *self;
         let model = embedder.info.clone();
-        let chunker = LazyChunker {
-            model: model.clone(),
-            chunk_size: settings.chunk_size,
-            chunk_overlap: settings.chunk_overlap,
-            built: OnceLock::new(),
-        };
-        let fingerprint = LogicFingerprint::new(&model.id, settings.chunk_size, settings.chunk_overlap);
-        let outage_clocks = std::iter::once(catalog.outage_clock().clone()).chain(self.index.outage_clock()).collect();
-        let progress = Progress::new(counters.clone(), outage_clocks, quiet);
+        let outage_clocks =
+            std::iter::once(self.catalog.outage_clock().clone()).chain(self.index.outage_clock()).collect();
+        let progress = Progress::new(self.counters.clone(), outage_clocks, quiet);
 
         let (prepared_tx, prepared_rx) = crossbeam_channel::bounded::<Outcome>(64);
         let chunk_budget = Arc::new(ChunkBudget::new(PREPARED_CHUNKS));
         let (embedded_tx, mut embedded_rx) = mpsc::channel::<Outcome>(8);
-        let preparer = {
-            let (settings, counters, cancel) = (settings.clone(), counters.clone(), cancel.clone());
-            let chunk_budget = chunk_budget.clone();
-            std::thread::Builder::new().name("prepare".into()).spawn(move || {
-                // Changed files go to `workers` extract threads, each driving one extractor process
-                // at a time; the pool, and with it every process, ends with this thread.
-                let workers = settings.extraction.workers;
-                let extractors = ExtractorPool::new(settings.extraction.clone())?;
-                std::thread::scope(|scope| {
-                    let (to_extract, queue) = crossbeam_channel::bounded::<ToExtract>(workers);
-                    let mut extract_threads = Vec::with_capacity(workers);
-                    for n in 0..workers {
-                        let (queue, out) =
-                            (queue.clone(), ChunkSender { sender: prepared_tx.clone(), budget: &chunk_budget });
-                        let stage = ExtractStage {
-                            settings: &settings,
-                            extractors: &extractors,
-                            fingerprint: &fingerprint,
-                            chunker: &chunker,
-                            clock: &counters.stages,
-                            cancel: &cancel,
-                        };
-                        extract_threads.push(
-                            std::thread::Builder::new()
-                                .name(format!("extract-{n}"))
-                                .spawn_scoped(scope, move || stage.run(&queue, &out))?,
-                        );
-                    }
-                    drop(queue);
-                    let prepared = source(&to_extract, &prepared_tx);
-                    drop(to_extract);
-                    extract_threads.into_iter().fold(prepared, |result, thread| {
-                        let extracted = thread.join().map_err(|_| anyhow::anyhow!("an extract thread panicked"))?;
-                        result.and(extracted)
-                    })
-                })
-            })?
-        };
-        let batching = settings.embed_batching;
-        // `--full` re-embeds for real; every other run reuses vectors the model already made.
-        let cache = (!settings.full)
-            .then(|| EmbeddingCache::new(catalog.clone(), &model.id, tokio::runtime::Handle::current()));
-        let embedder_thread = {
-            let (counters, cancel, catalog) = (counters.clone(), cancel.clone(), catalog.clone());
-            std::thread::Builder::new().name("embed".into()).spawn(move || {
-                let input = ChunkReceiver { receiver: prepared_rx, budget: &chunk_budget };
-                let embedded =
-                    embed_stage(embedder, batching, &input, &embedded_tx, &counters, &cancel, cache.as_ref(), &catalog);
-                // Nothing is taken off the queue any more: senders waiting for room must not wait.
-                chunk_budget.close();
-                embedded
-            })?
-        };
-
-        let mut committer = Committer {
-            settings,
-            catalog,
-            lock: self.lock,
-            index: self.index,
-            parquet: self.parquet,
-            job_id: self.job_id,
-            model_id: &model.id,
-            counters,
-            progress: &progress,
-            group: Vec::new(),
-            group_points: 0,
-            group_started: Instant::now(),
-            keeps_job_counters: self.keeps_job_counters,
-            part_token: uuid::Uuid::new_v4().simple().to_string()[..8].to_string(),
-            parts_written: 0,
-            report: Tally::default(),
-        };
+        let preparer = prepare::spawn(self, &model, cancel, source, prepared_tx, chunk_budget.clone())?;
+        let embedder_thread = embed::spawn(self, embedder, cancel, prepared_rx, chunk_budget, embedded_tx)?;
+        let mut committer = Committer::new(self, &model.id, &progress);
         let commit_result = committer.run(&mut embedded_rx).await;
         drop(embedded_rx);
         let embed_result = embedder_thread.join().map_err(|_| anyhow::anyhow!("the embed stage panicked"))?;
         let prepare_result = preparer.join().map_err(|_| anyhow::anyhow!("the prepare stage panicked"))?;
         progress.finish();
-        Ok((committer.report, commit_result.and(embed_result).and(prepare_result)))
+        Ok((committer.into_tally(), commit_result.and(embed_result).and(prepare_result)))
     }
 }
 

@@ -4,7 +4,9 @@
 //! judged without extracting anything: for `--dry-run`, a [`Plan`] and nothing written;
 //! for a job queued for workers (`--workers`), its work items in PostgreSQL's queue (files
 //! to embed, files to delete), plus what the planner records itself (files the walk already
-//! found unreadable, files whose mtime moved but not their content).
+//! found unreadable, files whose mtime moved but not their content). [`plan_job`] (the dry
+//! run) and [`queue_job`] (the queued job) are the entry points, each returning the run's
+//! [`JobReport`].
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
@@ -13,10 +15,12 @@ use std::time::Instant;
 use anyhow::Result;
 
 use super::{
-    EmbeddedFile, FailedFile, JobReport, JobSettings, LogicFingerprint, Outcome, Plan, PreparedFile, Preparer,
-    RunStatus, Tally,
+    Begun, EmbeddedFile, FailedFile, JobReport, JobSettings, LogicFingerprint, Outcome, Plan, PreparedFile, Preparer,
+    RefusedDeletes, RunStatus, Tally,
 };
-use crate::catalog::{Catalog, FileFacts, FileStatus, KnownFile, WorkItem, WorkKind};
+use crate::catalog::{Catalog, FileFacts, FileStatus, JobStatus, KnownFile, WorkItem, WorkKind};
+use crate::embed::ModelInfo;
+use crate::parquet_copy::ParquetCopy;
 use crate::progress::Counters;
 use crate::scan::{self, ScanItem};
 use crate::store::VectorIndex;
@@ -94,19 +98,52 @@ fn find(
 
 /// `--dry-run`: scan and change detection only (hashing where size or mtime moved); no
 /// job row, no extraction, no model, no writes anywhere.
-pub(super) async fn plan_job(
+pub async fn plan_job(
     settings: &JobSettings,
     catalog: &Catalog,
-    fingerprint: &LogicFingerprint,
+    model: &ModelInfo,
     cancel: &AtomicBool,
-    started: Instant,
 ) -> Result<JobReport> {
+    let started = Instant::now();
+    let fingerprint = super::job_fingerprint(settings, model)?;
     let known = super::known_files(catalog, &settings.collection).await?;
     let counters = Counters::default();
     let walked = scan::scan(&settings.root, &settings.scan);
-    let found = find(settings, fingerprint, walked, known, &counters, cancel)?;
+    let found = find(settings, &fingerprint, walked, known, &counters, cancel)?;
     let mut report = found.tally.into_report(String::new(), settings, RunStatus::DryRun, &counters, started, None);
     report.plan = Some(found.plan);
+    Ok(report)
+}
+
+/// A job queued for `ingest worker` processes (`settings.queued`): begins the job like a
+/// local run, plans its work into the catalog's queue ([`enqueue_job`]), and ends the job
+/// itself when that leaves nothing for workers to do. The report says `queued` otherwise.
+pub async fn queue_job(
+    settings: &JobSettings,
+    catalog: &Catalog,
+    index: &dyn VectorIndex,
+    parquet: &ParquetCopy,
+    model: &ModelInfo,
+    cancel: &AtomicBool,
+) -> Result<JobReport> {
+    let started = Instant::now();
+    let fingerprint = super::job_fingerprint(settings, model)?;
+    let Begun { job_id, walker, walked, known, counters } = super::begin_job(settings, catalog, index, model).await?;
+    let planned = enqueue_job(settings, catalog, index, &fingerprint, &job_id, walked, known, &counters, cancel);
+    let planned = planned.await;
+    walker.join().map_err(|_| anyhow::anyhow!("the walk panicked"))?;
+    let tally = planned?;
+    catalog.save_progress(&job_id, &tally.counters(&counters), None).await?;
+    // Too many vanished files: the deletions were not queued, and the run says why.
+    let refused = tally.refused_deletes.as_ref().map(RefusedDeletes::message);
+    // Nothing for workers to do: the planner ends the job itself.
+    let ended = tally.queued == 0 && super::worker::end_queued_job(catalog, index, parquet, &job_id).await?;
+    let status = if ended { RunStatus::Job(JobStatus::Completed) } else { RunStatus::Queued };
+    let mut report = tally.into_report(job_id.clone(), settings, status, &counters, started, refused);
+    if ended {
+        let job = catalog.job(&job_id).await?;
+        report.verified = job.and_then(|j| j.verification).map(serde_json::from_value).transpose()?;
+    }
     Ok(report)
 }
 
@@ -114,7 +151,7 @@ pub(super) async fn plan_job(
 /// queue (which wakes idle workers), and records itself what needs no worker. Returns the
 /// tally of what it planned; the job stays `processing` until the workers are done.
 #[allow(clippy::too_many_arguments)] // the job's settings, its place, and the walk's two sides
-pub(super) async fn enqueue_job(
+async fn enqueue_job(
     settings: &JobSettings,
     catalog: &Catalog,
     index: &dyn VectorIndex,

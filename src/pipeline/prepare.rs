@@ -4,16 +4,21 @@
 //! [`Outcome`]s: unchanged files counted, changed files hashed, extracted (in the extractor
 //! processes) and cut into chunks, failures and vanished files named. The queue towards the
 //! embed stage is bounded by the chunks it holds ([`ChunkBudget`]), not only by its files.
+//! [`spawn`] starts the stage's thread, and with it the extract threads and their extractor
+//! processes.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
 use std::time::Instant;
 
 use anyhow::Result;
 
-use super::{EmbeddedFile, FailedFile, JobSettings, LogicFingerprint, Outcome, PreparedFile, RefusedDeletes};
+use super::{
+    EmbeddedFile, FailedFile, JobSettings, LogicFingerprint, Outcome, PreparedFile, RefusedDeletes, Source, Stages,
+};
 use crate::catalog::{FileFacts, FileStatus, KnownFile};
 use crate::chunk::{ChunkLimits, Chunker, FileTime};
 use crate::embed::ModelInfo;
@@ -32,6 +37,64 @@ pub(super) fn facts_of(entry: &FileEntry, content_hash: Option<String>, fingerpr
         content_hash,
         logic_fingerprint: fingerprint.to_string(),
     }
+}
+
+/// Starts the prepare thread for `stages`' job: it runs `source`, which sends changed files
+/// to `settings.extraction.workers` extract threads, each driving one extractor process at a
+/// time, and every other outcome straight to `out`. The extract threads send what they
+/// extracted and chunked to `out` too, within `budget`. The extractor processes end with the
+/// thread.
+pub(super) fn spawn(
+    stages: &Stages,
+    model: &ModelInfo,
+    cancel: &Arc<AtomicBool>,
+    source: Source,
+    out: crossbeam_channel::Sender<Outcome>,
+    budget: Arc<ChunkBudget>,
+) -> Result<JoinHandle<Result<()>>> {
+    let Stages { settings, counters, .. } = *stages;
+    let chunker = LazyChunker {
+        model: model.clone(),
+        chunk_size: settings.chunk_size,
+        chunk_overlap: settings.chunk_overlap,
+        built: OnceLock::new(),
+    };
+    let fingerprint = LogicFingerprint::new(&model.id, settings.chunk_size, settings.chunk_overlap);
+    let (settings, counters, cancel) = (settings.clone(), counters.clone(), cancel.clone());
+    let thread = std::thread::Builder::new().name("prepare".into()).spawn(move || {
+        // Changed files go to `workers` extract threads, each driving one extractor process
+        // at a time; the pool, and with it every process, ends with this thread.
+        let workers = settings.extraction.workers;
+        let extractors = ExtractorPool::new(settings.extraction.clone())?;
+        std::thread::scope(|scope| {
+            let (to_extract, queue) = crossbeam_channel::bounded::<ToExtract>(workers);
+            let mut extract_threads = Vec::with_capacity(workers);
+            for n in 0..workers {
+                let (queue, out) = (queue.clone(), ChunkSender { sender: out.clone(), budget: &budget });
+                let stage = ExtractStage {
+                    settings: &settings,
+                    extractors: &extractors,
+                    fingerprint: &fingerprint,
+                    chunker: &chunker,
+                    clock: &counters.stages,
+                    cancel: &cancel,
+                };
+                extract_threads.push(
+                    std::thread::Builder::new()
+                        .name(format!("extract-{n}"))
+                        .spawn_scoped(scope, move || stage.run(&queue, &out))?,
+                );
+            }
+            drop(queue);
+            let prepared = source(&to_extract, &out);
+            drop(to_extract);
+            extract_threads.into_iter().fold(prepared, |result, thread| {
+                let extracted = thread.join().map_err(|_| anyhow::anyhow!("an extract thread panicked"))?;
+                result.and(extracted)
+            })
+        })
+    })?;
+    Ok(thread)
 }
 
 /// The prepare stage: change detection, hashing, extraction and chunking of walked files.
@@ -203,27 +266,27 @@ impl Preparer<'_> {
 }
 
 /// Whether `path` lies inside the directory `root`.
-pub(super) fn is_under(path: &str, root: &str) -> bool {
+fn is_under(path: &str, root: &str) -> bool {
     let root = root.trim_end_matches('/');
     path.strip_prefix(root).is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// What the extract threads share: the job's limits on one file, the extractor processes and
 /// the chunker.
-pub(super) struct ExtractStage<'a> {
-    pub(super) settings: &'a JobSettings,
-    pub(super) extractors: &'a ExtractorPool,
-    pub(super) fingerprint: &'a LogicFingerprint,
-    pub(super) chunker: &'a LazyChunker,
-    pub(super) clock: &'a StageClock,
-    pub(super) cancel: &'a AtomicBool,
+struct ExtractStage<'a> {
+    settings: &'a JobSettings,
+    extractors: &'a ExtractorPool,
+    fingerprint: &'a LogicFingerprint,
+    chunker: &'a LazyChunker,
+    clock: &'a StageClock,
+    cancel: &'a AtomicBool,
 }
 
 impl ExtractStage<'_> {
     /// One extract thread: extracts and chunks the files in `queue` until it closes, behind
     /// the model in the scheduler's eyes. Once the job is cancelled it sends nothing more, so
     /// a file whose extraction or chunking was cut short is not failed.
-    pub(super) fn run(&self, queue: &crossbeam_channel::Receiver<ToExtract>, out: &ChunkSender) -> Result<()> {
+    fn run(&self, queue: &crossbeam_channel::Receiver<ToExtract>, out: &ChunkSender) -> Result<()> {
         extract::run_behind_the_model();
         for ToExtract { hashed, previous } in queue {
             let outcome = self.prepare_file(hashed, previous)?;
@@ -287,10 +350,10 @@ pub(super) const PREPARED_CHUNKS: usize = 2048;
 /// The chunks waiting between the prepare and embed stages. A file larger than the whole
 /// budget is let through alone.
 pub(super) struct ChunkBudget {
-    pub(super) limit: usize,
+    limit: usize,
     /// Chunks sent and not yet taken, and whether the taker has stopped.
-    pub(super) state: std::sync::Mutex<(usize, bool)>,
-    pub(super) taken: std::sync::Condvar,
+    state: std::sync::Mutex<(usize, bool)>,
+    taken: std::sync::Condvar,
 }
 
 impl ChunkBudget {
@@ -299,7 +362,7 @@ impl ChunkBudget {
     }
 
     /// Waits until `chunks` more fit, or the taker has stopped.
-    pub(super) fn reserve(&self, chunks: usize) {
+    fn reserve(&self, chunks: usize) {
         let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         while state.0 > 0 && state.0 + chunks > self.limit && !state.1 {
             state = self.taken.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -307,7 +370,7 @@ impl ChunkBudget {
         state.0 += chunks;
     }
 
-    pub(super) fn release(&self, chunks: usize) {
+    fn release(&self, chunks: usize) {
         let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         state.0 = state.0.saturating_sub(chunks);
         self.taken.notify_all();
@@ -320,7 +383,7 @@ impl ChunkBudget {
 }
 
 /// The chunks an outcome carries towards the model.
-pub(super) fn chunks_in(outcome: &Outcome) -> usize {
+fn chunks_in(outcome: &Outcome) -> usize {
     match outcome {
         Outcome::Embedded(file) => file.prepared.chunks.len(),
         _ => 0,
@@ -328,13 +391,13 @@ pub(super) fn chunks_in(outcome: &Outcome) -> usize {
 }
 
 /// The prepare side of the queue to the embed stage, within its [`ChunkBudget`].
-pub(super) struct ChunkSender<'a> {
-    pub(super) sender: crossbeam_channel::Sender<Outcome>,
-    pub(super) budget: &'a ChunkBudget,
+struct ChunkSender<'a> {
+    sender: crossbeam_channel::Sender<Outcome>,
+    budget: &'a ChunkBudget,
 }
 
 impl ChunkSender<'_> {
-    pub(super) fn send(&self, outcome: Outcome) -> Result<()> {
+    fn send(&self, outcome: Outcome) -> Result<()> {
         self.budget.reserve(chunks_in(&outcome));
         self.sender.send(outcome).map_err(|_| anyhow::anyhow!("the embed stage stopped"))
     }
@@ -360,15 +423,15 @@ impl ChunkReceiver<'_> {
 
 /// The chunker, built by the first file that needs it: building it parses the model's
 /// tokenizer, which a re-run with nothing to embed never needs.
-pub(super) struct LazyChunker {
-    pub(super) model: ModelInfo,
-    pub(super) chunk_size: usize,
-    pub(super) chunk_overlap: usize,
-    pub(super) built: OnceLock<Result<Chunker, String>>,
+struct LazyChunker {
+    model: ModelInfo,
+    chunk_size: usize,
+    chunk_overlap: usize,
+    built: OnceLock<Result<Chunker, String>>,
 }
 
 impl LazyChunker {
-    pub(super) fn get(&self) -> Result<&Chunker> {
+    fn get(&self) -> Result<&Chunker> {
         let built = self.built.get_or_init(|| {
             let tokenizer = self.model.tokenizer().map_err(|e| format!("{e:#}"))?;
             Chunker::new(&tokenizer, self.chunk_size, self.chunk_overlap, self.model.max_sequence)

@@ -371,7 +371,7 @@ pub async fn end_queued_job(
             points: if f.status() == FileStatus::Completed { f.vectors_created as u32 } else { 0 },
         })
         .collect();
-    super::seal_job(catalog, index, parquet, job_id, &touched).await?;
+    super::seal::seal_job(catalog, index, parquet, job_id, &touched).await?;
     let counters = JobCounters {
         total_files: job.counters.total_files,
         skipped_files: job.counters.skipped_files,
