@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -80,11 +81,13 @@ pub struct OutageClock {
     down_since: Mutex<Option<Instant>>,
     /// What the wait for the service is about, while it is down; read by the progress line.
     notice: Mutex<Option<String>>,
+    /// Set when the job is cancelled: a call waiting out an outage gives up at once.
+    cancel: Mutex<Option<Arc<AtomicBool>>>,
 }
 
 impl OutageClock {
     pub fn new(service: &'static str, policy: RetryPolicy) -> Self {
-        Self { service, policy, down_since: Mutex::new(None), notice: Mutex::new(None) }
+        Self { service, policy, down_since: Mutex::new(None), notice: Mutex::new(None), cancel: Mutex::new(None) }
     }
 
     /// The service's name, as messages show it.
@@ -92,7 +95,18 @@ impl OutageClock {
         self.service
     }
 
-    /// Runs `operation` until it succeeds, fails for good, or the outage outlasts the limit.
+    /// Makes calls waiting out an outage give up as soon as `cancel` is set, instead of when
+    /// the outage limit runs out.
+    pub fn give_up_when(&self, cancel: Arc<AtomicBool>) {
+        *self.cancel.lock().expect("cancel lock") = Some(cancel);
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel.lock().expect("cancel lock").as_ref().is_some_and(|c| c.load(Ordering::SeqCst))
+    }
+
+    /// Runs `operation` until it succeeds, fails for good, the outage outlasts the limit, or
+    /// the job is cancelled during an outage.
     pub async fn call<T, F, Fut>(&self, mut operation: F) -> Result<T>
     where
         F: FnMut() -> Fut,
@@ -127,7 +141,18 @@ impl OutageClock {
                         first_line(&error)
                     );
                     *self.notice.lock().expect("notice lock") = Some(notice);
-                    tokio::time::sleep(delay).await;
+                    let resume = Instant::now() + delay;
+                    while Instant::now() < resume {
+                        if self.cancelled() {
+                            self.end_outage();
+                            return Err(error.context(format!(
+                                "{} is unreachable and the job was cancelled; stopping here, and the next run \
+                                 resumes where this one stopped",
+                                self.service
+                            )));
+                        }
+                        tokio::time::sleep(CANCEL_POLL.min(resume - Instant::now())).await;
+                    }
                 }
                 Err(error) => return Err(error),
             }
@@ -140,6 +165,9 @@ impl OutageClock {
         }
     }
 }
+
+/// How often a call waiting out an outage looks whether the job was cancelled.
+const CANCEL_POLL: Duration = Duration::from_millis(100);
 
 fn first_line(error: &anyhow::Error) -> String {
     let text = error.root_cause().to_string();

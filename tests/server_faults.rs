@@ -95,3 +95,32 @@ fn an_outage_longer_than_the_limit_stops_cleanly_and_a_rerun_completes() {
     assert_eq!(report["status"], "completed", "{report:#}");
     assert_eq!(snapshot(&ws), clean);
 }
+
+#[test]
+fn a_signal_during_an_outage_stops_the_run_at_once_and_a_rerun_completes() {
+    let (base, clean) = tree_and_clean_state();
+    let ws = base.another();
+    ws.qdrant().delay_every_call(Duration::from_millis(150));
+    let child = ws.spawn(&base.docs(), &small_run(&["--upload-batch-size", "10", "--outage-limit", "300"]));
+    ws.wait_for_upserts(2);
+    ws.qdrant().stop();
+    // Well into the outage: the run is waiting for Qdrant, its outage limit minutes away.
+    std::thread::sleep(Duration::from_secs(2));
+    let signalled = std::time::Instant::now();
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let output = child.wait_with_output().unwrap();
+    let shown = show(&output);
+    assert!(signalled.elapsed() < Duration::from_secs(5), "{:?} after SIGTERM\n{shown}", signalled.elapsed());
+    assert_eq!(output.status.code(), Some(130), "{shown}");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect(&shown);
+    assert_eq!(report["status"], "cancelled", "{shown}");
+    let error = report["error"].as_str().unwrap_or_default();
+    assert!(error.contains("Qdrant is unreachable and the job was cancelled"), "{shown}");
+
+    ws.qdrant().restart();
+    ws.qdrant().delay_every_call(Duration::ZERO);
+    assert_completed_files_have_their_points(&ws);
+    let report = run(&ws, &base.docs(), &[]);
+    assert_eq!(report["status"], "completed", "{report:#}");
+    assert_eq!(snapshot(&ws), clean);
+}

@@ -444,6 +444,8 @@ pub async fn run_job(
     let refused = tally.refused_deletes.as_ref().map(RefusedDeletes::message);
     let (status, error) = match &outcome {
         Ok(()) if cancelled => (JobStatus::Cancelled, Some("cancelled by signal".to_string())),
+        // A cancel also stops calls waiting out an outage, with an error that says so.
+        Err(e) if cancelled => (JobStatus::Cancelled, Some(format!("cancelled by signal: {e:#}"))),
         Ok(()) if refused.is_some() => (JobStatus::Failed, refused),
         Ok(()) => (JobStatus::Completed, None),
         Err(e) => (JobStatus::Failed, Some(format!("{e:#}"))),
@@ -560,8 +562,11 @@ impl Stages<'_> {
         quiet: bool,
     ) -> Result<(Tally, Result<()>)> {
         let model = embedder.info.clone();
-        let outage_clocks =
+        let outage_clocks: Vec<_> =
             std::iter::once(self.catalog.outage_clock().clone()).chain(self.index.outage_clock()).collect();
+        for clock in &outage_clocks {
+            clock.give_up_when(cancel.clone());
+        }
         let progress = Progress::new(self.counters.clone(), outage_clocks, quiet);
 
         let (prepared_tx, prepared_rx) = crossbeam_channel::bounded::<Outcome>(64);
