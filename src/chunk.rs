@@ -124,7 +124,7 @@ impl Chunker {
                 self.text.chunk_indices(window).collect()
             };
             let next_start = match found.last() {
-                Some(&(offset, _)) if end < text.len() && found.len() > 1 && offset > 0 => {
+                Some(&(offset, _)) if end < text.len() && found.len() > 1 => {
                     found.pop();
                     start + offset
                 }

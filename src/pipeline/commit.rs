@@ -15,12 +15,11 @@ use anyhow::Result;
 use tokio::sync::mpsc;
 
 use super::{EmbeddedFile, FailedFile, JobReport, JobSettings, Outcome, RefusedDeletes, RunStatus, Stages};
-use crate::catalog::{Catalog, CollectionLock, Completion, FileFacts, FileStatus, JobCounters, KnownFile};
+use crate::catalog::{Completion, FileFacts, FileStatus, JobCounters, KnownFile};
 use crate::consistency::Touched;
 use crate::hash;
-use crate::parquet_copy::ParquetCopy;
 use crate::progress::{Counters, Progress, Stage};
-use crate::store::{upsert_in_batches, Point, PointPayload, VectorIndex, DOCUMENTS_PER_DELETE};
+use crate::store::{upsert_in_batches, Point, PointPayload, DOCUMENTS_PER_DELETE};
 
 #[derive(Default)]
 pub(super) struct Tally {
@@ -111,21 +110,15 @@ impl Tally {
 
 /// Writes embedded files through the protocol, in commit groups.
 pub(super) struct Committer<'a> {
-    settings: &'a JobSettings,
-    catalog: &'a Catalog,
-    /// PostgreSQL's collection lock, confirmed before each write of a commit group.
-    lock: Option<&'a CollectionLock>,
-    index: &'a dyn VectorIndex,
-    parquet: &'a ParquetCopy,
-    job_id: &'a str,
+    /// The job's shared parts: its settings, catalog, collection lock (confirmed before each
+    /// write of a commit group), store, parquet copy, counters, and whether this process
+    /// keeps the job row's counters (a single run does; workers don't).
+    stages: Stages<'a>,
     model_id: &'a str,
-    counters: &'a Counters,
     progress: &'a Progress,
     group: Vec<EmbeddedFile>,
     group_points: usize,
     group_started: Instant,
-    /// Whether this process keeps the job row's counters (a single run does; workers don't).
-    keeps_job_counters: bool,
     /// Names this committer's parquet parts apart from those of other processes on the job.
     part_token: String,
     parts_written: u64,
@@ -137,19 +130,12 @@ impl<'a> Committer<'a> {
     /// `progress` shows.
     pub(super) fn new(stages: &Stages<'a>, model_id: &'a str, progress: &'a Progress) -> Self {
         Self {
-            settings: stages.settings,
-            catalog: stages.catalog,
-            lock: stages.lock,
-            index: stages.index,
-            parquet: stages.parquet,
-            job_id: stages.job_id,
+            stages: *stages,
             model_id,
-            counters: stages.counters,
             progress,
             group: Vec::new(),
             group_points: 0,
             group_started: Instant::now(),
-            keeps_job_counters: stages.keeps_job_counters,
             part_token: uuid::Uuid::new_v4().simple().to_string()[..8].to_string(),
             parts_written: 0,
             report: Tally::default(),
@@ -159,7 +145,7 @@ impl<'a> Committer<'a> {
     /// Commits what `input` brings until it closes, then the last group.
     pub(super) async fn run(&mut self, input: &mut mpsc::Receiver<Outcome>) -> Result<()> {
         loop {
-            let wait = self.settings.commit_interval.saturating_sub(self.group_started.elapsed());
+            let wait = self.stages.settings.commit_interval.saturating_sub(self.group_started.elapsed());
             let next = if self.group.is_empty() {
                 input.recv().await
             } else {
@@ -173,8 +159,8 @@ impl<'a> Committer<'a> {
             };
             let Some(outcome) = next else { break };
             self.handle(outcome).await?;
-            if self.group_points >= self.settings.upload_batch_size
-                || (!self.group.is_empty() && self.group_started.elapsed() >= self.settings.commit_interval)
+            if self.group_points >= self.stages.settings.upload_batch_size
+                || (!self.group.is_empty() && self.group_started.elapsed() >= self.stages.settings.commit_interval)
             {
                 self.flush().await?;
             }
@@ -198,9 +184,9 @@ impl<'a> Committer<'a> {
                 self.group.push(file);
             }
             Outcome::Restat { path, size, modified_ns } => {
-                self.catalog.refresh_stat(&self.settings.collection, &path, size, modified_ns).await?;
-                Counters::add(&self.counters.unchanged, 1);
-                Counters::add(&self.counters.files_done, 1);
+                self.stages.catalog.refresh_stat(&self.stages.settings.collection, &path, size, modified_ns).await?;
+                Counters::add(&self.stages.counters.unchanged, 1);
+                Counters::add(&self.stages.counters.files_done, 1);
             }
             Outcome::Failed { facts, previous, reason } => {
                 if self.record_without_points(&facts, previous, FileStatus::Failed, &reason).await? {
@@ -221,7 +207,7 @@ impl<'a> Committer<'a> {
             Outcome::ScanNote(note) => self.report.scan_notes.push(note),
             Outcome::NotRetried(file) => {
                 self.report.not_retried.push(file);
-                Counters::add(&self.counters.files_done, 1);
+                Counters::add(&self.stages.counters.files_done, 1);
             }
             Outcome::WouldEmbed { path, .. } => anyhow::bail!("{path}: a planned change reached the commit stage"),
             Outcome::Vanished(files) => {
@@ -229,14 +215,15 @@ impl<'a> Committer<'a> {
                 // A batch's points go before its rows say `deleted`: a crash in between leaves
                 // the files for the next run to delete again.
                 for batch in files.chunks(DOCUMENTS_PER_DELETE) {
-                    let clock = &self.counters.stages;
+                    let clock = &self.stages.counters.stages;
                     let paths: Vec<String> = batch.iter().map(|f| f.path.clone()).collect();
-                    let lost = clock.timed(Stage::Commit, self.catalog.lost_leases(&paths)).await?;
+                    let lost = clock.timed(Stage::Commit, self.stages.catalog.lost_leases(&paths)).await?;
                     let batch: Vec<&KnownFile> = batch.iter().filter(|f| !lost.contains(&f.path)).collect();
                     let doc_ids: Vec<String> = batch.iter().map(|f| f.doc_id.clone()).collect();
-                    clock.timed(Stage::Upsert, self.index.delete_documents(&doc_ids)).await?;
+                    clock.timed(Stage::Upsert, self.stages.index.delete_documents(&doc_ids)).await?;
                     let paths: Vec<String> = batch.iter().map(|f| f.path.clone()).collect();
-                    let deleted = self.catalog.mark_deleted(&self.settings.collection, self.job_id, &paths);
+                    let deleted =
+                        self.stages.catalog.mark_deleted(&self.stages.settings.collection, self.stages.job_id, &paths);
                     let lost_since = clock.timed(Stage::Commit, deleted).await?;
                     self.report.deleted += (batch.len() - lost_since.len()) as u64;
                     let batch = batch.into_iter().filter(|f| !lost_since.contains(&f.path));
@@ -263,25 +250,28 @@ impl<'a> Committer<'a> {
         reason: &str,
     ) -> Result<bool> {
         let path = std::slice::from_ref(&facts.path);
-        if !self.catalog.lost_leases(path).await?.is_empty() {
+        if !self.stages.catalog.lost_leases(path).await?.is_empty() {
             return Ok(false);
         }
         if previous.as_ref().is_some_and(KnownFile::may_have_points) {
-            self.index.delete_documents(std::slice::from_ref(&facts.doc_id)).await?;
+            self.stages.index.delete_documents(std::slice::from_ref(&facts.doc_id)).await?;
         }
-        let catalog = self.catalog;
-        if !catalog.record_without_points(&self.settings.collection, self.job_id, facts, status, reason).await? {
+        let catalog = self.stages.catalog;
+        if !catalog
+            .record_without_points(&self.stages.settings.collection, self.stages.job_id, facts, status, reason)
+            .await?
+        {
             return Ok(false);
         }
         self.report.touched.push(Touched { path: facts.path.clone(), doc_id: facts.doc_id.clone(), points: 0 });
-        Counters::add(&self.counters.files_done, 1);
+        Counters::add(&self.stages.counters.files_done, 1);
         Ok(true)
     }
 
     /// Stops the job (resumably) when PostgreSQL's collection lock was lost: no write may
     /// go out unlocked.
     async fn ensure_lock_held(&self) -> Result<()> {
-        match self.lock {
+        match self.stages.lock {
             Some(lock) => lock.ensure_held().await,
             None => Ok(()),
         }
@@ -295,10 +285,12 @@ impl<'a> Committer<'a> {
         self.ensure_lock_held().await?;
         let mut group = std::mem::take(&mut self.group);
         self.group_points = 0;
-        let collection = &self.settings.collection;
-        let clock = &self.counters.stages;
+        let collection = &self.stages.settings.collection;
+        let clock = &self.stages.counters.stages;
         let facts: Vec<FileFacts> = group.iter().map(|f| f.prepared.facts.clone()).collect();
-        let lost = clock.timed(Stage::Commit, self.catalog.mark_processing(collection, self.job_id, &facts)).await?;
+        let lost = clock
+            .timed(Stage::Commit, self.stages.catalog.mark_processing(collection, self.stages.job_id, &facts))
+            .await?;
         group.retain(|f| !lost.contains(&f.prepared.facts.path));
         if group.is_empty() {
             // Every lease of the group was lost: nothing of it is written.
@@ -319,7 +311,7 @@ impl<'a> Committer<'a> {
                         chunk_index: chunk.index,
                         content: chunk.content.clone(),
                         content_hash: chunk.content_hash.clone(),
-                        job_id: self.job_id.to_string(),
+                        job_id: self.stages.job_id.to_string(),
                         model: self.model_id.to_string(),
                         created_at: created_at.clone(),
                         origin: chunk.origin.clone(),
@@ -328,15 +320,15 @@ impl<'a> Committer<'a> {
             })
             .collect();
         let part = format!("{}-{:06}", self.part_token, self.parts_written);
-        clock.time(Stage::Parquet, || self.parquet.write_part(self.job_id, &part, &points))?;
+        clock.time(Stage::Parquet, || self.stages.parquet.write_part(self.stages.job_id, &part, &points))?;
         self.parts_written += 1;
 
-        let counters = self.counters;
+        let counters = self.stages.counters;
         let upserted = upsert_in_batches(
-            self.index,
+            self.stages.index,
             &points,
-            self.settings.upload_batch_size,
-            self.settings.upload_parallelism,
+            self.stages.settings.upload_batch_size,
+            self.stages.settings.upload_parallelism,
             |n| Counters::add(&counters.points_written, n as u64),
         );
         clock.timed(Stage::Upsert, upserted).await?;
@@ -351,7 +343,7 @@ impl<'a> Committer<'a> {
                 .as_ref()
                 .is_some_and(|p| p.status != FileStatus::Completed || p.vectors_created > count as i64);
             if needs_trim {
-                clock.timed(Stage::Upsert, self.index.delete_tail(&file.prepared.facts.doc_id, count)).await?;
+                clock.timed(Stage::Upsert, self.stages.index.delete_tail(&file.prepared.facts.doc_id, count)).await?;
             }
             let facts = &file.prepared.facts;
             let is_update = file.prepared.previous.as_ref().is_some_and(|p| p.status != FileStatus::Deleted);
@@ -363,7 +355,9 @@ impl<'a> Committer<'a> {
                 vectors: count as i64,
             });
         }
-        let lost = clock.timed(Stage::Commit, self.catalog.mark_completed(collection, self.job_id, &done)).await?;
+        let lost = clock
+            .timed(Stage::Commit, self.stages.catalog.mark_completed(collection, self.stages.job_id, &done))
+            .await?;
         for (touched, is_update) in written {
             if lost.contains(&touched.path) {
                 continue;
@@ -373,14 +367,16 @@ impl<'a> Committer<'a> {
             } else {
                 self.report.added += 1;
             }
-            Counters::add(&self.counters.files_done, 1);
+            Counters::add(&self.stages.counters.files_done, 1);
             self.report.touched.push(touched);
         }
         // The job's counters are one process's to keep: a worker sees only its share.
-        if self.keeps_job_counters {
+        if self.stages.keeps_job_counters {
             let current = group.last().map(|f| f.prepared.facts.path.as_str());
-            let job_counters = self.report.counters(self.counters);
-            clock.timed(Stage::Commit, self.catalog.save_progress(self.job_id, &job_counters, current)).await?;
+            let job_counters = self.report.counters(self.stages.counters);
+            clock
+                .timed(Stage::Commit, self.stages.catalog.save_progress(self.stages.job_id, &job_counters, current))
+                .await?;
         }
         self.group_started = Instant::now();
         Ok(())

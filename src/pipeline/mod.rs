@@ -539,6 +539,7 @@ type Source =
     Box<dyn FnOnce(&crossbeam_channel::Sender<ToExtract>, &crossbeam_channel::Sender<Outcome>) -> Result<()> + Send>;
 
 /// What the stages from extraction to commit share, for one job in one process.
+#[derive(Clone, Copy)]
 struct Stages<'a> {
     settings: &'a JobSettings,
     catalog: &'a Catalog,
