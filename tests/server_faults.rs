@@ -44,6 +44,18 @@ fn assert_completed_files_have_their_points(ws: &Workspace) {
     });
 }
 
+/// A fresh workspace and a run of `base`'s tree in it with `--outage-limit SECONDS`, whose
+/// Qdrant server stops once the run has written twice.
+fn run_into_an_outage(base: &Workspace, outage_limit: &'static str) -> (Workspace, std::process::Child) {
+    let ws = base.another();
+    // Slow calls keep the job running long enough to pull the server out from under it.
+    ws.qdrant().delay_every_call(Duration::from_millis(150));
+    let child = ws.spawn(&base.docs(), &small_run(&["--upload-batch-size", "10", "--outage-limit", outage_limit]));
+    ws.wait_for_upserts(2);
+    ws.qdrant().stop();
+    (ws, child)
+}
+
 #[test]
 fn refused_calls_are_waited_out_and_the_job_completes() {
     let (base, clean) = tree_and_clean_state();
@@ -68,12 +80,7 @@ fn a_connection_dropped_mid_batch_is_retried_without_duplicates() {
 #[test]
 fn an_outage_longer_than_the_limit_stops_cleanly_and_a_rerun_completes() {
     let (base, clean) = tree_and_clean_state();
-    let ws = base.another();
-    // Slow calls keep the job running long enough to pull the server out from under it.
-    ws.qdrant().delay_every_call(Duration::from_millis(150));
-    let child = ws.spawn(&base.docs(), &small_run(&["--upload-batch-size", "10", "--outage-limit", "2"]));
-    ws.wait_for_upserts(2);
-    ws.qdrant().stop();
+    let (ws, child) = run_into_an_outage(&base, "2");
     let output = child.wait_with_output().unwrap();
     let shown = show(&output);
     assert_eq!(output.status.code(), Some(1), "{shown}");
@@ -99,11 +106,7 @@ fn an_outage_longer_than_the_limit_stops_cleanly_and_a_rerun_completes() {
 #[test]
 fn a_signal_during_an_outage_stops_the_run_at_once_and_a_rerun_completes() {
     let (base, clean) = tree_and_clean_state();
-    let ws = base.another();
-    ws.qdrant().delay_every_call(Duration::from_millis(150));
-    let child = ws.spawn(&base.docs(), &small_run(&["--upload-batch-size", "10", "--outage-limit", "300"]));
-    ws.wait_for_upserts(2);
-    ws.qdrant().stop();
+    let (ws, child) = run_into_an_outage(&base, "300");
     // Well into the outage: the run is waiting for Qdrant, its outage limit minutes away.
     std::thread::sleep(Duration::from_secs(2));
     let signalled = std::time::Instant::now();
