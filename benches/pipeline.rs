@@ -20,7 +20,9 @@
 //!    processes against one process, both on PostgreSQL and the gRPC test server (needs the
 //!    PostgreSQL of `scripts/ensure_postgres.sh`, or `DATABASE_URL_TEST`);
 //! 8. long lines: the chunk stage's MB/s on the same words as one line and as 80-column lines,
-//!    at 0.1, 1 and 10 MB, and the binary's peak RSS on a 100 MB text with no newline.
+//!    at 0.1, 1 and 10 MB, and the binary's peak RSS on a 100 MB text with no newline;
+//! 9. retrieval quality on man pages with known answers (`benches/retrieval/`): recall@1,
+//!    recall@5, MRR@10 and query latency per search mode.
 //!
 //! The other corpora are generated with fixed seeds. Run: `cargo bench --bench pipeline -- --quick`
 //! (minutes) or without `--quick` (100,000 files). Prints tables and writes
@@ -30,6 +32,8 @@
 #[allow(dead_code)]
 #[path = "../tests/common/qdrant_server.rs"]
 mod qdrant_server;
+#[path = "retrieval/mod.rs"]
+mod retrieval;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -41,7 +45,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde_json::json;
 
-use ingest::catalog::{Catalog, Completion, Fence, FileFacts, NewJob, WorkItem, WorkKind};
+use ingest::catalog::{Catalog, CollectionCatalog, Completion, Fence, FileFacts, NewJob, WorkItem, WorkKind};
 use ingest::chunk::Chunker;
 use ingest::consistency::{self, Upload};
 use ingest::embed::{Batching, Embedder, ModelInfo};
@@ -205,9 +209,10 @@ impl Bench {
         self.runtime.block_on(ingest::store::open(location, collection, RetryPolicy::default()))
     }
 
-    fn catalog(&self, data: &Path) -> Result<Catalog> {
+    /// The catalog at `data`, bound to the benchmarks' collection.
+    fn catalog(&self, data: &Path) -> Result<CollectionCatalog> {
         std::fs::create_dir_all(data)?;
-        self.runtime.block_on(Catalog::connect(&Catalog::sqlite_url(data)))
+        Ok(self.runtime.block_on(Catalog::connect(&Catalog::sqlite_url(data)))?.collection("bench"))
     }
 
     /// Runs a job in this process. With `preload`, the model is loaded before the clock
@@ -292,12 +297,12 @@ fn bench_job(directory: &str, model: &str, dim: usize) -> NewJob {
 }
 
 /// Records `facts` as completed by `job` with `vectors` points each, as an ingest would.
-async fn record_completed(catalog: &Catalog, job: &str, facts: &[FileFacts], vectors: i64) -> Result<()> {
+async fn record_completed(catalog: &CollectionCatalog, job: &str, facts: &[FileFacts], vectors: i64) -> Result<()> {
     for group in facts.chunks(2000) {
-        catalog.mark_processing("bench", job, group).await?;
+        catalog.mark_processing(job, group).await?;
         let done: Vec<Completion> =
             group.iter().map(|f| Completion { path: f.path.clone(), chunks: vectors, vectors }).collect();
-        catalog.mark_completed("bench", job, &done).await?;
+        catalog.mark_completed(job, &done).await?;
     }
     Ok(())
 }
@@ -433,6 +438,7 @@ fn no_change_rerun(bench: &Bench) -> Result<serde_json::Value> {
 
 fn synthetic_points(count: usize, dim: usize, job: &str, chunks_per_file: usize) -> Vec<Point> {
     let mut state = 7u64;
+    let analyzer = ingest::sparse::Analyzer::english();
     (0..count)
         .map(|i| {
             let doc = format!("{:016x}", i / chunks_per_file);
@@ -444,18 +450,22 @@ fn synthetic_points(count: usize, dim: usize, job: &str, chunks_per_file: usize)
                 .collect();
             let norm = vector.iter().map(|v| v * v).sum::<f32>().sqrt();
             let chunk = (i % chunks_per_file) as u32;
+            let content = format!("synthetic chunk {i} with some words to carry");
             Point {
                 id: ingest::hash::point_id(&doc, chunk),
                 vector: vector.into_iter().map(|v| v / norm).collect(),
+                sparse: analyzer.document(&content),
                 payload: PointPayload {
                     path: format!("/bench/{doc}.txt"),
                     doc_id: doc,
                     chunk_index: chunk,
-                    content: format!("synthetic chunk {i} with some words to carry"),
+                    content,
                     content_hash: format!("{i:064x}"),
                     job_id: job.into(),
                     model: "bench".into(),
                     created_at: "2026-01-01T00:00:00.000000Z".into(),
+                    analyzer: Some(ingest::sparse::ANALYZER_VERSION.into()),
+                    ext: Some("txt".into()),
                     origin: Default::default(),
                 },
             }
@@ -1043,7 +1053,7 @@ fn workers(bench: &Bench) -> Result<serde_json::Value> {
 }
 
 async fn claim_rounds(url: &str, items: usize) -> Result<Vec<serde_json::Value>> {
-    let catalog = Catalog::connect(url).await?;
+    let catalog = Catalog::connect(url).await?.collection("bench");
     let mut rows = Vec::new();
     for claimers in [1usize, 4, 16] {
         let job_id = catalog
@@ -1065,14 +1075,14 @@ async fn claim_rounds(url: &str, items: usize) -> Result<Vec<serde_json::Value>>
                 kind: WorkKind::Embed,
             })
             .collect();
-        catalog.enqueue(&job_id, "bench", &work).await?;
+        catalog.enqueue(&job_id, &work).await?;
         let started = Instant::now();
         let mut tasks = Vec::new();
         for n in 0..claimers {
             let (url, job_id) = (url.to_string(), job_id.clone());
             tasks.push(tokio::spawn(async move {
                 let fence = Arc::new(Fence::new(format!("bench-{n}")));
-                let worker = Catalog::connect(&url).await?.fenced(fence);
+                let worker = Catalog::connect(&url).await?.collection("bench").fenced(fence);
                 let (mut claim_ms, mut complete_ms) = (Vec::new(), Vec::new());
                 loop {
                     let asked = Instant::now();
@@ -1084,7 +1094,7 @@ async fn claim_rounds(url: &str, items: usize) -> Result<Vec<serde_json::Value>>
                     let done: Vec<Completion> =
                         claims.iter().map(|c| Completion { path: c.path.clone(), chunks: 1, vectors: 1 }).collect();
                     let completing = Instant::now();
-                    worker.mark_completed("bench", &job_id, &done).await?;
+                    worker.mark_completed(&job_id, &done).await?;
                     complete_ms.push(completing.elapsed().as_secs_f64() * 1000.0);
                 }
             }));
@@ -1193,7 +1203,7 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let quick = std::env::args().any(|a| a == "--quick");
     // (the name that selects a section on the command line, its key in the JSON, the section)
-    let sections: [(&str, &str, Section); 8] = [
+    let sections: [(&str, &str, Section); 9] = [
         ("efficiency", "pipeline_efficiency", pipeline_efficiency),
         ("rerun", "no_change_rerun", no_change_rerun),
         ("restore", "restore", restore_ratio),
@@ -1202,6 +1212,7 @@ fn main() -> Result<()> {
         ("real", "real_documents", real_documents),
         ("workers", "workers", workers),
         ("lines", "long_lines", long_lines),
+        ("retrieval", "retrieval", retrieval::retrieval),
     ];
     if let Some(unknown) = args.iter().find(|a| !sections.iter().any(|(name, ..)| name == a)) {
         let names: Vec<&str> = sections.iter().map(|(name, ..)| *name).collect();

@@ -1,31 +1,20 @@
 //! # Command line
 //!
-//! In: arguments, environment (`DATABASE_URL`, `QDRANT_URL`, `QDRANT_API_KEY`,
-//! `INGEST_DATA_DIR`, `INGEST_MODEL_DIR`, `INGEST_PARQUET_DIR`, `INGEST_OUTAGE_LIMIT`,
-//! `INGEST_CONFIG`) and an optional TOML file. Out: validated [`Settings`] and the
-//! [`Command`] to run. Precedence: flag, then environment, then the TOML file, then the
-//! built-in default. Resolved once; secrets are never printed (`Debug` redacts them, and
-//! `--help` names the servers' variables without their values).
+//! In: the arguments, and the environment variables that flags also read (`DATABASE_URL`,
+//! `QDRANT_URL`, `INGEST_DATA_DIR`, `INGEST_MODEL_DIR`, `INGEST_PARQUET_DIR`, `INGEST_CONFIG`).
+//! Out: the [`Command`] to run, with the options given as the library's plain types
+//! ([`CommonOptions`], [`RunOptions`], [`WorkerOptions`]), which [`ingest::settings`] resolves
+//! and validates. `--help` names the servers' variables without their values.
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::PathBuf;
 
-use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use serde::Deserialize;
 
-use crate::catalog::JobRow;
-use crate::embed::Batching;
-use crate::extract::pool::WORKER_SUBCOMMAND;
-use crate::extract::ExtractorSettings;
-use crate::pipeline::worker::WorkerSettings;
-use crate::pipeline::JobSettings;
-use crate::retry::RetryPolicy;
-use crate::scan::ScanOptions;
-use crate::store::{CollectionLayout, StoreLocation};
+use ingest::extract::pool::WORKER_SUBCOMMAND;
+use ingest::settings::{self, CommonOptions, RunOptions, WorkerOptions};
 
 // No `Debug` here or on `GlobalArgs` (a doc comment would become help text): they hold the
-// servers' URLs as given, passwords included. `Settings` redacts them.
+// servers' URLs as given, passwords included. `ingest::settings::Settings` redacts them.
 #[derive(Parser)]
 #[command(
     name = "ingest",
@@ -133,7 +122,7 @@ pub struct GlobalArgs {
     pub quiet: bool,
 }
 
-#[derive(Debug, Clone, Default, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// The directory to index
     pub dir: Option<PathBuf>,
@@ -188,7 +177,7 @@ pub struct RunArgs {
 }
 
 /// How this process embeds and writes: a run's and a worker's own, never recorded on the job.
-#[derive(Debug, Clone, Default, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct Tuning {
     /// The most texts per model call, an upper bound beside --embed-batch-tokens, which sizes
     /// the calls [default: 32]
@@ -261,6 +250,60 @@ pub struct SearchArgs {
     /// How many hits to show
     #[arg(long, short = 'k', default_value_t = 5)]
     pub limit: usize,
+    /// How to rank: hybrid (the model's vectors and BM25, fused by reciprocal rank), dense
+    /// (the model's only) or sparse (BM25 only; needs no model)
+    #[arg(long, value_enum, default_value_t = Mode::Hybrid)]
+    pub mode: Mode,
+    /// Only chunks of files under this directory
+    #[arg(long, value_name = "DIR")]
+    pub path_prefix: Option<PathBuf>,
+    /// Only chunks of files with this extension (repeat for several: --ext pdf --ext md)
+    #[arg(long = "ext", value_name = "EXT")]
+    pub extensions: Vec<String>,
+    /// Only chunks whose payload KEY equals VALUE (repeat for several), e.g. --filter sheet=Budget
+    #[arg(long = "filter", value_name = "KEY=VALUE", value_parser = key_value)]
+    pub equals: Vec<(String, String)>,
+    /// With --json, give each hit's rank among the dense and the sparse candidates alone
+    #[arg(long)]
+    pub ranks: bool,
+}
+
+/// `ingest search --mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    Hybrid,
+    Dense,
+    Sparse,
+}
+
+impl SearchArgs {
+    /// The search these options ask for.
+    pub fn request(&self) -> anyhow::Result<ingest::search::SearchRequest> {
+        use ingest::store::{PointFilter, SearchMode};
+        let path_contains = match &self.path_prefix {
+            Some(dir) => Some(ingest::search::path_prefix(dir)?),
+            None => None,
+        };
+        let extensions = self.extensions.iter().map(|e| e.trim_start_matches('.').to_lowercase()).collect();
+        Ok(ingest::search::SearchRequest {
+            query: self.query.clone(),
+            limit: self.limit,
+            mode: match self.mode {
+                Mode::Hybrid => SearchMode::Hybrid,
+                Mode::Dense => SearchMode::Dense,
+                Mode::Sparse => SearchMode::Sparse,
+            },
+            filter: PointFilter { path_contains, equals: self.equals.clone(), extensions },
+            with_ranks: self.ranks,
+        })
+    }
+}
+
+fn key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => Ok((key.trim().to_string(), value.to_string())),
+        _ => Err(format!("{text:?} is not KEY=VALUE, such as sheet=Budget")),
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -299,320 +342,112 @@ pub struct StatusArgs {
     pub job: Option<String>,
 }
 
-/// Defaults read from a TOML file; every key is optional. No `Debug`: the URLs may carry
-/// passwords ([`Settings`] redacts them).
-#[derive(Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub data_dir: Option<PathBuf>,
-    pub collection: Option<String>,
-    pub database_url: Option<String>,
-    pub qdrant_url: Option<String>,
-    pub outage_limit: Option<f64>,
-    pub model_dir: Option<PathBuf>,
-    pub chunk_size: Option<usize>,
-    pub chunk_overlap: Option<usize>,
-    pub embed_batch_size: Option<usize>,
-    pub embed_batch_tokens: Option<usize>,
-    pub upload_batch_size: Option<usize>,
-    pub upload_parallelism: Option<usize>,
-    pub max_file_size: Option<u64>,
-    pub threads: Option<usize>,
-    pub commit_interval: Option<f64>,
-    pub max_retries: Option<i64>,
-    #[serde(alias = "extract_timeout")]
-    pub file_timeout: Option<f64>,
-    pub max_file_chunks: Option<usize>,
-    pub extract_memory: Option<u64>,
-    pub extract_workers: Option<usize>,
-    pub extensions: Option<Vec<String>>,
-    pub sniff_unknown_extensions: Option<bool>,
-    pub ignore: Option<Vec<String>>,
-}
-
-/// Settings shared by every command.
-#[derive(Clone)]
-pub struct Settings {
-    pub data_dir: PathBuf,
-    pub collection: String,
-    pub database_url: Option<String>,
-    pub qdrant_url: Option<String>,
-    pub qdrant_api_key: Option<String>,
-    /// Shards, replication and write consistency of a collection created on a Qdrant server.
-    pub layout: CollectionLayout,
-    /// Where parquet copies live (per collection beneath); `None` for `<data dir>/parquet`.
-    pub parquet_root: Option<PathBuf>,
-    /// Backoff and outage limit for the servers.
-    pub retry: RetryPolicy,
-    pub model_dir: Option<PathBuf>,
-    pub json: bool,
-    pub quiet: bool,
-    pub file: FileConfig,
-}
-
-impl std::fmt::Debug for Settings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Settings")
-            .field("data_dir", &self.data_dir)
-            .field("collection", &self.collection)
-            .field("database_url", &self.database_url.as_deref().map(crate::redact::redact_url))
-            .field("qdrant_url", &self.qdrant_url.as_deref().map(crate::redact::redact_url))
-            .field("qdrant_api_key", &self.qdrant_api_key.as_ref().map(|_| "***"))
-            .field("model_dir", &self.model_dir)
-            .finish()
-    }
-}
-
-/// An environment variable that clap does not read: `QDRANT_API_KEY` has no flag, so that the
-/// key never shows in a process listing; `INGEST_OUTAGE_LIMIT` is parsed here, with its own
-/// message, because every process parses the command line, extractor processes and local
-/// workers included, and those inherit the environment even where a flag overrides it.
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-impl Settings {
-    pub fn resolve(global: &GlobalArgs) -> Result<Self> {
-        let file = match &global.config {
-            Some(path) => load_config(path)?,
-            None => FileConfig::default(),
-        };
-        let collection = global.collection.clone().or_else(|| file.collection.clone()).unwrap_or("documents".into());
-        if collection.is_empty() || !collection.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)) {
-            bail!("--collection must be letters, digits, '-' or '_' (got {collection:?})");
-        }
-        let outage_limit = match global.outage_limit {
-            Some(limit) => limit,
-            None => match env("INGEST_OUTAGE_LIMIT") {
-                Some(text) => text.parse().map_err(|_| anyhow!("INGEST_OUTAGE_LIMIT must be a number of seconds"))?,
-                None => file.outage_limit.unwrap_or(300.0),
-            },
-        };
-        if !(outage_limit.is_finite() && outage_limit >= 0.0) {
-            bail!("--outage-limit must be a number of seconds, 0 or more");
-        }
-        Ok(Self {
-            data_dir: global
-                .data_dir
-                .clone()
-                .or_else(|| file.data_dir.clone())
-                .unwrap_or_else(|| PathBuf::from(".ingest")),
+impl From<GlobalArgs> for CommonOptions {
+    fn from(args: GlobalArgs) -> Self {
+        let GlobalArgs {
+            data_dir,
             collection,
-            database_url: global.database_url.clone().or_else(|| file.database_url.clone()),
-            qdrant_url: global.qdrant_url.clone().or_else(|| file.qdrant_url.clone()),
-            qdrant_api_key: env("QDRANT_API_KEY"),
-            layout: CollectionLayout {
-                shards: global.shards,
-                replication_factor: global.replication_factor,
-                write_consistency_factor: global.write_consistency_factor,
-            },
-            parquet_root: global.parquet_dir.clone(),
-            retry: RetryPolicy { outage_limit: Duration::from_secs_f64(outage_limit), ..RetryPolicy::default() },
-            model_dir: global.model_dir.clone().or_else(|| file.model_dir.clone()),
-            json: global.json,
-            quiet: global.quiet,
-            file,
-        })
-    }
-
-    /// The settings of a run over `args.dir`. `extractor_program` is the `ingest` binary, which
-    /// the run starts as its extractor processes.
-    pub fn job(&self, args: &RunArgs, extractor_program: PathBuf) -> Result<JobSettings> {
-        let Some(dir) = &args.dir else {
-            bail!("no directory given; usage: ingest DIR (see ingest --help)");
-        };
-        if !dir.is_dir() {
-            bail!("{} is not a directory; pass the directory to index", dir.display());
+            database_url,
+            qdrant_url,
+            outage_limit,
+            model_dir,
+            parquet_dir,
+            shards,
+            replication_factor,
+            write_consistency_factor,
+            config,
+            json,
+            quiet,
+        } = args;
+        Self {
+            data_dir,
+            collection,
+            database_url,
+            qdrant_url,
+            outage_limit,
+            model_dir,
+            parquet_dir,
+            shards,
+            replication_factor,
+            write_consistency_factor,
+            config,
+            json,
+            quiet,
         }
-        let root = std::fs::canonicalize(dir).with_context(|| format!("resolving {}", dir.display()))?;
-        let f = &self.file;
-        let extensions =
-            if args.extensions.is_empty() { f.extensions.clone().unwrap_or_default() } else { args.extensions.clone() };
-        let ignore = if args.ignore.is_empty() { f.ignore.clone().unwrap_or_default() } else { args.ignore.clone() };
-        let positive = |name: &str, value: usize| -> Result<usize> {
-            if value == 0 {
-                bail!("--{name} must be at least 1");
-            }
-            Ok(value)
-        };
-        let commit_interval = args.tuning.commit_interval.or(f.commit_interval).unwrap_or(5.0);
-        if !(commit_interval.is_finite() && commit_interval >= 0.0) {
-            bail!("--commit-interval must be a number of seconds, 0 or more");
-        }
-        let file_timeout = args.tuning.file_timeout.or(f.file_timeout).unwrap_or(60.0);
-        if !(file_timeout.is_finite() && file_timeout > 0.0) {
-            bail!("--file-timeout must be a number of seconds, more than 0");
-        }
-        let extract_memory = args.tuning.extract_memory.or(f.extract_memory).unwrap_or(1024);
-        if extract_memory < MIN_EXTRACT_MEMORY_MIB {
-            bail!("--extract-memory is in MiB and must be at least {MIN_EXTRACT_MEMORY_MIB}");
-        }
-        Ok(JobSettings {
-            root,
-            collection: self.collection.clone(),
-            scan: ScanOptions::new(
-                &extensions,
-                &ignore,
-                args.follow_external_links,
-                args.sniff_unknown_extensions || f.sniff_unknown_extensions.unwrap_or(false),
-            )?,
-            chunk_size: args.chunk_size.or(f.chunk_size).unwrap_or(200),
-            chunk_overlap: args.chunk_overlap.or(f.chunk_overlap).unwrap_or(32),
-            embed_batching: Batching {
-                max_texts: positive(
-                    "embed-batch-size",
-                    args.tuning.embed_batch_size.or(f.embed_batch_size).unwrap_or(Batching::default().max_texts),
-                )?,
-                max_tokens: positive(
-                    "embed-batch-tokens",
-                    args.tuning.embed_batch_tokens.or(f.embed_batch_tokens).unwrap_or(Batching::default().max_tokens),
-                )?,
-            },
-            upload_batch_size: positive(
-                "upload-batch-size",
-                args.tuning.upload_batch_size.or(f.upload_batch_size).unwrap_or(4000),
-            )?,
-            upload_parallelism: positive(
-                "upload-parallelism",
-                args.tuning.upload_parallelism.or(f.upload_parallelism).unwrap_or(2),
-            )?,
-            max_file_bytes: positive(
-                "max-file-size",
-                args.tuning.max_file_size.or(f.max_file_size).unwrap_or(100) as usize,
-            )? as u64
-                * 1024
-                * 1024,
-            max_file_chunks: positive(
-                "max-file-chunks",
-                args.tuning.max_file_chunks.or(f.max_file_chunks).unwrap_or(DEFAULT_MAX_FILE_CHUNKS),
-            )?,
-            commit_interval: Duration::from_secs_f64(commit_interval),
-            full: args.full,
-            dry_run: args.dry_run,
-            max_retries: positive("max-retries", args.max_retries.or(f.max_retries).unwrap_or(3).max(0) as usize)?
-                as i64,
-            allow_mass_delete: args.allow_mass_delete,
-            extraction: ExtractorSettings {
-                program: extractor_program,
-                timeout: Duration::from_secs_f64(file_timeout),
-                memory_limit_mib: extract_memory,
-                workers: positive(
-                    "extract-workers",
-                    args.tuning.extract_workers.or(f.extract_workers).unwrap_or_else(cores),
-                )?,
-            },
-            queued: args.workers.is_some(),
-        })
-    }
-
-    /// Where the vectors live.
-    pub fn store_location(&self) -> StoreLocation<'_> {
-        StoreLocation {
-            data_dir: &self.data_dir,
-            qdrant_url: self.qdrant_url.as_deref(),
-            api_key: self.qdrant_api_key.as_deref(),
-            layout: self.layout,
-        }
-    }
-
-    /// Model threads: the flag, the file, else one per core.
-    pub fn model_threads(&self, tuning: &Tuning) -> usize {
-        tuning.threads.or(self.file.threads).unwrap_or_else(cores).max(1)
-    }
-
-    /// The settings of a queued job on this machine: its directory and chunking from its
-    /// row, the rest from this worker's `tuning`.
-    pub fn worker_job(&self, job: &JobRow, tuning: &Tuning, extractor_program: PathBuf) -> Result<JobSettings> {
-        let dir = PathBuf::from(&job.directory_path);
-        if !dir.is_dir() {
-            bail!(
-                "its directory {} is not visible here; workers need the planner's view of the files (a shared path)",
-                dir.display()
-            );
-        }
-        let args = RunArgs {
-            dir: Some(dir),
-            chunk_size: Some(job.chunk_size as usize),
-            chunk_overlap: Some(job.chunk_overlap as usize),
-            tuning: tuning.clone(),
-            ..RunArgs::default()
-        };
-        self.job(&args, extractor_program)
-    }
-
-    /// Workers share a job through PostgreSQL and write to one Qdrant server (or cluster):
-    /// `what` needs both.
-    pub fn require_servers(&self, what: &str) -> Result<()> {
-        if self.database_url.is_none() {
-            bail!(
-                "{what} shares a job through PostgreSQL; the embedded catalog runs every job in one process, so give --database-url (or DATABASE_URL)"
-            );
-        }
-        if self.qdrant_url.is_none() {
-            bail!(
-                "{what} needs a Qdrant server all workers write to; the embedded engine lives in one process, so give --qdrant-url (or QDRANT_URL)"
-            );
-        }
-        Ok(())
-    }
-
-    /// `ingest worker --once` on this machine with these settings, one of `of` sharing its
-    /// cores. The servers' URLs travel in its environment, out of `ps`.
-    pub fn local_worker(&self, program: &Path, of: usize) -> std::process::Command {
-        let threads = (cores() / of.max(1)).max(1).to_string();
-        let mut command = std::process::Command::new(program);
-        command
-            .args(["worker", "--once", "--quiet", "--threads", &threads, "--extract-workers", "1"])
-            .args(["--collection", &self.collection])
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .args(["--outage-limit", &self.retry.outage_limit.as_secs_f64().to_string()])
-            .env("DATABASE_URL", self.database_url.as_deref().unwrap_or_default())
-            .env("QDRANT_URL", self.qdrant_url.as_deref().unwrap_or_default())
-            .stdout(std::process::Stdio::null());
-        if let Some(dir) = &self.parquet_root {
-            command.arg("--parquet-dir").arg(dir);
-        }
-        if let Some(dir) = &self.model_dir {
-            command.arg("--model-dir").arg(dir);
-        }
-        command
-    }
-
-    /// A worker's lease and parking limit.
-    pub fn worker(&self, args: &WorkerArgs) -> Result<WorkerSettings> {
-        let lease = args.lease.unwrap_or(60.0);
-        if !(lease.is_finite() && lease >= 1.0) {
-            bail!("--lease must be a number of seconds, 1 or more");
-        }
-        let max_attempts = args.max_retries.or(self.file.max_retries).unwrap_or(3);
-        if max_attempts < 1 {
-            bail!("--max-retries must be at least 1");
-        }
-        Ok(WorkerSettings {
-            collection: self.collection.clone(),
-            lease: Duration::from_secs_f64(lease),
-            once: args.once,
-            max_attempts,
-            threads: self.model_threads(&args.tuning),
-        })
     }
 }
 
-/// The number of cores, or 2 when it cannot be read.
-fn cores() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+impl From<RunArgs> for RunOptions {
+    fn from(args: RunArgs) -> Self {
+        let RunArgs {
+            dir,
+            extensions,
+            sniff_unknown_extensions,
+            ignore,
+            follow_external_links,
+            chunk_size,
+            chunk_overlap,
+            full,
+            dry_run,
+            max_retries,
+            tuning,
+            workers,
+            no_wait,
+            allow_mass_delete,
+        } = args;
+        Self {
+            dir,
+            extensions,
+            sniff_unknown_extensions,
+            ignore,
+            follow_external_links,
+            chunk_size,
+            chunk_overlap,
+            full,
+            dry_run,
+            max_retries,
+            tuning: tuning.into(),
+            workers,
+            no_wait,
+            allow_mass_delete,
+        }
+    }
 }
 
-/// Chunks one file may have unless `--max-file-chunks` says otherwise: about 13 minutes of
-/// the default model's time on two cores (25 chunks/s), and some 20 MB of text.
-const DEFAULT_MAX_FILE_CHUNKS: usize = 20_000;
+impl From<Tuning> for settings::Tuning {
+    fn from(args: Tuning) -> Self {
+        let Tuning {
+            embed_batch_size,
+            embed_batch_tokens,
+            upload_batch_size,
+            upload_parallelism,
+            max_file_size,
+            threads,
+            commit_interval,
+            file_timeout,
+            max_file_chunks,
+            extract_memory,
+            extract_workers,
+        } = args;
+        Self {
+            embed_batch_size,
+            embed_batch_tokens,
+            upload_batch_size,
+            upload_parallelism,
+            max_file_size,
+            threads,
+            commit_interval,
+            file_timeout,
+            max_file_chunks,
+            extract_memory,
+            extract_workers,
+        }
+    }
+}
 
-/// The least `--extract-memory`: a guard against a value meant in GiB, which would fail every
-/// PDF and DOCX file as out of memory.
-const MIN_EXTRACT_MEMORY_MIB: u64 = 128;
-
-fn load_config(path: &Path) -> Result<FileConfig> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("config file {} is not valid", path.display()))
+impl From<WorkerArgs> for WorkerOptions {
+    fn from(args: WorkerArgs) -> Self {
+        let WorkerArgs { once, lease, max_retries, tuning } = args;
+        Self { once, lease, max_retries, tuning: tuning.into() }
+    }
 }

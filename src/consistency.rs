@@ -1,9 +1,9 @@
 //! # Restore and verify
 //!
-//! In: the catalog (the source of truth: which files are `completed`, by which job, with how
-//! many vectors), the parquet copy, and the collection. Out: a collection rebuilt from
-//! parquet without embedding ([`restore`]), or a [`Health`] report of where the three
-//! disagree, repaired on request ([`verify`]).
+//! In: the collection's catalog (the source of truth: which files are `completed`, by which
+//! job, with how many vectors), the parquet copy, and the collection. Out: a collection
+//! rebuilt from parquet without embedding ([`restore`]), or a [`Health`] report of where the
+//! three disagree, repaired on request ([`verify`]).
 //!
 //! [`check_touched`] is the cheap check a job runs at its end: only the files it touched,
 //! against the collection, plus the collection's total.
@@ -20,7 +20,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::catalog::{Catalog, FileRow, FileStatus, JobCounters, JobRow, JobStatus};
+use crate::catalog::{CollectionCatalog, FileRow, FileStatus, JobCounters, JobRow, JobStatus};
 use crate::hash::point_id;
 use crate::parquet_copy::{read_points, ParquetCopy};
 use crate::store::{all_points, delete_documents_in_batches, upsert_in_batches, Point, VectorIndex};
@@ -171,7 +171,7 @@ pub struct RestoreReport {
 /// Rebuilds the collection from the parquet files in `dir`, without embedding. Safe to run
 /// again after a crash: ids are deterministic, so uploads overwrite.
 pub async fn restore(
-    catalog: &Catalog,
+    catalog: &CollectionCatalog,
     index: &dyn VectorIndex,
     dir: &Path,
     dim: usize,
@@ -179,7 +179,7 @@ pub async fn restore(
     quiet: bool,
 ) -> Result<RestoreReport> {
     let collection = index.collection().to_string();
-    let completed = completed_by_doc(&catalog.files(&collection).await?);
+    let completed = completed_by_doc(&catalog.files().await?);
     let live = live_rows(dir, dim, &completed)?;
     live.require_usable(dir)?;
     index.ensure_collection(dim).await?;
@@ -209,7 +209,7 @@ pub async fn restore(
     let orphans: Vec<Uuid> = stored.keys().filter(|id| !expected.contains(id)).copied().collect();
     delete_points(index, &orphans).await?;
     if !files_to_reembed.is_empty() {
-        catalog.mark_pending(&collection, &files_to_reembed).await?;
+        catalog.mark_pending(&files_to_reembed).await?;
     }
     index.finish().await?;
     Ok(RestoreReport {
@@ -221,6 +221,30 @@ pub async fn restore(
         files_to_reembed,
         unreadable: live.unreadable,
     })
+}
+
+/// Gives every point of the collection this build's sparse vector, from the parquet copy,
+/// without the model: the points are uploaded again from their rows, whose sparse vectors
+/// are made from their text where the rows have none ([`crate::parquet_copy::read_points`]).
+/// `None` when the collection does not exist or has nothing to add.
+pub async fn add_sparse_vectors(
+    catalog: &CollectionCatalog,
+    index: &dyn VectorIndex,
+    dir: &Path,
+    settings: Upload,
+    quiet: bool,
+) -> Result<Option<RestoreReport>> {
+    if !index.exists().await? || crate::search::sparse_gap(index).await?.is_none() {
+        return Ok(None);
+    }
+    let Some(dim) = crate::parquet_copy::dimension_in(dir)? else {
+        anyhow::bail!(
+            "collection {:?} needs sparse vectors, but {} holds no parquet copy to make them from; re-index with `ingest DIR --full`",
+            index.collection(),
+            dir.display()
+        );
+    };
+    restore(catalog, index, dir, dim, settings, quiet).await.map(Some)
 }
 
 /// Where the catalog, the collection and the parquet copy stand.
@@ -305,20 +329,18 @@ pub struct Repair {
 }
 
 fn same_point(stored: &Point, row: &Point) -> bool {
+    let close = |a: &[f32], b: &[f32]| a.len() == b.len() && a.iter().zip(b).all(|(a, b)| (a - b).abs() <= 1e-5);
     stored.payload == row.payload
-        && stored.vector.len() == row.vector.len()
-        && stored.vector.iter().zip(&row.vector).all(|(a, b)| (a - b).abs() <= 1e-5)
+        && close(&stored.vector, &row.vector)
+        && stored.sparse.indices == row.sparse.indices
+        && close(&stored.sparse.values, &row.sparse.values)
 }
 
 /// The latest job, when it completed, and its counters as the collection's file rows tell
 /// them: files it embedded (`processed`), failed and deleted. Other counters are kept as
 /// recorded.
-async fn counters_from_files(
-    catalog: &Catalog,
-    collection: &str,
-    files: &[FileRow],
-) -> Result<Option<(JobRow, JobCounters)>> {
-    let Some(job) = catalog.jobs(Some(collection), 1).await?.into_iter().next() else { return Ok(None) };
+async fn counters_from_files(catalog: &CollectionCatalog, files: &[FileRow]) -> Result<Option<(JobRow, JobCounters)>> {
+    let Some(job) = catalog.jobs(1).await?.into_iter().next() else { return Ok(None) };
     if job.status != JobStatus::Completed {
         return Ok(None);
     }
@@ -353,15 +375,14 @@ fn counter_mismatches(recorded: &JobCounters, expected: &JobCounters) -> Vec<Str
 /// for are deleted. A file only returns to `pending` when some of its points are lost from
 /// both sides. A copy that is unusable as a whole stops the repair before any change.
 pub async fn verify(
-    catalog: &Catalog,
+    catalog: &CollectionCatalog,
     index: &dyn VectorIndex,
     parquet_dir: &Path,
     dim: usize,
     check_files: bool,
     repair: Option<Upload>,
 ) -> Result<(Health, Option<Repair>)> {
-    let collection = index.collection().to_string();
-    let files = catalog.files(&collection).await?;
+    let files = catalog.files().await?;
     let completed = completed_by_doc(&files);
     let live = live_rows(parquet_dir, dim, &completed)?;
     if repair.is_some() {
@@ -374,7 +395,7 @@ pub async fn verify(
         unreadable_parquet.push(UnreadableFile { path: parquet_dir.display().to_string(), reason: reason.clone() });
     }
     let mut health = Health {
-        collection: collection.clone(),
+        collection: index.collection().to_string(),
         completed_files: completed.len() as u64,
         stored_points: stored.len() as u64,
         unreadable_parquet,
@@ -434,7 +455,7 @@ pub async fn verify(
     if check_files {
         health.files_on_disk = Some(check_files_on_disk(&completed));
     }
-    if let Some((job, expected)) = counters_from_files(catalog, &collection, &files).await? {
+    if let Some((job, expected)) = counters_from_files(catalog, &files).await? {
         health.counter_mismatches = counter_mismatches(&job.counters, &expected);
     }
     let orphans: Vec<Uuid> = stored.keys().filter(|id| !expected.contains(id)).copied().collect();
@@ -457,11 +478,11 @@ pub async fn verify(
         delete_documents_in_batches(index, &doc_ids).await?;
         repaired.files_to_reembed = reembed.into_iter().map(|f| f.path).collect();
         repaired.files_to_reembed.sort();
-        catalog.mark_pending(&collection, &repaired.files_to_reembed).await?;
+        catalog.mark_pending(&repaired.files_to_reembed).await?;
     }
     // Last, as returning files to pending changes what the rows say.
-    let files = catalog.files(&collection).await?;
-    if let Some((job, expected)) = counters_from_files(catalog, &collection, &files).await? {
+    let files = catalog.files().await?;
+    if let Some((job, expected)) = counters_from_files(catalog, &files).await? {
         if !counter_mismatches(&job.counters, &expected).is_empty() {
             catalog.save_progress(&job.id, &expected, None).await?;
             repaired.counters_fixed = true;
@@ -503,7 +524,11 @@ const EMPTY_FILES_PER_COUNT: usize = 500;
 /// Checks that each touched file has exactly its points, with chunk indexes `0..points`
 /// (the count is right and nothing lies beyond the last index, and ids are one per index),
 /// and that the collection holds as many points as the catalog's completed files account for.
-pub async fn check_touched(catalog: &Catalog, index: &dyn VectorIndex, touched: &[Touched]) -> Result<Verification> {
+pub async fn check_touched(
+    catalog: &CollectionCatalog,
+    index: &dyn VectorIndex,
+    touched: &[Touched],
+) -> Result<Verification> {
     use futures::stream::{self, StreamExt, TryStreamExt};
     let started = std::time::Instant::now();
     // Files that must hold no points (deleted, failed) are counted together, a group at a
@@ -535,7 +560,7 @@ pub async fn check_touched(catalog: &Catalog, index: &dyn VectorIndex, touched: 
         .context("checking the touched files' points")?;
     let collection = index.collection();
     let collection_points = index.count(None).await?;
-    let catalog_points = catalog.completed_vectors(collection).await?;
+    let catalog_points = catalog.completed_vectors().await?;
     if collection_points != catalog_points {
         disagreements.push(format!(
             "collection {collection:?} holds {collection_points} points, its completed files account for {catalog_points}"

@@ -14,6 +14,7 @@
 //!   or crashes fails only its file.
 //! - [`chunk`]: `Document` → `Vec<`[`chunk::Chunk`]`>` sized in model tokens.
 //! - [`embed`]: chunk texts → vectors, with the local ONNX model.
+//! - [`sparse`]: chunk text → BM25 sparse vector.
 //! - [`cache`]: chunk content hash + model → a vector embedded before.
 //! - [`store`]: points → a vector collection ([`store::VectorIndex`]; embedded engine or Qdrant server).
 //! - [`parquet_copy`]: points → parquet files the collection can be rebuilt from.
@@ -30,15 +31,22 @@
 //! - [`lock`]: one run at a time per collection.
 //! - [`redact`]: a URL → the same URL fit to print, its password and secret parameters hidden.
 //! - [`retry`]: backoff, jitter and the outage limit for the remote services.
-//! - [`cli`]: arguments, environment and TOML → validated settings.
+//! - [`settings`]: the options given, environment and TOML → validated [`settings::Settings`],
+//!   and from them a run's job settings and a worker's.
 //! - [`workspace`]: settings → one collection's catalog, store, parquet copy and locks, and
 //!   the data directory's layout.
-//! - [`output`]: a command's findings → the lines it prints, or its `--json`; its outcome → an [`output::Exit`] code.
+//! - [`commands`]: settings and a command's options → what the command found or did, as a
+//!   typed outcome (a run's [`pipeline::JobReport`], [`commands::Status`], [`commands::CheckReport`], …).
+//! - [`output`]: a command's outcome → the lines it prints, or its `--json`, and the
+//!   [`output::Exit`] code it ends with.
+//!
+//! The `ingest` binary (`src/main.rs`, with its own `cli` module for the command line) parses
+//! the arguments into those options, runs the command, and hands its outcome to [`output`].
 
 pub mod cache;
 pub mod catalog;
 pub mod chunk;
-pub mod cli;
+pub mod commands;
 pub mod consistency;
 pub mod embed;
 pub mod extract;
@@ -52,5 +60,7 @@ pub mod redact;
 pub mod retry;
 pub mod scan;
 pub mod search;
+pub mod settings;
+pub mod sparse;
 pub mod store;
 pub mod workspace;

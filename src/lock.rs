@@ -5,7 +5,7 @@
 //! `<data dir>/locks/<collection>.lock` ([`File::try_lock`]), released when the file is closed,
 //! which the kernel does even when the holder is killed, so a crash never leaves a stale lock
 //! behind. With a PostgreSQL catalog, runs on other machines are kept out by a session
-//! advisory lock as well ([`crate::catalog::Catalog::lock_collection`]).
+//! advisory lock as well ([`crate::catalog::CollectionCatalog::lock_collection`]).
 
 use std::fs::File;
 use std::path::Path;

@@ -5,10 +5,14 @@
 //! `point_id`, `path`, `content`, `content_hash`, `model`, `job_id`, `vector` as
 //! FixedSizeList<Float32, dim>, `created_at`, and the chunk's origin: `page`, `page_end`,
 //! `slide` (u32) and `sheet`, `heading`, `title` (strings), null where the format has none),
-//! zstd-compressed, from which the collection can be rebuilt without embedding.
+//! `sparse_indices` (List<UInt32>) and `sparse_values` (List<Float32>), the chunk's BM25
+//! term weights, and `analyzer`, the analyzer that made them), zstd-compressed, from which
+//! the collection can be rebuilt without embedding.
 //!
-//! The schema's version is in the file's metadata (`ingest.schema_version`). Version 1 files,
-//! written before the origin columns existed, are still read: their rows have no origin.
+//! The schema's version is in the file's metadata (`ingest.schema_version`). Older files
+//! are still read: version 1 files, written before the origin columns existed, have rows
+//! without an origin; version 1 and 2 rows have no sparse vector, so reading makes it from
+//! the row's text, as it does for any row whose analyzer is not this build's.
 //!
 //! Every file is written under a temporary name, synced, then renamed: a crash never
 //! leaves a half-file that looks whole. A row is live when the catalog's completed file
@@ -21,8 +25,8 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use arrow::array::{
-    new_null_array, Array, ArrayRef, FixedSizeListArray, Float32Array, RecordBatch, StringArray,
-    TimestampMicrosecondArray, UInt32Array,
+    new_null_array, Array, ArrayRef, FixedSizeListArray, Float32Array, Float32Builder, ListArray, ListBuilder,
+    RecordBatch, StringArray, TimestampMicrosecondArray, UInt32Array, UInt32Builder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -31,10 +35,12 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
 use crate::extract::Origin;
-use crate::store::{Point, PointPayload};
+use crate::sparse::{Analyzer, SparseVector, ANALYZER_VERSION};
+use crate::store::{extension_of, Point, PointPayload};
 
-/// The version of the schema this build writes: 2 added the origin columns.
-pub const SCHEMA_VERSION: &str = "2";
+/// The version of the schema this build writes: 2 added the origin columns, 3 the sparse
+/// vector.
+pub const SCHEMA_VERSION: &str = "3";
 
 /// The metadata key of the schema version.
 const SCHEMA_VERSION_KEY: &str = "ingest.schema_version";
@@ -51,10 +57,21 @@ fn origin_fields() -> Vec<Field> {
     ]
 }
 
+/// The columns version 3 added, after those of version 2: the sparse vector, and the
+/// analyzer that made it.
+fn sparse_fields() -> Vec<Field> {
+    vec![
+        Field::new("sparse_indices", DataType::List(Arc::new(Field::new("item", DataType::UInt32, false))), true),
+        Field::new("sparse_values", DataType::List(Arc::new(Field::new("item", DataType::Float32, false))), true),
+        Field::new("analyzer", DataType::Utf8, true),
+    ]
+}
+
 /// The arrow schema of a copy with `dim`-dimensional vectors.
 pub fn schema(dim: usize) -> SchemaRef {
     let mut fields = schema_v1_fields(dim);
     fields.extend(origin_fields());
+    fields.extend(sparse_fields());
     let metadata = [(SCHEMA_VERSION_KEY.to_string(), SCHEMA_VERSION.to_string())].into();
     Arc::new(Schema::new_with_metadata(fields, metadata))
 }
@@ -220,6 +237,13 @@ fn to_batch(points: &[Point], dim: usize) -> Result<RecordBatch> {
                 .with_context(|| format!("bad created_at {:?}", p.payload.created_at))
         })
         .collect::<Result<Vec<_>>>()?;
+    let item = |data_type| Arc::new(Field::new("item", data_type, false));
+    let mut sparse_indices = ListBuilder::new(UInt32Builder::new()).with_field(item(DataType::UInt32));
+    let mut sparse_values = ListBuilder::new(Float32Builder::new()).with_field(item(DataType::Float32));
+    for point in points {
+        sparse_indices.append_value(point.sparse.indices.iter().map(|&i| Some(i)));
+        sparse_values.append_value(point.sparse.values.iter().map(|&v| Some(v)));
+    }
     let columns: Vec<ArrayRef> = vec![
         text(|p| &p.doc_id),
         Arc::new(UInt32Array::from_iter_values(points.iter().map(|p| p.payload.chunk_index))),
@@ -237,12 +261,15 @@ fn to_batch(points: &[Point], dim: usize) -> Result<RecordBatch> {
         number(|o| o.slide),
         name(|o| o.heading.as_deref()),
         name(|o| o.title.as_deref()),
+        Arc::new(sparse_indices.finish()),
+        Arc::new(sparse_values.finish()),
+        Arc::new(points.iter().map(|p| p.payload.analyzer.as_deref()).collect::<StringArray>()),
     ];
     RecordBatch::try_new(schema(dim), columns).context("assembling a parquet batch")
 }
 
-/// The batches of a copy, in the current schema: a version 1 file's get null origin
-/// columns.
+/// The batches of a copy, in the current schema: the columns an older version lacks are
+/// null.
 fn read_batches(path: &Path, dim: usize) -> Result<Vec<RecordBatch>> {
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
@@ -253,27 +280,48 @@ fn read_batches(path: &Path, dim: usize) -> Result<Vec<RecordBatch>> {
         fields.len() == found.fields().len()
             && fields.iter().zip(found.fields()).all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type())
     };
-    let version_1 = same(&expected.fields()[..schema_v1_fields(dim).len()]);
-    if !same(expected.fields()) && !version_1 {
+    let version_1 = schema_v1_fields(dim).len();
+    let version_2 = version_1 + origin_fields().len();
+    let Some(columns_found) = [expected.fields().len(), version_2, version_1]
+        .into_iter()
+        .find(|&columns| same(&expected.fields()[..columns]))
+    else {
         bail!("{} does not have the expected schema for {dim}-dimensional vectors (found {found})", path.display());
-    }
+    };
     reader
         .build()
         .with_context(|| format!("reading {}", path.display()))?
         .map(|batch| {
             let batch = batch.with_context(|| format!("{} is corrupt", path.display()))?;
-            if !version_1 {
+            if columns_found == expected.fields().len() {
                 return Ok(batch);
             }
             let mut columns = batch.columns().to_vec();
-            columns.extend(origin_fields().iter().map(|f| new_null_array(f.data_type(), batch.num_rows())));
-            RecordBatch::try_new(expected.clone(), columns).context("adding the origin columns to a version 1 file")
+            let missing = &expected.fields()[columns_found..];
+            columns.extend(missing.iter().map(|f| new_null_array(f.data_type(), batch.num_rows())));
+            RecordBatch::try_new(expected.clone(), columns).context("adding the columns an older file lacks")
         })
         .collect()
 }
 
-/// Reads every row of a parquet copy back as points, checking schema and dimension.
+/// The dimension of the vectors of the parquet copy in `dir`, from its first file's schema;
+/// `None` when it has no file.
+pub fn dimension_in(dir: &Path) -> Result<Option<usize>> {
+    let Some(first) = ParquetCopy::at(dir.to_path_buf(), 0).files()?.into_iter().next() else { return Ok(None) };
+    let file = File::open(&first).with_context(|| format!("opening {}", first.display()))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .with_context(|| format!("{} is not a readable parquet file", first.display()))?;
+    match reader.schema().field_with_name("vector").map(|f| f.data_type().clone()) {
+        Ok(DataType::FixedSizeList(_, dim)) if dim > 0 => Ok(Some(dim as usize)),
+        _ => bail!("{} has no vector column of fixed size", first.display()),
+    }
+}
+
+/// Reads every row of a parquet copy back as points, checking schema and dimension. A row
+/// without this build's sparse vector (written before it, or by another analyzer) gets one
+/// made from its text.
 pub fn read_points(path: &Path, dim: usize) -> Result<Vec<Point>> {
+    let analyzer = Analyzer::english();
     let mut points = Vec::new();
     for batch in read_batches(path, dim)? {
         let column = |name: &str| batch.column_by_name(name).expect("schema checked");
@@ -296,24 +344,42 @@ pub fn read_points(path: &Path, dim: usize) -> Result<Vec<Point>> {
         let (sheet, heading, title) = (text("sheet"), text("heading"), text("title"));
         let get_number = |array: &UInt32Array, row: usize| array.is_valid(row).then(|| array.value(row));
         let get_text = |array: &StringArray, row: usize| array.is_valid(row).then(|| array.value(row).to_string());
+        let list = |name: &str| column(name).as_any().downcast_ref::<ListArray>().expect("schema checked").clone();
+        let (sparse_indices, sparse_values, analyzers) =
+            (list("sparse_indices"), list("sparse_values"), text("analyzer"));
         for row in 0..batch.num_rows() {
             let vector = vectors.value(row);
             let vector = vector.as_any().downcast_ref::<Float32Array>().expect("schema checked").values().to_vec();
             let created_at = chrono::DateTime::from_timestamp_micros(created.value(row))
                 .context("created_at out of range")?
                 .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+            let text = content.value(row);
+            let sparse = if analyzers.is_valid(row) && analyzers.value(row) == ANALYZER_VERSION {
+                let indices = sparse_indices.value(row);
+                let values = sparse_values.value(row);
+                SparseVector {
+                    indices: indices.as_any().downcast_ref::<UInt32Array>().expect("schema checked").values().to_vec(),
+                    values: values.as_any().downcast_ref::<Float32Array>().expect("schema checked").values().to_vec(),
+                }
+            } else {
+                analyzer.document(text)
+            };
+            let file_path = file_path.value(row);
             points.push(Point {
                 id: point_id.value(row).parse().with_context(|| format!("{}: bad point_id", path.display()))?,
                 vector,
+                sparse,
                 payload: PointPayload {
-                    path: file_path.value(row).to_string(),
+                    path: file_path.to_string(),
                     doc_id: doc_id.value(row).to_string(),
                     chunk_index: chunk_index.value(row),
-                    content: content.value(row).to_string(),
+                    content: text.to_string(),
                     content_hash: content_hash.value(row).to_string(),
                     job_id: job_id.value(row).to_string(),
                     model: model.value(row).to_string(),
                     created_at,
+                    analyzer: Some(ANALYZER_VERSION.to_string()),
+                    ext: extension_of(file_path),
                     origin: Origin {
                         page: get_number(&page, row),
                         page_end: get_number(&page_end, row),
@@ -337,6 +403,7 @@ mod tests {
         Point {
             id: crate::hash::point_id(doc, index),
             vector: (0..dim).map(|i| i as f32 / dim as f32).collect(),
+            sparse: Analyzer::english().document(&format!("chunk {index}")),
             payload: PointPayload {
                 path: format!("/docs/{doc}.txt"),
                 doc_id: doc.into(),
@@ -346,6 +413,8 @@ mod tests {
                 job_id: "job".into(),
                 model: "m".into(),
                 created_at: "2026-01-02T03:04:05.000006Z".into(),
+                analyzer: Some(ANALYZER_VERSION.into()),
+                ext: Some("txt".into()),
                 origin: Origin {
                     page: index.is_multiple_of(2).then_some(index + 1),
                     page_end: index.is_multiple_of(2).then_some(index + 2),
@@ -419,6 +488,23 @@ mod tests {
         copy.write_part("job", "1", &[point("b", 0, 4)]).unwrap();
         let merged = read_points(&copy.compact_job("job").unwrap().unwrap(), 4).unwrap();
         assert_eq!(merged, [without_origin, vec![point("b", 0, 4)]].concat());
+    }
+
+    #[test]
+    fn version_2_rows_get_their_sparse_vector_from_their_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v2.parquet");
+        let points = vec![point("a", 0, 4), point("a", 1, 4)];
+        let batch = to_batch(&points, 4).unwrap();
+        let v2_columns = schema_v1_fields(4).len() + origin_fields().len();
+        let v2 = Arc::new(Schema::new(schema(4).fields()[..v2_columns].to_vec()));
+        let mut writer = ArrowWriter::try_new(File::create(&path).unwrap(), v2.clone(), None).unwrap();
+        writer.write(&RecordBatch::try_new(v2, batch.columns()[..v2_columns].to_vec()).unwrap()).unwrap();
+        writer.close().unwrap();
+
+        let read = read_points(&path, 4).unwrap();
+        assert_eq!(read, points);
+        assert!(read.iter().all(|p| !p.sparse.indices.is_empty()), "made from the text: {read:?}");
     }
 
     #[test]

@@ -149,6 +149,8 @@ pub enum Stage {
     Extract,
     /// Splitting text into chunks with the model's tokenizer.
     Chunk,
+    /// Weighing each chunk's terms for its BM25 sparse vector.
+    Sparse,
     /// Looking up and storing vectors in the embedding cache.
     Cache,
     /// Running the model.
@@ -167,7 +169,7 @@ pub enum Stage {
 /// several threads can exceed the wall time); waiting on other stages is not counted.
 #[derive(Debug, Default)]
 pub struct StageClock {
-    nanos: [AtomicU64; 10],
+    nanos: [AtomicU64; 11],
 }
 
 impl StageClock {
@@ -198,6 +200,7 @@ impl StageClock {
             hash: of(Stage::Hash),
             extract: of(Stage::Extract),
             chunk: of(Stage::Chunk),
+            sparse: of(Stage::Sparse),
             cache: of(Stage::Cache),
             embed: of(Stage::Embed),
             parquet: of(Stage::Parquet),
@@ -215,6 +218,7 @@ pub struct StageSeconds {
     pub hash: f64,
     pub extract: f64,
     pub chunk: f64,
+    pub sparse: f64,
     pub cache: f64,
     pub embed: f64,
     pub parquet: f64,

@@ -1,18 +1,165 @@
 //! # Search
 //!
-//! In: a query text, the model, and a [`VectorIndex`]. Out: the top [`Hit`]s by cosine
-//! similarity, and their rendering (score, path, where in the file, chunk index, snippet).
+//! In: a [`SearchRequest`] (query text, mode, filters), the model when the mode needs it,
+//! and a [`VectorIndex`]. Out: [`SearchResults`]: the top [`Hit`]s by cosine similarity, by
+//! BM25, or both fused by reciprocal rank, with a note when the collection cannot serve the
+//! mode asked for; and their rendering (where in the file, a snippet).
+//!
+//! Hybrid search asks the store for both rankings and their fusion in one query (Qdrant's
+//! prefetch and `Fusion::Rrf`), so filters apply inside the store, on both sides. A
+//! collection whose points have no sparse vectors yet is searched dense only, and says so.
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 
 use crate::embed::Embedder;
 use crate::extract::Origin;
-use crate::store::{Hit, VectorIndex};
+use crate::sparse::{Analyzer, ANALYZER_VERSION};
+use crate::store::{Hit, PointFilter, Query, SearchMode, VectorIndex};
 
-/// Embeds `query` and returns the `limit` nearest chunks.
-pub async fn search(index: &dyn VectorIndex, embedder: &mut Embedder, query: &str, limit: usize) -> Result<Vec<Hit>> {
-    let vector = embedder.embed_one(query)?;
-    index.search(vector, limit).await
+/// What to search for.
+#[derive(Debug, Clone, Default)]
+pub struct SearchRequest {
+    pub query: String,
+    pub limit: usize,
+    pub mode: SearchMode,
+    pub filter: PointFilter,
+    /// Also rank every hit on each side alone, for [`RankedHit::dense_rank`] and
+    /// [`RankedHit::sparse_rank`].
+    pub with_ranks: bool,
+}
+
+/// A hit, and where each side alone ranked it (1-based, among [`candidates`] points) when asked.
+#[derive(Debug, Clone)]
+pub struct RankedHit {
+    pub hit: Hit,
+    pub dense_rank: Option<usize>,
+    pub sparse_rank: Option<usize>,
+}
+
+/// The answer to a [`SearchRequest`].
+#[derive(Debug, Clone)]
+pub struct SearchResults {
+    /// The mode the hits were ranked by: the one asked for, or dense when the collection
+    /// cannot serve it.
+    pub mode: SearchMode,
+    /// Why the mode differs from the one asked for, or why there are no sparse hits.
+    pub note: Option<String>,
+    pub hits: Vec<RankedHit>,
+    /// Whether the hits carry each side's rank.
+    pub with_ranks: bool,
+}
+
+/// Why a collection cannot be searched by its sparse vectors: `None` when every point has
+/// this build's.
+pub async fn sparse_gap(index: &dyn VectorIndex) -> Result<Option<String>> {
+    if !index.has_sparse_vectors().await? {
+        return Ok(Some(format!(
+            "collection {:?} has no sparse vectors yet; run `ingest migrate` to add them from the parquet copy",
+            index.collection()
+        )));
+    }
+    let lacking = index.count_without_analyzer(ANALYZER_VERSION).await?;
+    if lacking > 0 {
+        return Ok(Some(format!(
+            "{lacking} of {} points of collection {:?} have no sparse vector of this version yet; run `ingest migrate` to add them from the parquet copy",
+            index.count(None).await?,
+            index.collection()
+        )));
+    }
+    Ok(None)
+}
+
+/// The text `--path-prefix DIR` matches at the start of a point's path: `DIR` made absolute,
+/// with a trailing `/` when it is a directory, so `/docs/a` does not take in `/docs/ab`.
+pub fn path_prefix(dir: &std::path::Path) -> Result<String> {
+    let absolute = std::path::absolute(dir)
+        .map_err(|e| anyhow::anyhow!("--path-prefix {}: {e}", dir.display()))?
+        .to_string_lossy()
+        .into_owned();
+    Ok(if dir.is_dir() && !absolute.ends_with('/') { format!("{absolute}/") } else { absolute })
+}
+
+/// How many points each side ranks before fusion: enough that a point ranked well by one
+/// side alone still reaches the fused top `limit`.
+pub fn candidates(limit: usize) -> usize {
+    (limit * 5).max(50)
+}
+
+/// Runs `request` on `index`. `embedder` embeds the query for the dense side; a sparse
+/// search needs none.
+pub async fn search(
+    index: &dyn VectorIndex,
+    embedder: Option<&mut Embedder>,
+    request: &SearchRequest,
+) -> Result<SearchResults> {
+    let mut mode = request.mode;
+    let mut note = None;
+    if mode != SearchMode::Dense {
+        if let Some(gap) = sparse_gap(index).await? {
+            if mode == SearchMode::Sparse {
+                bail!("{gap}; until then, search with --mode dense");
+            }
+            (mode, note) = (SearchMode::Dense, Some(format!("{gap}; searching dense vectors only")));
+        }
+    }
+    let sparse = Analyzer::english().query(&request.query);
+    if sparse.is_empty() && mode != SearchMode::Dense {
+        let reason = "the query has no terms for BM25 (only stop words or punctuation)";
+        if mode == SearchMode::Sparse {
+            return Ok(SearchResults {
+                mode,
+                note: Some(reason.to_string()),
+                hits: Vec::new(),
+                with_ranks: request.with_ranks,
+            });
+        }
+        (mode, note) = (SearchMode::Dense, Some(format!("{reason}; searching dense vectors only")));
+    }
+    let dense = match (mode, embedder) {
+        (SearchMode::Sparse, _) => None,
+        (_, Some(embedder)) => Some(embedder.embed_one(&request.query)?),
+        (_, None) => bail!("a {} search needs the model; give --model-dir", mode.as_str()),
+    };
+    let query = |dense: Option<Vec<f32>>, sparse, limit| Query {
+        dense,
+        sparse,
+        limit,
+        candidates: candidates(request.limit),
+        filter: request.filter.clone(),
+    };
+    let (dense_side, sparse_side) = match mode {
+        SearchMode::Hybrid => (dense.clone(), Some(sparse.clone())),
+        SearchMode::Dense => (dense.clone(), None),
+        SearchMode::Sparse => (None, Some(sparse.clone())),
+    };
+    let hits = index.query(query(dense_side, sparse_side, request.limit)).await?;
+    // Each side alone, over the candidates the fusion drew from, to show where it ranked a hit.
+    let (dense_ranking, sparse_ranking) = if request.with_ranks {
+        let limit = candidates(request.limit);
+        let dense_ranking = match dense {
+            Some(vector) => Some(index.query(query(Some(vector), None, limit)).await?),
+            None => None,
+        };
+        let sparse_ranking = match mode {
+            SearchMode::Dense => None,
+            _ => Some(index.query(query(None, Some(sparse), limit)).await?),
+        };
+        (dense_ranking, sparse_ranking)
+    } else {
+        (None, None)
+    };
+    let rank_in = |ranking: &Option<Vec<Hit>>, hit: &Hit| {
+        ranking.as_ref().and_then(|r| r.iter().position(|h| h.point.id == hit.point.id).map(|p| p + 1))
+    };
+    let hits = hits
+        .into_iter()
+        .map(|hit| RankedHit {
+            dense_rank: rank_in(&dense_ranking, &hit),
+            sparse_rank: rank_in(&sparse_ranking, &hit),
+            hit,
+        })
+        .collect();
+    Ok(SearchResults { mode, note, hits, with_ranks: request.with_ranks })
 }
 
 /// Where in its file a chunk is, as a reader cites it: `p.12` (`pp.12-13` across pages),

@@ -1,8 +1,8 @@
 //! # Workspace
 //!
-//! In: resolved [`Settings`]. Out: one collection's parts, opened together: its catalog
-//! handle, its vector store, where its parquet copy lives and, for commands that change it,
-//! its locks ([`Workspace::exclusive`]). This is the one place that lays out the data
+//! In: resolved [`Settings`]. Out: one collection's parts, opened together: the catalog
+//! bound to it, its vector store, where its parquet copy lives and, for commands that change
+//! it, its locks ([`Workspace::exclusive`]). This is the one place that lays out the data
 //! directory: `catalog.sqlite` (the embedded catalog), `locks/<collection>.lock`,
 //! `parquet/<collection>/` (unless `--parquet-dir` puts the copies elsewhere, for workers on
 //! many machines), and the embedded engine's own directory, which [`crate::store`] keeps.
@@ -12,15 +12,15 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
-use crate::catalog::{Catalog, CollectionLock};
-use crate::cli::Settings;
+use crate::catalog::{Catalog, CollectionCatalog, CollectionLock};
 use crate::lock::RunLock;
 use crate::parquet_copy::ParquetCopy;
+use crate::settings::Settings;
 use crate::store::VectorIndex;
 
 /// One collection's catalog, store and parquet copy, and the locks held on it.
 pub struct Workspace {
-    catalog: Catalog,
+    catalog: CollectionCatalog,
     index: Arc<dyn VectorIndex>,
     parquet_dir: PathBuf,
     locks: Option<Locks>,
@@ -36,24 +36,26 @@ struct Locks {
 impl Workspace {
     /// Opens the collection's catalog and store, taking no lock: for commands that only read.
     pub async fn open(settings: &Settings) -> Result<Self> {
-        let catalog = open_catalog(settings).await?;
+        let catalog = open_catalog(settings).await?.collection(&settings.collection);
         let index = open_store(settings).await?;
         Ok(Self { catalog, index, parquet_dir: parquet_dir(settings), locks: None })
     }
 
     /// Takes the collection's locks, then opens its catalog and store, held by this process
-    /// alone until dropped (or [`Self::release_locks`]).
+    /// alone until dropped (or [`Self::release_locks`]). Where the vectors are to live is
+    /// checked first, so that a wrong store layout is refused before any lock is taken.
     pub async fn exclusive(settings: &Settings) -> Result<Self> {
+        settings.store_location().check()?;
         create_data_dir(settings)?;
         let file = RunLock::acquire(&settings.data_dir.join("locks"), &settings.collection)?;
-        let catalog = open_catalog(settings).await?;
-        let shared_catalog = catalog.lock_collection(&settings.collection).await?;
+        let catalog = open_catalog(settings).await?.collection(&settings.collection);
+        let shared_catalog = catalog.lock_collection().await?;
         let index = open_store(settings).await?;
         let locks = Some(Locks { _file: file, shared_catalog });
         Ok(Self { catalog, index, parquet_dir: parquet_dir(settings), locks })
     }
 
-    pub fn catalog(&self) -> &Catalog {
+    pub fn catalog(&self) -> &CollectionCatalog {
         &self.catalog
     }
 

@@ -34,25 +34,23 @@ async fn exercise(catalog: Catalog) {
         .await
         .unwrap();
     catalog.set_job_status(&job, JobStatus::Processing, None).await.unwrap();
+    let collection = catalog.collection("c");
 
-    catalog.mark_processing("c", &job, &[facts("/docs/a.txt", "h1"), facts("/docs/b.txt", "h2")]).await.unwrap();
-    let files = catalog.files("c").await.unwrap();
+    collection.mark_processing(&job, &[facts("/docs/a.txt", "h1"), facts("/docs/b.txt", "h2")]).await.unwrap();
+    let files = collection.files().await.unwrap();
     assert_eq!(files.len(), 2);
     assert!(files.iter().all(|f| f.status() == FileStatus::Processing && f.embedded_job_id.is_none()));
 
-    catalog
-        .mark_completed("c", &job, &[Completion { path: "/docs/a.txt".into(), chunks: 3, vectors: 3 }])
-        .await
-        .unwrap();
+    collection.mark_completed(&job, &[Completion { path: "/docs/a.txt".into(), chunks: 3, vectors: 3 }]).await.unwrap();
     let failed = FileStatus::Failed;
-    catalog.record_without_points("c", &job, &facts("/docs/b.txt", "h2"), failed, "corrupt PDF").await.unwrap();
-    catalog.record_without_points("c", &job, &facts("/docs/b.txt", "h2"), failed, "corrupt PDF").await.unwrap();
+    collection.record_without_points(&job, &facts("/docs/b.txt", "h2"), failed, "corrupt PDF").await.unwrap();
+    collection.record_without_points(&job, &facts("/docs/b.txt", "h2"), failed, "corrupt PDF").await.unwrap();
     let no_text = FileStatus::NoText;
-    catalog.record_without_points("c", &job, &facts("/docs/c.pdf", "h3"), no_text, "no text").await.unwrap();
-    catalog.record_without_points("c", &job, &facts("/docs/c.pdf", "h3"), no_text, "no text").await.unwrap();
-    catalog.refresh_stat("c", "/docs/a.txt", 11, 43).await.unwrap();
+    collection.record_without_points(&job, &facts("/docs/c.pdf", "h3"), no_text, "no text").await.unwrap();
+    collection.record_without_points(&job, &facts("/docs/c.pdf", "h3"), no_text, "no text").await.unwrap();
+    collection.refresh_stat("/docs/a.txt", 11, 43).await.unwrap();
 
-    let files = catalog.files("c").await.unwrap();
+    let files = collection.files().await.unwrap();
     let a = &files[0];
     assert_eq!((a.status(), a.vectors_created, a.size, a.modified_ns), (FileStatus::Completed, 3, 11, 43));
     assert_eq!(a.embedded_job_id.as_deref(), Some(job.as_str()));
@@ -61,16 +59,16 @@ async fn exercise(catalog: Catalog) {
     let c = &files[2];
     assert_eq!((c.status(), c.retry_count, c.vectors_created), (FileStatus::NoText, 0, 0), "no text is no failure");
 
-    catalog.mark_deleted("c", &job, &["/docs/a.txt".into()]).await.unwrap();
-    assert_eq!(catalog.files("c").await.unwrap()[0].status(), FileStatus::Deleted);
-    assert!(catalog.files("other").await.unwrap().is_empty(), "collections are separate");
+    collection.mark_deleted(&job, &["/docs/a.txt".into()]).await.unwrap();
+    assert_eq!(collection.files().await.unwrap()[0].status(), FileStatus::Deleted);
+    assert!(catalog.collection("other").files().await.unwrap().is_empty(), "collections are separate");
 
     // Rows come back exactly, whatever characters a path holds and however large its numbers.
     let mut odd = facts("/docs/\"quoted\" back\\slash tab\there\nnew line – ünïcode 🐝 'x'.txt", "h3");
     odd.modified_ns = 1_763_000_000_123_456_789;
     odd.size = i64::from(u32::MAX) * 4;
-    catalog.mark_processing("odd", &job, std::slice::from_ref(&odd)).await.unwrap();
-    let rows = catalog.files("odd").await.unwrap();
+    catalog.collection("odd").mark_processing(&job, std::slice::from_ref(&odd)).await.unwrap();
+    let rows = catalog.collection("odd").files().await.unwrap();
     assert_eq!(rows.len(), 1);
     let row = &rows[0];
     assert_eq!(
@@ -89,7 +87,7 @@ async fn exercise(catalog: Catalog) {
     assert_eq!(row.status, "completed");
     assert_eq!(row.counters, counters);
     assert!(row.finished_at.is_some() && row.current_file.is_none());
-    assert_eq!(catalog.jobs(Some("c"), 10).await.unwrap().len(), 1);
+    assert_eq!(collection.jobs(10).await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -99,7 +97,7 @@ async fn embedded_catalog_follows_the_protocol() {
     exercise(Catalog::connect(&url).await.unwrap()).await;
     // Reconnecting re-applies nothing and keeps the rows.
     let again = Catalog::connect(&url).await.unwrap();
-    assert_eq!(again.files("c").await.unwrap().len(), 3);
+    assert_eq!(again.collection("c").files().await.unwrap().len(), 3);
 }
 
 #[tokio::test]
@@ -123,16 +121,16 @@ async fn postgres_advisory_lock_keeps_a_second_run_out() {
     let db = FreshPostgres::create();
     let first = Catalog::connect(&db.url).await.unwrap();
     let second = Catalog::connect(&db.url).await.unwrap();
-    let held = first.lock_collection("c").await.unwrap();
+    let held = first.collection("c").lock_collection().await.unwrap();
     assert!(held.is_some());
-    let error = second.lock_collection("c").await.unwrap_err();
+    let error = second.collection("c").lock_collection().await.unwrap_err();
     assert!(error.downcast_ref::<ingest::lock::Busy>().is_some(), "{error:#}");
-    assert!(second.lock_collection("other").await.unwrap().is_some(), "other collections are free");
+    assert!(second.collection("other").lock_collection().await.unwrap().is_some(), "other collections are free");
     drop(held);
     // The session ends asynchronously once its connection is dropped.
     let mut retaken = None;
     for _ in 0..50 {
-        if let Ok(lock) = second.lock_collection("c").await {
+        if let Ok(lock) = second.collection("c").lock_collection().await {
             retaken = lock;
             break;
         }
@@ -149,7 +147,7 @@ const LOCK_LOST: &str = "lost the collection lock on PostgreSQL (connection clos
 async fn a_collection_lock_knows_when_it_is_lost() {
     let db = FreshPostgres::create();
     let catalog = Catalog::connect(&db.url).await.unwrap();
-    let lock = catalog.lock_collection("c").await.unwrap().expect("PostgreSQL takes a lock");
+    let lock = catalog.collection("c").lock_collection().await.unwrap().expect("PostgreSQL takes a lock");
     lock.ensure_held().await.expect("a fresh lock is held");
     assert_eq!(db.terminate_lock_holders(), 1);
     // The session ends asynchronously.
@@ -164,7 +162,7 @@ async fn a_collection_lock_knows_when_it_is_lost() {
     let error = lost.expect("the lock is reported lost once its session is gone");
     assert!(error.downcast_ref::<ingest::catalog::LockLost>().is_some(), "{error:#}");
     assert_eq!(format!("{error:#}"), LOCK_LOST);
-    assert!(catalog.jobs(None, 1).await.is_ok(), "the catalog's own connections are untouched");
+    assert!(catalog.all_jobs(1).await.is_ok(), "the catalog's own connections are untouched");
 }
 
 #[test]

@@ -90,11 +90,11 @@ fn sigterm_cancels_cleanly_and_the_next_run_completes() {
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let status = child.wait().unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let jobs = runtime.block_on(async { ws.catalog().await.jobs(Some("documents"), 10).await }).unwrap();
+    let jobs = runtime.block_on(async { ws.catalog().await.collection("documents").jobs(10).await }).unwrap();
     assert_eq!(status.code(), Some(130), "SIGTERM mid-run must end the run with exit code 130");
     assert_eq!(jobs[0].status, "cancelled", "{jobs:#?}");
     assert!(jobs[0].finished_at.is_some(), "{jobs:#?}");
-    let files = runtime.block_on(async { ws.catalog().await.files("documents").await }).unwrap();
+    let files = runtime.block_on(async { ws.catalog().await.collection("documents").files().await }).unwrap();
     assert!(files.len() < expected.files.len(), "the cancelled run should have stopped early: {files:#?}");
     let report = finish(&ws, &docs);
     assert_eq!(report["status"], "completed", "{report:#}");

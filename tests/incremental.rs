@@ -136,7 +136,7 @@ fn dry_run_reports_the_changes_and_makes_none() {
     assert_eq!(snapshot(&ws), before, "a dry run changes nothing");
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let jobs = runtime.block_on(async { ws.catalog().await.jobs(None, 10).await }).unwrap();
+    let jobs = runtime.block_on(async { ws.catalog().await.all_jobs(10).await }).unwrap();
     assert_eq!(jobs.len(), 1, "a dry run records no job");
 }
 

@@ -120,7 +120,7 @@ fn verify_detects_and_repairs_each_kind_of_damage() {
     // Counters edited in the catalog.
     block_on(async {
         let catalog = ws.catalog().await;
-        let job = catalog.jobs(Some("documents"), 1).await.unwrap().remove(0);
+        let job = catalog.collection("documents").jobs(1).await.unwrap().remove(0);
         let edited = ingest::catalog::JobCounters { processed_files: 999, deleted_files: 7, ..job.counters };
         catalog.save_progress(&job.id, &edited, None).await.unwrap();
     });
@@ -215,7 +215,7 @@ fn a_missing_parquet_copy_stops_repair_and_restore_before_any_change(ws: Workspa
             let stderr = String::from_utf8_lossy(&output.stderr);
             assert!(stderr.contains("nothing was changed") && stderr.lines().count() == 1, "{}", show(&output));
             assert_eq!(ws.stored_points("documents", false).len(), points, "{args:?} deleted points");
-            let files = block_on(async { ws.catalog().await.files("documents").await.unwrap() });
+            let files = block_on(async { ws.catalog().await.collection("documents").files().await.unwrap() });
             assert!(files.iter().all(|f| f.status == "completed"), "{args:?} changed the catalog: {files:?}");
         }
     }
@@ -229,7 +229,7 @@ fn repair_and_restore_wait_for_no_one_they_take_the_collection_lock() {
     let ws = Workspace::on_servers();
     indexed_tree(&ws);
     // Another machine's run holds the PostgreSQL lock; this host's lock file is free.
-    let held = block_on(async { ws.catalog().await.lock_collection("documents").await.unwrap() });
+    let held = block_on(async { ws.catalog().await.collection("documents").lock_collection().await.unwrap() });
     assert!(held.is_some());
     for args in [&["verify", "--repair"][..], &["restore"]] {
         let output = ws.ingest(args);

@@ -242,7 +242,7 @@ fn a_job_checks_what_it_touched(ws: Workspace) {
     );
     let job = tokio::runtime::Runtime::new()
         .unwrap()
-        .block_on(async { ws.catalog().await.jobs(Some("documents"), 1).await.unwrap().remove(0) });
+        .block_on(async { ws.catalog().await.collection("documents").jobs(1).await.unwrap().remove(0) });
     let recorded = job.verification.unwrap();
     assert_eq!((&recorded["files"], &recorded["agree"]), (&1.into(), &false.into()), "{recorded:#}");
 

@@ -35,7 +35,7 @@ fn assert_completed_files_have_their_points(ws: &Workspace) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let index = ws.index("documents").await;
-        for file in ws.catalog().await.files("documents").await.unwrap() {
+        for file in ws.catalog().await.collection("documents").files().await.unwrap() {
             if file.status == "completed" {
                 let count = index.count(Some(&file.doc_id)).await.unwrap();
                 assert_eq!(count as i64, file.vectors_created, "{} is completed without its points", file.path);
@@ -93,9 +93,9 @@ fn an_outage_longer_than_the_limit_stops_cleanly_and_a_rerun_completes() {
     ws.qdrant().delay_every_call(Duration::ZERO);
     assert_completed_files_have_their_points(&ws);
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let files = runtime.block_on(async { ws.catalog().await.files("documents").await }).unwrap();
+    let files = runtime.block_on(async { ws.catalog().await.collection("documents").files().await }).unwrap();
     assert!(files.iter().any(|f| f.status != "completed"), "the outage should have left work undone: {files:#?}");
-    let jobs = runtime.block_on(async { ws.catalog().await.jobs(Some("documents"), 5).await }).unwrap();
+    let jobs = runtime.block_on(async { ws.catalog().await.collection("documents").jobs(5).await }).unwrap();
     assert_eq!(jobs[0].status, "failed", "{jobs:#?}");
 
     let report = run(&ws, &base.docs(), &[]);

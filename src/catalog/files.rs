@@ -1,25 +1,25 @@
 //! # Files
 //!
 //! In: the state changes of a collection's files from the job runner (`processing`,
-//! `completed`, `failed`, `no_text`, `deleted`, back to `pending`); through a fenced catalog,
-//! only those whose leases it still holds. Out: their `files` rows, and file rows read back
-//! as [`FileRow`]s or [`KnownFile`]s.
+//! `completed`, `failed`, `no_text`, `deleted`, back to `pending`), through the
+//! [`CollectionCatalog`] bound to it; through a fenced one, only those whose leases it still
+//! holds. Out: their `files` rows, and file rows read back as [`FileRow`]s or [`KnownFile`]s.
 
 use anyhow::{Context, Result};
 use sqlx::Row;
 
-use super::{now, Catalog, Completion, FileFacts, FileRow, FileStatus, KnownFile};
+use super::{now, CollectionCatalog, Completion, FileFacts, FileRow, FileStatus, KnownFile};
 
-impl Catalog {
+impl CollectionCatalog {
     /// The number of points the collection should hold: the sum of `vectors_created` over
     /// its completed files.
-    pub async fn completed_vectors(&self, collection: &str) -> Result<u64> {
+    pub async fn completed_vectors(&self) -> Result<u64> {
         self.retrying(|| async {
             let total: i64 = sqlx::query_scalar(
                 "SELECT CAST(COALESCE(SUM(vectors_created), 0) AS BIGINT) FROM files
                  WHERE collection = $1 AND status = $2",
             )
-            .bind(collection)
+            .bind(&self.name)
             .bind(FileStatus::Completed.as_str())
             .fetch_one(&self.pool)
             .await
@@ -29,35 +29,34 @@ impl Catalog {
         .await
     }
 
-    /// Every file row of a collection, deleted ones included, by path.
-    pub async fn files(&self, collection: &str) -> Result<Vec<FileRow>> {
-        let mut files = self.files_in_any_order(collection).await?;
+    /// Every file row of the collection, deleted ones included, by path.
+    pub async fn files(&self) -> Result<Vec<FileRow>> {
+        let mut files = self.files_in_any_order().await?;
         files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
         Ok(files)
     }
 
     /// [`Self::files`] in the order the database returns them: for a caller that looks rows
     /// up by path, to which sorting 100,000 paths would add a tenth of a no-change re-run.
-    pub async fn files_in_any_order(&self, collection: &str) -> Result<Vec<FileRow>> {
-        self.file_rows(collection, "", &[]).await
+    pub async fn files_in_any_order(&self) -> Result<Vec<FileRow>> {
+        self.file_rows("", &[]).await
     }
 
-    /// The file rows of `collection` that `filter` (SQL starting with `AND`, its values bound
+    /// The collection's file rows that `filter` (SQL starting with `AND`, its values bound
     /// from `$2` on) lets through, in any order.
-    pub(super) async fn file_rows(&self, collection: &str, filter: &str, values: &[String]) -> Result<Vec<FileRow>> {
-        self.rows_as_json(FILE_FIELDS, collection, filter, values).await
+    pub(super) async fn file_rows(&self, filter: &str, values: &[String]) -> Result<Vec<FileRow>> {
+        self.rows_as_json(FILE_FIELDS, filter, values).await
     }
 
-    /// What a run needs of each file `collection` holds (see [`KnownFile`]), in any order.
-    pub async fn known_files(&self, collection: &str) -> Result<Vec<KnownFile>> {
-        self.rows_as_json(KNOWN_FILE_FIELDS, collection, "", &[]).await
+    /// What a run needs of each file the collection holds (see [`KnownFile`]), in any order.
+    pub async fn known_files(&self) -> Result<Vec<KnownFile>> {
+        self.rows_as_json(KNOWN_FILE_FIELDS, "", &[]).await
     }
 
-    /// The `fields` of the file rows that `filter` lets through, decoded as `T`.
+    /// The `fields` of the collection's file rows that `filter` lets through, decoded as `T`.
     pub(super) async fn rows_as_json<T: serde::de::DeserializeOwned>(
         &self,
         fields: &str,
-        collection: &str,
         filter: &str,
         values: &[String],
     ) -> Result<Vec<T>> {
@@ -71,7 +70,7 @@ impl Catalog {
         };
         let text: String = self
             .retrying(|| async {
-                let mut query = sqlx::query(&sql).bind(collection);
+                let mut query = sqlx::query(&sql).bind(&self.name);
                 for value in values {
                     query = query.bind(value);
                 }
@@ -85,7 +84,7 @@ impl Catalog {
     /// Records files as `processing` with their new content hash and fingerprint (step 1 of
     /// the write protocol), in one transaction. Returns the paths a fenced catalog did not
     /// write, their leases being lost.
-    pub async fn mark_processing(&self, collection: &str, job_id: &str, files: &[FileFacts]) -> Result<Vec<String>> {
+    pub async fn mark_processing(&self, job_id: &str, files: &[FileFacts]) -> Result<Vec<String>> {
         self.retrying(|| async {
             let mut tx = self.pool.begin().await.context("starting a catalog transaction")?;
             let at = now();
@@ -105,7 +104,7 @@ impl Catalog {
                         content_hash = excluded.content_hash, logic_fingerprint = excluded.logic_fingerprint,
                         status = excluded.status, job_id = excluded.job_id, updated_at = excluded.updated_at",
                     ),
-                    collection,
+                    &self.name,
                     file,
                 )
                 .bind(FileStatus::Processing.as_str())
@@ -123,7 +122,7 @@ impl Catalog {
 
     /// Marks files `completed` once their points are acknowledged (the commit step).
     /// Returns the paths a fenced catalog did not write, their leases being lost.
-    pub async fn mark_completed(&self, collection: &str, job_id: &str, done: &[Completion]) -> Result<Vec<String>> {
+    pub async fn mark_completed(&self, job_id: &str, done: &[Completion]) -> Result<Vec<String>> {
         let lost = self
             .retrying(|| async {
                 let mut tx = self.pool.begin().await.context("starting a catalog transaction")?;
@@ -144,7 +143,7 @@ impl Catalog {
                     .bind(file.vectors)
                     .bind(job_id)
                     .bind(&at)
-                    .bind(collection)
+                    .bind(&self.name)
                     .bind(&file.path)
                     .execute(&mut *tx)
                     .await
@@ -163,7 +162,6 @@ impl Catalog {
     /// removed.
     pub async fn record_without_points(
         &self,
-        collection: &str,
         job_id: &str,
         file: &FileFacts,
         status: FileStatus,
@@ -188,7 +186,7 @@ impl Catalog {
                     chunks_created = 0, vectors_created = 0, embedded_job_id = NULL,
                     job_id = excluded.job_id, updated_at = excluded.updated_at",
                     ),
-                    collection,
+                    &self.name,
                     file,
                 )
                 .bind(status.as_str())
@@ -208,7 +206,7 @@ impl Catalog {
     }
 
     /// Refreshes size and mtime of a file whose content turned out unchanged.
-    pub async fn refresh_stat(&self, collection: &str, path: &str, size: i64, modified_ns: i64) -> Result<()> {
+    pub async fn refresh_stat(&self, path: &str, size: i64, modified_ns: i64) -> Result<()> {
         self.retrying(|| async {
             sqlx::query(
                 "UPDATE files SET size = $1, modified_ns = $2, updated_at = $3 WHERE collection = $4 AND path = $5",
@@ -216,7 +214,7 @@ impl Catalog {
             .bind(size)
             .bind(modified_ns)
             .bind(now())
-            .bind(collection)
+            .bind(&self.name)
             .bind(path)
             .execute(&self.pool)
             .await
@@ -228,23 +226,17 @@ impl Catalog {
 
     /// Marks files `deleted` after their points are gone. Returns the paths a fenced catalog
     /// did not write, their leases being lost.
-    pub async fn mark_deleted(&self, collection: &str, job_id: &str, paths: &[String]) -> Result<Vec<String>> {
-        self.clear_files(collection, Some(job_id), paths, FileStatus::Deleted).await
+    pub async fn mark_deleted(&self, job_id: &str, paths: &[String]) -> Result<Vec<String>> {
+        self.clear_files(Some(job_id), paths, FileStatus::Deleted).await
     }
 
     /// Returns files to `pending`, with no points of record, so that the next run embeds
     /// them again (used when their points and parquet rows are both gone).
-    pub async fn mark_pending(&self, collection: &str, paths: &[String]) -> Result<()> {
-        self.clear_files(collection, None, paths, FileStatus::Pending).await.map(drop)
+    pub async fn mark_pending(&self, paths: &[String]) -> Result<()> {
+        self.clear_files(None, paths, FileStatus::Pending).await.map(drop)
     }
 
-    async fn clear_files(
-        &self,
-        collection: &str,
-        job_id: Option<&str>,
-        paths: &[String],
-        status: FileStatus,
-    ) -> Result<Vec<String>> {
+    async fn clear_files(&self, job_id: Option<&str>, paths: &[String], status: FileStatus) -> Result<Vec<String>> {
         let lost = self
             .retrying(|| async {
                 let mut tx = self.pool.begin().await.context("starting a catalog transaction")?;
@@ -262,7 +254,7 @@ impl Catalog {
                     .bind(status.as_str())
                     .bind(job_id)
                     .bind(&at)
-                    .bind(collection)
+                    .bind(&self.name)
                     .bind(path)
                     .execute(&mut *tx)
                     .await

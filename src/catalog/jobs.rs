@@ -1,13 +1,14 @@
 //! # Jobs
 //!
 //! In: a job's settings, status changes, progress counters and end check from the job
-//! runner. Out: its `jobs` row, and job rows read back as [`JobRow`]s.
+//! runner. Out: its `jobs` row, and job rows read back as [`JobRow`]s: by id, the latest of a
+//! collection (through its [`CollectionCatalog`]), or the latest of all.
 
 use anyhow::{Context, Result};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{now, Catalog, JobCounters, JobRow, JobStatus, NewJob};
+use super::{now, Catalog, CollectionCatalog, JobCounters, JobRow, JobStatus, NewJob};
 
 impl Catalog {
     pub async fn create_job(&self, job: &NewJob) -> Result<String> {
@@ -112,8 +113,13 @@ impl Catalog {
         .await
     }
 
-    /// The most recent jobs first.
-    pub async fn jobs(&self, collection: Option<&str>, limit: i64) -> Result<Vec<JobRow>> {
+    /// The most recent jobs of every collection, latest first.
+    pub async fn all_jobs(&self, limit: i64) -> Result<Vec<JobRow>> {
+        self.recent_jobs(None, limit).await
+    }
+
+    /// The most recent jobs of `collection` (of every collection with `None`), latest first.
+    pub(super) async fn recent_jobs(&self, collection: Option<&str>, limit: i64) -> Result<Vec<JobRow>> {
         self.retrying(|| async {
             let rows = sqlx::query(&format!(
                 "{JOB_COLUMNS} WHERE ($1 = '' OR collection = $1) ORDER BY created_at DESC LIMIT $2"
@@ -126,6 +132,13 @@ impl Catalog {
             rows.iter().map(job_row).collect()
         })
         .await
+    }
+}
+
+impl CollectionCatalog {
+    /// The collection's most recent jobs, latest first.
+    pub async fn jobs(&self, limit: i64) -> Result<Vec<JobRow>> {
+        self.recent_jobs(Some(&self.name), limit).await
     }
 }
 

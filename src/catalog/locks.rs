@@ -9,7 +9,7 @@ use std::fmt;
 
 use anyhow::{Context, Result};
 
-use super::Catalog;
+use super::{Catalog, CollectionCatalog};
 
 /// The advisory lock key of a collection lock named by `$1`.
 const ADVISORY_LOCK_KEY: &str = "hashtext($1)::bigint";
@@ -57,29 +57,31 @@ impl CollectionLock {
     }
 }
 
-impl Catalog {
-    /// Takes PostgreSQL's session advisory lock for `collection`, so that runs on other
+impl CollectionCatalog {
+    /// Takes PostgreSQL's session advisory lock for the collection, so that runs on other
     /// machines sharing this catalog wait their turn. The lock lives on its own connection
     /// and is released when the returned [`CollectionLock`] is dropped, or when the process
     /// dies. The embedded catalog returns `None`: the data directory's lock file covers it.
-    pub async fn lock_collection(&self, collection: &str) -> Result<Option<CollectionLock>> {
+    pub async fn lock_collection(&self) -> Result<Option<CollectionLock>> {
         if !self.is_postgres {
             return Ok(None);
         }
-        match self.advisory_lock(format!("ingest:{collection}"), false).await? {
+        match self.advisory_lock(format!("ingest:{}", self.name), false).await? {
             Some(lock) => Ok(Some(lock)),
-            None => Err(crate::lock::Busy(collection.to_string()).into()),
+            None => Err(crate::lock::Busy(self.name.clone()).into()),
         }
     }
 
     /// The collection lock shared with other workers: workers run side by side, and a run
     /// that takes the collection whole waits for them. `None` while such a run (or a planner)
     /// holds it.
-    pub async fn lock_collection_shared(&self, collection: &str) -> Result<Option<CollectionLock>> {
+    pub async fn lock_collection_shared(&self) -> Result<Option<CollectionLock>> {
         self.require_postgres()?;
-        self.advisory_lock(format!("ingest:{collection}"), true).await
+        self.advisory_lock(format!("ingest:{}", self.name), true).await
     }
+}
 
+impl Catalog {
     /// The right to run a queued job's end-of-job steps; `None` while another process has it.
     pub async fn lock_job_end(&self, job_id: &str) -> Result<Option<CollectionLock>> {
         self.require_postgres()?;

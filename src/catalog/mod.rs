@@ -9,9 +9,12 @@
 //! `migrations/`, applied on connect.
 //!
 //! This module holds the [`Catalog`] handle itself (its pool, connection, migrations and
-//! retries). Its methods and types are split by concern, and everything public is
+//! retries), and [`CollectionCatalog`], the same catalog bound to one collection
+//! ([`Catalog::collection`]): what concerns one collection's files, queue and locks is asked
+//! of that, and what concerns the whole catalog (jobs by id, claims, the embedding cache) of
+//! either. Their methods and types are split by concern, and everything public is
 //! re-exported here: `rows` (row types and statuses), `jobs`, `files`, `locks` (the advisory
-//! collection locks), `embedding_cache` (the cache's rows and vector codec) and `queue`
+//! collection locks), `embedding_cache` (the cache's rows and vector codec), `queue`
 //! (PostgreSQL's work queue).
 
 use std::sync::Arc;
@@ -72,8 +75,25 @@ pub struct Catalog {
     /// Retries calls through a lost PostgreSQL connection, up to the outage limit.
     outage_clock: Arc<OutageClock>,
     /// A worker's leases: with one, file rows are written only where it still holds their
-    /// work items (see [`Catalog::fenced`]).
+    /// work items (see [`CollectionCatalog::fenced`]).
     fence: Option<Arc<Fence>>,
+}
+
+/// The catalog bound to one collection: its files, its queued work, its workers and its
+/// locks. Cheap to clone, and a [`Catalog`] for everything that is not the collection's own.
+#[derive(Clone)]
+pub struct CollectionCatalog {
+    catalog: Catalog,
+    /// The collection's name, as its rows record it.
+    name: String,
+}
+
+impl std::ops::Deref for CollectionCatalog {
+    type Target = Catalog;
+
+    fn deref(&self) -> &Catalog {
+        &self.catalog
+    }
 }
 
 impl Catalog {
@@ -100,6 +120,11 @@ impl Catalog {
         let service = if is_sqlite { "the embedded catalog" } else { "PostgreSQL" };
         let outage_clock = Arc::new(OutageClock::new(service, RetryPolicy::default()));
         Ok(Self { pool, is_postgres: !is_sqlite, outage_clock, fence: None })
+    }
+
+    /// The catalog bound to the collection `name`.
+    pub fn collection(&self, name: &str) -> CollectionCatalog {
+        CollectionCatalog { catalog: self.clone(), name: name.to_string() }
     }
 
     /// The same catalog, retrying lost connections under `policy`.

@@ -7,12 +7,16 @@
 //! PostgreSQL is the queue (the pattern of pgmq and apalis): a claim takes a few items with
 //! `FOR UPDATE SKIP LOCKED` in one short statement and leases them (`owner`, `lease_until`,
 //! `attempts + 1`); heartbeats extend the leases of live workers; an item whose lease ran out
-//! is claimed again by whoever asks next. A worker's catalog writes go through a catalog
-//! [fenced](Catalog::fenced) by its [`Fence`]: each write of a file's row happens only in a
-//! transaction that finds the item still leased to this worker at this attempt (and locks
-//! it), so a worker that stalled past its lease cannot overwrite the work of the one that
-//! took over. That worker learns what it lost at its next heartbeat (or write), and its
-//! fence lets go of it. Times are the database's own clock, in milliseconds since the epoch.
+//! is claimed again by whoever asks next. A worker's catalog writes go through its
+//! collection's catalog [fenced](CollectionCatalog::fenced) by its [`Fence`]: each write of a
+//! file's row happens only in a transaction that finds the item still leased to this worker
+//! at this attempt (and locks it), so a worker that stalled past its lease cannot overwrite
+//! the work of the one that took over. That worker learns what it lost at its next heartbeat
+//! (or write), and its fence lets go of it. Times are the database's own clock, in
+//! milliseconds since the epoch.
+//!
+//! A queue is a collection's: planners queue, and workers look for work and register, through
+//! the [`CollectionCatalog`]; claims, heartbeats and a job's queue depth go by job and worker.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,7 +26,7 @@ use anyhow::{bail, Context, Result};
 use sqlx::Row;
 
 use super::files::KNOWN_FILE_FIELDS;
-use super::{Catalog, FileRow, JobStatus, KnownFile};
+use super::{Catalog, CollectionCatalog, FileRow, JobStatus, KnownFile};
 
 /// The database's clock in milliseconds since the epoch, in SQL.
 const NOW_MS: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
@@ -199,13 +203,198 @@ pub struct ParkedItem {
     pub reason: String,
 }
 
-impl Catalog {
+impl CollectionCatalog {
     /// The same catalog, writing file rows only where `fence`'s worker still holds their
     /// items (see the module doc).
     pub fn fenced(&self, fence: Arc<Fence>) -> Self {
-        Self { fence: Some(fence), ..self.clone() }
+        let catalog = Catalog { fence: Some(fence), ..self.catalog.clone() };
+        Self { catalog, name: self.name.clone() }
     }
 
+    /// Records a queued job's work, then wakes idle workers.
+    pub async fn enqueue(&self, job_id: &str, items: &[WorkItem]) -> Result<()> {
+        self.require_postgres()?;
+        self.retrying(|| async {
+            let mut tx = self.pool.begin().await.context("starting a catalog transaction")?;
+            sqlx::query("UPDATE jobs SET queued = 1 WHERE id = $1")
+                .bind(job_id)
+                .execute(&mut *tx)
+                .await
+                .context("marking the job queued")?;
+            for (batch_number, batch) in items.chunks(ITEMS_PER_INSERT).enumerate() {
+                let rows: Vec<String> = (0..batch.len())
+                    .map(|i| {
+                        let n = 4 * i + 3;
+                        format!("($1, ${n}, $2, ${}, ${}, ${}, 'pending')", n + 1, n + 2, n + 3)
+                    })
+                    .collect();
+                let sql = format!(
+                    "INSERT INTO work_items (job_id, seq, collection, path, extension, kind, state) VALUES {}",
+                    rows.join(", ")
+                );
+                let mut query = sqlx::query(&sql).bind(job_id).bind(&self.name);
+                for (i, item) in batch.iter().enumerate() {
+                    query = query
+                        .bind((batch_number * ITEMS_PER_INSERT + i) as i64)
+                        .bind(&item.path)
+                        .bind(&item.extension)
+                        .bind(item.kind.as_str());
+                }
+                query.execute(&mut *tx).await.context("queueing work items")?;
+            }
+            notify_workers(&mut tx, &self.name).await?;
+            tx.commit().await.context("committing the job's work items")?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Wakes the collection's idle workers, to look again for work or for the queue's end.
+    pub async fn wake_workers(&self) -> Result<()> {
+        self.require_postgres()?;
+        self.retrying(|| async {
+            let mut connection = self.pool.acquire().await.context("connecting to wake the workers")?;
+            notify_workers(&mut connection, &self.name).await
+        })
+        .await
+    }
+
+    /// The collection's oldest queued job that has work to claim now.
+    pub async fn job_with_work(&self) -> Result<Option<String>> {
+        self.require_postgres()?;
+        self.retrying(|| async {
+            sqlx::query_scalar(&format!(
+                "SELECT j.id FROM jobs j WHERE j.collection = $1 AND j.queued = 1 AND j.status = $2
+                    AND EXISTS (SELECT 1 FROM work_items w WHERE w.job_id = j.id
+                        AND (w.state = 'pending' OR (w.state = 'leased' AND w.lease_until < {NOW_MS})))
+                 ORDER BY j.created_at LIMIT 1"
+            ))
+            .bind(&self.name)
+            .bind(JobStatus::Processing.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .context("looking for queued work")
+        })
+        .await
+    }
+
+    /// The collection's queued jobs still `processing` whose every item is done or parked:
+    /// their end-of-job steps are due.
+    pub async fn queued_jobs_to_end(&self) -> Result<Vec<String>> {
+        self.require_postgres()?;
+        self.retrying(|| async {
+            sqlx::query_scalar(
+                "SELECT j.id FROM jobs j WHERE j.collection = $1 AND j.queued = 1 AND j.status = $2
+                    AND NOT EXISTS (SELECT 1 FROM work_items w WHERE w.job_id = j.id AND w.state IN ('pending', 'leased'))
+                 ORDER BY j.created_at",
+            )
+            .bind(&self.name)
+            .bind(JobStatus::Processing.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .context("looking for queued jobs to end")
+        })
+        .await
+    }
+
+    /// Items of the collection's running queued jobs not yet done, and how long until the
+    /// first lease held by a worker runs out (`None` when none is leased). None, on the
+    /// embedded catalog.
+    pub async fn open_work(&self) -> Result<(i64, Option<Duration>)> {
+        if !self.is_postgres {
+            return Ok((0, None));
+        }
+        self.retrying(|| async {
+            let row = sqlx::query(&format!(
+                "SELECT CAST(COUNT(*) AS BIGINT) AS open,
+                    MIN(CASE WHEN w.state = 'leased' THEN w.lease_until - {NOW_MS} END) AS first_expiry
+                 FROM work_items w JOIN jobs j ON j.id = w.job_id
+                 WHERE w.collection = $1 AND j.status = $2 AND w.state IN ('pending', 'leased')"
+            ))
+            .bind(&self.name)
+            .bind(JobStatus::Processing.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .context("counting open work")?;
+            let expiry: Option<i64> = row.try_get("first_expiry")?;
+            Ok((row.try_get("open")?, expiry.map(|ms| Duration::from_millis(ms.max(0) as u64))))
+        })
+        .await
+    }
+
+    /// Adds the fence's worker to the registry.
+    pub async fn register_worker(&self, host: &str) -> Result<()> {
+        self.require_postgres()?;
+        let Some(fence) = &self.fence else { bail!("registering a worker needs a fenced catalog") };
+        self.retrying(|| async {
+            sqlx::query(&format!(
+                "INSERT INTO workers (id, collection, host, pid, started_at, last_heartbeat)
+                 VALUES ($1, $2, $3, $4, $5, {NOW_MS})"
+            ))
+            .bind(&fence.owner)
+            .bind(&self.name)
+            .bind(host)
+            .bind(std::process::id() as i64)
+            .bind(super::now())
+            .execute(&self.pool)
+            .await
+            .context("registering the worker")?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The collection's workers that have not stopped and were heard from within
+    /// [`LIVE_WORKER_WINDOW`], latest first.
+    pub async fn live_workers(&self) -> Result<Vec<WorkerRow>> {
+        if !self.is_postgres {
+            return Ok(Vec::new());
+        }
+        self.retrying(|| async {
+            let rows = sqlx::query(&format!(
+                "SELECT id, host, pid, started_at, items_done, ({NOW_MS} - last_heartbeat) AS silent_ms FROM workers
+                 WHERE collection = $1 AND stopped = 0 AND last_heartbeat > {NOW_MS} - $2 ORDER BY started_at DESC"
+            ))
+            .bind(&self.name)
+            .bind(LIVE_WORKER_WINDOW.as_millis() as i64)
+            .fetch_all(&self.pool)
+            .await
+            .context("listing workers")?;
+            rows.iter()
+                .map(|row| {
+                    Ok(WorkerRow {
+                        id: row.try_get("id")?,
+                        host: row.try_get("host")?,
+                        pid: row.try_get("pid")?,
+                        started_at: row.try_get("started_at")?,
+                        items_done: row.try_get("items_done")?,
+                        silent_seconds: row.try_get::<i64, _>("silent_ms")? as f64 / 1000.0,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// What a worker needs of the rows of these paths (see [`KnownFile`]), where they exist.
+    pub async fn known_files_at(&self, paths: &[String]) -> Result<HashMap<String, KnownFile>> {
+        let mut found = HashMap::new();
+        for group in paths.chunks(500) {
+            let placeholders: Vec<String> = (0..group.len()).map(|i| format!("${}", i + 2)).collect();
+            let filter = format!("AND path IN ({})", placeholders.join(", "));
+            let rows: Vec<KnownFile> = self.rows_as_json(KNOWN_FILE_FIELDS, &filter, group).await?;
+            found.extend(rows.into_iter().map(|f| (f.path.clone(), f)));
+        }
+        Ok(found)
+    }
+
+    /// The rows of files the job `job_id` last touched.
+    pub async fn files_of_job(&self, job_id: &str) -> Result<Vec<FileRow>> {
+        self.file_rows("AND job_id = $2", &[job_id.to_string()]).await
+    }
+}
+
+impl Catalog {
     pub(super) fn require_postgres(&self) -> Result<()> {
         if !self.is_postgres {
             bail!(
@@ -275,117 +464,6 @@ impl Catalog {
         if let Some(fence) = &self.fence {
             fence.forget(paths);
         }
-    }
-
-    /// Records a queued job's work, then wakes idle workers.
-    pub async fn enqueue(&self, job_id: &str, collection: &str, items: &[WorkItem]) -> Result<()> {
-        self.require_postgres()?;
-        self.retrying(|| async {
-            let mut tx = self.pool.begin().await.context("starting a catalog transaction")?;
-            sqlx::query("UPDATE jobs SET queued = 1 WHERE id = $1")
-                .bind(job_id)
-                .execute(&mut *tx)
-                .await
-                .context("marking the job queued")?;
-            for (batch_number, batch) in items.chunks(ITEMS_PER_INSERT).enumerate() {
-                let rows: Vec<String> = (0..batch.len())
-                    .map(|i| {
-                        let n = 4 * i + 3;
-                        format!("($1, ${n}, $2, ${}, ${}, ${}, 'pending')", n + 1, n + 2, n + 3)
-                    })
-                    .collect();
-                let sql = format!(
-                    "INSERT INTO work_items (job_id, seq, collection, path, extension, kind, state) VALUES {}",
-                    rows.join(", ")
-                );
-                let mut query = sqlx::query(&sql).bind(job_id).bind(collection);
-                for (i, item) in batch.iter().enumerate() {
-                    query = query
-                        .bind((batch_number * ITEMS_PER_INSERT + i) as i64)
-                        .bind(&item.path)
-                        .bind(&item.extension)
-                        .bind(item.kind.as_str());
-                }
-                query.execute(&mut *tx).await.context("queueing work items")?;
-            }
-            notify_workers(&mut tx, collection).await?;
-            tx.commit().await.context("committing the job's work items")?;
-            Ok(())
-        })
-        .await
-    }
-
-    /// Wakes `collection`'s idle workers, to look again for work or for the queue's end.
-    pub async fn wake_workers(&self, collection: &str) -> Result<()> {
-        self.require_postgres()?;
-        self.retrying(|| async {
-            let mut connection = self.pool.acquire().await.context("connecting to wake the workers")?;
-            notify_workers(&mut connection, collection).await
-        })
-        .await
-    }
-
-    /// The oldest queued job of `collection` that has work to claim now.
-    pub async fn job_with_work(&self, collection: &str) -> Result<Option<String>> {
-        self.require_postgres()?;
-        self.retrying(|| async {
-            sqlx::query_scalar(&format!(
-                "SELECT j.id FROM jobs j WHERE j.collection = $1 AND j.queued = 1 AND j.status = $2
-                    AND EXISTS (SELECT 1 FROM work_items w WHERE w.job_id = j.id
-                        AND (w.state = 'pending' OR (w.state = 'leased' AND w.lease_until < {NOW_MS})))
-                 ORDER BY j.created_at LIMIT 1"
-            ))
-            .bind(collection)
-            .bind(JobStatus::Processing.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .context("looking for queued work")
-        })
-        .await
-    }
-
-    /// `collection`'s queued jobs still `processing` whose every item is done or parked:
-    /// their end-of-job steps are due.
-    pub async fn queued_jobs_to_end(&self, collection: &str) -> Result<Vec<String>> {
-        self.require_postgres()?;
-        self.retrying(|| async {
-            sqlx::query_scalar(
-                "SELECT j.id FROM jobs j WHERE j.collection = $1 AND j.queued = 1 AND j.status = $2
-                    AND NOT EXISTS (SELECT 1 FROM work_items w WHERE w.job_id = j.id AND w.state IN ('pending', 'leased'))
-                 ORDER BY j.created_at",
-            )
-            .bind(collection)
-            .bind(JobStatus::Processing.as_str())
-            .fetch_all(&self.pool)
-            .await
-            .context("looking for queued jobs to end")
-        })
-        .await
-    }
-
-    /// Items of `collection`'s running queued jobs not yet done, and how long until the
-    /// first lease held by a worker runs out (`None` when none is leased). None, on the
-    /// embedded catalog.
-    pub async fn open_work(&self, collection: &str) -> Result<(i64, Option<Duration>)> {
-        if !self.is_postgres {
-            return Ok((0, None));
-        }
-        self.retrying(|| async {
-            let row = sqlx::query(&format!(
-                "SELECT CAST(COUNT(*) AS BIGINT) AS open,
-                    MIN(CASE WHEN w.state = 'leased' THEN w.lease_until - {NOW_MS} END) AS first_expiry
-                 FROM work_items w JOIN jobs j ON j.id = w.job_id
-                 WHERE w.collection = $1 AND j.status = $2 AND w.state IN ('pending', 'leased')"
-            ))
-            .bind(collection)
-            .bind(JobStatus::Processing.as_str())
-            .fetch_one(&self.pool)
-            .await
-            .context("counting open work")?;
-            let expiry: Option<i64> = row.try_get("first_expiry")?;
-            Ok((row.try_get("open")?, expiry.map(|ms| Duration::from_millis(ms.max(0) as u64))))
-        })
-        .await
     }
 
     /// Leases up to `limit` of `job_id`'s items to the fence's worker for `lease`: pending
@@ -527,28 +605,6 @@ impl Catalog {
         Ok(())
     }
 
-    /// Adds the fence's worker to the registry.
-    pub async fn register_worker(&self, collection: &str, host: &str) -> Result<()> {
-        self.require_postgres()?;
-        let Some(fence) = &self.fence else { bail!("registering a worker needs a fenced catalog") };
-        self.retrying(|| async {
-            sqlx::query(&format!(
-                "INSERT INTO workers (id, collection, host, pid, started_at, last_heartbeat)
-                 VALUES ($1, $2, $3, $4, $5, {NOW_MS})"
-            ))
-            .bind(&fence.owner)
-            .bind(collection)
-            .bind(host)
-            .bind(std::process::id() as i64)
-            .bind(super::now())
-            .execute(&self.pool)
-            .await
-            .context("registering the worker")?;
-            Ok(())
-        })
-        .await
-    }
-
     /// Marks the fence's worker stopped in the registry.
     pub async fn unregister_worker(&self, items_done: i64) -> Result<()> {
         let Some(fence) = &self.fence else { return Ok(()) };
@@ -560,38 +616,6 @@ impl Catalog {
                 .await
                 .context("recording the worker's stop")?;
             Ok(())
-        })
-        .await
-    }
-
-    /// The workers of `collection` that have not stopped and were heard from within
-    /// [`LIVE_WORKER_WINDOW`], latest first.
-    pub async fn live_workers(&self, collection: &str) -> Result<Vec<WorkerRow>> {
-        if !self.is_postgres {
-            return Ok(Vec::new());
-        }
-        self.retrying(|| async {
-            let rows = sqlx::query(&format!(
-                "SELECT id, host, pid, started_at, items_done, ({NOW_MS} - last_heartbeat) AS silent_ms FROM workers
-                 WHERE collection = $1 AND stopped = 0 AND last_heartbeat > {NOW_MS} - $2 ORDER BY started_at DESC"
-            ))
-            .bind(collection)
-            .bind(LIVE_WORKER_WINDOW.as_millis() as i64)
-            .fetch_all(&self.pool)
-            .await
-            .context("listing workers")?;
-            rows.iter()
-                .map(|row| {
-                    Ok(WorkerRow {
-                        id: row.try_get("id")?,
-                        host: row.try_get("host")?,
-                        pid: row.try_get("pid")?,
-                        started_at: row.try_get("started_at")?,
-                        items_done: row.try_get("items_done")?,
-                        silent_seconds: row.try_get::<i64, _>("silent_ms")? as f64 / 1000.0,
-                    })
-                })
-                .collect()
         })
         .await
     }
@@ -640,23 +664,6 @@ impl Catalog {
                 .collect()
         })
         .await
-    }
-
-    /// What a worker needs of the rows of these paths (see [`KnownFile`]), where they exist.
-    pub async fn known_files_at(&self, collection: &str, paths: &[String]) -> Result<HashMap<String, KnownFile>> {
-        let mut found = HashMap::new();
-        for group in paths.chunks(500) {
-            let placeholders: Vec<String> = (0..group.len()).map(|i| format!("${}", i + 2)).collect();
-            let filter = format!("AND path IN ({})", placeholders.join(", "));
-            let rows: Vec<KnownFile> = self.rows_as_json(KNOWN_FILE_FIELDS, collection, &filter, group).await?;
-            found.extend(rows.into_iter().map(|f| (f.path.clone(), f)));
-        }
-        Ok(found)
-    }
-
-    /// The rows of files the job `job_id` last touched.
-    pub async fn files_of_job(&self, collection: &str, job_id: &str) -> Result<Vec<FileRow>> {
-        self.file_rows(collection, "AND job_id = $2", &[job_id.to_string()]).await
     }
 }
 

@@ -1,20 +1,20 @@
 //! # Restore and verify reports
 //!
-//! A [`RestoreReport`] (`ingest restore`) → one summary line and the files to re-embed, with
-//! the parquet files it skipped on stderr; a [`Health`] and its [`Repair`] (`ingest verify`)
+//! What `ingest restore` did ([`Restored`]) → one summary line and the files to re-embed,
+//! with the parquet files it skipped on stderr; what `ingest verify` found ([`VerifyReport`])
 //! → a line of counts and the examples out of sync, before and after the repair. With
 //! `--json`, each as JSON.
-
-use std::path::Path;
 
 use anyhow::Result;
 
 use super::print_json;
-use crate::cli::Settings;
-use crate::consistency::{Health, Repair, RestoreReport};
+use crate::commands::{Restored, VerifyReport};
+use crate::consistency::Health;
+use crate::settings::Settings;
 
-/// Prints what a restore from the parquet files in `dir` did.
-pub fn restore_report(settings: &Settings, report: &RestoreReport, dir: &Path) -> Result<()> {
+/// Prints what a restore did.
+pub fn restore_report(settings: &Settings, restored: &Restored) -> Result<()> {
+    let Restored { report, dir } = restored;
     if settings.json {
         print_json(report)?;
     } else if !settings.quiet {
@@ -39,16 +39,11 @@ pub fn restore_report(settings: &Settings, report: &RestoreReport, dir: &Path) -
     Ok(())
 }
 
-/// Prints what `ingest verify` found, what its repair did, and what it found after; `clean`
-/// is whether the collection is in sync in the end.
-pub fn verify_report(
-    settings: &Settings,
-    health: &Health,
-    repair: Option<&Repair>,
-    after: Option<&Health>,
-    clean: bool,
-) -> Result<()> {
+/// Prints what `ingest verify` found, what its repair did, and what it found after.
+pub fn verify_report(settings: &Settings, report: &VerifyReport) -> Result<()> {
+    let VerifyReport { health, repair, after_repair: after } = report;
     if settings.json {
+        let clean = report.is_clean();
         let out = serde_json::json!({ "health": health, "repair": repair, "after_repair": after, "clean": clean });
         print_json(&out)?;
     } else if !settings.quiet {

@@ -6,8 +6,8 @@
 use anyhow::Result;
 
 use super::print_json;
-use crate::cli::Settings;
 use crate::pipeline::{FailedFile, JobReport, RunStatus};
+use crate::settings::Settings;
 
 /// Files listed by name, per kind, in a run's summary; `--json` has them all.
 const LISTED_AT_MOST: usize = 20;

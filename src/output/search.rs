@@ -1,24 +1,35 @@
 //! # Search results
 //!
-//! The [`Hit`]s of `ingest search` → two lines each (score, path, where in the file, chunk
-//! index; then a snippet), or, with `--json`, one object per hit with its payload and origin.
+//! The [`SearchResults`] of `ingest search` → two lines each (score, path, where in the
+//! file, chunk index; then a snippet), or, with `--json`, one object per hit with its payload
+//! and origin (and, with `--ranks`, where each side alone ranked it). A note on the mode (a
+//! collection without sparse vectors yet, searched dense only) goes to stderr, once.
 
 use anyhow::Result;
 
 use super::print_json;
-use crate::cli::Settings;
-use crate::store::Hit;
+use crate::search::SearchResults;
+use crate::settings::Settings;
 
 /// Prints a search's hits, best first.
-pub fn search_hits(settings: &Settings, hits: &[Hit]) -> Result<()> {
+pub fn search_hits(settings: &Settings, results: &SearchResults) -> Result<()> {
+    if let Some(note) = &results.note {
+        eprintln!("ingest: {note}");
+    }
     if settings.json {
-        let rows: Vec<_> = hits
+        let rows: Vec<_> = results
+            .hits
             .iter()
-            .map(|h| {
+            .map(|ranked| {
+                let h = &ranked.hit;
                 let mut row = serde_json::json!({
                     "score": h.score, "path": h.point.payload.path, "chunk_index": h.point.payload.chunk_index,
                     "doc_id": h.point.payload.doc_id, "content": h.point.payload.content,
                 });
+                if let (Some(row), true) = (row.as_object_mut(), results.with_ranks) {
+                    row.insert("dense_rank".into(), ranked.dense_rank.into());
+                    row.insert("sparse_rank".into(), ranked.sparse_rank.into());
+                }
                 // The origin fields the chunk has: page, page_end, sheet, slide, heading, title.
                 if let (Some(row), Ok(serde_json::Value::Object(origin))) =
                     (row.as_object_mut(), serde_json::to_value(&h.point.payload.origin))
@@ -30,7 +41,7 @@ pub fn search_hits(settings: &Settings, hits: &[Hit]) -> Result<()> {
             .collect();
         print_json(&rows)?;
     } else {
-        for hit in hits {
+        for hit in results.hits.iter().map(|ranked| &ranked.hit) {
             let place = crate::search::place(&hit.point.payload.origin);
             println!(
                 "{:.3}  {}{}{}  #{}\n       {}",

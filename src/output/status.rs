@@ -8,21 +8,8 @@ use anyhow::Result;
 
 use super::consistency::health_lines;
 use super::print_json;
-use crate::catalog::{FileRow, JobRow, ParkedItem, QueueDepth, WorkerRow};
-use crate::cli::Settings;
-use crate::consistency::Health;
-
-/// What `ingest status` found.
-pub struct Status {
-    pub jobs: Vec<JobRow>,
-    /// The collection's files whose last attempt failed.
-    pub failed_files: Vec<FileRow>,
-    pub workers: Vec<WorkerRow>,
-    /// For each job with work items: its id, its items' states, and its parked items.
-    pub queues: Vec<(String, QueueDepth, Vec<ParkedItem>)>,
-    /// The collection's sync health, or why it could not be read.
-    pub health: Result<Health, String>,
-}
+use crate::commands::Status;
+use crate::settings::Settings;
 
 /// Prints what `ingest status` found.
 pub fn status(settings: &Settings, status: &Status) -> Result<()> {

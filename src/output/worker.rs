@@ -6,8 +6,8 @@
 use anyhow::Result;
 
 use super::print_json;
-use crate::cli::Settings;
 use crate::pipeline::worker::WorkerReport;
+use crate::settings::Settings;
 
 /// Prints a worker's report.
 pub fn worker_report(settings: &Settings, report: &WorkerReport) -> Result<()> {

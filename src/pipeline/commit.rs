@@ -19,7 +19,8 @@ use crate::catalog::{Completion, FileFacts, FileStatus, JobCounters, KnownFile};
 use crate::consistency::Touched;
 use crate::hash;
 use crate::progress::{Counters, Progress, Stage};
-use crate::store::{upsert_in_batches, Point, PointPayload, DOCUMENTS_PER_DELETE};
+use crate::sparse::ANALYZER_VERSION;
+use crate::store::{extension_of, upsert_in_batches, Point, PointPayload, DOCUMENTS_PER_DELETE};
 
 #[derive(Default)]
 pub(super) struct Tally {
@@ -184,7 +185,7 @@ impl<'a> Committer<'a> {
                 self.group.push(file);
             }
             Outcome::Restat { path, size, modified_ns } => {
-                self.stages.catalog.refresh_stat(&self.stages.settings.collection, &path, size, modified_ns).await?;
+                self.stages.catalog.refresh_stat(&path, size, modified_ns).await?;
                 Counters::add(&self.stages.counters.unchanged, 1);
                 Counters::add(&self.stages.counters.files_done, 1);
             }
@@ -222,8 +223,7 @@ impl<'a> Committer<'a> {
                     let doc_ids: Vec<String> = batch.iter().map(|f| f.doc_id.clone()).collect();
                     clock.timed(Stage::Upsert, self.stages.index.delete_documents(&doc_ids)).await?;
                     let paths: Vec<String> = batch.iter().map(|f| f.path.clone()).collect();
-                    let deleted =
-                        self.stages.catalog.mark_deleted(&self.stages.settings.collection, self.stages.job_id, &paths);
+                    let deleted = self.stages.catalog.mark_deleted(self.stages.job_id, &paths);
                     let lost_since = clock.timed(Stage::Commit, deleted).await?;
                     self.report.deleted += (batch.len() - lost_since.len()) as u64;
                     let batch = batch.into_iter().filter(|f| !lost_since.contains(&f.path));
@@ -256,11 +256,7 @@ impl<'a> Committer<'a> {
         if previous.as_ref().is_some_and(KnownFile::may_have_points) {
             self.stages.index.delete_documents(std::slice::from_ref(&facts.doc_id)).await?;
         }
-        let catalog = self.stages.catalog;
-        if !catalog
-            .record_without_points(&self.stages.settings.collection, self.stages.job_id, facts, status, reason)
-            .await?
-        {
+        if !self.stages.catalog.record_without_points(self.stages.job_id, facts, status, reason).await? {
             return Ok(false);
         }
         self.report.touched.push(Touched { path: facts.path.clone(), doc_id: facts.doc_id.clone(), points: 0 });
@@ -285,12 +281,9 @@ impl<'a> Committer<'a> {
         self.ensure_lock_held().await?;
         let mut group = std::mem::take(&mut self.group);
         self.group_points = 0;
-        let collection = &self.stages.settings.collection;
         let clock = &self.stages.counters.stages;
         let facts: Vec<FileFacts> = group.iter().map(|f| f.prepared.facts.clone()).collect();
-        let lost = clock
-            .timed(Stage::Commit, self.stages.catalog.mark_processing(collection, self.stages.job_id, &facts))
-            .await?;
+        let lost = clock.timed(Stage::Commit, self.stages.catalog.mark_processing(self.stages.job_id, &facts)).await?;
         group.retain(|f| !lost.contains(&f.prepared.facts.path));
         if group.is_empty() {
             // Every lease of the group was lost: nothing of it is written.
@@ -302,9 +295,11 @@ impl<'a> Committer<'a> {
             .iter()
             .flat_map(|file| {
                 let facts = &file.prepared.facts;
-                file.prepared.chunks.iter().zip(&file.vectors).map(|(chunk, vector)| Point {
+                let (chunks, sparse) = (&file.prepared.chunks, &file.prepared.sparse);
+                chunks.iter().zip(&file.vectors).zip(sparse).map(|((chunk, vector), sparse)| Point {
                     id: hash::point_id(&facts.doc_id, chunk.index),
                     vector: vector.clone(),
+                    sparse: sparse.clone(),
                     payload: PointPayload {
                         path: facts.path.clone(),
                         doc_id: facts.doc_id.clone(),
@@ -314,6 +309,8 @@ impl<'a> Committer<'a> {
                         job_id: self.stages.job_id.to_string(),
                         model: self.model_id.to_string(),
                         created_at: created_at.clone(),
+                        analyzer: Some(ANALYZER_VERSION.to_string()),
+                        ext: extension_of(&facts.path),
                         origin: chunk.origin.clone(),
                     },
                 })
@@ -355,9 +352,7 @@ impl<'a> Committer<'a> {
                 vectors: count as i64,
             });
         }
-        let lost = clock
-            .timed(Stage::Commit, self.stages.catalog.mark_completed(collection, self.stages.job_id, &done))
-            .await?;
+        let lost = clock.timed(Stage::Commit, self.stages.catalog.mark_completed(self.stages.job_id, &done)).await?;
         for (touched, is_update) in written {
             if lost.contains(&touched.path) {
                 continue;

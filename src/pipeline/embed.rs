@@ -58,9 +58,11 @@ pub(super) fn spawn(
 ) -> Result<JoinHandle<Result<()>>> {
     let Stages { settings, catalog, counters, .. } = *stages;
     let batching = settings.embed_batching;
+    // The cache and the fence are the catalog's, not the collection's.
+    let catalog = Catalog::clone(catalog);
     let cache = (!settings.full)
         .then(|| EmbeddingCache::new(catalog.clone(), &embedder.info.id, tokio::runtime::Handle::current()));
-    let (counters, cancel, catalog) = (counters.clone(), cancel.clone(), catalog.clone());
+    let (counters, cancel) = (counters.clone(), cancel.clone());
     let thread = std::thread::Builder::new().name("embed".into()).spawn(move || {
         let input = ChunkReceiver { receiver: input, budget: &budget };
         let embedded = embed_stage(embedder, batching, &input, &output, &counters, &cancel, cache.as_ref(), &catalog);

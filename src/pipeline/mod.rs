@@ -1,8 +1,9 @@
 //! # Job runner
 //!
-//! In: a directory, the job's settings, a [`Catalog`], a [`VectorIndex`] and an
-//! [`Embedder`]. Out: the collection brought in line with the directory, the catalog rows
-//! that say so, a parquet copy of every new embedding, and a [`JobReport`].
+//! In: a directory, the job's settings, the collection's [`CollectionCatalog`], a
+//! [`VectorIndex`] and an [`Embedder`]. Out: the collection brought in line with the
+//! directory, the catalog rows that say so, a parquet copy of every new embedding, and a
+//! [`JobReport`].
 //!
 //! Stages run concurrently, joined by bounded channels so memory stays flat and a slow
 //! store pushes back on the model:
@@ -50,7 +51,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::catalog::{
-    Catalog, CollectionLock, FileFacts, JobStatus, KnownFile, NewJob, ParkedItem, QueueDepth, WorkerRow,
+    CollectionCatalog, CollectionLock, FileFacts, JobStatus, KnownFile, NewJob, ParkedItem, QueueDepth, WorkerRow,
 };
 use crate::chunk::{Chunk, Chunker};
 use crate::consistency::Verification;
@@ -308,6 +309,8 @@ struct PreparedFile {
     facts: FileFacts,
     previous: Option<KnownFile>,
     chunks: Vec<Chunk>,
+    /// Each chunk's BM25 sparse vector, in the order of `chunks`.
+    sparse: Vec<crate::sparse::SparseVector>,
 }
 
 /// A file's chunks with their vectors.
@@ -393,7 +396,7 @@ impl LogicFingerprint {
 #[allow(clippy::too_many_arguments)] // each is a distinct collaborator; a bundle would only rename them
 pub async fn run_job(
     settings: &JobSettings,
-    catalog: &Catalog,
+    catalog: &CollectionCatalog,
     lock: Option<&CollectionLock>,
     index: Arc<dyn VectorIndex>,
     parquet: &ParquetCopy,
@@ -487,11 +490,11 @@ struct Begun {
 /// `processing`.
 async fn begin_job(
     settings: &JobSettings,
-    catalog: &Catalog,
+    catalog: &CollectionCatalog,
     index: &dyn VectorIndex,
     model: &ModelInfo,
 ) -> Result<Begun> {
-    let (open, _) = catalog.open_work(&settings.collection).await?;
+    let (open, _) = catalog.open_work().await?;
     if open > 0 {
         anyhow::bail!(
             "collection {:?} has a queued job with {open} work items still open; start `ingest worker` to finish it \
@@ -528,7 +531,7 @@ async fn begin_job(
             }
         })?
     };
-    let known = known_files(catalog, &settings.collection).await?;
+    let known = known_files(catalog).await?;
     catalog.set_job_status(&job_id, JobStatus::Processing, None).await?;
     Ok(Begun { job_id, walker, walked, known, counters })
 }
@@ -542,7 +545,7 @@ type Source =
 #[derive(Clone, Copy)]
 struct Stages<'a> {
     settings: &'a JobSettings,
-    catalog: &'a Catalog,
+    catalog: &'a CollectionCatalog,
     lock: Option<&'a CollectionLock>,
     index: &'a dyn VectorIndex,
     parquet: &'a ParquetCopy,
@@ -585,8 +588,8 @@ impl Stages<'_> {
     }
 }
 
-async fn known_files(catalog: &Catalog, collection: &str) -> Result<HashMap<String, KnownFile>> {
-    Ok(catalog.known_files(collection).await?.into_iter().map(|f| (f.path.clone(), f)).collect())
+async fn known_files(catalog: &CollectionCatalog) -> Result<HashMap<String, KnownFile>> {
+    Ok(catalog.known_files().await?.into_iter().map(|f| (f.path.clone(), f)).collect())
 }
 
 /// How many walked entries the walk may run ahead of the prepare stage.

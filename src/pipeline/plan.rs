@@ -18,7 +18,7 @@ use super::{
     Begun, EmbeddedFile, FailedFile, JobReport, JobSettings, LogicFingerprint, Outcome, Plan, PreparedFile, Preparer,
     RefusedDeletes, RunStatus, Tally,
 };
-use crate::catalog::{Catalog, FileFacts, FileStatus, JobStatus, KnownFile, WorkItem, WorkKind};
+use crate::catalog::{CollectionCatalog, FileFacts, FileStatus, JobStatus, KnownFile, WorkItem, WorkKind};
 use crate::embed::ModelInfo;
 use crate::parquet_copy::ParquetCopy;
 use crate::progress::Counters;
@@ -100,13 +100,13 @@ fn find(
 /// job row, no extraction, no model, no writes anywhere.
 pub async fn plan_job(
     settings: &JobSettings,
-    catalog: &Catalog,
+    catalog: &CollectionCatalog,
     model: &ModelInfo,
     cancel: &AtomicBool,
 ) -> Result<JobReport> {
     let started = Instant::now();
     let fingerprint = super::job_fingerprint(settings, model)?;
-    let known = super::known_files(catalog, &settings.collection).await?;
+    let known = super::known_files(catalog).await?;
     let counters = Counters::default();
     let walked = scan::scan(&settings.root, &settings.scan);
     let found = find(settings, &fingerprint, walked, known, &counters, cancel)?;
@@ -120,7 +120,7 @@ pub async fn plan_job(
 /// itself when that leaves nothing for workers to do. The report says `queued` otherwise.
 pub async fn queue_job(
     settings: &JobSettings,
-    catalog: &Catalog,
+    catalog: &CollectionCatalog,
     index: &dyn VectorIndex,
     parquet: &ParquetCopy,
     model: &ModelInfo,
@@ -153,7 +153,7 @@ pub async fn queue_job(
 #[allow(clippy::too_many_arguments)] // the job's settings, its place, and the walk's two sides
 async fn enqueue_job(
     settings: &JobSettings,
-    catalog: &Catalog,
+    catalog: &CollectionCatalog,
     index: &dyn VectorIndex,
     fingerprint: &LogicFingerprint,
     job_id: &str,
@@ -163,15 +163,14 @@ async fn enqueue_job(
     cancel: &AtomicBool,
 ) -> Result<Tally> {
     let found = tokio::task::block_in_place(|| find(settings, fingerprint, walked, known, counters, cancel))?;
-    let collection = &settings.collection;
     for (path, size, modified_ns) in &found.restat {
-        catalog.refresh_stat(collection, path, *size, *modified_ns).await?;
+        catalog.refresh_stat(path, *size, *modified_ns).await?;
     }
     for (facts, previous, reason) in &found.failed {
         if previous.as_ref().is_some_and(KnownFile::may_have_points) {
             index.delete_documents(std::slice::from_ref(&facts.doc_id)).await?;
         }
-        catalog.record_without_points(collection, job_id, facts, FileStatus::Failed, reason).await?;
+        catalog.record_without_points(job_id, facts, FileStatus::Failed, reason).await?;
     }
     let mut items = found.embed;
     items.extend(found.vanished.into_iter().map(|f| WorkItem {
@@ -179,7 +178,7 @@ async fn enqueue_job(
         extension: f.extension,
         kind: WorkKind::Delete,
     }));
-    catalog.enqueue(job_id, collection, &items).await?;
+    catalog.enqueue(job_id, &items).await?;
     let mut tally = found.tally;
     tally.queued = items.len() as u64;
     tally.planned_new = found.plan.add;

@@ -26,6 +26,7 @@ use crate::extract::{self, ExtractorPool};
 use crate::hash::{self, HashedFile};
 use crate::progress::{Counters, Stage, StageClock};
 use crate::scan::{FileEntry, ScanItem};
+use crate::sparse::Analyzer;
 
 pub(super) fn facts_of(entry: &FileEntry, content_hash: Option<String>, fingerprint: &str) -> FileFacts {
     FileFacts {
@@ -60,6 +61,7 @@ pub(super) fn spawn(
         built: OnceLock::new(),
     };
     let fingerprint = LogicFingerprint::new(&model.id, settings.chunk_size, settings.chunk_overlap);
+    let analyzer = Analyzer::english();
     let (settings, counters, cancel) = (settings.clone(), counters.clone(), cancel.clone());
     let thread = std::thread::Builder::new().name("prepare".into()).spawn(move || {
         // Changed files go to `workers` extract threads, each driving one extractor process
@@ -76,6 +78,7 @@ pub(super) fn spawn(
                     extractors: &extractors,
                     fingerprint: &fingerprint,
                     chunker: &chunker,
+                    analyzer: &analyzer,
                     clock: &counters.stages,
                     cancel: &cancel,
                 };
@@ -278,6 +281,7 @@ struct ExtractStage<'a> {
     extractors: &'a ExtractorPool,
     fingerprint: &'a LogicFingerprint,
     chunker: &'a LazyChunker,
+    analyzer: &'a Analyzer,
     clock: &'a StageClock,
     cancel: &'a AtomicBool,
 }
@@ -301,7 +305,7 @@ impl ExtractStage<'_> {
     /// Extracts and chunks one file within its limits: `settings.extraction.timeout` for the
     /// two together, and at most `settings.max_file_chunks` chunks.
     fn prepare_file(&self, hashed: HashedFile, previous: Option<KnownFile>) -> Result<Outcome> {
-        let Self { settings, extractors, fingerprint, chunker, clock, cancel } = *self;
+        let Self { settings, extractors, fingerprint, chunker, analyzer, clock, cancel } = *self;
         let timeout = settings.extraction.timeout;
         let started = Instant::now();
         let fingerprint = fingerprint.of(&hashed.entry.extension);
@@ -325,8 +329,10 @@ impl ExtractStage<'_> {
                 if chunks.is_empty() {
                     return Ok(Outcome::NoText { facts, previous, reason: extract::ExtractError::NoText.to_string() });
                 }
+                let sparse =
+                    clock.time(Stage::Sparse, || chunks.iter().map(|c| analyzer.document(&c.content)).collect());
                 Outcome::Embedded(EmbeddedFile {
-                    prepared: PreparedFile { facts, previous, chunks },
+                    prepared: PreparedFile { facts, previous, chunks, sparse },
                     vectors: Vec::new(),
                 })
             }

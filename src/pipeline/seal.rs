@@ -8,7 +8,7 @@
 
 use anyhow::{Context, Result};
 
-use crate::catalog::Catalog;
+use crate::catalog::CollectionCatalog;
 use crate::consistency::{check_touched, Touched, Verification};
 use crate::parquet_copy::ParquetCopy;
 use crate::store::VectorIndex;
@@ -17,7 +17,7 @@ use crate::store::VectorIndex;
 /// store finished, and its check of the files it touched recorded on its row (none when it
 /// touched nothing).
 pub(super) async fn seal_job(
-    catalog: &Catalog,
+    catalog: &CollectionCatalog,
     index: &dyn VectorIndex,
     parquet: &ParquetCopy,
     job_id: &str,

@@ -23,7 +23,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use super::{facts_of, FailedFile, JobReport, JobSettings, LogicFingerprint, Outcome, RunStatus, Stages, ToExtract};
-use crate::catalog::{Catalog, Fence, FileStatus, JobCounters, JobRow, JobStatus, WorkKind, WORK_CHANNEL};
+use crate::catalog::{CollectionCatalog, Fence, FileStatus, JobCounters, JobRow, JobStatus, WorkKind, WORK_CHANNEL};
 use crate::consistency::Touched;
 use crate::embed::{Embedder, ModelInfo};
 use crate::hash;
@@ -36,7 +36,6 @@ use crate::store::VectorIndex;
 /// How a worker runs.
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
-    pub collection: String,
     /// How long a claim is held without a heartbeat.
     pub lease: Duration,
     /// Exit once no queued job of the collection has open work, instead of waiting for more.
@@ -94,7 +93,8 @@ pub fn host_name() -> String {
 
 /// Everything a worker works with.
 pub struct WorkerParts<'a> {
-    pub catalog: &'a Catalog,
+    /// The catalog bound to the collection the worker works on.
+    pub catalog: &'a CollectionCatalog,
     pub index: Arc<dyn VectorIndex>,
     pub parquet: &'a ParquetCopy,
     pub model: &'a ModelInfo,
@@ -120,7 +120,7 @@ pub async fn run_worker(
         .await
         .context("connecting to PostgreSQL to listen for work")?;
     listener.listen(WORK_CHANNEL).await.context("listening for work")?;
-    fenced.register_worker(&settings.collection, &host).await?;
+    fenced.register_worker(&host).await?;
     let items_done = Arc::new(std::sync::atomic::AtomicI64::new(0));
     let heartbeat = {
         let (fenced, lease, items_done) = (fenced.clone(), settings.lease, items_done.clone());
@@ -149,13 +149,13 @@ pub async fn run_worker(
     };
     let outcome = async {
         while !cancel.load(Ordering::SeqCst) {
-            for job_id in parts.catalog.queued_jobs_to_end(&settings.collection).await? {
+            for job_id in parts.catalog.queued_jobs_to_end().await? {
                 if end_queued_job(parts.catalog, parts.index.as_ref(), parts.parquet, &job_id).await? {
                     report.ended_jobs.push(job_id);
                 }
             }
-            let Some(job_id) = fenced.job_with_work(&settings.collection).await? else {
-                let (open, first_expiry) = parts.catalog.open_work(&settings.collection).await?;
+            let Some(job_id) = fenced.job_with_work().await? else {
+                let (open, first_expiry) = parts.catalog.open_work().await?;
                 if open == 0 && settings.once {
                     break;
                 }
@@ -169,7 +169,7 @@ pub async fn run_worker(
                 continue;
             };
             // Shared with other workers; a run that takes the collection whole keeps workers out.
-            let Some(lock) = parts.catalog.lock_collection_shared(&settings.collection).await? else {
+            let Some(lock) = parts.catalog.lock_collection_shared().await? else {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             };
@@ -222,7 +222,7 @@ async fn cancelled(cancel: &AtomicBool) {
 #[allow(clippy::too_many_arguments)] // the job, the worker's leases, and its parts
 async fn work_job(
     settings: &JobSettings,
-    fenced: &Catalog,
+    fenced: &CollectionCatalog,
     fence: &Arc<Fence>,
     lock: &crate::catalog::CollectionLock,
     parts: &WorkerParts<'_>,
@@ -268,7 +268,7 @@ async fn work_job(
 /// The worker's `Source`: claims items of one job and hands their files on.
 struct ClaimSource {
     runtime: tokio::runtime::Handle,
-    catalog: Catalog,
+    catalog: CollectionCatalog,
     fence: Arc<Fence>,
     job_id: String,
     settings: JobSettings,
@@ -287,7 +287,6 @@ impl ClaimSource {
         out: &crossbeam_channel::Sender<Outcome>,
     ) -> Result<()> {
         let send = |outcome| out.send(outcome).map_err(|_| anyhow::anyhow!("the embed stage stopped"));
-        let collection = &self.settings.collection;
         while !self.cancel.load(Ordering::SeqCst) {
             // Held items leave the fence once finished, or once found lost (at a fenced write,
             // or at the heartbeat, a third of a lease away).
@@ -301,7 +300,7 @@ impl ClaimSource {
                 return Ok(());
             }
             let paths: Vec<String> = claims.iter().map(|c| c.path.clone()).collect();
-            let mut rows = self.runtime.block_on(self.catalog.known_files_at(collection, &paths))?;
+            let mut rows = self.runtime.block_on(self.catalog.known_files_at(&paths))?;
             for claim in claims {
                 Counters::add(&self.counters.files_seen, 1);
                 let previous = rows.remove(&claim.path);
@@ -311,7 +310,7 @@ impl ClaimSource {
                         // Never indexed: nothing to delete but the item.
                         None => {
                             let path = [claim.path];
-                            self.runtime.block_on(self.catalog.mark_deleted(collection, &self.job_id, &path))?;
+                            self.runtime.block_on(self.catalog.mark_deleted(&self.job_id, &path))?;
                         }
                     }
                     continue;
@@ -350,7 +349,7 @@ impl ClaimSource {
 /// and its final status. Guarded by an advisory lock, so two processes never run them
 /// together; every step is safe to repeat after a crash. Returns whether it ran them.
 pub async fn end_queued_job(
-    catalog: &Catalog,
+    catalog: &CollectionCatalog,
     index: &dyn VectorIndex,
     parquet: &ParquetCopy,
     job_id: &str,
@@ -361,7 +360,7 @@ pub async fn end_queued_job(
     if job.status != JobStatus::Processing || depth.open() > 0 {
         return Ok(false);
     }
-    let files = catalog.files_of_job(&job.collection, job_id).await?;
+    let files = catalog.files_of_job(job_id).await?;
     let count = |status: FileStatus| files.iter().filter(|f| f.status() == status).count() as i64;
     let touched: Vec<Touched> = files
         .iter()
@@ -388,7 +387,7 @@ pub async fn end_queued_job(
     });
     catalog.set_job_status(job_id, JobStatus::Completed, error.as_deref()).await?;
     // Workers waiting for other workers' items to finish learn that they have.
-    catalog.wake_workers(&job.collection).await?;
+    catalog.wake_workers().await?;
     Ok(true)
 }
 
@@ -396,7 +395,7 @@ pub async fn end_queued_job(
 /// finished its work but not the job), then completes `report` with what they did: the
 /// job's final status and check, the files that failed or held no text, and its points.
 pub async fn wait_for_queued_job(
-    catalog: &Catalog,
+    catalog: &CollectionCatalog,
     index: &dyn VectorIndex,
     parquet: &ParquetCopy,
     mut report: JobReport,
@@ -416,7 +415,7 @@ pub async fn wait_for_queued_job(
             break job;
         }
         if !quiet && last_said.elapsed() >= Duration::from_secs(5) {
-            let workers = catalog.live_workers(&report.collection).await?.len();
+            let workers = catalog.live_workers().await?.len();
             eprintln!(
                 "ingest: job {job_id}: {} pending, {} leased, {} done, {} parked; {workers} live workers",
                 depth.pending, depth.leased, depth.done, depth.parked
@@ -425,7 +424,7 @@ pub async fn wait_for_queued_job(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
-    let files = catalog.files_of_job(&report.collection, &job_id).await?;
+    let files = catalog.files_of_job(&job_id).await?;
     let listed = |status: FileStatus| -> Vec<FailedFile> {
         files
             .iter()
@@ -448,7 +447,7 @@ pub async fn wait_for_queued_job(
     report.queue = Some(super::QueueOutcome {
         depth: catalog.queue_depth(&job_id).await?,
         parked: catalog.parked_items(&job_id).await?,
-        workers: catalog.live_workers(&report.collection).await?,
+        workers: catalog.live_workers().await?,
     });
     report.elapsed_seconds += started.elapsed().as_secs_f64();
     Ok(report)

@@ -17,16 +17,19 @@ use anyhow::{anyhow, bail, Context, Result};
 use async_trait::async_trait;
 use qdrant_edge::external::serde_json as edge_json;
 use qdrant_edge::{
-    Condition, CountRequest, CreateIndex, Distance, EdgeConfig, EdgeConfigBuilder, EdgeOptimizersConfig, EdgeShard,
-    EdgeVectorParamsBuilder, FieldCondition, FieldIndexOperations, Filter, JsonPath, Match, NamedQuery, Payload,
-    PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations, PointOperations, PointStruct, QueryEnum,
-    QueryRequest, Range, Record, ScoringQuery, ScrollRequest, UpdateOperation, ValueVariants, VectorInternal,
-    VectorStructInternal, WalOptions, WithPayloadInterface, WithVector,
+    AnyVariants, Condition, CountRequest, CreateIndex, CreateVectorName, Distance, EdgeConfig, EdgeConfigBuilder,
+    EdgeOptimizersConfig, EdgeShard, EdgeSparseVectorParamsBuilder, EdgeVectorParamsBuilder, FieldCondition,
+    FieldIndexOperations, Filter, Fusion, JsonPath, Match, Modifier, NamedQuery, Payload, PayloadFieldSchema,
+    PayloadSchemaType, PointId, PointInsertOperations, PointOperations, PointStruct, Prefetch, QueryEnum, QueryRequest,
+    Range, Record, ScoringQuery, ScrollRequest, SparseVectorConfig, UpdateOperation, ValueVariants, Vector,
+    VectorInternal, VectorNameConfig, VectorNameOperations, VectorStructInternal, Vectors, WalOptions,
+    WithPayloadInterface, WithVector,
 };
 use tokio::sync::RwLock;
 use uuid::Uuid;
 
-use super::{Hit, Point, PointPayload, ScrollPage, StoredPoint, VectorIndex};
+use super::{Hit, Point, PointFilter, PointPayload, Query, ScrollPage, StoredPoint, VectorIndex, SPARSE_VECTOR};
+use crate::sparse::SparseVector;
 
 /// A collection in the embedded engine.
 pub struct EmbeddedIndex {
@@ -197,6 +200,27 @@ fn edge_error(error: qdrant_edge::OperationError) -> anyhow::Error {
     anyhow!("embedded Qdrant: {error}")
 }
 
+/// The payload indexes every collection has: `doc_id` and `chunk_index` to find a file's
+/// points, `ext` and `analyzer` for filters.
+const PAYLOAD_INDEXES: [(&str, PayloadSchemaType); 4] = [
+    ("doc_id", PayloadSchemaType::Keyword),
+    ("chunk_index", PayloadSchemaType::Integer),
+    ("ext", PayloadSchemaType::Keyword),
+    ("analyzer", PayloadSchemaType::Keyword),
+];
+
+fn create_payload_indexes(shard: &EdgeShard) -> Result<()> {
+    for (name, kind) in PAYLOAD_INDEXES {
+        shard
+            .update(UpdateOperation::FieldIndexOperation(FieldIndexOperations::CreateIndex(CreateIndex {
+                field_name: field(name),
+                field_schema: Some(PayloadFieldSchema::FieldType(kind)),
+            })))
+            .map_err(edge_error)?;
+    }
+    Ok(())
+}
+
 /// A payload key; only called with the constant, valid keys of [`PointPayload`].
 fn field(name: &str) -> JsonPath {
     name.parse().expect("payload keys are valid JSON paths")
@@ -227,9 +251,15 @@ fn tail_filter(doc_id: &str, from: u32) -> Filter {
     filter
 }
 
+fn edge_sparse(sparse: SparseVector) -> Result<Vector> {
+    Vector::new_sparse(sparse.indices, sparse.values).map_err(edge_error)
+}
+
 fn to_edge_point(point: Point) -> Result<PointStruct> {
     let payload = edge_json::to_value(&point.payload).context("encoding payload")?;
-    Ok(PointStruct::new(PointId::Uuid(point.id), point.vector, payload))
+    let vectors =
+        Vectors::new_named([("", Vector::new_dense(point.vector)), (SPARSE_VECTOR, edge_sparse(point.sparse)?)]);
+    Ok(PointStruct::new(PointId::Uuid(point.id), vectors, payload))
 }
 
 fn from_record(id: PointId, payload: Option<Payload>, vector: Option<VectorStructInternal>) -> Result<StoredPoint> {
@@ -237,16 +267,100 @@ fn from_record(id: PointId, payload: Option<Payload>, vector: Option<VectorStruc
     let payload = payload.with_context(|| format!("point {id} has no payload"))?;
     let payload: PointPayload = edge_json::from_value(edge_json::Value::Object(payload.0.into_iter().collect()))
         .with_context(|| format!("point {id} has an unexpected payload"))?;
-    let vector = match vector {
-        None => Vec::new(),
-        Some(VectorStructInternal::Single(v)) => v,
-        Some(VectorStructInternal::Named(mut named)) => match named.remove("") {
-            Some(VectorInternal::Dense(v)) => v,
-            _ => bail!("point {id} has no dense default vector"),
-        },
+    let (vector, sparse) = match vector {
+        None => (Vec::new(), SparseVector::default()),
+        Some(VectorStructInternal::Single(v)) => (v, SparseVector::default()),
+        Some(VectorStructInternal::Named(mut named)) => {
+            let dense = match named.remove("") {
+                Some(VectorInternal::Dense(v)) => v,
+                _ => bail!("point {id} has no dense default vector"),
+            };
+            let sparse = match named.remove(SPARSE_VECTOR) {
+                Some(VectorInternal::Sparse(v)) => SparseVector { indices: v.indices, values: v.values },
+                None => SparseVector::default(),
+                Some(_) => bail!("point {id} has a {SPARSE_VECTOR:?} vector that is not sparse"),
+            };
+            (dense, sparse)
+        }
         Some(_) => bail!("point {id} has a multi-vector"),
     };
-    Ok(Point { id, vector, payload })
+    Ok(Point { id, vector, sparse, payload })
+}
+
+fn keyword(key: &str, value: &str) -> Result<Condition> {
+    let path: JsonPath = key.parse().map_err(|_| anyhow!("{key:?} is not a payload key"))?;
+    Ok(Condition::Field(FieldCondition::new_match(path, Match::new_value(ValueVariants::String(value.to_string())))))
+}
+
+/// The payload conditions of `filter`, as the engine applies them; `None` when it has none.
+fn point_filter(filter: &PointFilter) -> Result<Option<Filter>> {
+    if filter.is_empty() {
+        return Ok(None);
+    }
+    let mut must = Vec::new();
+    if let Some(text) = &filter.path_contains {
+        must.push(Condition::Field(FieldCondition::new_match(field("path"), Match::new_text(text))));
+    }
+    for (key, value) in &filter.equals {
+        // A value reads as a keyword, and as an integer too when it is one.
+        let mut either = vec![keyword(key, value)?];
+        if let Ok(number) = value.parse::<i64>() {
+            let path: JsonPath = key.parse().map_err(|_| anyhow!("{key:?} is not a payload key"))?;
+            either.push(Condition::Field(FieldCondition::new_match(
+                path,
+                Match::new_value(ValueVariants::Integer(number)),
+            )));
+        }
+        must.push(Condition::Filter(Filter { should: Some(either), ..Filter::default() }));
+    }
+    if !filter.extensions.is_empty() {
+        let any = AnyVariants::Strings(filter.extensions.iter().map(|e| e.as_str().into()).collect());
+        must.push(Condition::Field(FieldCondition::new_match(field("ext"), Match::new_any(any))));
+    }
+    Ok(Some(Filter { must: Some(must), ..Filter::default() }))
+}
+
+/// Reciprocal-rank fusion's `k`: Qdrant's own default, so both backends rank alike.
+const RRF_K: usize = 2;
+
+fn nearest(vector: VectorInternal, using: Option<&str>) -> ScoringQuery {
+    ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery { query: vector, using: using.map(str::to_string) }))
+}
+
+/// The engine's request for `query`: one nearest-vector ranking, or two fused.
+fn query_request(query: Query) -> Result<QueryRequest> {
+    let filter = point_filter(&query.filter)?;
+    let dense = query.dense.map(|v| nearest(VectorInternal::Dense(v), None));
+    let sparse = match query.sparse {
+        Some(sparse) => Some(nearest(edge_sparse(sparse)?.0, Some(SPARSE_VECTOR))),
+        None => None,
+    };
+    let (prefetches, scoring) = match (dense, sparse) {
+        (Some(dense), Some(sparse)) => {
+            let prefetch = |scoring| Prefetch {
+                prefetches: vec![],
+                query: Some(scoring),
+                limit: query.candidates.max(query.limit),
+                params: None,
+                filter: filter.clone(),
+                score_threshold: None,
+            };
+            (vec![prefetch(dense), prefetch(sparse)], ScoringQuery::Fusion(Fusion::Rrf { k: RRF_K, weights: None }))
+        }
+        (Some(one), None) | (None, Some(one)) => (vec![], one),
+        (None, None) => bail!("a query needs a dense or a sparse vector"),
+    };
+    Ok(QueryRequest {
+        prefetches,
+        query: Some(scoring),
+        filter,
+        score_threshold: None,
+        limit: query.limit,
+        offset: 0,
+        params: None,
+        with_vector: WithVector::Bool(false),
+        with_payload: WithPayloadInterface::Bool(true),
+    })
 }
 
 #[async_trait]
@@ -272,23 +386,39 @@ impl VectorIndex for EmbeddedIndex {
                     self.collection, params.size, params.distance
                 );
             }
-            return Ok(());
+            if config.sparse_vectors.contains_key(SPARSE_VECTOR) {
+                return Ok(());
+            }
+            // A collection made before sparse vectors: declare them, and the indexes that
+            // came with them.
+            drop(guard);
+            return self
+                .writing(|shard| {
+                    let create = CreateVectorName {
+                        vector_name: SPARSE_VECTOR.into(),
+                        config: VectorNameConfig::sparse(SparseVectorConfig {
+                            modifier: Some(Modifier::Idf),
+                            datatype: None,
+                        }),
+                    };
+                    shard
+                        .update(UpdateOperation::VectorNameOperation(VectorNameOperations::CreateVectorName(create)))
+                        .map_err(edge_error)?;
+                    create_payload_indexes(shard)?;
+                    shard.flush();
+                    Ok(())
+                })
+                .await;
         }
         std::fs::create_dir_all(&self.path).with_context(|| format!("creating {}", self.path.display()))?;
         let config = EdgeConfigBuilder::new()
             .vector("", EdgeVectorParamsBuilder::new(dim, Distance::Cosine).build())
+            .sparse_vector(SPARSE_VECTOR, EdgeSparseVectorParamsBuilder::new().modifier(Modifier::Idf).build())
             .optimizers(optimizers())
             .wal_options(wal_options())
             .build();
         let shard = EdgeShard::new(&self.path, config).map_err(edge_error)?;
-        for (name, kind) in [("doc_id", PayloadSchemaType::Keyword), ("chunk_index", PayloadSchemaType::Integer)] {
-            shard
-                .update(UpdateOperation::FieldIndexOperation(FieldIndexOperations::CreateIndex(CreateIndex {
-                    field_name: field(name),
-                    field_schema: Some(PayloadFieldSchema::FieldType(kind)),
-                })))
-                .map_err(edge_error)?;
-        }
+        create_payload_indexes(&shard)?;
         *guard = Some(Arc::new(shard));
         Ok(())
     }
@@ -317,22 +447,9 @@ impl VectorIndex for EmbeddedIndex {
         self.apply(PointOperations::DeletePointsByFilter(tail_filter(doc_id, keep))).await
     }
 
-    async fn search(&self, vector: Vec<f32>, limit: usize) -> Result<Vec<Hit>> {
+    async fn query(&self, query: Query) -> Result<Vec<Hit>> {
+        let request = query_request(query)?;
         self.blocking(move |shard| {
-            let request = QueryRequest {
-                prefetches: vec![],
-                query: Some(ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery {
-                    query: VectorInternal::Dense(vector),
-                    using: None,
-                }))),
-                filter: None,
-                score_threshold: None,
-                limit,
-                offset: 0,
-                params: None,
-                with_vector: WithVector::Bool(false),
-                with_payload: WithPayloadInterface::Bool(true),
-            };
             let scored = shard.query(request).map_err(edge_error)?;
             scored
                 .into_iter()
@@ -340,6 +457,21 @@ impl VectorIndex for EmbeddedIndex {
                 .collect()
         })
         .await
+    }
+
+    async fn has_sparse_vectors(&self) -> Result<bool> {
+        if let Some(shard) = self.shard.read().await.as_ref() {
+            return Ok(shard.config().sparse_vectors.contains_key(SPARSE_VECTOR));
+        }
+        let config = EdgeConfig::load(&self.path).transpose().map_err(|e| {
+            anyhow!("cannot read the embedded collection's configuration in {}: {e}", self.path.display())
+        })?;
+        Ok(config.is_some_and(|c| c.sparse_vectors.contains_key(SPARSE_VECTOR)))
+    }
+
+    async fn count_without_analyzer(&self, analyzer: &str) -> Result<u64> {
+        let filter = Filter { must_not: Some(vec![keyword("analyzer", analyzer)?]), ..Filter::default() };
+        self.count_matching(Some(filter)).await
     }
 
     async fn count(&self, doc_id: Option<&str>) -> Result<u64> {

@@ -1,7 +1,14 @@
 //! # Vector store
 //!
-//! In: [`Point`]s (deterministic id, vector, payload) and requests by `doc_id`.
-//! Out: acknowledged writes, search [`Hit`]s, and scrolls of what is stored.
+//! In: [`Point`]s (deterministic id, dense vector, BM25 sparse vector, payload) and
+//! requests by `doc_id`. Out: acknowledged writes, [`Hit`]s of a dense, sparse or fused
+//! [`Query`], and scrolls of what is stored.
+//!
+//! Every point carries two vectors: the model's dense vector, unnamed (Qdrant's default
+//! vector, as collections made before sparse vectors had it), and a sparse vector named
+//! [`SPARSE_VECTOR`] whose weights are BM25 term frequencies; the collection declares it
+//! with Qdrant's `Idf` modifier, so the inverse document frequency comes from the
+//! collection itself at query time.
 //!
 //! [`VectorIndex`] is the narrow interface the pipeline talks to, bound to one collection.
 //! [`embedded::EmbeddedIndex`] runs Qdrant's own engine in-process (the default, no
@@ -16,6 +23,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::sparse::SparseVector;
+
 /// The payload stored with every point.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PointPayload {
@@ -27,6 +36,15 @@ pub struct PointPayload {
     pub job_id: String,
     pub model: String,
     pub created_at: String,
+    /// The analyzer that made the point's sparse vector ([`crate::sparse::ANALYZER_VERSION`]);
+    /// absent on points written before sparse vectors, which a backfill gives them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analyzer: Option<String>,
+    /// The file's extension, lowercase and without its dot ([`extension_of`]), for `--ext`;
+    /// absent when the file has none, and on points written before it was recorded, until
+    /// a backfill.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ext: Option<String>,
     /// Where the chunk came from: `page`, `page_end`, `sheet`, `slide`, `heading` and
     /// `title` as top-level payload fields, each present only when set.
     #[serde(flatten)]
@@ -38,7 +56,71 @@ pub struct PointPayload {
 pub struct Point {
     pub id: Uuid,
     pub vector: Vec<f32>,
+    /// The chunk's BM25 term weights; empty when the chunk has no terms (and, read back,
+    /// unless vectors are asked for).
+    pub sparse: SparseVector,
     pub payload: PointPayload,
+}
+
+/// A path's extension as the payload's `ext` holds it: lowercase, without the dot.
+pub fn extension_of(path: &str) -> Option<String> {
+    std::path::Path::new(path).extension().map(|ext| ext.to_string_lossy().to_lowercase())
+}
+
+/// The name of the sparse vector beside the unnamed dense one.
+pub const SPARSE_VECTOR: &str = "bm25";
+
+/// Which vectors a [`Query`] ranks by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMode {
+    /// Both, fused by reciprocal rank.
+    #[default]
+    Hybrid,
+    /// The model's vectors only.
+    Dense,
+    /// BM25 term weights only.
+    Sparse,
+}
+
+impl SearchMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SearchMode::Hybrid => "hybrid",
+            SearchMode::Dense => "dense",
+            SearchMode::Sparse => "sparse",
+        }
+    }
+}
+
+/// Conditions on a point's payload, applied by the store while it ranks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PointFilter {
+    /// Points whose `path` contains this text (a directory, given with its trailing `/`).
+    pub path_contains: Option<String>,
+    /// Points whose payload `key` equals `value` as a keyword, for every pair.
+    pub equals: Vec<(String, String)>,
+    /// Points whose `ext` is any of these (lowercase, without the dot); any point when empty.
+    pub extensions: Vec<String>,
+}
+
+impl PointFilter {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// A ranking request. With both vectors, each ranks `candidates` points and the two lists
+/// are fused by reciprocal rank (Qdrant's prefetch and `Fusion::Rrf`); with one, points are
+/// ranked by it alone.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    pub dense: Option<Vec<f32>>,
+    pub sparse: Option<SparseVector>,
+    pub limit: usize,
+    /// How many points each side ranks before fusion.
+    pub candidates: usize,
+    pub filter: PointFilter,
 }
 
 /// A point as read back from the store; `vector` is empty unless asked for.
@@ -59,9 +141,10 @@ pub type ScrollPage = (Vec<StoredPoint>, Option<Uuid>);
 pub trait VectorIndex: Send + Sync {
     /// The collection's name.
     fn collection(&self) -> &str;
-    /// Creates the collection if it is missing (cosine distance, a keyword index on
-    /// `doc_id`, an integer index on `chunk_index`), or checks that the existing one has
-    /// `dim` dimensions and cosine distance.
+    /// Creates the collection if it is missing (cosine distance, the [`SPARSE_VECTOR`] with
+    /// the `Idf` modifier, keyword indexes on `doc_id`, `ext` and `analyzer`, an integer
+    /// index on `chunk_index`), or checks that the existing one has `dim` dimensions and
+    /// cosine distance, and declares the sparse vector and the indexes it lacks.
     async fn ensure_collection(&self, dim: usize) -> Result<()>;
     /// Writes points and returns once they are durable (Qdrant's `wait = true`).
     async fn upsert(&self, points: Vec<Point>) -> Result<()>;
@@ -71,8 +154,14 @@ pub trait VectorIndex: Send + Sync {
     async fn delete_points(&self, ids: &[Uuid]) -> Result<()>;
     /// Deletes the points of `doc_id` whose `chunk_index` is `keep` or more.
     async fn delete_tail(&self, doc_id: &str, keep: u32) -> Result<()>;
-    /// Nearest points to `vector` by cosine similarity.
-    async fn search(&self, vector: Vec<f32>, limit: usize) -> Result<Vec<Hit>>;
+    /// The best points for `query`: nearest by cosine similarity, by BM25 score, or both fused.
+    async fn query(&self, query: Query) -> Result<Vec<Hit>>;
+    /// Whether the collection declares the [`SPARSE_VECTOR`]; collections made before
+    /// sparse vectors do not until [`VectorIndex::ensure_collection`] adds it.
+    async fn has_sparse_vectors(&self) -> Result<bool>;
+    /// Exact number of points whose sparse vector was not made by `analyzer` (payload
+    /// `analyzer`): the points a backfill must rewrite.
+    async fn count_without_analyzer(&self, analyzer: &str) -> Result<u64>;
     /// Exact number of points, of one document or of the whole collection.
     async fn count(&self, doc_id: Option<&str>) -> Result<u64>;
     /// Exact number of points of these documents together.
@@ -187,6 +276,19 @@ impl std::fmt::Debug for StoreLocation<'_> {
     }
 }
 
+impl StoreLocation<'_> {
+    /// Whether the vectors can live here as asked: a cluster layout needs a Qdrant server.
+    pub fn check(&self) -> Result<()> {
+        if self.qdrant_url.is_none() && !self.layout.is_default() {
+            anyhow::bail!(
+                "--shards, --replication-factor and --write-consistency-factor lay a collection out over a Qdrant \
+                 cluster; give --qdrant-url, or drop them for the embedded engine"
+            );
+        }
+        Ok(())
+    }
+}
+
 /// Opens `collection` on the configured backend: the Qdrant server at `qdrant_url`, or the
 /// embedded engine under `data_dir`.
 pub async fn open(
@@ -194,13 +296,10 @@ pub async fn open(
     collection: &str,
     policy: crate::retry::RetryPolicy,
 ) -> Result<std::sync::Arc<dyn VectorIndex>> {
+    location.check()?;
     Ok(match location.qdrant_url {
         Some(url) => std::sync::Arc::new(
             qdrant::QdrantIndex::connect(url, location.api_key, collection, policy).await?.with_layout(location.layout),
-        ),
-        None if !location.layout.is_default() => anyhow::bail!(
-            "--shards, --replication-factor and --write-consistency-factor lay a collection out over a Qdrant \
-             cluster; give --qdrant-url, or drop them for the embedded engine"
         ),
         None => std::sync::Arc::new(embedded::EmbeddedIndex::open(location.data_dir, collection)),
     })

@@ -8,14 +8,21 @@
 //! limits are retried with backoff and jitter until the outage limit; any other answer
 //! (a bad request, a dimension mismatch) fails at once. Only what a real Qdrant server
 //! supports is used.
+//!
+//! Points are written as named vectors: `""` (the unnamed default vector) holds the dense
+//! one, [`SPARSE_VECTOR`] the BM25 one. A hybrid [`Query`] is one request: a prefetch per
+//! vector and reciprocal-rank fusion on the server.
 
 use anyhow::{anyhow, bail, Context, Result};
 use async_trait::async_trait;
 use qdrant_client::qdrant::{
-    point_id::PointIdOptions, points_selector::PointsSelectorOneOf, vector_output, vectors_config, vectors_output,
-    Condition, CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder, DeletePointsBuilder,
-    Distance, FieldType, Filter, PointId, PointStruct, PointsIdsList, QueryPointsBuilder, Range, RetrievedPoint,
-    ScrollPointsBuilder, UpsertPointsBuilder, VectorParamsBuilder, VectorsOutput,
+    point_id::PointIdOptions, points_selector::PointsSelectorOneOf, r#match::MatchValue, vector_output, vectors_config,
+    vectors_output, CollectionParams, Condition, CountPointsBuilder, CreateCollectionBuilder,
+    CreateFieldIndexCollectionBuilder, CreateVectorNameRequestBuilder, DeletePointsBuilder, Distance, FieldType,
+    Filter, Fusion, Modifier, NamedVectors, PointId, PointStruct, PointsIdsList, PrefetchQueryBuilder,
+    Query as QdrantQuery, QueryPointsBuilder, Range, RetrievedPoint, ScrollPointsBuilder,
+    SparseVectorCreationConfigBuilder, SparseVectorParamsBuilder, SparseVectorsConfigBuilder, UpsertPointsBuilder,
+    Vector, VectorInput, VectorOutput, VectorParamsBuilder, VectorsOutput,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
 use std::sync::Arc;
@@ -23,8 +30,20 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::{CollectionLayout, Hit, Point, PointPayload, ScrollPage, StoredPoint, VectorIndex};
+use super::{
+    CollectionLayout, Hit, Point, PointFilter, PointPayload, Query, ScrollPage, StoredPoint, VectorIndex, SPARSE_VECTOR,
+};
 use crate::retry::{transient, OutageClock, RetryPolicy};
+use crate::sparse::SparseVector;
+
+/// The payload indexes every collection has: `doc_id` and `chunk_index` to find a file's
+/// points, `ext` and `analyzer` for filters.
+const PAYLOAD_INDEXES: [(&str, FieldType); 4] = [
+    ("doc_id", FieldType::Keyword),
+    ("chunk_index", FieldType::Integer),
+    ("ext", FieldType::Keyword),
+    ("analyzer", FieldType::Keyword),
+];
 
 /// A collection on a Qdrant server.
 pub struct QdrantIndex {
@@ -94,7 +113,7 @@ impl QdrantIndex {
     }
 
     fn doc_filter(doc_id: &str) -> Condition {
-        Condition::matches("doc_id", doc_id.to_string())
+        keyword("doc_id", doc_id)
     }
 
     /// The points of any of `doc_ids`.
@@ -108,6 +127,19 @@ impl QdrantIndex {
             Self::doc_filter(doc_id),
             Condition::range("chunk_index", Range { gte: Some(from as f64), ..Default::default() }),
         ])
+    }
+
+    /// The collection's parameters, as the server reports them.
+    async fn params(&self) -> Result<CollectionParams> {
+        let info = self
+            .outage_clock
+            .call(|| async {
+                self.client.collection_info(&self.collection).await.map_err(|e| classify(e, "collection info"))
+            })
+            .await?;
+        info.result.and_then(|r| r.config).and_then(|c| c.params).with_context(|| {
+            format!("Qdrant at {} reported no parameters for collection {:?}", self.address, self.collection)
+        })
     }
 
     /// Exact number of points matching `filter` (all points without one); 0 before the
@@ -197,10 +229,44 @@ fn classify(error: QdrantError, doing: &str) -> anyhow::Error {
     }
 }
 
+/// `key` equals `value` as a keyword. (`Condition::matches` with a `String` would match a
+/// value holding whitespace as full text instead.)
+fn keyword(key: &str, value: &str) -> Condition {
+    Condition::matches(key, MatchValue::Keyword(value.to_string()))
+}
+
+/// The payload conditions of `filter`, as the server applies them; `None` when it has none.
+fn point_filter(filter: &PointFilter) -> Option<Filter> {
+    let mut must = Vec::new();
+    if let Some(text) = &filter.path_contains {
+        // Without a full-text index on `path`, Qdrant matches text as a substring.
+        must.push(Condition::matches_text("path", text.clone()));
+    }
+    for (key, value) in &filter.equals {
+        // A value reads as a keyword, and as an integer too when it is one.
+        must.push(match value.parse::<i64>() {
+            Ok(number) => Filter::should([keyword(key, value), Condition::matches(key.clone(), number)]).into(),
+            Err(_) => keyword(key, value),
+        });
+    }
+    if !filter.extensions.is_empty() {
+        must.push(Condition::matches("ext", filter.extensions.clone()));
+    }
+    (!must.is_empty()).then(|| Filter::must(must))
+}
+
+/// Whether the collection declares the [`SPARSE_VECTOR`].
+fn declares_sparse(params: &CollectionParams) -> bool {
+    params.sparse_vectors_config.as_ref().is_some_and(|config| config.map.contains_key(SPARSE_VECTOR))
+}
+
 fn to_point_struct(point: &Point) -> Result<PointStruct> {
     let payload = Payload::try_from(serde_json::to_value(&point.payload).context("encoding payload")?)
         .context("encoding payload")?;
-    Ok(PointStruct::new(point.id.to_string(), point.vector.clone(), payload))
+    let vectors = NamedVectors::default()
+        .add_vector("", Vector::new_dense(point.vector.clone()))
+        .add_vector(SPARSE_VECTOR, Vector::new_sparse(point.sparse.indices.clone(), point.sparse.values.clone()));
+    Ok(PointStruct::new(point.id.to_string(), vectors, payload))
 }
 
 fn uuid_of(id: Option<PointId>) -> Result<Uuid> {
@@ -212,15 +278,40 @@ fn uuid_of(id: Option<PointId>) -> Result<Uuid> {
 }
 
 #[allow(deprecated)] // older servers answer with `data` instead of `vector`
-fn dense_vector(vectors: Option<VectorsOutput>) -> Result<Vec<f32>> {
-    let Some(options) = vectors.and_then(|v| v.vectors_options) else { return Ok(Vec::new()) };
-    let vectors_output::VectorsOptions::Vector(output) = options else {
-        bail!("the collection has named vectors; ingest writes one unnamed dense vector")
-    };
+fn dense_vector(output: VectorOutput) -> Result<Vec<f32>> {
     match output.vector {
         Some(vector_output::Vector::Dense(dense)) => Ok(dense.data),
-        Some(_) => bail!("the collection holds sparse or multi vectors"),
-        None => Ok(output.data),
+        None if output.indices.is_none() && output.vectors_count.is_none() => Ok(output.data),
+        _ => bail!("the collection's unnamed vector is not dense; ingest writes a dense one"),
+    }
+}
+
+#[allow(deprecated)] // older servers answer with `data` and `indices` instead of `vector`
+fn sparse_vector(output: VectorOutput) -> Result<SparseVector> {
+    match (output.vector, output.indices) {
+        (Some(vector_output::Vector::Sparse(sparse)), _) => {
+            Ok(SparseVector { indices: sparse.indices, values: sparse.values })
+        }
+        (None, Some(indices)) => Ok(SparseVector { indices: indices.data, values: output.data }),
+        _ => bail!("the collection's {SPARSE_VECTOR:?} vector is not sparse; ingest writes a sparse one"),
+    }
+}
+
+/// A point's dense and sparse vectors as the server returns them: named (`""` and
+/// [`SPARSE_VECTOR`], the sparse one absent from points written before sparse vectors), or
+/// the one unnamed vector of a collection made before them; empty when not asked for.
+fn vectors_of(vectors: Option<VectorsOutput>) -> Result<(Vec<f32>, SparseVector)> {
+    match vectors.and_then(|v| v.vectors_options) {
+        None => Ok((Vec::new(), SparseVector::default())),
+        Some(vectors_output::VectorsOptions::Vector(dense)) => Ok((dense_vector(dense)?, SparseVector::default())),
+        Some(vectors_output::VectorsOptions::Vectors(mut named)) => {
+            let dense = named
+                .vectors
+                .remove("")
+                .context("the collection's points have no unnamed dense vector; ingest writes one")?;
+            let sparse = named.vectors.remove(SPARSE_VECTOR).map(sparse_vector).transpose()?.unwrap_or_default();
+            Ok((dense_vector(dense)?, sparse))
+        }
     }
 }
 
@@ -232,7 +323,8 @@ fn stored_point(
     let id = uuid_of(id)?;
     let payload: PointPayload =
         Payload::from(payload).deserialize().with_context(|| format!("point {id} has an unexpected payload"))?;
-    Ok(Point { id, vector: dense_vector(vectors)?, payload })
+    let (vector, sparse) = vectors_of(vectors).with_context(|| format!("point {id}"))?;
+    Ok(Point { id, vector, sparse, payload })
 }
 
 #[async_trait]
@@ -252,31 +344,49 @@ impl VectorIndex for QdrantIndex {
             .call(|| async { self.client.collection_exists(name).await.map_err(|e| classify(e, "collection check")) })
             .await?;
         if exists {
-            let info = self
-                .outage_clock
-                .call(|| async { self.client.collection_info(name).await.map_err(|e| classify(e, "collection info")) })
-                .await?;
-            let params = info
-                .result
-                .and_then(|r| r.config)
-                .and_then(|c| c.params)
-                .and_then(|p| p.vectors_config)
-                .and_then(|v| v.config);
-            let Some(vectors_config::Config::Params(params)) = params else {
+            let params = self.params().await?;
+            let dense = params.vectors_config.as_ref().and_then(|v| v.config.as_ref());
+            let Some(vectors_config::Config::Params(dense)) = dense else {
                 bail!("collection {name:?} on {} has named vectors; ingest needs one unnamed dense vector, so use another --collection", self.address);
             };
-            let distance = Distance::try_from(params.distance).unwrap_or(Distance::UnknownDistance);
-            if params.size != dim as u64 || distance != Distance::Cosine {
+            let distance = Distance::try_from(dense.distance).unwrap_or(Distance::UnknownDistance);
+            if dense.size != dim as u64 || distance != Distance::Cosine {
                 bail!(
                     "collection {name:?} on {} holds {}-dimensional {} vectors but the model makes {dim}-dimensional Cosine vectors; use another --collection or the model it was built with",
-                    self.address, params.size, distance.as_str_name()
+                    self.address, dense.size, distance.as_str_name()
                 );
+            }
+            if !declares_sparse(&params) {
+                // A collection made before sparse vectors. (Declaring it again, on a retry
+                // whose first answer was lost, is a no-op for the server.)
+                self.outage_clock
+                    .call(|| async {
+                        let sparse = SparseVectorCreationConfigBuilder::new().modifier(Modifier::Idf);
+                        let request = CreateVectorNameRequestBuilder::new(name, SPARSE_VECTOR, sparse).wait(true);
+                        match self.client.create_vector_name(request).await {
+                            Ok(_) => Ok(()),
+                            Err(QdrantError::ResponseError { status }) if status.code() == tonic::Code::Unimplemented => {
+                                Err(anyhow!(
+                                    "collection {name:?} on {} was made before sparse vectors, and this server cannot add them to it (that needs Qdrant 1.18 or later); upgrade Qdrant, or use another --collection",
+                                    self.address
+                                ))
+                            }
+                            Err(e) => Err(classify(e, "add the sparse vector")),
+                        }
+                    })
+                    .await?;
             }
         } else {
             self.outage_clock
                 .call(|| async {
+                    let mut sparse = SparseVectorsConfigBuilder::default();
+                    sparse.add_named_vector_params(
+                        SPARSE_VECTOR,
+                        SparseVectorParamsBuilder::default().modifier(Modifier::Idf),
+                    );
                     let mut request = CreateCollectionBuilder::new(name)
-                        .vectors_config(VectorParamsBuilder::new(dim as u64, Distance::Cosine));
+                        .vectors_config(VectorParamsBuilder::new(dim as u64, Distance::Cosine))
+                        .sparse_vectors_config(sparse);
                     let layout = self.layout;
                     if let Some(shards) = layout.shards {
                         request = request.shard_number(shards);
@@ -298,7 +408,7 @@ impl VectorIndex for QdrantIndex {
                 })
                 .await?;
         }
-        for (field, kind) in [("doc_id", FieldType::Keyword), ("chunk_index", FieldType::Integer)] {
+        for (field, kind) in PAYLOAD_INDEXES {
             self.outage_clock
                 .call(|| async {
                     let request = CreateFieldIndexCollectionBuilder::new(name, field, kind).wait(true);
@@ -339,22 +449,45 @@ impl VectorIndex for QdrantIndex {
         self.delete(Self::tail_filter(doc_id, keep).into(), "delete stale chunks").await
     }
 
-    async fn search(&self, vector: Vec<f32>, limit: usize) -> Result<Vec<Hit>> {
+    async fn query(&self, query: Query) -> Result<Vec<Hit>> {
+        let Query { dense, sparse, limit, candidates, filter } = query;
+        let dense = dense.map(QdrantQuery::new_nearest);
+        let sparse = sparse.map(|s| QdrantQuery::new_nearest(VectorInput::new_sparse(s.indices, s.values)));
+        let mut request = QueryPointsBuilder::new(&self.collection).limit(limit as u64).with_payload(true);
+        request = match (dense, sparse) {
+            (Some(dense), Some(sparse)) => {
+                let candidates = candidates.max(limit) as u64;
+                request
+                    .add_prefetch(PrefetchQueryBuilder::default().query(dense).limit(candidates))
+                    .add_prefetch(PrefetchQueryBuilder::default().query(sparse).using(SPARSE_VECTOR).limit(candidates))
+                    .query(QdrantQuery::new_fusion(Fusion::Rrf))
+            }
+            (Some(dense), None) => request.query(dense),
+            (None, Some(sparse)) => request.query(sparse).using(SPARSE_VECTOR),
+            (None, None) => bail!("a query needs a dense or a sparse vector"),
+        };
+        // Qdrant applies the query's filter to every prefetch too.
+        if let Some(filter) = point_filter(&filter) {
+            request = request.filter(filter);
+        }
+        let request = request.build();
         let response = self
             .outage_clock
-            .call(|| async {
-                let request = QueryPointsBuilder::new(&self.collection)
-                    .query(vector.clone())
-                    .limit(limit as u64)
-                    .with_payload(true);
-                self.client.query(request).await.map_err(|e| classify(e, "query"))
-            })
+            .call(|| async { self.client.query(request.clone()).await.map_err(|e| classify(e, "query")) })
             .await?;
         response
             .result
             .into_iter()
             .map(|p| Ok(Hit { score: p.score, point: stored_point(p.id, p.payload, None)? }))
             .collect()
+    }
+
+    async fn has_sparse_vectors(&self) -> Result<bool> {
+        Ok(self.exists().await? && declares_sparse(&self.params().await?))
+    }
+
+    async fn count_without_analyzer(&self, analyzer: &str) -> Result<u64> {
+        self.count_matching(Some(Filter::must_not([keyword("analyzer", analyzer)]))).await
     }
 
     async fn count(&self, doc_id: Option<&str>) -> Result<u64> {

@@ -273,7 +273,7 @@ pub struct Snapshot {
 pub fn snapshot(ws: &Workspace) -> Snapshot {
     let data = &ws.data();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let rows = runtime.block_on(async { ws.catalog().await.files("documents").await }).unwrap();
+    let rows = runtime.block_on(async { ws.catalog().await.collection("documents").files().await }).unwrap();
     let files = rows
         .iter()
         .filter(|f| f.status() != FileStatus::Deleted)

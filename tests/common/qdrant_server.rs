@@ -3,9 +3,13 @@
 //! The wire protocol is qdrant-client's own generated server traits; the engine is
 //! `qdrant-edge` (Qdrant's segment, WAL and index code), one shard per collection, on disk
 //! under a temporary directory. It implements the calls `ingest` makes (health check,
-//! collection exists/create/get/delete, upsert, delete by filter or ids, count, scroll,
-//! nearest-vector query, payload index creation) and the filter shapes real Qdrant accepts
-//! for keyword, integer and range conditions. Everything else answers `unimplemented`, one method at a time below.
+//! collection exists/create/get/delete with an unnamed dense vector and sparse vectors,
+//! adding a sparse vector to a collection, upsert of unnamed or named dense and sparse
+//! vectors, delete by filter or ids, count, scroll, queries by nearest dense or sparse
+//! vector and reciprocal-rank fusion of prefetches, payload index creation) and the filter
+//! shapes real Qdrant accepts for keyword, integer, range, full-text and match-any
+//! conditions, `must`, `should`, `must_not` and nested filters. Everything else answers
+//! `unimplemented`, one method at a time below.
 //!
 //! It doubles as a fault injector: refuse the next N calls, stall every call, die in the
 //! middle of an upsert after applying half of it, stop and restart on the same port.
@@ -22,11 +26,12 @@ use qdrant_client::qdrant::{
 };
 use qdrant_edge::external::serde_json as edge_json;
 use qdrant_edge::{
-    AnyVariants, Condition, CountRequest, CreateIndex, Distance, EdgeConfigBuilder, EdgeShard, EdgeVectorParamsBuilder,
-    FieldCondition, FieldIndexOperations, Filter, Match, NamedQuery, PayloadFieldSchema, PayloadSchemaType, PointId,
-    PointInsertOperations, PointOperations, PointStruct, QueryEnum, QueryRequest, Range, Record, ScoringQuery,
-    ScrollRequest, UpdateOperation, ValueVariants, VectorInternal, VectorStructInternal, WithPayloadInterface,
-    WithVector,
+    AnyVariants, Condition, CountRequest, CreateIndex, CreateVectorName, Distance, EdgeConfigBuilder, EdgeShard,
+    EdgeSparseVectorParamsBuilder, EdgeVectorParamsBuilder, FieldCondition, FieldIndexOperations, Filter, Fusion,
+    Match, Modifier, NamedQuery, PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations,
+    PointOperations, PointStruct, Prefetch, QueryEnum, QueryRequest, Range, Record, ScoringQuery, ScrollRequest,
+    SparseVector, SparseVectorConfig, UpdateOperation, ValueVariants, VectorInternal, VectorNameConfig,
+    VectorNameOperations, VectorStructInternal, WithPayloadInterface, WithVector,
 };
 use tonic::{Request, Response, Status};
 
@@ -219,10 +224,10 @@ impl Service {
         Ok(())
     }
 
-    /// Applies a point operation durably, one writer at a time (the engine's flush needs its WAL free).
-    fn apply(&self, shard: &EdgeShard, operation: PointOperations) -> Result<(), Status> {
+    /// Applies an operation durably, one writer at a time (the engine's flush needs its WAL free).
+    fn apply(&self, shard: &EdgeShard, operation: UpdateOperation) -> Result<(), Status> {
         let _turn = self.0.writes.lock().unwrap();
-        shard.update(UpdateOperation::PointOperation(operation)).map_err(internal)?;
+        shard.update(operation).map_err(internal)?;
         shard.flush();
         Ok(())
     }
@@ -268,14 +273,38 @@ fn grpc_id(id: PointId) -> grpc::PointId {
     }
 }
 
+/// A vector as the engine takes it: dense or sparse, in the current wire form or the
+/// deprecated one (`data`, with `indices` for a sparse vector).
 #[allow(deprecated)]
-fn dense(vector: grpc::Vector) -> Result<Vec<f32>, Status> {
+fn edge_vector(vector: grpc::Vector) -> Result<VectorInternal, Status> {
     match vector.vector {
-        Some(grpc::vector::Vector::Dense(d)) => Ok(d.data),
-        Some(_) => Err(unsupported("non-dense vectors")),
-        None if vector.indices.is_none() && vector.vectors_count.is_none() => Ok(vector.data),
-        None => Err(unsupported("sparse or multi vectors")),
+        Some(grpc::vector::Vector::Dense(d)) => Ok(VectorInternal::Dense(d.data)),
+        Some(grpc::vector::Vector::Sparse(s)) => sparse(s.indices, s.values),
+        Some(_) => Err(unsupported("multi, document, image or object vectors")),
+        None if vector.vectors_count.is_some() => Err(unsupported("multi vectors")),
+        None => match vector.indices {
+            Some(indices) => sparse(indices.data, vector.data),
+            None => Ok(VectorInternal::Dense(vector.data)),
+        },
     }
+}
+
+/// A sparse vector, refused as Qdrant refuses it: indices unique, one value for each.
+fn sparse(indices: Vec<u32>, values: Vec<f32>) -> Result<VectorInternal, Status> {
+    SparseVector::new(indices, values)
+        .map(VectorInternal::Sparse)
+        .map_err(|e| Status::invalid_argument(format!("Validation error: sparse vector: {e}")))
+}
+
+/// The engine's modifier for a gRPC one.
+fn edge_modifier(modifier: Option<i32>) -> Result<Option<Modifier>, Status> {
+    modifier
+        .map(|m| match grpc::Modifier::try_from(m) {
+            Ok(grpc::Modifier::None) => Ok(Modifier::None),
+            Ok(grpc::Modifier::Idf) => Ok(Modifier::Idf),
+            Err(_) => Err(Status::invalid_argument(format!("unknown sparse vector modifier {m}"))),
+        })
+        .transpose()
 }
 
 fn to_edge_json(payload: HashMap<String, grpc::Value>) -> Result<edge_json::Value, Status> {
@@ -290,22 +319,29 @@ fn to_grpc_payload(payload: Option<qdrant_edge::Payload>) -> Result<HashMap<Stri
     Ok(qdrant_client::Payload::try_from(json).map_err(internal)?.into())
 }
 
-fn vectors_output(vector: Option<VectorStructInternal>) -> Result<Option<grpc::VectorsOutput>, Status> {
-    let data = match vector {
-        None => return Ok(None),
-        Some(VectorStructInternal::Single(v)) => v,
-        Some(VectorStructInternal::Named(mut named)) => match named.remove("") {
-            Some(VectorInternal::Dense(v)) => v,
-            _ => return Err(unsupported("named vectors")),
-        },
-        Some(_) => return Err(unsupported("multi vectors")),
+fn vector_output(vector: VectorInternal) -> Result<grpc::VectorOutput, Status> {
+    use grpc::vector_output::Vector;
+    let vector = match vector {
+        VectorInternal::Dense(data) => Vector::Dense(grpc::DenseVector { data }),
+        VectorInternal::Sparse(s) => Vector::Sparse(grpc::SparseVector { indices: s.indices, values: s.values }),
+        VectorInternal::MultiDense(_) => return Err(unsupported("multi vectors")),
     };
     #[allow(deprecated)]
-    let output = grpc::VectorOutput {
-        vector: Some(grpc::vector_output::Vector::Dense(grpc::DenseVector { data })),
-        ..Default::default()
+    Ok(grpc::VectorOutput { vector: Some(vector), ..Default::default() })
+}
+
+/// A point's vectors as Qdrant answers them: its one unnamed vector alone, or all of them by name.
+fn vectors_output(vector: Option<VectorStructInternal>) -> Result<Option<grpc::VectorsOutput>, Status> {
+    use grpc::vectors_output::VectorsOptions;
+    let options = match vector {
+        None => return Ok(None),
+        Some(VectorStructInternal::Single(v)) => VectorsOptions::Vector(vector_output(VectorInternal::Dense(v))?),
+        Some(VectorStructInternal::Named(named)) => VectorsOptions::Vectors(grpc::NamedVectorsOutput {
+            vectors: named.into_iter().map(|(name, v)| Ok((name, vector_output(v)?))).collect::<Result<_, Status>>()?,
+        }),
+        Some(VectorStructInternal::MultiDense(_)) => return Err(unsupported("multi vectors")),
     };
-    Ok(Some(grpc::VectorsOutput { vectors_options: Some(grpc::vectors_output::VectorsOptions::Vector(output)) }))
+    Ok(Some(grpc::VectorsOutput { vectors_options: Some(options) }))
 }
 
 fn key(name: &str) -> Result<qdrant_edge::JsonPath, Status> {
@@ -322,6 +358,8 @@ fn condition(condition: grpc::Condition) -> Result<Condition, Status> {
                 let m = match m.match_value {
                     Some(MatchValue::Keyword(k)) => Match::new_value(ValueVariants::String(k)),
                     Some(MatchValue::Integer(i)) => Match::new_value(ValueVariants::Integer(i)),
+                    // Without a full-text index, the engine matches text as a substring.
+                    Some(MatchValue::Text(t)) => Match::new_text(&t),
                     Some(MatchValue::Keywords(k)) => {
                         Match::new_any(AnyVariants::Strings(k.strings.into_iter().collect()))
                     }
@@ -366,6 +404,56 @@ fn filter(filter: grpc::Filter) -> Result<Filter, Status> {
     })
 }
 
+/// Qdrant's `k` for `Fusion::Rrf` (its `DEFAULT_RRF_K`).
+const RRF_K: usize = 2;
+
+/// How a query or prefetch scores points: nearest to a dense or sparse vector (`using` names
+/// it), or reciprocal-rank fusion of the prefetches.
+fn scoring_query(query: grpc::Query, using: Option<String>) -> Result<ScoringQuery, Status> {
+    use grpc::query::Variant;
+    match query.variant {
+        Some(Variant::Nearest(input)) => {
+            let vector = match input.variant {
+                Some(grpc::vector_input::Variant::Dense(d)) => VectorInternal::Dense(d.data),
+                Some(grpc::vector_input::Variant::Sparse(s)) => sparse(s.indices, s.values)?,
+                _ => return Err(unsupported("this query vector")),
+            };
+            Ok(ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery { query: vector, using })))
+        }
+        Some(Variant::Fusion(fusion)) if fusion == grpc::Fusion::Rrf as i32 => {
+            if using.is_some() {
+                return Err(Status::invalid_argument("`using` is only allowed with a vector query"));
+            }
+            Ok(ScoringQuery::Fusion(Fusion::Rrf { k: RRF_K, weights: None }))
+        }
+        _ => Err(unsupported("queries other than nearest vector and RRF fusion")),
+    }
+}
+
+fn prefetch(prefetch: grpc::PrefetchQuery) -> Result<Prefetch, Status> {
+    let grpc::PrefetchQuery {
+        prefetch: inner,
+        query,
+        using,
+        filter: conditions,
+        params,
+        score_threshold,
+        limit,
+        lookup_from,
+    } = prefetch;
+    if params.is_some() || lookup_from.is_some() {
+        return Err(unsupported("search params or lookups in prefetches"));
+    }
+    Ok(Prefetch {
+        prefetches: inner.into_iter().map(self::prefetch).collect::<Result<_, _>>()?,
+        query: query.map(|q| scoring_query(q, using)).transpose()?,
+        limit: limit.unwrap_or(10) as usize,
+        params: None,
+        filter: conditions.map(filter).transpose()?,
+        score_threshold: score_threshold.map(Into::into),
+    })
+}
+
 fn done() -> grpc::PointsOperationResponse {
     grpc::PointsOperationResponse {
         result: Some(grpc::UpdateResult { operation_id: Some(0), status: grpc::UpdateStatus::Completed as i32 }),
@@ -397,7 +485,8 @@ impl grpc::qdrant_server::Qdrant for Service {
         self.enter().await?;
         Ok(Response::new(grpc::HealthCheckReply {
             title: "ingest test server (qdrant-edge engine)".into(),
-            version: "1.17.0".into(),
+            // The first version that adds a vector to an existing collection (`create_vector_name`).
+            version: "1.18.0".into(),
             commit: None,
         }))
     }
@@ -434,11 +523,20 @@ impl grpc::collections_server::Collections for Service {
             Ok(grpc::Distance::Euclid) => Distance::Euclid,
             _ => return Err(unsupported("this distance")),
         };
+        let mut config =
+            EdgeConfigBuilder::new().vector("", EdgeVectorParamsBuilder::new(params.size as usize, distance).build());
+        for (name, params) in request.sparse_vectors_config.map(|c| c.map).unwrap_or_default() {
+            if params.index.is_some() {
+                return Err(unsupported("sparse index settings"));
+            }
+            let mut sparse = EdgeSparseVectorParamsBuilder::new();
+            if let Some(modifier) = edge_modifier(params.modifier)? {
+                sparse = sparse.modifier(modifier);
+            }
+            config = config.sparse_vector(name, sparse.build());
+        }
         std::fs::create_dir_all(&path).map_err(internal)?;
-        let config = EdgeConfigBuilder::new()
-            .vector("", EdgeVectorParamsBuilder::new(params.size as usize, distance).build())
-            .build();
-        let shard = EdgeShard::new(&path, config).map_err(internal)?;
+        let shard = EdgeShard::new(&path, config.build()).map_err(internal)?;
         self.0.shards.lock().unwrap().insert(request.collection_name, Arc::new(shard));
         Ok(Response::new(grpc::CollectionOperationResponse { result: true, time: 0.0 }))
     }
@@ -458,6 +556,19 @@ impl grpc::collections_server::Collections for Service {
         let points = shard.count(CountRequest { filter: None, exact: true }).map_err(internal)? as u64;
         let vector_params =
             grpc::VectorParams { size: params.size as u64, distance: distance as i32, ..Default::default() };
+        let sparse_vectors_config = (!config.sparse_vectors.is_empty()).then(|| grpc::SparseVectorConfig {
+            map: config
+                .sparse_vectors
+                .iter()
+                .map(|(name, sparse)| {
+                    let modifier = sparse.modifier.map(|m| match m {
+                        Modifier::None => grpc::Modifier::None as i32,
+                        Modifier::Idf => grpc::Modifier::Idf as i32,
+                    });
+                    (name.clone(), grpc::SparseVectorParams { index: None, modifier })
+                })
+                .collect(),
+        });
         let info = grpc::CollectionInfo {
             status: grpc::CollectionStatus::Green as i32,
             points_count: Some(points),
@@ -466,6 +577,7 @@ impl grpc::collections_server::Collections for Service {
                     vectors_config: Some(grpc::VectorsConfig {
                         config: Some(grpc::vectors_config::Config::Params(vector_params)),
                     }),
+                    sparse_vectors_config,
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -555,23 +667,35 @@ impl grpc::points_server::Points for Service {
         let mut points = Vec::with_capacity(request.points.len());
         for point in request.points {
             let id = edge_id(point.id)?;
-            let vector = match point.vectors.and_then(|v| v.vectors_options) {
-                Some(grpc::vectors::VectorsOptions::Vector(v)) => dense(v)?,
-                _ => return Err(unsupported("points without one unnamed dense vector")),
+            let vectors = match point.vectors.and_then(|v| v.vectors_options) {
+                Some(grpc::vectors::VectorsOptions::Vector(v)) => match edge_vector(v)? {
+                    VectorInternal::Dense(dense) => VectorStructInternal::Single(dense),
+                    _ => return Err(unsupported("an unnamed vector that is not dense")),
+                },
+                Some(grpc::vectors::VectorsOptions::Vectors(named)) => VectorStructInternal::Named(
+                    named
+                        .vectors
+                        .into_iter()
+                        .map(|(name, v)| Ok((name, edge_vector(v)?)))
+                        .collect::<Result<_, Status>>()?,
+                ),
+                None => return Err(Status::invalid_argument("point without vectors")),
             };
-            let struct_ = PointStruct::new(id, vector, to_edge_json(point.payload)?);
+            let struct_ = PointStruct::new(id, vectors, to_edge_json(point.payload)?);
             points.push(struct_.into());
         }
         let crash = self.0.faults.crash_next_upsert.lock().unwrap().take();
         if let Some(down_ms) = crash {
             // Apply the first half, then die without answering: the client sees the connection drop.
             let half: Vec<_> = points.drain(..points.len() / 2).collect();
-            self.apply(&shard, PointOperations::UpsertPoints(PointInsertOperations::PointsList(half)))?;
+            let upsert = PointOperations::UpsertPoints(PointInsertOperations::PointsList(half));
+            self.apply(&shard, UpdateOperation::PointOperation(upsert))?;
             let restart_after = Some(Duration::from_millis(down_ms));
             self.0.control.lock().unwrap().send(Control::Crash { restart_after }).unwrap();
             std::future::pending::<()>().await;
         }
-        self.apply(&shard, PointOperations::UpsertPoints(PointInsertOperations::PointsList(points)))?;
+        let upsert = PointOperations::UpsertPoints(PointInsertOperations::PointsList(points));
+        self.apply(&shard, UpdateOperation::PointOperation(upsert))?;
         self.0.upserts.fetch_add(1, Ordering::SeqCst);
         Ok(Response::new(done()))
     }
@@ -588,7 +712,7 @@ impl grpc::points_server::Points for Service {
             },
             None => return Err(Status::invalid_argument("no points selector")),
         };
-        self.apply(&shard, operation)?;
+        self.apply(&shard, UpdateOperation::PointOperation(operation))?;
         Ok(Response::new(done()))
     }
 
@@ -634,23 +758,13 @@ impl grpc::points_server::Points for Service {
     async fn query(&self, request: Request<grpc::QueryPoints>) -> Reply<grpc::QueryResponse> {
         self.enter().await?;
         let request = request.into_inner();
-        if !request.prefetch.is_empty() || request.using.is_some() || request.offset.unwrap_or(0) != 0 {
-            return Err(unsupported("prefetch, named vectors or offsets in queries"));
+        if request.offset.unwrap_or(0) != 0 || request.lookup_from.is_some() {
+            return Err(unsupported("offsets or lookups in queries"));
         }
-        let vector = match request.query.and_then(|q| q.variant) {
-            Some(grpc::query::Variant::Nearest(input)) => match input.variant {
-                Some(grpc::vector_input::Variant::Dense(d)) => d.data,
-                _ => return Err(unsupported("this query vector")),
-            },
-            _ => return Err(unsupported("queries other than nearest")),
-        };
         let shard = self.shard(&request.collection_name)?;
         let query = QueryRequest {
-            prefetches: vec![],
-            query: Some(ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery {
-                query: VectorInternal::Dense(vector),
-                using: None,
-            }))),
+            prefetches: request.prefetch.into_iter().map(prefetch).collect::<Result<_, _>>()?,
+            query: request.query.map(|q| scoring_query(q, request.using)).transpose()?,
             filter: request.filter.map(filter).transpose()?,
             score_threshold: request.score_threshold.map(Into::into),
             limit: request.limit.unwrap_or(10) as usize,
@@ -688,13 +802,11 @@ impl grpc::points_server::Points for Service {
             Some(Ok(grpc::FieldType::Integer)) => PayloadSchemaType::Integer,
             _ => return Err(unsupported("this payload index type")),
         };
-        let _turn = self.0.writes.lock().unwrap();
-        shard
-            .update(UpdateOperation::FieldIndexOperation(FieldIndexOperations::CreateIndex(CreateIndex {
-                field_name: key(&request.field_name)?,
-                field_schema: Some(PayloadFieldSchema::FieldType(kind)),
-            })))
-            .map_err(internal)?;
+        let create = CreateIndex {
+            field_name: key(&request.field_name)?,
+            field_schema: Some(PayloadFieldSchema::FieldType(kind)),
+        };
+        self.apply(&shard, UpdateOperation::FieldIndexOperation(FieldIndexOperations::CreateIndex(create)))?;
         Ok(Response::new(done()))
     }
 
@@ -747,9 +859,41 @@ impl grpc::points_server::Points for Service {
 
     async fn create_vector_name(
         &self,
-        _request: Request<grpc::CreateVectorNameRequest>,
+        request: Request<grpc::CreateVectorNameRequest>,
     ) -> Reply<grpc::PointsOperationResponse> {
-        Err(unsupported("create_vector_name"))
+        self.enter().await?;
+        let request = request.into_inner();
+        let shard = self.shard(&request.collection_name)?;
+        let Some(grpc::create_vector_name_request::VectorConfig::SparseConfig(config)) = request.vector_config else {
+            return Err(unsupported("adding vectors other than sparse ones"));
+        };
+        if config.datatype.is_some() {
+            return Err(unsupported("sparse vector datatypes"));
+        }
+        let modifier = edge_modifier(config.modifier)?;
+        let name = request.vector_name;
+        // As Qdrant answers: the same vector again changes nothing; a different one under a
+        // name in use is refused.
+        {
+            let existing = shard.config();
+            if existing.vectors.contains_key(&name) {
+                return Err(Status::invalid_argument(format!("Vector `{name}` already exists as a dense vector")));
+            }
+            if let Some(sparse) = existing.sparse_vectors.get(&name) {
+                if sparse.modifier != modifier {
+                    return Err(Status::invalid_argument(format!(
+                        "Sparse vector `{name}` already exists with a different configuration"
+                    )));
+                }
+                return Ok(Response::new(done()));
+            }
+        }
+        let create = CreateVectorName {
+            vector_name: name,
+            config: VectorNameConfig::sparse(SparseVectorConfig { modifier, datatype: None }),
+        };
+        self.apply(&shard, UpdateOperation::VectorNameOperation(VectorNameOperations::CreateVectorName(create)))?;
+        Ok(Response::new(done()))
     }
 
     async fn delete_vector_name(

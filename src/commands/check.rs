@@ -1,0 +1,66 @@
+//! # `ingest check`
+//!
+//! In: [`Settings`]. Out: a [`CheckReport`]: for each part (the model, the catalog, the
+//! vector store), what it is, or why it is unreachable or incompatible. Each part is
+//! checked whatever became of the others.
+
+use anyhow::Result;
+
+use crate::embed::{Embedder, ModelInfo};
+use crate::settings::Settings;
+use crate::workspace::{open_catalog, open_store};
+
+/// What `ingest check` found of each part: a line on what it is, or why it is wrong.
+pub struct CheckReport {
+    /// The model loaded and embedded a text.
+    pub model: Result<String>,
+    /// The catalog is reachable and its schema up to date.
+    pub catalog: Result<String>,
+    /// The vector store is reachable, and the collection, if it exists, fits the model.
+    pub vector_store: Result<String>,
+}
+
+impl CheckReport {
+    /// Each part, named, in the order checked.
+    pub fn parts(&self) -> [(&'static str, &Result<String>); 3] {
+        [("model", &self.model), ("catalog", &self.catalog), ("vector store", &self.vector_store)]
+    }
+
+    /// Whether every part is fine.
+    pub fn all_ok(&self) -> bool {
+        self.parts().iter().all(|(_, outcome)| outcome.is_ok())
+    }
+}
+
+/// Checks the model, then the catalog, then the vector store.
+pub async fn check(settings: &Settings) -> CheckReport {
+    let model = ModelInfo::load(settings.model_dir.as_deref());
+    let model_outcome = match &model {
+        Ok(info) => Embedder::new(info.clone(), 1)
+            .and_then(|mut embedder| embedder.embed_one("health check"))
+            .map(|vector| format!("{} makes {}-dimensional vectors", info.id, vector.len())),
+        Err(error) => Err(anyhow::anyhow!("{error:#}")),
+    };
+    let catalog_outcome = match open_catalog(settings).await {
+        Ok(catalog) => catalog.collection(&settings.collection).jobs(1).await.map(|jobs| {
+            let backend = settings.database_url.as_deref().map(crate::redact::redact_url);
+            let place = backend.unwrap_or_else(|| format!("embedded, in {}", settings.data_dir.display()));
+            let last = jobs.first().map(|j| format!("last job {} {}", j.id, j.status)).unwrap_or("no jobs yet".into());
+            format!("{place}, schema up to date, {last}")
+        }),
+        Err(error) => Err(error),
+    };
+    let store_outcome = async {
+        let index = open_store(settings).await?;
+        let place = settings.qdrant_url.as_deref().map(crate::redact::redact_url).unwrap_or("embedded".into());
+        if !index.exists().await? {
+            return Ok(format!("{place}, collection {:?} not created yet", settings.collection));
+        }
+        if let Ok(info) = &model {
+            index.ensure_collection(info.dim).await?;
+        }
+        Ok(format!("{place}, collection {:?} holds {} points", settings.collection, index.count(None).await?))
+    }
+    .await;
+    CheckReport { model: model_outcome, catalog: catalog_outcome, vector_store: store_outcome }
+}

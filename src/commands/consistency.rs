@@ -1,0 +1,66 @@
+//! # `ingest restore` and `ingest verify`
+//!
+//! `restore`: in, [`Settings`], a directory of parquet files (by default the collection's
+//! parquet copy) and how to upload; out, [`Restored`]: the collection rebuilt from them,
+//! without embedding, and what could not be used. `verify`: in, [`Settings`] and whether to
+//! repair and to check the files on disk; out, a [`VerifyReport`]: whether the catalog, the
+//! collection and the parquet copy agree, what a repair did, and what it left.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use crate::consistency::{self, Health, Repair, RestoreReport, Upload};
+use crate::embed::ModelInfo;
+use crate::settings::Settings;
+use crate::workspace::Workspace;
+
+/// What `ingest restore` did, from the parquet files in `dir`.
+pub struct Restored {
+    pub report: RestoreReport,
+    pub dir: PathBuf,
+}
+
+/// Rebuilds the collection from the parquet files in `dir` (by default its parquet copy),
+/// holding the collection's locks. At least one point per request, and one request in
+/// flight, whatever `upload` says.
+pub async fn restore(settings: &Settings, dir: Option<PathBuf>, upload: Upload) -> Result<Restored> {
+    let model = ModelInfo::load(settings.model_dir.as_deref())?;
+    let workspace = Workspace::exclusive(settings).await?;
+    let dir = dir.unwrap_or_else(|| workspace.parquet_dir().to_path_buf());
+    let upload = Upload { batch_size: upload.batch_size.max(1), parallelism: upload.parallelism.max(1) };
+    let (catalog, index) = (workspace.catalog(), workspace.index().as_ref());
+    let report = consistency::restore(catalog, index, &dir, model.dim, upload, settings.quiet).await?;
+    Ok(Restored { report, dir })
+}
+
+/// What `ingest verify` found, what its repair did, and what it found after.
+pub struct VerifyReport {
+    pub health: Health,
+    pub repair: Option<Repair>,
+    pub after_repair: Option<Health>,
+}
+
+impl VerifyReport {
+    /// Whether the collection is in sync in the end (after the repair, if any).
+    pub fn is_clean(&self) -> bool {
+        self.after_repair.as_ref().unwrap_or(&self.health).is_clean()
+    }
+}
+
+/// Compares the catalog, the collection and the parquet copy (and, with `check_files`, the
+/// files on disk); with `repair`, fixes what it can, then compares again.
+pub async fn verify(settings: &Settings, repair: bool, check_files: bool) -> Result<VerifyReport> {
+    let model = ModelInfo::load(settings.model_dir.as_deref())?;
+    // A repair takes the collection's locks, as a run does, so it never judges the points of
+    // a run in flight (here or on another machine) to be orphans.
+    let workspace = if repair { Workspace::exclusive(settings).await? } else { Workspace::open(settings).await? };
+    let (catalog, index, dir) = (workspace.catalog(), workspace.index(), workspace.parquet_dir());
+    let upload = repair.then_some(Upload { batch_size: 4000, parallelism: 2 });
+    let (health, repair) = consistency::verify(catalog, index.as_ref(), dir, model.dim, check_files, upload).await?;
+    let after_repair = match repair {
+        Some(_) => Some(consistency::verify(catalog, index.as_ref(), dir, model.dim, check_files, None).await?.0),
+        None => None,
+    };
+    Ok(VerifyReport { health, repair, after_repair })
+}

@@ -1,0 +1,39 @@
+//! # `ingest migrate`
+//!
+//! In: [`Settings`]. Out: [`Migrated`]: the names of the catalog's applied schema migrations,
+//! once any pending one is applied (connecting applies them), and what bringing the
+//! collection up to this build did: points given their sparse vectors, from the parquet
+//! copy, without the model.
+
+use anyhow::Result;
+
+use crate::consistency::{add_sparse_vectors, RestoreReport, Upload};
+use crate::settings::Settings;
+use crate::workspace::{open_catalog, open_store, Workspace};
+
+/// What `ingest migrate` did.
+#[derive(Debug)]
+pub struct Migrated {
+    pub applied: Vec<String>,
+    /// The upload of the collection's points with their sparse vectors; `None` when they all
+    /// had them, or there is no collection yet.
+    pub sparse_vectors: Option<RestoreReport>,
+}
+
+/// Applies the catalog's pending migrations, then gives the collection's points the sparse
+/// vectors they lack, holding the collection's locks as a run does.
+pub async fn migrate(settings: &Settings) -> Result<Migrated> {
+    let applied = open_catalog(settings).await?.applied_migrations().await?;
+    let index = open_store(settings).await?;
+    let gap = index.exists().await? && crate::search::sparse_gap(index.as_ref()).await?.is_some();
+    // The embedded engine lets one handle at a time hold a collection.
+    drop(index);
+    if !gap {
+        return Ok(Migrated { applied, sparse_vectors: None });
+    }
+    let workspace = Workspace::exclusive(settings).await?;
+    let upload = Upload { batch_size: 4000, parallelism: 2 };
+    let (catalog, index, dir) = (workspace.catalog(), workspace.index().as_ref(), workspace.parquet_dir());
+    let sparse_vectors = add_sparse_vectors(catalog, index, dir, upload, settings.quiet).await?;
+    Ok(Migrated { applied, sparse_vectors })
+}
