@@ -45,7 +45,6 @@ pub async fn status(settings: &Settings, job: Option<&str>) -> Result<Status> {
         let model = ModelInfo::load(settings.model_dir.as_deref())?;
         let index = open_store(settings).await?;
         let dir = parquet_dir(settings);
-        let catalog = catalog.collection(&settings.collection);
         anyhow::Ok(consistency::verify(&catalog, index.as_ref(), &dir, model.dim, false, None).await?.0)
     }
     .await
