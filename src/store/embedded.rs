@@ -287,9 +287,16 @@ fn from_record(id: PointId, payload: Option<Payload>, vector: Option<VectorStruc
     Ok(Point { id, vector, sparse, payload })
 }
 
+fn payload_key(key: &str) -> Result<JsonPath> {
+    key.parse().map_err(|_| anyhow!("{key:?} is not a payload key"))
+}
+
+fn value_match(path: JsonPath, value: ValueVariants) -> Condition {
+    Condition::Field(FieldCondition::new_match(path, Match::new_value(value)))
+}
+
 fn keyword(key: &str, value: &str) -> Result<Condition> {
-    let path: JsonPath = key.parse().map_err(|_| anyhow!("{key:?} is not a payload key"))?;
-    Ok(Condition::Field(FieldCondition::new_match(path, Match::new_value(ValueVariants::String(value.to_string())))))
+    Ok(value_match(payload_key(key)?, ValueVariants::String(value.to_string())))
 }
 
 /// The payload conditions of `filter`, as the engine applies them; `None` when it has none.
@@ -303,13 +310,10 @@ fn point_filter(filter: &PointFilter) -> Result<Option<Filter>> {
     }
     for (key, value) in &filter.equals {
         // A value reads as a keyword, and as an integer too when it is one.
-        let mut either = vec![keyword(key, value)?];
+        let path = payload_key(key)?;
+        let mut either = vec![value_match(path.clone(), ValueVariants::String(value.clone()))];
         if let Ok(number) = value.parse::<i64>() {
-            let path: JsonPath = key.parse().map_err(|_| anyhow!("{key:?} is not a payload key"))?;
-            either.push(Condition::Field(FieldCondition::new_match(
-                path,
-                Match::new_value(ValueVariants::Integer(number)),
-            )));
+            either.push(value_match(path, ValueVariants::Integer(number)));
         }
         must.push(Condition::Filter(Filter { should: Some(either), ..Filter::default() }));
     }
@@ -342,7 +346,8 @@ fn query_request(query: Query) -> Result<QueryRequest> {
                 query: Some(scoring),
                 limit: query.candidates.max(query.limit),
                 params: None,
-                filter: filter.clone(),
+                // The engine applies the request's filter to every prefetch.
+                filter: None,
                 score_threshold: None,
             };
             (vec![prefetch(dense), prefetch(sparse)], ScoringQuery::Fusion(Fusion::Rrf { k: RRF_K, weights: None }))
