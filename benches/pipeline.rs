@@ -48,8 +48,9 @@ use serde_json::json;
 use ingest::catalog::{Catalog, CollectionCatalog, Completion, Fence, FileFacts, NewJob, WorkItem, WorkKind};
 use ingest::chunk::Chunker;
 use ingest::consistency::{self, Upload};
-use ingest::embed::{Batching, Embedder, ModelInfo};
+use ingest::embed::{Batching, Embedder};
 use ingest::extract::ExtractorSettings;
+use ingest::model::ModelInfo;
 use ingest::parquet_copy::ParquetCopy;
 use ingest::pipeline::{run_job, JobReport, JobSettings, LogicFingerprint};
 use ingest::retry::RetryPolicy;
@@ -188,7 +189,7 @@ fn job_settings(root: &Path, collection: &str, batching: Batching) -> Result<Job
             program: PathBuf::from(env!("CARGO_BIN_EXE_ingest")),
             timeout: Duration::from_secs(60),
             memory_limit_mib: 1024,
-            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            processes: std::thread::available_parallelism().map_or(2, |n| n.get()),
         },
         queued: false,
     })

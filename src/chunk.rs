@@ -38,7 +38,7 @@ pub struct Chunk {
 }
 
 /// The tokens the model reads for `text`, special tokens included. `tokenizer` counts without
-/// truncation or padding ([`crate::embed::ModelInfo`]'s).
+/// truncation or padding ([`crate::model::ModelInfo`]'s).
 pub fn count_tokens(tokenizer: &Tokenizer, text: &str) -> usize {
     tokenizer.size(text) + SPECIAL_TOKENS
 }
@@ -51,7 +51,7 @@ pub struct Chunker {
 }
 
 impl Chunker {
-    /// `tokenizer` counts tokens (no truncation, no padding: [`crate::embed::ModelInfo`]'s).
+    /// `tokenizer` counts tokens (no truncation, no padding: [`crate::model::ModelInfo`]'s).
     /// `max_sequence` is the model's maximum sequence length, special tokens included.
     pub fn new(
         tokenizer: &Arc<Tokenizer>,

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use ingest::extract::pool::WORKER_SUBCOMMAND;
+use ingest::extract::pool::EXTRACTOR_SUBCOMMAND;
 use ingest::settings::{self, CommonOptions, RunOptions, WorkerOptions};
 
 // No `Debug` here or on `GlobalArgs` (a doc comment would become help text): they hold the
@@ -69,13 +69,15 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Apply the catalog's schema migrations and exit.
     Migrate,
+    /// List the installed embedding models: name, id, dimension, max tokens, pooling, prefixes.
+    Models,
     /// Work on the collection's queued jobs (planned by `ingest DIR --workers N`), alongside
     /// workers on other machines sharing the same PostgreSQL, Qdrant and files.
     Worker(WorkerArgs),
     /// Extract files sent on stdin, answering on stdout: the child process a
     /// run starts to isolate those parsers (see `ingest::extract::pool`).
-    #[command(hide = true, name = WORKER_SUBCOMMAND)]
-    ExtractWorker(ExtractWorkerArgs),
+    #[command(hide = true, name = EXTRACTOR_SUBCOMMAND)]
+    Extractor(ExtractorArgs),
 }
 
 #[derive(Clone, Args)]
@@ -216,8 +218,8 @@ pub struct Tuning {
     #[arg(long, value_name = "MIB")]
     pub extract_memory: Option<u64>,
     /// Extractor processes, hence files extracted at once [default: the number of cores]
-    #[arg(long, value_name = "N")]
-    pub extract_workers: Option<usize>,
+    #[arg(long, value_name = "N", alias = "extract-workers")]
+    pub extractors: Option<usize>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -237,7 +239,7 @@ pub struct WorkerArgs {
 }
 
 #[derive(Debug, Clone, Args)]
-pub struct ExtractWorkerArgs {
+pub struct ExtractorArgs {
     /// Address space limit (RLIMIT_AS) in MiB, set before the first request
     #[arg(long, value_name = "MIB")]
     pub memory_limit: u64,
@@ -427,7 +429,7 @@ impl From<Tuning> for settings::Tuning {
             file_timeout,
             max_file_chunks,
             extract_memory,
-            extract_workers,
+            extractors,
         } = args;
         Self {
             embed_batch_size,
@@ -440,7 +442,7 @@ impl From<Tuning> for settings::Tuning {
             file_timeout,
             max_file_chunks,
             extract_memory,
-            extract_workers,
+            extractors,
         }
     }
 }

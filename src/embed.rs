@@ -1,13 +1,9 @@
 //! # Embed
 //!
-//! In: chunk texts. Out: one L2-normalised vector per text, in input order, from a local
-//! fastembed-compatible ONNX model (default: all-MiniLM-L6-v2 int8, 384 dimensions, mean
-//! pooling).
-//!
-//! Where the model and ONNX Runtime live: `--model-dir` / `INGEST_MODEL_DIR`, else the
-//! directory `scripts/setup.sh` installs into (`$INGEST_HOME`, default
-//! `~/.local/share/ingest`). ONNX Runtime is loaded at run time from `ORT_DYLIB_PATH`, or
-//! from the same install. Nothing is ever downloaded.
+//! In: chunk texts, or a query. Out: one vector per text, in input order, from a local ONNX
+//! model described by its [`ModelInfo`] (default: all-MiniLM-L6-v2 int8, 384 dimensions,
+//! mean pooling): the model's passage or query prefix put before each text, its token
+//! vectors pooled as the model says, and scaled to unit length when the model says so.
 //!
 //! Texts are sorted by their token counts and cut into model calls by [`Batching`]: a call's
 //! cost, in time and in ONNX Runtime's memory, grows with its padded tokens (texts times the
@@ -15,131 +11,14 @@
 //! are put back in input order.
 
 use std::ops::Range;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
 
-use anyhow::{bail, Context, Result};
-use fastembed::{InitOptionsUserDefined, Pooling, TextEmbedding, TokenizerFiles, UserDefinedEmbeddingModel};
-use tokenizers::Tokenizer;
+use anyhow::{Context, Result};
+use fastembed::{
+    EmbeddingOutput, InitOptionsUserDefined, OutputKey, SingleBatchOutput, TextEmbedding, TokenizerFiles,
+    UserDefinedEmbeddingModel,
+};
 
-/// The directory name of the default model under `$INGEST_HOME/models`.
-pub const DEFAULT_MODEL: &str = "all-MiniLM-L6-v2-int8";
-/// The ONNX Runtime version `scripts/setup.sh` installs.
-pub const ORT_VERSION: &str = "1.31.1";
-
-const SETUP_HINT: &str = "run scripts/setup.sh to install it";
-
-/// Where `scripts/setup.sh` installs the runtime.
-pub fn runtime_home() -> PathBuf {
-    if let Some(home) = std::env::var_os("INGEST_HOME") {
-        return PathBuf::from(home);
-    }
-    let data = std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into())).join(".local/share"));
-    data.join("ingest")
-}
-
-/// Points ONNX Runtime's loader at the installed library unless `ORT_DYLIB_PATH` says otherwise.
-pub fn locate_onnxruntime() -> Result<PathBuf> {
-    let path = match std::env::var_os("ORT_DYLIB_PATH") {
-        Some(path) => PathBuf::from(path),
-        None => runtime_home().join("onnxruntime").join(format!("libonnxruntime.so.{ORT_VERSION}")),
-    };
-    if !path.is_file() {
-        bail!("ONNX Runtime was not found at {}; {SETUP_HINT}", path.display());
-    }
-    // Read by ort when the first session is built; set before any other thread uses ort.
-    std::env::set_var("ORT_DYLIB_PATH", &path);
-    Ok(path)
-}
-
-/// A model directory's identity and shape.
-#[derive(Clone)]
-pub struct ModelInfo {
-    pub dir: PathBuf,
-    /// Human name (the directory name).
-    pub name: String,
-    /// Name plus a prefix of the ONNX file's sha256: changes whenever the weights do.
-    pub id: String,
-    pub dim: usize,
-    /// Maximum sequence length, special tokens included.
-    pub max_sequence: usize,
-    /// The model's tokenizer, parsed on first use (see [`Self::tokenizer`]). Shared, because
-    /// cloning it copies the whole vocabulary.
-    tokenizer: Arc<OnceLock<Arc<Tokenizer>>>,
-}
-
-impl ModelInfo {
-    /// Reads a model directory (`model.onnx`, `tokenizer.json`, `config.json`, ...).
-    pub fn load(explicit_dir: Option<&Path>) -> Result<Self> {
-        let dir = match explicit_dir {
-            Some(dir) => dir.to_path_buf(),
-            None => runtime_home().join("models").join(DEFAULT_MODEL),
-        };
-        let onnx = dir.join("model.onnx");
-        if !onnx.is_file() {
-            if explicit_dir.is_some() {
-                bail!("no model.onnx in model directory {}", dir.display());
-            }
-            bail!("the embedding model is not installed (looked in {}); {SETUP_HINT}", dir.display());
-        }
-        let config: serde_json::Value = read_json(&dir.join("config.json"))?;
-        let dim = config["hidden_size"].as_u64().context("config.json has no hidden_size")? as usize;
-        let max_sequence = read_json(&dir.join("sentence_bert_config.json"))
-            .ok()
-            .and_then(|c: serde_json::Value| c["max_seq_length"].as_u64())
-            .or_else(|| config["max_position_embeddings"].as_u64())
-            .unwrap_or(512) as usize;
-        if !dir.join("tokenizer.json").is_file() {
-            bail!("no tokenizer.json in model directory {}; {SETUP_HINT}", dir.display());
-        }
-        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
-        let id = format!("{name}@{}", &weights_sha256(&onnx)?[..12]);
-        Ok(Self { dir, name, id, dim, max_sequence, tokenizer: Arc::default() })
-    }
-
-    /// The model's tokenizer without truncation or padding: it counts a text's tokens. It is
-    /// parsed on first use (15–40 ms), which a re-run with nothing to embed never needs.
-    pub fn tokenizer(&self) -> Result<Arc<Tokenizer>> {
-        if let Some(tokenizer) = self.tokenizer.get() {
-            return Ok(tokenizer.clone());
-        }
-        let path = self.dir.join("tokenizer.json");
-        let mut tokenizer = Tokenizer::from_file(&path)
-            .map_err(|e| anyhow::anyhow!("{e}"))
-            .with_context(|| format!("reading {}", path.display()))?;
-        tokenizer.with_truncation(None).map_err(|e| anyhow::anyhow!("{e}")).context("disabling truncation")?;
-        tokenizer.with_padding(None);
-        Ok(self.tokenizer.get_or_init(|| Arc::new(tokenizer)).clone())
-    }
-}
-
-/// The sha256 of the model's weights. Hashing 23 MB is most of a no-change run's start-up,
-/// so the digest is kept beside the file (`model.onnx.sha256`, when the directory is
-/// writable) with the size and mtime it was taken at, and reused while both are unchanged.
-fn weights_sha256(onnx: &Path) -> Result<String> {
-    let meta = std::fs::metadata(onnx).with_context(|| format!("reading {}", onnx.display()))?;
-    let stamp = format!("{} {}", meta.len(), crate::scan::modified_ns(&meta));
-    let sidecar = onnx.with_extension("onnx.sha256");
-    if let Ok(saved) = std::fs::read_to_string(&sidecar) {
-        if let Some(digest) = saved.strip_prefix(&stamp).and_then(|rest| rest.strip_prefix(' ')) {
-            if digest.trim().len() == 64 {
-                return Ok(digest.trim().to_string());
-            }
-        }
-    }
-    let bytes = std::fs::read(onnx).with_context(|| format!("reading {}", onnx.display()))?;
-    let digest = crate::hash::sha256_hex(&bytes);
-    // A read-only model directory just means hashing again next time.
-    let _ = std::fs::write(&sidecar, format!("{stamp} {digest}\n"));
-    Ok(digest)
-}
-
-fn read_json(path: &Path) -> Result<serde_json::Value> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
-}
+use crate::model::{locate_onnxruntime, ModelInfo, Pooling};
 
 /// A model session, built by the first call that needs it: a run with nothing to embed
 /// never loads the model.
@@ -212,16 +91,17 @@ impl Embedder {
     /// vector per text, in input order.
     pub fn embed(&mut self, texts: &[(&str, usize)], batching: Batching) -> Result<Vec<Vec<f32>>> {
         // The model truncates what is longer than its maximum sequence, so padding does too.
-        let tokens = |i: usize| texts[i].1.min(self.info.max_sequence);
+        let prefix = self.info.passage_prefix_tokens;
+        let tokens = |i: usize| (texts[i].1 + prefix).min(self.info.max_sequence);
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(tokens(i)));
         let sorted_tokens: Vec<usize> = order.iter().map(|&i| tokens(i)).collect();
         let mut vectors = vec![Vec::new(); texts.len()];
         for call in batching.calls(&sorted_tokens) {
             let batch = &order[call];
-            let batch_texts: Vec<&str> = batch.iter().map(|&i| texts[i].0).collect();
-            let embedded =
-                self.session()?.embed(&batch_texts, Some(batch_texts.len())).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let batch_texts: Vec<String> =
+                batch.iter().map(|&i| format!("{}{}", self.info.passage_prefix, texts[i].0)).collect();
+            let embedded = self.run(&batch_texts)?;
             for (&i, vector) in batch.iter().zip(embedded) {
                 vectors[i] = vector;
             }
@@ -229,10 +109,89 @@ impl Embedder {
         Ok(vectors)
     }
 
-    /// Embeds one text without reordering: the plain path the sorted path is checked against.
+    /// Embeds one passage without reordering: the plain path the sorted path is checked
+    /// against.
     pub fn embed_one(&mut self, text: &str) -> Result<Vec<f32>> {
-        let mut out = self.session()?.embed([text], Some(1)).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut out = self.run(&[format!("{}{}", self.info.passage_prefix, text)])?;
         out.pop().context("the model returned no vector")
+    }
+
+    /// Embeds a search query, with the model's query prefix.
+    pub fn embed_query(&mut self, query: &str) -> Result<Vec<f32>> {
+        let mut out = self.run(&[format!("{}{}", self.info.query_prefix, query)])?;
+        out.pop().context("the model returned no vector")
+    }
+
+    /// One model call on `texts`, prefixes already in place: pooled, normalised if the model
+    /// says so, and each vector checked against the width the model declares.
+    fn run(&mut self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+        let (pooling, normalize, dim) = (self.info.pooling, self.info.normalize, self.info.dim);
+        let output: EmbeddingOutput =
+            self.session()?.transform(texts, Some(texts.len().max(1))).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let vectors = output
+            .export_with_transformer(|batches| Ok(batches.iter().map(|batch| pool(batch, pooling)).collect::<Vec<_>>()))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut all = Vec::with_capacity(texts.len());
+        for batch in vectors {
+            for mut vector in batch? {
+                anyhow::ensure!(
+                    vector.len() == dim,
+                    "the model in {} made a {}-dimensional vector, but its graph declares {dim}",
+                    self.info.dir.display(),
+                    vector.len()
+                );
+                if normalize {
+                    scale_to_unit_length(&mut vector);
+                }
+                all.push(vector);
+            }
+        }
+        Ok(all)
+    }
+}
+
+/// The outputs a text vector is read from, in fastembed's order after a sole output.
+const OUTPUTS: [OutputKey; 4] = [
+    OutputKey::OnlyOne,
+    OutputKey::ByName("text_embeds"),
+    OutputKey::ByName("last_hidden_state"),
+    OutputKey::ByName("sentence_embedding"),
+];
+
+/// One vector per text of a model call: its token vectors pooled, or the model's own sentence
+/// vectors when its output is already one per text.
+fn pool(batch: &SingleBatchOutput, pooling: Pooling) -> Result<Vec<Vec<f32>>> {
+    let output = batch.select_output(&OUTPUTS.as_slice()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (output, mask) = (&output, &batch.attention_mask_array);
+    match *output.shape() {
+        [texts, width] => Ok((0..texts).map(|t| (0..width).map(|d| output[[t, d].as_slice()]).collect()).collect()),
+        [texts, tokens, width] => Ok((0..texts)
+            .map(|t| {
+                let kept: Vec<usize> = (0..tokens).filter(|&k| mask[[t, k]] != 0).collect();
+                let token = |k: usize| (0..width).map(move |d| output[[t, k, d].as_slice()]);
+                match pooling {
+                    Pooling::Cls => token(0).collect(),
+                    Pooling::LastToken => token(kept.last().copied().unwrap_or(0)).collect(),
+                    Pooling::Mean => {
+                        let mut sum = vec![0f32; width];
+                        for &k in &kept {
+                            sum.iter_mut().zip(token(k)).for_each(|(s, v)| *s += v);
+                        }
+                        let count = kept.len().max(1) as f32;
+                        sum.into_iter().map(|s| s / count).collect()
+                    }
+                }
+            })
+            .collect()),
+        ref shape => anyhow::bail!("the model's output has shape {shape:?}, not one vector or one per token"),
+    }
+}
+
+/// Scales `vector` to length one (a zero vector stays as it is).
+fn scale_to_unit_length(vector: &mut [f32]) {
+    let norm = vector.iter().map(|v| v * v).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        vector.iter_mut().for_each(|v| *v /= norm);
     }
 }
 
@@ -267,7 +226,8 @@ fn load_session(info: &ModelInfo, threads: usize) -> Result<TextEmbedding> {
         special_tokens_map_file: read("special_tokens_map.json")?,
         tokenizer_config_file: read("tokenizer_config.json")?,
     };
-    let model = UserDefinedEmbeddingModel::new(read("model.onnx")?, files).with_pooling(Pooling::Mean);
+    // Pooling is done by `Embedder::run`, as the model's own files say.
+    let model = UserDefinedEmbeddingModel::new(read("model.onnx")?, files);
     let options = InitOptionsUserDefined::new()
         .with_max_length(info.max_sequence)
         .with_intra_threads(threads)
@@ -279,22 +239,7 @@ fn load_session(info: &ModelInfo, threads: usize) -> Result<TextEmbedding> {
 
 #[cfg(test)]
 mod tests {
-    use super::{weights_sha256, Batching};
-
-    #[test]
-    fn the_weights_digest_is_kept_beside_the_file_and_renewed_when_it_changes() {
-        let dir = tempfile::tempdir().unwrap();
-        let onnx = dir.path().join("model.onnx");
-        std::fs::write(&onnx, b"weights one").unwrap();
-        let first = weights_sha256(&onnx).unwrap();
-        assert_eq!(first, crate::hash::sha256_hex(b"weights one"));
-        assert!(std::fs::read_to_string(dir.path().join("model.onnx.sha256"))
-            .unwrap()
-            .ends_with(&format!("{first}\n")));
-        assert_eq!(weights_sha256(&onnx).unwrap(), first, "reused");
-        std::fs::write(&onnx, b"weights two, longer").unwrap();
-        assert_eq!(weights_sha256(&onnx).unwrap(), crate::hash::sha256_hex(b"weights two, longer"), "renewed");
-    }
+    use super::Batching;
 
     #[test]
     fn calls_are_cut_by_padded_tokens_and_by_texts() {

@@ -10,9 +10,11 @@
 //! - [`extract`]: bytes → [`extract::Document`] (text, anchors, title) or a readable reason;
 //!   format → extractor. [`extract::pool`]: the bytes of every format but plain text and
 //!   Markdown → a `Document` made in a child
-//!   process (`ingest extract-worker`) under a time and memory limit, so a parser that hangs
+//!   process (`ingest extractor`) under a time and memory limit, so a parser that hangs
 //!   or crashes fails only its file.
 //! - [`chunk`]: `Document` → `Vec<`[`chunk::Chunk`]`>` sized in model tokens.
+//! - [`model`]: a model directory → [`model::ModelInfo`] (identity, width, pooling, prefixes);
+//!   the installed models.
 //! - [`embed`]: chunk texts → vectors, with the local ONNX model.
 //! - [`sparse`]: chunk text → BM25 sparse vector.
 //! - [`cache`]: chunk content hash + model → a vector embedded before.
@@ -52,6 +54,8 @@ pub mod embed;
 pub mod extract;
 pub mod hash;
 pub mod lock;
+pub mod model;
+mod onnx_graph;
 pub mod output;
 pub mod parquet_copy;
 pub mod pipeline;

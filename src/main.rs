@@ -27,7 +27,7 @@ fn main() -> ExitCode {
     };
     // An extractor process serves its parent over stdin and stdout, before any runtime,
     // catalog or store exists.
-    if let Some(Command::ExtractWorker(args)) = &cli.command {
+    if let Some(Command::Extractor(args)) = &cli.command {
         return match ingest::extract::pool::serve(args.memory_limit) {
             Ok(()) => ExitCode::from(Exit::Ok.code()),
             Err(error) => {
@@ -112,12 +112,16 @@ async fn dispatch(cli: Cli) -> Result<Exit> {
                 _ => Exit::Ok,
             }
         }
+        Some(Command::Models) => {
+            output::models(settings, &commands::models(settings)?)?;
+            Exit::Ok
+        }
         Some(Command::Worker(args)) => {
             let report = commands::worker(settings, &args.into()).await?;
             output::worker_report(settings, &report)?;
             report.exit()
         }
-        Some(Command::ExtractWorker(_)) => unreachable!("main serves extract-worker before any set-up"),
+        Some(Command::Extractor(_)) => unreachable!("main serves the extractor process before any set-up"),
     })
 }
 

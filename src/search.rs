@@ -117,7 +117,7 @@ pub async fn search(
     }
     let dense = match (mode, embedder) {
         (SearchMode::Sparse, _) => None,
-        (_, Some(embedder)) => Some(embedder.embed_one(&request.query)?),
+        (_, Some(embedder)) => Some(embedder.embed_query(&request.query)?),
         (_, None) => bail!("a {} search needs the model; give --model-dir", mode.as_str()),
     };
     let query = |dense: Option<Vec<f32>>, sparse, limit| Query {

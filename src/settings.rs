@@ -91,7 +91,7 @@ pub struct Tuning {
     /// Address space of each extractor process, in MiB.
     pub extract_memory: Option<u64>,
     /// Extractor processes.
-    pub extract_workers: Option<usize>,
+    pub extractors: Option<usize>,
 }
 
 /// What was given for `ingest worker`.
@@ -131,7 +131,8 @@ pub struct FileConfig {
     pub file_timeout: Option<f64>,
     pub max_file_chunks: Option<usize>,
     pub extract_memory: Option<u64>,
-    pub extract_workers: Option<usize>,
+    #[serde(alias = "extract_workers")]
+    pub extractors: Option<usize>,
     pub extensions: Option<Vec<String>>,
     pub sniff_unknown_extensions: Option<bool>,
     pub ignore: Option<Vec<String>>,
@@ -303,10 +304,7 @@ impl Settings {
                 program: extractor_program,
                 timeout: Duration::from_secs_f64(file_timeout),
                 memory_limit_mib: extract_memory,
-                workers: positive(
-                    "extract-workers",
-                    args.tuning.extract_workers.or(f.extract_workers).unwrap_or_else(cores),
-                )?,
+                processes: positive("extractors", args.tuning.extractors.or(f.extractors).unwrap_or_else(cores))?,
             },
             queued: args.workers.is_some(),
         })
@@ -369,7 +367,7 @@ impl Settings {
         let threads = (cores() / of.max(1)).max(1).to_string();
         let mut command = std::process::Command::new(program);
         command
-            .args(["worker", "--once", "--quiet", "--threads", &threads, "--extract-workers", "1"])
+            .args(["worker", "--once", "--quiet", "--threads", &threads, "--extractors", "1"])
             .args(["--collection", &self.collection])
             .arg("--data-dir")
             .arg(&self.data_dir)

@@ -15,6 +15,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use common::{fixtures_dir, json_of, show, text, write, Workspace};
+use ingest::extract::pool::EXTRACTOR_SUBCOMMAND;
 use ingest::extract::{ExtractError, ExtractorPool, ExtractorSettings};
 
 const FAULT_ENV: &str = "INGEST_EXTRACT_FAULT";
@@ -113,7 +114,7 @@ fn each_fault_is_reported_in_time_and_the_next_file_gets_a_fresh_extractor() {
         program: faulty_ingest(temp.path()),
         timeout,
         memory_limit_mib: 512,
-        workers: 1,
+        processes: 1,
     })
     .unwrap();
     let cancel = AtomicBool::new(false);
@@ -154,7 +155,7 @@ fn extractors_run_in_parallel_and_a_cancel_stops_the_wait() {
         program: faulty_ingest(temp.path()),
         timeout: Duration::from_secs(30),
         memory_limit_mib: 512,
-        workers: 3,
+        processes: 3,
     })
     .unwrap();
     let cancel = AtomicBool::new(false);
@@ -171,7 +172,7 @@ fn extractors_run_in_parallel_and_a_cancel_stops_the_wait() {
     assert!(started.elapsed() < Duration::from_secs(4), "took {:?}", started.elapsed());
 }
 
-/// Process ids of the live (not zombie) `extract-worker` children of `parent`.
+/// Process ids of the live (not zombie) extractor processes started by `parent`.
 fn extractor_children(parent: u32) -> Vec<u32> {
     let mut children = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -183,7 +184,7 @@ fn extractor_children(parent: u32) -> Vec<u32> {
         };
         // Fields after the parenthesised command name: state, then the parent's id.
         let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap();
-        let is_extractor = cmdline.split(|b| *b == 0).any(|arg| arg == b"extract-worker");
+        let is_extractor = cmdline.split(|b| *b == 0).any(|arg| arg == EXTRACTOR_SUBCOMMAND.as_bytes());
         if is_extractor && fields[0] != "Z" && fields[1].parse::<u32>() == Ok(parent) {
             children.push(pid);
         }
@@ -205,7 +206,7 @@ fn a_killed_ingest_leaves_no_extractor_behind() {
         std::fs::write(docs.join(format!("hang-{n}.pdf")), faulty_pdf("hang")).unwrap();
     }
     let mut ingest = ws
-        .command([docs.as_os_str().to_str().unwrap(), "--quiet", "--extract-workers", "2"])
+        .command([docs.as_os_str().to_str().unwrap(), "--quiet", "--extractors", "2"])
         .env(FAULT_ENV, "1")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

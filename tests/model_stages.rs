@@ -1,8 +1,9 @@
 //! The chunk and embed stages on their own, with the real tokenizer and the real model.
 
 use ingest::chunk::{count_tokens, Chunker, SPECIAL_TOKENS};
-use ingest::embed::{Batching, Embedder, ModelInfo};
+use ingest::embed::{Batching, Embedder};
 use ingest::extract::{Anchor, Document, Origin, Place};
+use ingest::model::ModelInfo;
 
 fn model() -> ModelInfo {
     ModelInfo::load(None).expect("the model is installed (scripts/setup.sh)")

@@ -269,7 +269,7 @@ fn the_parquet_copy_reads_in_pyarrow() {
     let report = indexed_tree(&ws);
     // scripts/test.sh installs pyarrow into a virtual environment next to the model.
     let python = std::env::var("INGEST_TEST_PYTHON")
-        .unwrap_or_else(|_| ingest::embed::runtime_home().join("pyenv/bin/python").display().to_string());
+        .unwrap_or_else(|_| ingest::model::runtime_home().join("pyenv/bin/python").display().to_string());
     let dir = ws.data().join("parquet").join("documents");
     let script = r#"
 import sys, pyarrow.parquet as pq, pyarrow as pa

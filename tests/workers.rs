@@ -60,7 +60,7 @@ fn start_worker(ws: &Workspace) -> Child {
 /// `seconds` (and when it runs out of work).
 fn start_worker_committing_every(ws: &Workspace, seconds: &'static str) -> Child {
     let flags = ["worker", "--once", "--json", "--quiet", "--lease", LEASE, "--commit-interval", seconds];
-    ws.command(flags.into_iter().chain(["--threads", "1", "--extract-workers", "1"]))
+    ws.command(flags.into_iter().chain(["--threads", "1", "--extractors", "1"]))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

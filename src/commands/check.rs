@@ -6,7 +6,8 @@
 
 use anyhow::Result;
 
-use crate::embed::{Embedder, ModelInfo};
+use crate::embed::Embedder;
+use crate::model::ModelInfo;
 use crate::settings::Settings;
 use crate::workspace::{open_catalog, open_store};
 

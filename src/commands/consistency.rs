@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::consistency::{self, Health, Repair, RestoreReport, Upload};
-use crate::embed::ModelInfo;
+use crate::model::ModelInfo;
 use crate::settings::Settings;
 use crate::workspace::Workspace;
 

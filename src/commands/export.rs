@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::embed::ModelInfo;
+use crate::model::ModelInfo;
 use crate::parquet_copy::ParquetCopy;
 use crate::settings::Settings;
 use crate::workspace::open_store;

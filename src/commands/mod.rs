@@ -7,7 +7,7 @@
 //! takes any lock.
 //!
 //! One file per command: `run` (`ingest DIR`), `worker`, `search`, `status`, `check`,
-//! `migrate` and `export`; `consistency` holds `restore` and `verify`. Here: the signal
+//! `migrate`, `export` and `models`; `consistency` holds `restore` and `verify`. Here: the signal
 //! handling of the commands that can be cancelled.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,6 +19,7 @@ mod check;
 mod consistency;
 mod export;
 mod migrate;
+mod models;
 mod run;
 mod search;
 mod status;
@@ -28,6 +29,7 @@ pub use check::{check, CheckReport};
 pub use consistency::{restore, verify, Restored, VerifyReport};
 pub use export::{export, Exported};
 pub use migrate::{migrate, Migrated};
+pub use models::{models, Models};
 pub use run::run;
 pub use search::search;
 pub use status::{status, Status};

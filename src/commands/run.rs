@@ -8,7 +8,8 @@ use anyhow::{Context, Result};
 
 use super::cancel_on_signals;
 use crate::chunk::Chunker;
-use crate::embed::{Embedder, ModelInfo};
+use crate::embed::Embedder;
+use crate::model::ModelInfo;
 use crate::pipeline::plan::{plan_job, queue_job};
 use crate::pipeline::worker::wait_for_queued_job;
 use crate::pipeline::{run_job, JobReport, RunStatus};
@@ -24,7 +25,7 @@ pub async fn run(settings: &Settings, args: &RunOptions) -> Result<JobReport> {
     }
     let model = ModelInfo::load(settings.model_dir.as_deref())?;
     // Checked against the model before the collection's locks are taken; the job checks it too.
-    Chunker::check(job.chunk_size, job.chunk_overlap, model.max_sequence)?;
+    Chunker::check(job.chunk_size, job.chunk_overlap, model.max_passage_sequence())?;
     let mut workspace = Workspace::exclusive(settings).await?;
     let parquet = workspace.parquet(model.dim);
     let embedder = Embedder::new(model, settings.model_threads(&args.tuning))?;

@@ -8,7 +8,7 @@ use anyhow::Result;
 
 use crate::catalog::{FileRow, FileStatus, JobRow, ParkedItem, QueueDepth, WorkerRow};
 use crate::consistency::{self, Health};
-use crate::embed::ModelInfo;
+use crate::model::ModelInfo;
 use crate::settings::Settings;
 use crate::workspace::{open_catalog, open_store, parquet_dir};
 

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 
 use super::cancel_on_signals;
 use crate::catalog::JobRow;
-use crate::embed::ModelInfo;
+use crate::model::ModelInfo;
 use crate::pipeline::worker::{run_worker, WorkerParts, WorkerReport};
 use crate::settings::{Settings, WorkerOptions};
 use crate::workspace::Workspace;

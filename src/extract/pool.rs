@@ -1,10 +1,10 @@
 //! # Extractor processes
 //!
 //! In: a file's extension and bytes. Out: its [`Document`], or an [`ExtractError`], made by a
-//! child process (`ingest extract-worker`), so that a parser that hangs, aborts, overflows its
+//! child process (`ingest extractor`), so that a parser that hangs, aborts, overflows its
 //! stack or exhausts memory fails its own file and nothing else.
 //!
-//! [`ExtractorPool`] starts up to `workers` children as calls need them and gives each call an
+//! [`ExtractorPool`] starts up to `processes` children as calls need them and gives each call an
 //! idle one. A call waits at most `timeout`: then the child is killed (SIGKILL), reaped, and
 //! replaced by the next call that needs one. A child that dies mid-file is reported by cause:
 //! stack overflow, out of memory (its address space is capped with `RLIMIT_AS`; the reason
@@ -47,7 +47,7 @@ use anyhow::Context;
 use super::{Anchor, Document, ExtractError, Format, Place};
 
 /// The hidden subcommand that runs [`serve`].
-pub const WORKER_SUBCOMMAND: &str = "extract-worker";
+pub const EXTRACTOR_SUBCOMMAND: &str = "extractor";
 
 /// How often a call waiting for its child looks at the cancel flag.
 const CANCEL_POLL: Duration = Duration::from_millis(100);
@@ -58,7 +58,7 @@ const STDERR_TAIL_BYTES: usize = 8192;
 /// How the pool runs its children.
 #[derive(Debug, Clone)]
 pub struct ExtractorSettings {
-    /// The `ingest` binary, run as `PROGRAM extract-worker --memory-limit MIB`.
+    /// The `ingest` binary, run as `PROGRAM extractor --memory-limit MIB`.
     pub program: PathBuf,
     /// How long one file may take, its extraction and then its chunking together; a child
     /// still busy then is killed.
@@ -66,14 +66,14 @@ pub struct ExtractorSettings {
     /// Each child's address space (`RLIMIT_AS`), in MiB.
     pub memory_limit_mib: u64,
     /// Children at most, hence files extracted at once.
-    pub workers: usize,
+    pub processes: usize,
 }
 
 /// Child processes that extract files (PDF, DOCX, HTML, spreadsheets, ...), shared by the threads that call
 /// [`ExtractorPool::extract`].
 pub struct ExtractorPool {
     settings: ExtractorSettings,
-    /// Idle children, and how many are alive: at most `settings.workers`.
+    /// Idle children, and how many are alive: at most `settings.processes`.
     slots: Mutex<Slots>,
     /// Signalled when a child goes back to `slots` or ends, for calls waiting for one.
     returned: Condvar,
@@ -81,14 +81,14 @@ pub struct ExtractorPool {
 }
 
 struct Slots {
-    idle: Vec<Worker>,
+    idle: Vec<ExtractorProcess>,
     live: usize,
 }
 
 impl ExtractorPool {
     /// A pool with no children yet: they start as calls need them.
     pub fn new(settings: ExtractorSettings) -> anyhow::Result<Self> {
-        anyhow::ensure!(settings.workers > 0, "an extractor pool needs at least one worker");
+        anyhow::ensure!(settings.processes > 0, "an extractor pool needs at least one process");
         let spawner = Spawner::new(&settings.program, settings.memory_limit_mib)
             .context("starting the thread that starts extractor processes")?;
         Ok(Self { settings, slots: Mutex::new(Slots { idle: Vec::new(), live: 0 }), returned: Condvar::new(), spawner })
@@ -110,17 +110,17 @@ impl ExtractorPool {
         cancel: &AtomicBool,
     ) -> Result<Document, ExtractError> {
         let format_name = Format::from_extension(extension).name();
-        let mut worker = self.take().map_err(|error| {
+        let mut process = self.take().map_err(|error| {
             ExtractError::NoExtractor(format!("cannot start the {format_name} extractor: {error:#}"))
         })?;
-        match worker.run(extension, bytes, deadline, cancel) {
+        match process.run(extension, bytes, deadline, cancel) {
             Ok(result) => {
-                self.put_back(worker);
+                self.put_back(process);
                 result
             }
             Err(failure) => {
-                let (status, stderr) = worker.stop();
-                drop(worker);
+                let (status, stderr) = process.stop();
+                drop(process);
                 self.release_slot();
                 let what = match failure {
                     Failure::TimedOut => format!(
@@ -138,17 +138,17 @@ impl ExtractorPool {
         }
     }
 
-    /// An idle child, a new one if fewer than `workers` live, or else the next one returned.
-    fn take(&self) -> io::Result<Worker> {
+    /// An idle child, a new one if fewer than `processes` live, or else the next one returned.
+    fn take(&self) -> io::Result<ExtractorProcess> {
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
-            while let Some(mut worker) = slots.idle.pop() {
-                if worker.is_alive() {
-                    return Ok(worker);
+            while let Some(mut process) = slots.idle.pop() {
+                if process.is_alive() {
+                    return Ok(process);
                 }
                 slots.live -= 1;
             }
-            if slots.live < self.settings.workers {
+            if slots.live < self.settings.processes {
                 slots.live += 1;
                 drop(slots);
                 return self.spawner.start().inspect_err(|_| self.release_slot());
@@ -157,8 +157,8 @@ impl ExtractorPool {
         }
     }
 
-    fn put_back(&self, worker: Worker) {
-        self.slots.lock().unwrap_or_else(PoisonError::into_inner).idle.push(worker);
+    fn put_back(&self, process: ExtractorProcess) {
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner).idle.push(process);
         self.returned.notify_one();
     }
 
@@ -172,23 +172,23 @@ impl ExtractorPool {
 /// when the *thread* that started a child ends, and a caller's thread may end while a child it
 /// started serves another.
 struct Spawner {
-    requests: mpsc::Sender<mpsc::Sender<io::Result<Worker>>>,
+    requests: mpsc::Sender<mpsc::Sender<io::Result<ExtractorProcess>>>,
 }
 
 impl Spawner {
     fn new(program: &Path, memory_limit_mib: u64) -> io::Result<Self> {
-        let (requests, incoming) = mpsc::channel::<mpsc::Sender<io::Result<Worker>>>();
+        let (requests, incoming) = mpsc::channel::<mpsc::Sender<io::Result<ExtractorProcess>>>();
         let program = program.to_path_buf();
         std::thread::Builder::new().name("extractor-spawner".into()).spawn(move || {
             for reply in incoming {
                 // A caller that stopped waiting drops the reply, and with it the new child.
-                reply.send(Worker::start(&program, memory_limit_mib)).ok();
+                reply.send(ExtractorProcess::start(&program, memory_limit_mib)).ok();
             }
         })?;
         Ok(Self { requests })
     }
 
-    fn start(&self) -> io::Result<Worker> {
+    fn start(&self) -> io::Result<ExtractorProcess> {
         let stopped = || io::Error::other("the extractor spawner thread stopped");
         let (reply, answer) = mpsc::channel();
         self.requests.send(reply).map_err(|_| stopped())?;
@@ -213,7 +213,7 @@ fn died(error: &io::Error) -> bool {
 type Responses = mpsc::Receiver<io::Result<Result<Document, ExtractError>>>;
 
 /// One child process and the threads that read its pipes. Dropping it kills the child.
-struct Worker {
+struct ExtractorProcess {
     child: Child,
     stdin: BufWriter<ChildStdin>,
     responses: Responses,
@@ -221,12 +221,12 @@ struct Worker {
     stderr: Option<JoinHandle<String>>,
 }
 
-impl Worker {
+impl ExtractorProcess {
     fn start(program: &Path, memory_limit_mib: u64) -> io::Result<Self> {
         let parent = std::process::id();
         let mut command = Command::new(program);
         command
-            .args([WORKER_SUBCOMMAND, "--memory-limit", &memory_limit_mib.to_string()])
+            .args([EXTRACTOR_SUBCOMMAND, "--memory-limit", &memory_limit_mib.to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -315,7 +315,7 @@ impl Worker {
     }
 }
 
-impl Drop for Worker {
+impl Drop for ExtractorProcess {
     fn drop(&mut self) {
         self.stop();
     }
@@ -556,7 +556,7 @@ fn error_from_wire(kind: u8, message: String) -> io::Result<ExtractError> {
 
 /// Faults for tests, in debug builds only: with `INGEST_EXTRACT_FAULT` set, a file containing
 /// `INGEST-FAULT:hang`, `INGEST-FAULT:abort`, `INGEST-FAULT:alloc` or `INGEST-FAULT:stack`
-/// makes the worker hang, abort, allocate without bound, or recurse until its stack
+/// makes the child hang, abort, allocate without bound, or recurse until its stack
 /// overflows, before any parser sees it.
 #[cfg(debug_assertions)]
 mod fault {

@@ -5,8 +5,8 @@
 //! prints instead; and how it ended → the process's exit code ([`Exit`]).
 //!
 //! One file per command whose rendering is more than a line or two: `run` (a job's report),
-//! `worker`, `search`, `status`, `consistency` (`restore` and `verify`); `check`, `migrate`
-//! and `export` are here. `exit` holds [`Exit`].
+//! `worker`, `search`, `status`, `consistency` (`restore` and `verify`), `models`; `check`,
+//! `migrate` and `export` are here. `exit` holds [`Exit`].
 
 use anyhow::Result;
 use serde::Serialize;
@@ -16,6 +16,7 @@ use crate::settings::Settings;
 
 mod consistency;
 mod exit;
+mod models;
 mod run;
 mod search;
 mod status;
@@ -23,6 +24,7 @@ mod worker;
 
 pub use consistency::{restore_report, verify_report};
 pub use exit::Exit;
+pub use models::models;
 pub use run::job_report;
 pub use search::search_hits;
 pub use status::status;

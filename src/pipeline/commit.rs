@@ -14,7 +14,7 @@ use std::time::Instant;
 use anyhow::Result;
 use tokio::sync::mpsc;
 
-use super::{EmbeddedFile, FailedFile, JobReport, JobSettings, Outcome, RefusedDeletes, RunStatus, Stages};
+use super::{EmbeddedFile, Extracted, FailedFile, JobReport, JobSettings, Outcome, RefusedDeletes, RunStatus, Stages};
 use crate::catalog::{Completion, FileFacts, FileStatus, JobCounters, KnownFile};
 use crate::consistency::Touched;
 use crate::hash;
@@ -177,7 +177,7 @@ impl<'a> Committer<'a> {
 
     async fn handle(&mut self, outcome: Outcome) -> Result<()> {
         match outcome {
-            Outcome::Embedded(file) => {
+            Outcome::Changed(Extracted::Embedded(file)) => {
                 if self.group.is_empty() {
                     self.group_started = Instant::now();
                 }
@@ -194,12 +194,12 @@ impl<'a> Committer<'a> {
                     self.report.failed.push(FailedFile { path: facts.path, reason });
                 }
             }
-            Outcome::NoText { facts, previous, reason } => {
+            Outcome::Changed(Extracted::NoText { facts, previous, reason }) => {
                 if self.record_without_points(&facts, previous, FileStatus::NoText, &reason).await? {
                     self.report.no_text.push(FailedFile { path: facts.path, reason });
                 }
             }
-            Outcome::NotText { facts, previous, reason } => {
+            Outcome::Changed(Extracted::NotText { facts, previous, reason }) => {
                 if self.record_without_points(&facts, previous, FileStatus::NoText, &reason).await? {
                     self.report.not_text.push(FailedFile { path: facts.path, reason });
                 }
@@ -210,7 +210,6 @@ impl<'a> Committer<'a> {
                 self.report.not_retried.push(file);
                 Counters::add(&self.stages.counters.files_done, 1);
             }
-            Outcome::WouldEmbed { path, .. } => anyhow::bail!("{path}: a planned change reached the commit stage"),
             Outcome::Vanished(files) => {
                 self.ensure_lock_held().await?;
                 // A batch's points go before its rows say `deleted`: a crash in between leaves

@@ -15,7 +15,7 @@ use anyhow::{Context, Result};
 use tokio::sync::mpsc;
 
 use super::prepare::{ChunkBudget, ChunkReceiver};
-use super::{EmbeddedFile, Outcome, Stages};
+use super::{EmbeddedFile, Extracted, Outcome, Stages};
 use crate::cache::EmbeddingCache;
 use crate::catalog::Catalog;
 use crate::chunk::Chunk;
@@ -95,8 +95,12 @@ fn embed_stage(
     loop {
         let next = if pending.is_empty() { input.recv() } else { input.try_recv() };
         match next {
-            Some(Outcome::Embedded(file)) if catalog.lease_known_lost(&file.prepared.facts.path) => continue,
-            Some(Outcome::Embedded(file)) => {
+            Some(Outcome::Changed(Extracted::Embedded(file)))
+                if catalog.lease_known_lost(&file.prepared.facts.path) =>
+            {
+                continue
+            }
+            Some(Outcome::Changed(Extracted::Embedded(file))) => {
                 pending_tokens += file.prepared.chunks.iter().map(|c| c.tokens).sum::<usize>();
                 pending_chunks += file.prepared.chunks.len();
                 pending.push(file);
@@ -154,7 +158,7 @@ fn embed_stage(
         known.extend(misses.iter().map(|c| c.content_hash.clone()).zip(fresh));
         for mut file in pending.drain(..) {
             file.vectors = file.prepared.chunks.iter().map(|c| known[&c.content_hash].clone()).collect();
-            send(Outcome::Embedded(file))?;
+            send(Outcome::Changed(Extracted::Embedded(file)))?;
         }
         (pending_tokens, pending_chunks) = (0, 0);
     }

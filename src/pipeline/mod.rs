@@ -18,7 +18,7 @@
 //! The queue into the embed thread is bounded by the chunks it holds (`PREPARED_CHUNKS`),
 //! not only by its files, so a few huge text files cannot queue gigabytes of text.
 //!
-//! There are `--extract-workers` extract threads, so that many files are extracted at once;
+//! There are `--extractors` extract threads, so that many files are extracted at once;
 //! what needs no extraction (unchanged, failed or vanished files) goes from the prepare
 //! thread straight to the embed thread. The commit stage does not depend on their order.
 //!
@@ -55,8 +55,9 @@ use crate::catalog::{
 };
 use crate::chunk::{Chunk, Chunker};
 use crate::consistency::Verification;
-use crate::embed::{Batching, Embedder, ModelInfo};
+use crate::embed::{Batching, Embedder};
 use crate::extract::{ExtractorSettings, Format};
+use crate::model::ModelInfo;
 use crate::output::Exit;
 use crate::parquet_copy::ParquetCopy;
 use crate::progress::{Counters, Progress, Stage, StageSeconds};
@@ -71,7 +72,7 @@ mod seal;
 pub mod worker;
 
 use commit::{Committer, Tally};
-use prepare::{facts_of, ChunkBudget, Preparer, ToExtract, PREPARED_CHUNKS};
+use prepare::{facts_of, ChunkBudget, Planning, Preparer, ToExtract, PREPARED_CHUNKS};
 
 /// How a job runs.
 #[derive(Debug, Clone)]
@@ -319,9 +320,13 @@ struct EmbeddedFile {
     vectors: Vec<Vec<f32>>,
 }
 
-/// What the first two stages hand on.
-enum Outcome {
-    Embedded(EmbeddedFile),
+/// What the prepare stage makes of one walked item, and what the stages after it hand on.
+/// `Change` is what becomes of a changed file: [`Extracted`] in a run, where the extract
+/// threads read it, and a [`PlannedChange`] when only planning.
+#[allow(clippy::large_enum_variant)] // a changed file, the most common outcome, is as large
+enum Outcome<Change = Extracted> {
+    /// A changed file.
+    Changed(Change),
     /// Content and logic unchanged, but size or mtime moved: the catalog learns the new ones.
     /// (Files whose stat did not move are only counted, in [`Counters::unchanged`].)
     Restat {
@@ -334,31 +339,11 @@ enum Outcome {
         previous: Option<KnownFile>,
         reason: String,
     },
-    /// Read and understood, but holding no text to index (an empty file, a scan without a
-    /// text layer): recorded as such, not as a failure.
-    NoText {
-        facts: FileFacts,
-        previous: Option<KnownFile>,
-        reason: String,
-    },
-    /// A file taken for its contents (no extension, or an unknown one) that is not text:
-    /// skipped, and recorded like a file without text so that re-runs pass it by.
-    NotText {
-        facts: FileFacts,
-        previous: Option<KnownFile>,
-        reason: String,
-    },
     ScanProblem(FailedFile),
     /// An entry the walk passed over on purpose.
     ScanNote(FailedFile),
     /// Failed too often and unchanged since: left alone.
     NotRetried(FailedFile),
-    /// Planning (a dry run, or a job queued for workers): the file is to be embedded.
-    WouldEmbed {
-        path: String,
-        extension: String,
-        is_new: bool,
-    },
     /// Known files no longer on disk.
     Vanished(Vec<KnownFile>),
     /// Known files the walk could not look at: kept as they are.
@@ -368,6 +353,26 @@ enum Outcome {
         refused: RefusedDeletes,
         paths: Vec<String>,
     },
+}
+
+/// A changed file, extracted and chunked by an extract thread (a file whose extraction failed
+/// is an [`Outcome::Failed`]).
+enum Extracted {
+    /// Its chunks, whose vectors the embed stage fills in.
+    Embedded(EmbeddedFile),
+    /// Read and understood, but holding no text to index (an empty file, a scan without a
+    /// text layer): recorded as such, not as a failure.
+    NoText { facts: FileFacts, previous: Option<KnownFile>, reason: String },
+    /// A file taken for its contents (no extension, or an unknown one) that is not text:
+    /// skipped, and recorded like a file without text so that re-runs pass it by.
+    NotText { facts: FileFacts, previous: Option<KnownFile>, reason: String },
+}
+
+/// Planning (a dry run, or a job queued for workers): a changed file, to be embedded.
+struct PlannedChange {
+    path: String,
+    extension: String,
+    is_new: bool,
 }
 
 /// The logic fingerprint: what, besides a file's bytes, decides its points: the model, the
@@ -425,7 +430,7 @@ pub async fn run_job(
                 fingerprint: &fingerprint,
                 counters: &counters,
                 cancel: &cancel,
-                to_extract: Some(to_extract),
+                changed: to_extract,
             };
             stage.run(walked, known, out)
         })
@@ -469,7 +474,7 @@ pub async fn run_job(
 
 /// The job's logic fingerprint with `model`, once its chunking is checked against the model.
 fn job_fingerprint(settings: &JobSettings, model: &ModelInfo) -> Result<LogicFingerprint> {
-    Chunker::check(settings.chunk_size, settings.chunk_overlap, model.max_sequence)?;
+    Chunker::check(settings.chunk_size, settings.chunk_overlap, model.max_passage_sequence())?;
     Ok(LogicFingerprint::new(&model.id, settings.chunk_size, settings.chunk_overlap))
 }
 

@@ -15,11 +15,11 @@ use std::time::Instant;
 use anyhow::Result;
 
 use super::{
-    Begun, EmbeddedFile, FailedFile, JobReport, JobSettings, LogicFingerprint, Outcome, Plan, PreparedFile, Preparer,
+    Begun, FailedFile, JobReport, JobSettings, LogicFingerprint, Outcome, Plan, PlannedChange, Planning, Preparer,
     RefusedDeletes, RunStatus, Tally,
 };
 use crate::catalog::{CollectionCatalog, FileFacts, FileStatus, JobStatus, KnownFile, WorkItem, WorkKind};
-use crate::embed::ModelInfo;
+use crate::model::ModelInfo;
 use crate::parquet_copy::ParquetCopy;
 use crate::progress::Counters;
 use crate::scan::{self, ScanItem};
@@ -50,14 +50,14 @@ fn find(
     cancel: &AtomicBool,
 ) -> Result<Findings> {
     let (tx, rx) = crossbeam_channel::unbounded();
-    let stage = Preparer { settings, fingerprint, counters, cancel, to_extract: None };
+    let stage = Preparer { settings, fingerprint, counters, cancel, changed: &Planning };
     stage.run(walked, known, &tx)?;
     drop(tx);
     let mut found = Findings::default();
     let tally = &mut found.tally;
     for outcome in rx {
         match outcome {
-            Outcome::WouldEmbed { path, extension, is_new } => {
+            Outcome::Changed(PlannedChange { path, extension, is_new }) => {
                 if is_new {
                     tally.added += 1;
                     found.plan.add.push(path.clone());
@@ -88,9 +88,6 @@ fn find(
                 found.plan.delete = paths;
                 tally.refused_deletes = Some(refused);
             }
-            Outcome::Embedded(EmbeddedFile { prepared: PreparedFile { facts, .. }, .. })
-            | Outcome::NoText { facts, .. }
-            | Outcome::NotText { facts, .. } => anyhow::bail!("{}: planning must not extract", facts.path),
         }
     }
     Ok(found)

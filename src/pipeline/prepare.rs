@@ -2,7 +2,8 @@
 //!
 //! In: walked entries (or a worker's claimed files) and the catalog's row of each. Out:
 //! [`Outcome`]s: unchanged files counted, changed files hashed, extracted (in the extractor
-//! processes) and cut into chunks, failures and vanished files named. The queue towards the
+//! processes) and cut into chunks ([`Extracted`]), or only named when planning
+//! ([`PlannedChange`]), failures and vanished files named. The queue towards the
 //! embed stage is bounded by the chunks it holds ([`ChunkBudget`]), not only by its files.
 //! [`spawn`] starts the stage's thread, and with it the extract threads and their extractor
 //! processes.
@@ -17,13 +18,14 @@ use std::time::Instant;
 use anyhow::Result;
 
 use super::{
-    EmbeddedFile, FailedFile, JobSettings, LogicFingerprint, Outcome, PreparedFile, RefusedDeletes, Source, Stages,
+    EmbeddedFile, Extracted, FailedFile, JobSettings, LogicFingerprint, Outcome, PlannedChange, PreparedFile,
+    RefusedDeletes, Source, Stages,
 };
 use crate::catalog::{FileFacts, FileStatus, KnownFile};
 use crate::chunk::{ChunkLimits, Chunker, FileTime};
-use crate::embed::ModelInfo;
 use crate::extract::{self, ExtractorPool};
 use crate::hash::{self, HashedFile};
+use crate::model::ModelInfo;
 use crate::progress::{Counters, Stage, StageClock};
 use crate::scan::{FileEntry, ScanItem};
 use crate::sparse::Analyzer;
@@ -41,7 +43,7 @@ pub(super) fn facts_of(entry: &FileEntry, content_hash: Option<String>, fingerpr
 }
 
 /// Starts the prepare thread for `stages`' job: it runs `source`, which sends changed files
-/// to `settings.extraction.workers` extract threads, each driving one extractor process at a
+/// to `settings.extraction.processes` extract threads, each driving one extractor process at a
 /// time, and every other outcome straight to `out`. The extract threads send what they
 /// extracted and chunked to `out` too, within `budget`. The extractor processes end with the
 /// thread.
@@ -64,14 +66,14 @@ pub(super) fn spawn(
     let analyzer = Analyzer::english();
     let (settings, counters, cancel) = (settings.clone(), counters.clone(), cancel.clone());
     let thread = std::thread::Builder::new().name("prepare".into()).spawn(move || {
-        // Changed files go to `workers` extract threads, each driving one extractor process
+        // Changed files go to `processes` extract threads, each driving one extractor process
         // at a time; the pool, and with it every process, ends with this thread.
-        let workers = settings.extraction.workers;
+        let processes = settings.extraction.processes;
         let extractors = ExtractorPool::new(settings.extraction.clone())?;
         std::thread::scope(|scope| {
-            let (to_extract, queue) = crossbeam_channel::bounded::<ToExtract>(workers);
-            let mut extract_threads = Vec::with_capacity(workers);
-            for n in 0..workers {
+            let (to_extract, queue) = crossbeam_channel::bounded::<ToExtract>(processes);
+            let mut extract_threads = Vec::with_capacity(processes);
+            for n in 0..processes {
                 let (queue, out) = (queue.clone(), ChunkSender { sender: out.clone(), budget: &budget });
                 let stage = ExtractStage {
                     settings: &settings,
@@ -100,15 +102,15 @@ pub(super) fn spawn(
     Ok(thread)
 }
 
-/// The prepare stage: change detection, hashing, extraction and chunking of walked files.
-pub(super) struct Preparer<'a> {
+/// The prepare stage: change detection and hashing of walked files, which sends each changed
+/// file to `changed`.
+pub(super) struct Preparer<'a, Changed> {
     pub(super) settings: &'a JobSettings,
     pub(super) fingerprint: &'a LogicFingerprint,
     pub(super) counters: &'a Counters,
     pub(super) cancel: &'a AtomicBool,
-    /// Where changed files go to be extracted and chunked; `None` when planning (a dry run,
-    /// or a job queued for workers), which extracts nothing.
-    pub(super) to_extract: Option<&'a crossbeam_channel::Sender<ToExtract>>,
+    /// Where changed files go: to the extract threads in a run, into the plan when planning.
+    pub(super) changed: &'a Changed,
 }
 
 /// A changed file on its way to the extract threads.
@@ -117,16 +119,51 @@ pub(super) struct ToExtract {
     pub(super) previous: Option<KnownFile>,
 }
 
-impl Preparer<'_> {
+/// Where the prepare stage sends changed files.
+pub(super) trait ChangedFiles {
+    /// What the prepare stage's outcome carries for a changed file.
+    type Change;
+
+    /// Takes a changed file: either hands it on (`Ok(None)`), or returns the change for the
+    /// prepare stage to send on itself.
+    fn take(&self, file: ToExtract) -> Result<Option<Self::Change>, Stopped>;
+}
+
+/// Whoever takes changed files has stopped.
+pub(super) struct Stopped;
+
+/// A run: changed files go to the extract threads, which send what they make of them.
+impl ChangedFiles for crossbeam_channel::Sender<ToExtract> {
+    type Change = Extracted;
+
+    fn take(&self, file: ToExtract) -> Result<Option<Extracted>, Stopped> {
+        self.send(file).map(|()| None).map_err(|_| Stopped)
+    }
+}
+
+/// Planning (a dry run, or a job queued for workers): a changed file is only named.
+pub(super) struct Planning;
+
+impl ChangedFiles for Planning {
+    type Change = PlannedChange;
+
+    fn take(&self, file: ToExtract) -> Result<Option<PlannedChange>, Stopped> {
+        let ToExtract { hashed, previous } = file;
+        let is_new = previous.is_none_or(|p| p.status == FileStatus::Deleted);
+        Ok(Some(PlannedChange { path: hashed.entry.path_text, extension: hashed.entry.extension, is_new }))
+    }
+}
+
+impl<Changed: ChangedFiles> Preparer<'_, Changed> {
     /// Judges each walked item against `known`, the catalog's view of the collection. Each
     /// file found on disk is taken out of `known`, so what remains at the end has vanished.
     pub(super) fn run(
         &self,
         walked: impl IntoIterator<Item = ScanItem>,
         mut known: HashMap<String, KnownFile>,
-        out: &crossbeam_channel::Sender<Outcome>,
+        out: &crossbeam_channel::Sender<Outcome<Changed::Change>>,
     ) -> Result<()> {
-        let Self { settings, fingerprint, counters, cancel, to_extract } = *self;
+        let Self { settings, fingerprint, counters, cancel, changed } = *self;
         // The stages after this one stop at a cancel, and then a send that finds them gone is
         // no error: the walk stops at its next entry.
         let stopped = |stage: &str| match cancel.load(Ordering::SeqCst) {
@@ -234,12 +271,11 @@ impl Preparer<'_> {
                 })?;
                 continue;
             }
-            let Some(to_extract) = to_extract else {
-                let is_new = previous.is_none_or(|p| p.status == FileStatus::Deleted);
-                send(Outcome::WouldEmbed { path: entry.path_text, extension: entry.extension, is_new })?;
-                continue;
-            };
-            to_extract.send(ToExtract { hashed, previous }).or_else(|_| stopped("extract"))?;
+            match changed.take(ToExtract { hashed, previous }) {
+                Ok(Some(change)) => send(Outcome::Changed(change))?,
+                Ok(None) => {}
+                Err(_) => stopped("extract")?,
+            }
         }
         counters.scan_finished.store(true, Ordering::SeqCst);
         // What remains of `known` was not found. Only files this walk looked for, and could
@@ -327,20 +363,21 @@ impl ExtractStage<'_> {
                     Err(stop) => return Ok(Outcome::Failed { facts, previous, reason: stop.to_string() }),
                 };
                 if chunks.is_empty() {
-                    return Ok(Outcome::NoText { facts, previous, reason: extract::ExtractError::NoText.to_string() });
+                    let reason = extract::ExtractError::NoText.to_string();
+                    return Ok(Outcome::Changed(Extracted::NoText { facts, previous, reason }));
                 }
                 let sparse =
                     clock.time(Stage::Sparse, || chunks.iter().map(|c| analyzer.document(&c.content)).collect());
-                Outcome::Embedded(EmbeddedFile {
+                Outcome::Changed(Extracted::Embedded(EmbeddedFile {
                     prepared: PreparedFile { facts, previous, chunks, sparse },
                     vectors: Vec::new(),
-                })
+                }))
             }
             Err(error @ (extract::ExtractError::NoText | extract::ExtractError::Empty)) => {
-                Outcome::NoText { facts, previous, reason: error.to_string() }
+                Outcome::Changed(Extracted::NoText { facts, previous, reason: error.to_string() })
             }
             Err(error @ extract::ExtractError::NotText(_)) => {
-                Outcome::NotText { facts, previous, reason: error.to_string() }
+                Outcome::Changed(Extracted::NotText { facts, previous, reason: error.to_string() })
             }
             Err(extract::ExtractError::NoExtractor(reason)) => anyhow::bail!("{reason}"),
             Err(error) => Outcome::Failed { facts, previous, reason: error.to_string() },
@@ -391,7 +428,7 @@ impl ChunkBudget {
 /// The chunks an outcome carries towards the model.
 fn chunks_in(outcome: &Outcome) -> usize {
     match outcome {
-        Outcome::Embedded(file) => file.prepared.chunks.len(),
+        Outcome::Changed(Extracted::Embedded(file)) => file.prepared.chunks.len(),
         _ => 0,
     }
 }
@@ -440,7 +477,7 @@ impl LazyChunker {
     fn get(&self) -> Result<&Chunker> {
         let built = self.built.get_or_init(|| {
             let tokenizer = self.model.tokenizer().map_err(|e| format!("{e:#}"))?;
-            Chunker::new(&tokenizer, self.chunk_size, self.chunk_overlap, self.model.max_sequence)
+            Chunker::new(&tokenizer, self.chunk_size, self.chunk_overlap, self.model.max_passage_sequence())
                 .map_err(|e| format!("{e:#}"))
         });
         built.as_ref().map_err(|e| anyhow::anyhow!("{e}"))
