@@ -4,15 +4,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-./scripts/setup.sh
+# Every installed model is checked against its reference implementation: the default, and
+# one that needs query and passage prefixes. INGEST_MODELS=all checks every model setup.sh knows.
+INGEST_MODELS="${INGEST_MODELS:-all-MiniLM-L6-v2-int8 multilingual-e5-small}" ./scripts/setup.sh
 ./scripts/ensure_postgres.sh
 
-# pyarrow, to prove the parquet copy reads outside this project.
+# pyarrow, to prove the parquet copy reads outside this project; fastembed, the reference
+# implementation the models are checked against.
 pyenv="${INGEST_HOME:-$HOME/.local/share/ingest}/pyenv"
-if ! "$pyenv/bin/python" -c "import pyarrow" 2>/dev/null; then
-    echo "test: installing pyarrow into $pyenv"
-    python3 -m venv "$pyenv"
-    "$pyenv/bin/pip" install --quiet --disable-pip-version-check pyarrow
+if ! "$pyenv/bin/python" -c "import pyarrow, fastembed" 2>/dev/null; then
+    echo "test: installing pyarrow and fastembed into $pyenv"
+    [[ -x "$pyenv/bin/python" ]] || python3 -m venv "$pyenv"
+    "$pyenv/bin/pip" install --quiet --disable-pip-version-check pyarrow fastembed==0.9.1
 fi
 export INGEST_TEST_PYTHON="$pyenv/bin/python"
 
