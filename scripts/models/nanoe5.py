@@ -215,38 +215,25 @@ def write_model_dir(image, out_dir):
             json.dump(value, f, indent=1)
 
     build_tokenizer(image).save(os.path.join(out_dir, "tokenizer.json"))
+    special_tokens = {
+        "bos_token": "<s>",
+        "eos_token": "</s>",
+        "sep_token": "</s>",
+        "cls_token": "<s>",
+        "unk_token": "<unk>",
+        "pad_token": "<pad>",
+    }
     write_json(
         "tokenizer_config.json",
         {
             "model_max_length": image.config["max_position_embeddings"],
-            "bos_token": "<s>",
-            "eos_token": "</s>",
-            "sep_token": "</s>",
-            "cls_token": "<s>",
-            "unk_token": "<unk>",
-            "pad_token": "<pad>",
+            **special_tokens,
             "mask_token": "<mask>",
             "tokenizer_class": "XLMRobertaTokenizer",
         },
     )
-    write_json(
-        "special_tokens_map.json",
-        {
-            "bos_token": "<s>",
-            "eos_token": "</s>",
-            "sep_token": "</s>",
-            "cls_token": "<s>",
-            "unk_token": "<unk>",
-            "pad_token": "<pad>",
-            "mask_token": {
-                "content": "<mask>",
-                "lstrip": True,
-                "rstrip": False,
-                "normalized": False,
-                "single_word": False,
-            },
-        },
-    )
+    mask = {"content": "<mask>", "lstrip": True, "rstrip": False, "normalized": False, "single_word": False}
+    write_json("special_tokens_map.json", {**special_tokens, "mask_token": mask})
     c = image.config
     config = {
         "architectures": ["BertModel"],
