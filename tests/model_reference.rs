@@ -95,7 +95,9 @@ print(json.dumps([v.tolist() for v in model.embed(request["texts"])]))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {python} ({e}); scripts/test.sh installs fastembed and sets INGEST_TEST_PYTHON"));
+        .unwrap_or_else(|e| {
+            panic!("cannot run {python} ({e}); scripts/test.sh installs fastembed and sets INGEST_TEST_PYTHON")
+        });
     serde_json::to_writer(child.stdin.take().unwrap(), &request).unwrap();
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "fastembed failed: {}", String::from_utf8_lossy(&output.stderr));
