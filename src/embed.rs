@@ -91,7 +91,7 @@ impl Embedder {
     /// vector per text, in input order.
     pub fn embed(&mut self, texts: &[(&str, usize)], batching: Batching) -> Result<Vec<Vec<f32>>> {
         // The model truncates what is longer than its maximum sequence, so padding does too.
-        let prefix = self.info.passage_prefix_tokens;
+        let prefix = self.info.passage_prefix_tokens()?;
         let tokens = |i: usize| (texts[i].1 + prefix).min(self.info.max_sequence);
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(tokens(i)));
@@ -112,14 +112,17 @@ impl Embedder {
     /// Embeds one passage without reordering: the plain path the sorted path is checked
     /// against.
     pub fn embed_one(&mut self, text: &str) -> Result<Vec<f32>> {
-        let mut out = self.run(&[format!("{}{}", self.info.passage_prefix, text)])?;
-        out.pop().context("the model returned no vector")
+        self.run_one(format!("{}{}", self.info.passage_prefix, text))
     }
 
     /// Embeds a search query, with the model's query prefix.
     pub fn embed_query(&mut self, query: &str) -> Result<Vec<f32>> {
-        let mut out = self.run(&[format!("{}{}", self.info.query_prefix, query)])?;
-        out.pop().context("the model returned no vector")
+        self.run_one(format!("{}{}", self.info.query_prefix, query))
+    }
+
+    /// One model call on one text, its prefix already in place.
+    fn run_one(&mut self, text: String) -> Result<Vec<f32>> {
+        self.run(&[text])?.pop().context("the model returned no vector")
     }
 
     /// One model call on `texts`, prefixes already in place: pooled, normalised if the model

@@ -127,9 +127,6 @@ pub struct ModelInfo {
     pub query_prefix: String,
     /// Put before every chunk before it is embedded.
     pub passage_prefix: String,
-    /// The passage prefix's length in tokens: chunks are that much shorter than the model's
-    /// longest input.
-    pub passage_prefix_tokens: usize,
     pub license: Option<String>,
     /// Where the model came from, as its manifest says.
     pub source: Option<String>,
@@ -191,7 +188,7 @@ impl ModelInfo {
         let dir_name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
         let recipe = Recipe { pooling, normalize, query_prefix: &query_prefix, passage_prefix: &passage_prefix };
         let id = format!("{dir_name}@{}{}", &weights.sha256[..12], recipe.id_suffix());
-        let mut info = Self {
+        Ok(Self {
             name: manifest.name.unwrap_or_else(|| dir_name.clone()),
             dir,
             id,
@@ -201,23 +198,28 @@ impl ModelInfo {
             normalize,
             query_prefix,
             passage_prefix,
-            passage_prefix_tokens: 0,
             license: manifest.license,
             source: manifest.source,
             tokenizer: Arc::default(),
-        };
-        if !info.passage_prefix.is_empty() {
-            let tokenizer = info.tokenizer()?;
-            let encoded = tokenizer.encode(info.passage_prefix.as_str(), false).map_err(|e| anyhow::anyhow!("{e}"))?;
-            info.passage_prefix_tokens = encoded.len();
+        })
+    }
+
+    /// The passage prefix's length in tokens: chunks are that much shorter than the model's
+    /// longest input. Counting it parses the tokenizer, so only a model with a prefix, and
+    /// only when asked: listing or loading models never does.
+    pub fn passage_prefix_tokens(&self) -> Result<usize> {
+        if self.passage_prefix.is_empty() {
+            return Ok(0);
         }
-        Ok(info)
+        let encoded =
+            self.tokenizer()?.encode(self.passage_prefix.as_str(), false).map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(encoded.len())
     }
 
     /// The longest chunk this model takes, special tokens included: its maximum sequence,
     /// less the passage prefix.
-    pub fn max_passage_sequence(&self) -> usize {
-        self.max_sequence.saturating_sub(self.passage_prefix_tokens)
+    pub fn max_passage_sequence(&self) -> Result<usize> {
+        Ok(self.max_sequence.saturating_sub(self.passage_prefix_tokens()?))
     }
 
     /// The model's tokenizer without truncation or padding: it counts a text's tokens. It is

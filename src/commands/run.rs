@@ -25,7 +25,7 @@ pub async fn run(settings: &Settings, args: &RunOptions) -> Result<JobReport> {
     }
     let model = ModelInfo::load(settings.model_dir.as_deref())?;
     // Checked against the model before the collection's locks are taken; the job checks it too.
-    Chunker::check(job.chunk_size, job.chunk_overlap, model.max_passage_sequence())?;
+    Chunker::check(job.chunk_size, job.chunk_overlap, model.max_passage_sequence()?)?;
     let mut workspace = Workspace::exclusive(settings).await?;
     let parquet = workspace.parquet(model.dim);
     let embedder = Embedder::new(model, settings.model_threads(&args.tuning))?;

@@ -474,7 +474,7 @@ pub async fn run_job(
 
 /// The job's logic fingerprint with `model`, once its chunking is checked against the model.
 fn job_fingerprint(settings: &JobSettings, model: &ModelInfo) -> Result<LogicFingerprint> {
-    Chunker::check(settings.chunk_size, settings.chunk_overlap, model.max_passage_sequence())?;
+    Chunker::check(settings.chunk_size, settings.chunk_overlap, model.max_passage_sequence()?)?;
     Ok(LogicFingerprint::new(&model.id, settings.chunk_size, settings.chunk_overlap))
 }
 

@@ -477,8 +477,8 @@ impl LazyChunker {
     fn get(&self) -> Result<&Chunker> {
         let built = self.built.get_or_init(|| {
             let tokenizer = self.model.tokenizer().map_err(|e| format!("{e:#}"))?;
-            Chunker::new(&tokenizer, self.chunk_size, self.chunk_overlap, self.model.max_passage_sequence())
-                .map_err(|e| format!("{e:#}"))
+            let max_sequence = self.model.max_passage_sequence().map_err(|e| format!("{e:#}"))?;
+            Chunker::new(&tokenizer, self.chunk_size, self.chunk_overlap, max_sequence).map_err(|e| format!("{e:#}"))
         });
         built.as_ref().map_err(|e| anyhow::anyhow!("{e}"))
     }
