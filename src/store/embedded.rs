@@ -523,6 +523,10 @@ impl VectorIndex for EmbeddedIndex {
         Ok(self.shard.read().await.is_some() || self.exists_on_disk())
     }
 
+    async fn serve_as(&self, _alias: &str) -> Result<()> {
+        Ok(())
+    }
+
     async fn drop_collection(&self) -> Result<()> {
         let mut guard = self.shard.write().await;
         if let Some(shard) = guard.take() {

@@ -175,6 +175,11 @@ pub trait VectorIndex: Send + Sync {
     async fn exists(&self) -> Result<bool>;
     /// Removes the collection and all its points.
     async fn drop_collection(&self) -> Result<()>;
+    /// Makes `alias` name this collection for every client of the store at once: on a Qdrant
+    /// server, one `update_aliases` call that drops the alias's old target and sets the new
+    /// one together. The embedded engine has no aliases and does nothing: there, the
+    /// catalog's pointer to the live generation is the switch.
+    async fn serve_as(&self, alias: &str) -> Result<()>;
     /// Called once at the end of a job: build indexes, flush.
     async fn finish(&self) -> Result<()>;
     /// How long a remote store has been unreachable, for the progress line; `None` for a

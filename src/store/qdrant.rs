@@ -16,13 +16,14 @@
 use anyhow::{anyhow, bail, Context, Result};
 use async_trait::async_trait;
 use qdrant_client::qdrant::{
-    point_id::PointIdOptions, points_selector::PointsSelectorOneOf, r#match::MatchValue, vector_output, vectors_config,
-    vectors_output, CollectionParams, Condition, CountPointsBuilder, CreateCollectionBuilder,
-    CreateFieldIndexCollectionBuilder, CreateVectorNameRequestBuilder, DeletePointsBuilder, Distance, FieldType,
-    Filter, Fusion, Modifier, NamedVectors, PointId, PointStruct, PointsIdsList, PrefetchQueryBuilder,
-    Query as QdrantQuery, QueryPointsBuilder, Range, RetrievedPoint, ScrollPointsBuilder,
-    SparseVectorCreationConfigBuilder, SparseVectorParamsBuilder, SparseVectorsConfigBuilder, UpsertPointsBuilder,
-    Vector, VectorInput, VectorOutput, VectorParamsBuilder, VectorsOutput,
+    alias_operations, collections_client::CollectionsClient, point_id::PointIdOptions,
+    points_selector::PointsSelectorOneOf, r#match::MatchValue, vector_output, vectors_config, vectors_output,
+    AliasOperations, ChangeAliases, CollectionParams, Condition, CountPointsBuilder, CreateAlias,
+    CreateCollectionBuilder, CreateFieldIndexCollectionBuilder, CreateVectorNameRequestBuilder, DeleteAlias,
+    DeletePointsBuilder, Distance, FieldType, Filter, Fusion, Modifier, NamedVectors, PointId, PointStruct,
+    PointsIdsList, PrefetchQueryBuilder, Query as QdrantQuery, QueryPointsBuilder, Range, RetrievedPoint,
+    ScrollPointsBuilder, SparseVectorCreationConfigBuilder, SparseVectorParamsBuilder, SparseVectorsConfigBuilder,
+    UpsertPointsBuilder, Vector, VectorInput, VectorOutput, VectorParamsBuilder, VectorsOutput,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
 use std::sync::Arc;
@@ -49,6 +50,9 @@ const PAYLOAD_INDEXES: [(&str, FieldType); 4] = [
 pub struct QdrantIndex {
     client: Qdrant,
     collection: String,
+    /// The server's address and API key as given, for the aliases client.
+    url: String,
+    api_key: Option<String>,
     /// The server's address without credentials, for messages.
     address: String,
     outage_clock: Arc<OutageClock>,
@@ -101,10 +105,53 @@ impl QdrantIndex {
         Ok(Self {
             client,
             collection: collection.to_string(),
+            url: url.to_string(),
+            api_key: api_key.map(str::to_string),
             address,
             outage_clock,
             layout: CollectionLayout::default(),
         })
+    }
+
+    /// A client of the server's collections service, on its own connection. qdrant-client
+    /// sends one alias action per request; a switch needs two in one request (drop the old
+    /// target, set the new one), which only the generated client sends.
+    async fn aliases_client(
+        &self,
+    ) -> Result<
+        CollectionsClient<
+            tonic::service::interceptor::InterceptedService<
+                tonic::transport::Channel,
+                impl tonic::service::Interceptor,
+            >,
+        >,
+    > {
+        use tonic::transport::{Channel, ClientTlsConfig};
+        let endpoint = Channel::from_shared(self.url.clone())
+            .map_err(|e| anyhow!("--qdrant-url {} is not a valid address ({e})", self.address))?
+            .timeout(Duration::from_secs(60))
+            .connect_timeout(Duration::from_secs(5));
+        let endpoint = if self.url.starts_with("https:") {
+            endpoint
+                .tls_config(ClientTlsConfig::new().with_native_roots())
+                .context("setting up TLS for the Qdrant server")?
+        } else {
+            endpoint
+        };
+        let channel = endpoint.connect().await.map_err(|e| transient(format!("Qdrant alias switch: {e}")))?;
+        let api_key = match &self.api_key {
+            Some(key) => Some(
+                key.parse::<tonic::metadata::MetadataValue<_>>()
+                    .context("QDRANT_API_KEY is not a valid header value")?,
+            ),
+            None => None,
+        };
+        Ok(CollectionsClient::with_interceptor(channel, move |mut request: tonic::Request<()>| {
+            if let Some(key) = &api_key {
+                request.metadata_mut().insert("api-key", key.clone());
+            }
+            Ok(request)
+        }))
     }
 
     /// The same index, creating its collection laid out as `layout` says.
@@ -543,6 +590,36 @@ impl VectorIndex for QdrantIndex {
         self.outage_clock
             .call(|| async {
                 self.client.delete_collection(&self.collection).await.map_err(|e| classify(e, "delete collection"))
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn serve_as(&self, alias: &str) -> Result<()> {
+        let aliases = self
+            .outage_clock
+            .call(|| async { self.client.list_aliases().await.map_err(|e| classify(e, "list aliases")) })
+            .await?
+            .aliases;
+        let current = aliases.iter().find(|a| a.alias_name == alias);
+        if current.is_some_and(|a| a.collection_name == self.collection) {
+            return Ok(());
+        }
+        let mut actions = Vec::new();
+        if current.is_some() {
+            let delete = DeleteAlias { alias_name: alias.to_string() };
+            actions.push(AliasOperations { action: Some(alias_operations::Action::DeleteAlias(delete)) });
+        }
+        let create = CreateAlias { collection_name: self.collection.clone(), alias_name: alias.to_string() };
+        actions.push(AliasOperations { action: Some(alias_operations::Action::CreateAlias(create)) });
+        let change = ChangeAliases { actions, timeout: None };
+        self.outage_clock
+            .call(|| async {
+                let mut client = self.aliases_client().await?;
+                client
+                    .update_aliases(change.clone())
+                    .await
+                    .map_err(|status| classify(QdrantError::ResponseError { status }, "alias switch"))
             })
             .await?;
         Ok(())

@@ -6,17 +6,18 @@
 //! collection exists/create/get/delete with an unnamed dense vector and sparse vectors,
 //! adding a sparse vector to a collection, upsert of unnamed or named dense and sparse
 //! vectors, delete by filter or ids, count, scroll, queries by nearest dense or sparse
-//! vector and reciprocal-rank fusion of prefetches, payload index creation) and the filter
-//! shapes real Qdrant accepts for keyword, integer, range, full-text and match-any
-//! conditions, `must`, `should`, `must_not` and nested filters. Everything else answers
-//! `unimplemented`, one method at a time below.
+//! vector and reciprocal-rank fusion of prefetches, payload index creation, collection
+//! aliases: changing them atomically, listing them, and every call taking an alias in place of
+//! its collection's name) and the filter shapes real Qdrant accepts for keyword, integer,
+//! range, full-text and match-any conditions, `must`, `should`, `must_not` and nested
+//! filters. Everything else answers `unimplemented`, one method at a time below.
 //!
 //! It doubles as a fault injector: refuse the next N calls, stall every call, die in the
 //! middle of an upsert after applying half of it, stop and restart on the same port.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -54,6 +55,8 @@ struct Faults {
 struct Engine {
     dir: PathBuf,
     shards: Mutex<HashMap<String, Arc<EdgeShard>>>,
+    /// Alias to collection, as saved in [`ALIASES_FILE`]. Taken before `shards` when both are held.
+    aliases: Mutex<BTreeMap<String, String>>,
     faults: Faults,
     /// Calls served, for tests that check retries happened.
     calls: AtomicU64,
@@ -67,6 +70,32 @@ struct Engine {
 
 enum Control {
     Crash { restart_after: Option<Duration> },
+}
+
+/// The file in the engine's directory that keeps the aliases across restarts.
+const ALIASES_FILE: &str = "aliases.json";
+
+impl Engine {
+    /// Forgets what is open and reads the aliases back from disk, as a restarted server does.
+    fn reopen(&self) {
+        self.shards.lock().unwrap().clear();
+        *self.aliases.lock().unwrap() = load_aliases(&self.dir);
+    }
+}
+
+fn load_aliases(dir: &Path) -> BTreeMap<String, String> {
+    match std::fs::read(dir.join(ALIASES_FILE)) {
+        Ok(json) => serde_json::from_slice(&json).expect("the test server's aliases file"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+        Err(e) => panic!("reading the test server's aliases: {e}"),
+    }
+}
+
+/// Saves the aliases whole: written aside, then renamed over the old file.
+fn save_aliases(dir: &Path, aliases: &BTreeMap<String, String>) -> Result<(), Status> {
+    let aside = dir.join(format!("{ALIASES_FILE}.tmp"));
+    std::fs::write(&aside, serde_json::to_vec(aliases).map_err(internal)?).map_err(internal)?;
+    std::fs::rename(&aside, dir.join(ALIASES_FILE)).map_err(internal)
 }
 
 /// A running test server.
@@ -87,6 +116,7 @@ impl TestQdrant {
         let engine = Arc::new(Engine {
             dir: temp.path().to_path_buf(),
             shards: Mutex::new(HashMap::new()),
+            aliases: Mutex::new(load_aliases(temp.path())),
             faults: Faults::default(),
             calls: AtomicU64::new(0),
             upserts: AtomicU64::new(0),
@@ -102,7 +132,7 @@ impl TestQdrant {
                 if let Some(runtime) = running.lock().unwrap().take() {
                     runtime.shutdown_background();
                 }
-                engine.shards.lock().unwrap().clear();
+                engine.reopen();
                 if let Some(wait) = restart_after {
                     std::thread::sleep(wait);
                     *running.lock().unwrap() = Some(spawn_server(engine.clone(), addr));
@@ -133,7 +163,7 @@ impl TestQdrant {
     /// Starts a stopped server again on the same port, with the same data.
     pub fn restart(&self) {
         self.stop();
-        self.engine.shards.lock().unwrap().clear();
+        self.engine.reopen();
         self.serve();
     }
 
@@ -162,6 +192,11 @@ impl TestQdrant {
     /// created with, as asked (the server itself runs one shard on one node).
     pub fn created_layout(&self) -> Option<Layout> {
         *self.engine.created_layout.lock().unwrap()
+    }
+
+    /// The aliases, as (alias, collection) pairs sorted by alias.
+    pub fn aliases(&self) -> Vec<(String, String)> {
+        self.engine.aliases.lock().unwrap().iter().map(|(a, c)| (a.clone(), c.clone())).collect()
     }
 
     pub fn is_running(&self) -> bool {
@@ -232,17 +267,41 @@ impl Service {
         Ok(())
     }
 
-    fn shard(&self, collection: &str) -> Result<Arc<EdgeShard>, Status> {
+    /// The collection a name stands for: the one an alias points to, else the name itself.
+    fn resolve(&self, name: &str) -> String {
+        self.0.aliases.lock().unwrap().get(name).cloned().unwrap_or_else(|| name.to_string())
+    }
+
+    /// Whether a collection (not an alias) of this name exists on disk.
+    fn is_collection(&self, collection: &str) -> bool {
+        self.0.dir.join(collection).join("edge_config.json").is_file()
+    }
+
+    /// The aliases sorted by name, all of them or those of one collection.
+    fn alias_list(&self, of: Option<&str>) -> Vec<grpc::AliasDescription> {
+        let aliases = self.0.aliases.lock().unwrap();
+        aliases
+            .iter()
+            .filter(|(_, collection)| of.is_none_or(|name| name == collection.as_str()))
+            .map(|(alias, collection)| grpc::AliasDescription {
+                alias_name: alias.clone(),
+                collection_name: collection.clone(),
+            })
+            .collect()
+    }
+
+    /// The shard of a collection, named directly or by an alias.
+    fn shard(&self, name: &str) -> Result<Arc<EdgeShard>, Status> {
+        let collection = self.resolve(name);
         let mut shards = self.0.shards.lock().unwrap();
-        if let Some(shard) = shards.get(collection) {
+        if let Some(shard) = shards.get(&collection) {
             return Ok(shard.clone());
         }
-        let path = self.0.dir.join(collection);
-        if !path.join("edge_config.json").is_file() {
+        if !self.is_collection(&collection) {
             return Err(Status::not_found(format!("Collection `{collection}` doesn't exist!")));
         }
-        let shard = Arc::new(EdgeShard::load(&path, None).map_err(internal)?);
-        shards.insert(collection.to_string(), shard.clone());
+        let shard = Arc::new(EdgeShard::load(&self.0.dir.join(&collection), None).map_err(internal)?);
+        shards.insert(collection, shard.clone());
         Ok(shard)
     }
 }
@@ -499,8 +558,8 @@ impl grpc::collections_server::Collections for Service {
         request: Request<grpc::CollectionExistsRequest>,
     ) -> Reply<grpc::CollectionExistsResponse> {
         self.enter().await?;
-        let name = request.into_inner().collection_name;
-        let exists = self.0.dir.join(&name).join("edge_config.json").is_file();
+        // As Qdrant answers: an alias exists when its collection does.
+        let exists = self.is_collection(&self.resolve(&request.into_inner().collection_name));
         Ok(Response::new(grpc::CollectionExistsResponse { result: Some(grpc::CollectionExists { exists }), time: 0.0 }))
     }
 
@@ -510,10 +569,18 @@ impl grpc::collections_server::Collections for Service {
         // One shard on one node: a cluster layout is recorded, for tests to check what was asked.
         *self.0.created_layout.lock().unwrap() =
             Some((request.shard_number, request.replication_factor, request.write_consistency_factor));
-        let path = self.0.dir.join(&request.collection_name);
-        if path.join("edge_config.json").is_file() {
-            return Err(Status::already_exists(format!("Collection `{}` already exists!", request.collection_name)));
+        let name = &request.collection_name;
+        // Held to the end, so no alias of this name appears meanwhile.
+        let aliases = self.0.aliases.lock().unwrap();
+        if self.is_collection(name) {
+            return Err(Status::already_exists(format!("Collection `{name}` already exists!")));
         }
+        if aliases.contains_key(name) {
+            return Err(Status::invalid_argument(format!(
+                "Can't create collection with name {name}. Alias with the same name already exists"
+            )));
+        }
+        let path = self.0.dir.join(name);
         let Some(grpc::vectors_config::Config::Params(params)) = request.vectors_config.and_then(|v| v.config) else {
             return Err(unsupported("collections without one unnamed dense vector"));
         };
@@ -538,6 +605,7 @@ impl grpc::collections_server::Collections for Service {
         std::fs::create_dir_all(&path).map_err(internal)?;
         let shard = EdgeShard::new(&path, config.build()).map_err(internal)?;
         self.0.shards.lock().unwrap().insert(request.collection_name, Arc::new(shard));
+        drop(aliases);
         Ok(Response::new(grpc::CollectionOperationResponse { result: true, time: 0.0 }))
     }
 
@@ -589,8 +657,18 @@ impl grpc::collections_server::Collections for Service {
 
     async fn delete(&self, request: Request<grpc::DeleteCollection>) -> Reply<grpc::CollectionOperationResponse> {
         self.enter().await?;
+        // As Qdrant does: the name is not resolved (an alias's name deletes nothing), and the
+        // collection's aliases go with it.
         let name = request.into_inner().collection_name;
+        let mut aliases = self.0.aliases.lock().unwrap();
+        if aliases.values().any(|collection| *collection == name) {
+            let mut kept = aliases.clone();
+            kept.retain(|_, collection| *collection != name);
+            save_aliases(&self.0.dir, &kept)?;
+            *aliases = kept;
+        }
         self.0.shards.lock().unwrap().remove(&name);
+        drop(aliases);
         let path = self.0.dir.join(&name);
         let existed = path.exists();
         if existed {
@@ -607,19 +685,58 @@ impl grpc::collections_server::Collections for Service {
         Err(unsupported("update"))
     }
 
-    async fn update_aliases(&self, _request: Request<grpc::ChangeAliases>) -> Reply<grpc::CollectionOperationResponse> {
-        Err(unsupported("update_aliases"))
+    /// All the actions or none: they apply in order to a copy of the aliases, which replaces
+    /// them only if every one succeeds.
+    async fn update_aliases(&self, request: Request<grpc::ChangeAliases>) -> Reply<grpc::CollectionOperationResponse> {
+        use grpc::alias_operations::Action;
+        self.enter().await?;
+        let actions = request.into_inner().actions;
+        let mut aliases = self.0.aliases.lock().unwrap();
+        let mut changed = aliases.clone();
+        for action in actions {
+            match action.action {
+                // As Qdrant does: the target is a collection, not an alias; an alias already
+                // there is moved to it.
+                Some(Action::CreateAlias(grpc::CreateAlias { collection_name, alias_name })) => {
+                    if !self.is_collection(&collection_name) {
+                        return Err(Status::not_found(format!("Collection `{collection_name}` doesn't exist!")));
+                    }
+                    if self.is_collection(&alias_name) {
+                        return Err(Status::invalid_argument(format!("Collection `{alias_name}` already exists!")));
+                    }
+                    changed.insert(alias_name, collection_name);
+                }
+                // As Qdrant does: deleting an alias that is not there succeeds.
+                Some(Action::DeleteAlias(grpc::DeleteAlias { alias_name })) => {
+                    changed.remove(&alias_name);
+                }
+                Some(Action::RenameAlias(grpc::RenameAlias { old_alias_name, new_alias_name })) => {
+                    let collection = changed
+                        .remove(&old_alias_name)
+                        .ok_or_else(|| Status::not_found(format!("Alias {old_alias_name} does not exists!")))?;
+                    changed.insert(new_alias_name, collection);
+                }
+                None => return Err(Status::invalid_argument("Malformed AliasOperation type")),
+            }
+        }
+        save_aliases(&self.0.dir, &changed)?;
+        *aliases = changed;
+        Ok(Response::new(grpc::CollectionOperationResponse { result: true, time: 0.0 }))
     }
 
+    /// The aliases of a collection named directly (as Qdrant does, an alias's name lists none).
     async fn list_collection_aliases(
         &self,
-        _request: Request<grpc::ListCollectionAliasesRequest>,
+        request: Request<grpc::ListCollectionAliasesRequest>,
     ) -> Reply<grpc::ListAliasesResponse> {
-        Err(unsupported("list_collection_aliases"))
+        self.enter().await?;
+        let name = request.into_inner().collection_name;
+        Ok(Response::new(grpc::ListAliasesResponse { aliases: self.alias_list(Some(&name)), time: 0.0 }))
     }
 
     async fn list_aliases(&self, _request: Request<grpc::ListAliasesRequest>) -> Reply<grpc::ListAliasesResponse> {
-        Err(unsupported("list_aliases"))
+        self.enter().await?;
+        Ok(Response::new(grpc::ListAliasesResponse { aliases: self.alias_list(None), time: 0.0 }))
     }
 
     async fn collection_cluster_info(
