@@ -143,8 +143,8 @@ impl CollectionCatalog {
 }
 
 const JOB_COLUMNS: &str =
-    "SELECT id, name, status, directory_path, collection, model_name, chunk_size, chunk_overlap, total_files,
-    processed_files, failed_files, skipped_files, deleted_files, current_file, created_at, started_at,
+    "SELECT id, name, status, directory_path, collection, model_name, vector_dim, chunk_size, chunk_overlap,
+    total_files, processed_files, failed_files, skipped_files, deleted_files, current_file, created_at, started_at,
     finished_at, error, verification FROM jobs";
 
 fn job_row(row: &AnyRow) -> Result<JobRow> {
@@ -155,6 +155,7 @@ fn job_row(row: &AnyRow) -> Result<JobRow> {
         directory_path: row.try_get("directory_path")?,
         collection: row.try_get("collection")?,
         model_name: row.try_get("model_name")?,
+        vector_dim: row.try_get("vector_dim")?,
         chunk_size: row.try_get("chunk_size")?,
         chunk_overlap: row.try_get("chunk_overlap")?,
         counters: JobCounters {

@@ -13,9 +13,10 @@
 //! ([`Catalog::collection`]): what concerns one collection's files, queue and locks is asked
 //! of that, and what concerns the whole catalog (jobs by id, claims, the embedding cache) of
 //! either. Their methods and types are split by concern, and everything public is
-//! re-exported here: `rows` (row types and statuses), `jobs`, `files`, `locks` (the advisory
-//! collection locks), `embedding_cache` (the cache's rows and vector codec), `queue`
-//! (PostgreSQL's work queue).
+//! re-exported here: `rows` (row types and statuses), `jobs`, `files`, `generations` (which
+//! physical collection the collection's name serves), `locks` (the advisory collection
+//! locks), `embedding_cache` (the cache's rows and vector codec), `queue` (PostgreSQL's work
+//! queue).
 
 use std::sync::Arc;
 
@@ -53,12 +54,14 @@ macro_rules! text_enum {
 
 mod embedding_cache;
 mod files;
+mod generations;
 mod jobs;
 mod locks;
 mod queue;
 mod rows;
 
 use crate::redact::redact_url;
+pub use generations::{generation_name, GenerationRecipe, GenerationRow, GenerationState};
 pub use locks::{CollectionLock, LockLost};
 pub use queue::{Claim, Fence, ItemState, ParkedItem, QueueDepth, WorkItem, WorkKind, WorkerRow, WORK_CHANNEL};
 pub use rows::{Completion, FileFacts, FileRow, FileStatus, JobCounters, JobRow, JobStatus, KnownFile, NewJob};

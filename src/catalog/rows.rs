@@ -90,6 +90,7 @@ pub struct JobRow {
     pub directory_path: String,
     pub collection: String,
     pub model_name: String,
+    pub vector_dim: i64,
     pub chunk_size: i64,
     pub chunk_overlap: i64,
     pub counters: JobCounters,
