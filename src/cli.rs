@@ -69,6 +69,10 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Apply the catalog's schema migrations and exit.
     Migrate,
+    /// Serve the previous generation again (the one live before the live one).
+    Rollback,
+    /// Delete the generations no longer served: their collections, parquet copies and catalog rows.
+    Gc(GcArgs),
     /// List the installed embedding models: name, id, dimension, max tokens, pooling, prefixes.
     Models,
     /// Work on the collection's queued jobs (planned by `ingest DIR --workers N`), alongside
@@ -113,6 +117,9 @@ pub struct GlobalArgs {
     /// Replicas that must acknowledge each write before it counts, for a collection this command creates [default: the server's]
     #[arg(long, global = true, value_name = "N")]
     pub write_consistency_factor: Option<u32>,
+    /// The generation to search, restore, verify or export (`ingest status` lists them) [default: the live one]
+    #[arg(long, global = true, value_name = "N")]
+    pub generation: Option<i64>,
     /// TOML file with defaults for any of these settings
     #[arg(long, global = true, env = "INGEST_CONFIG")]
     pub config: Option<PathBuf>,
@@ -339,6 +346,13 @@ pub struct VerifyArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct GcArgs {
+    /// Only list the generations that would be deleted
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct StatusArgs {
     /// Show one job in detail
     pub job: Option<String>,
@@ -357,6 +371,7 @@ impl From<GlobalArgs> for CommonOptions {
             shards,
             replication_factor,
             write_consistency_factor,
+            generation,
             config,
             json,
             quiet,
@@ -372,6 +387,7 @@ impl From<GlobalArgs> for CommonOptions {
             shards,
             replication_factor,
             write_consistency_factor,
+            generation,
             config,
             json,
             quiet,

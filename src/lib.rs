@@ -35,8 +35,10 @@
 //! - [`retry`]: backoff, jitter and the outage limit for the remote services.
 //! - [`settings`]: the options given, environment and TOML → validated [`settings::Settings`],
 //!   and from them a run's job settings and a worker's.
-//! - [`workspace`]: settings → one collection's catalog, store, parquet copy and locks, and
-//!   the data directory's layout.
+//! - [`workspace`]: settings → one collection's catalog, the generation a command works on
+//!   (its catalog rows, store and parquet copy), its locks, and the data directory's layout.
+//! - [`generations`]: a run's model and chunking → the generation it builds; a ready one →
+//!   the switch of the collection's name to it; rollback and gc.
 //! - [`commands`]: settings and a command's options → what the command found or did, as a
 //!   typed outcome (a run's [`pipeline::JobReport`], [`commands::Status`], [`commands::CheckReport`], …).
 //! - [`output`]: a command's outcome → the lines it prints, or its `--json`, and the
@@ -52,6 +54,7 @@ pub mod commands;
 pub mod consistency;
 pub mod embed;
 pub mod extract;
+pub mod generations;
 pub mod hash;
 pub mod lock;
 pub mod model;

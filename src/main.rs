@@ -112,6 +112,14 @@ async fn dispatch(cli: Cli) -> Result<Exit> {
                 _ => Exit::Ok,
             }
         }
+        Some(Command::Rollback) => {
+            output::rolled_back(settings, &commands::rollback(settings).await?)?;
+            Exit::Ok
+        }
+        Some(Command::Gc(args)) => {
+            output::collected(settings, &commands::gc(settings, args.dry_run).await?, args.dry_run)?;
+            Exit::Ok
+        }
         Some(Command::Models) => {
             output::models(settings, &commands::models(settings)?)?;
             Exit::Ok

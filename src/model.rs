@@ -388,6 +388,14 @@ pub fn installed() -> Result<Vec<Installed>> {
         .collect())
 }
 
+/// The installed model whose id is `id`, if there is one.
+pub fn installed_with_id(id: &str) -> Result<Option<ModelInfo>> {
+    Ok(installed()?.into_iter().find_map(|entry| match entry {
+        Installed::Model(model) if model.id == id => Some(*model),
+        _ => None,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,6 +39,8 @@ pub struct CommonOptions {
     pub shards: Option<u32>,
     pub replication_factor: Option<u32>,
     pub write_consistency_factor: Option<u32>,
+    /// The generation to work on, for the commands that work on one; `None` for the live one.
+    pub generation: Option<i64>,
     /// The TOML file with defaults.
     pub config: Option<PathBuf>,
     pub json: bool,
@@ -153,6 +155,8 @@ pub struct Settings {
     /// Backoff and outage limit for the servers.
     pub retry: RetryPolicy,
     pub model_dir: Option<PathBuf>,
+    /// The generation a command works on (`--generation N`); `None` for the live one.
+    pub generation: Option<i64>,
     pub json: bool,
     pub quiet: bool,
     pub file: FileConfig,
@@ -217,6 +221,7 @@ impl Settings {
             parquet_root: given.parquet_dir.clone(),
             retry: RetryPolicy { outage_limit: Duration::from_secs_f64(outage_limit), ..RetryPolicy::default() },
             model_dir: given.model_dir.clone().or_else(|| file.model_dir.clone()),
+            generation: given.generation,
             json: given.json,
             quiet: given.quiet,
             file,
@@ -308,6 +313,12 @@ impl Settings {
             },
             queued: args.workers.is_some(),
         })
+    }
+
+    /// Whether the run's chunk size or overlap was given, by flag or in the TOML file, rather
+    /// than left to the live generation's (or the default).
+    pub fn chunking_given(&self, args: &RunOptions) -> bool {
+        args.chunk_size.or(self.file.chunk_size).is_some() || args.chunk_overlap.or(self.file.chunk_overlap).is_some()
     }
 
     /// Where the vectors live.

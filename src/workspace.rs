@@ -1,25 +1,40 @@
 //! # Workspace
 //!
 //! In: resolved [`Settings`]. Out: one collection's parts, opened together: the catalog
-//! bound to it, its vector store, where its parquet copy lives and, for commands that change
-//! it, its locks ([`Workspace::exclusive`]). This is the one place that lays out the data
-//! directory: `catalog.sqlite` (the embedded catalog), `locks/<collection>.lock`,
-//! `parquet/<collection>/` (unless `--parquet-dir` puts the copies elsewhere, for workers on
-//! many machines), and the embedded engine's own directory, which [`crate::store`] keeps.
+//! bound to its name (its generations and its locks), the generation a command works on
+//! (`--generation N`, else the live one) with that generation's catalog rows, vector store
+//! and parquet copy, and, for commands that change it, its locks ([`Workspace::exclusive`]).
+//! This is the one place that lays out the data directory: `catalog.sqlite` (the embedded
+//! catalog), `locks/<collection>.lock`, `parquet/<generation name>/` (unless
+//! `--parquet-dir` puts the copies elsewhere, for workers on many machines), and the
+//! embedded engine's own directory, which [`crate::store`] keeps.
+//!
+//! A collection indexed before generations existed has no `generations` rows: opening it
+//! records its catalog rows and store collection as generation 1, live, with the model and
+//! chunking of its latest job, and nothing is re-embedded or moved.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
-use crate::catalog::{Catalog, CollectionCatalog, CollectionLock};
+use crate::catalog::{
+    Catalog, CollectionCatalog, CollectionLock, GenerationRecipe, GenerationRow, GenerationState, JobStatus,
+};
 use crate::lock::RunLock;
 use crate::parquet_copy::ParquetCopy;
 use crate::settings::Settings;
 use crate::store::VectorIndex;
 
-/// One collection's catalog, store and parquet copy, and the locks held on it.
+/// One collection's catalog, and the generation a command works on: its catalog rows, its
+/// store and its parquet copy, and the locks held on the collection.
 pub struct Workspace {
+    settings: Settings,
+    /// The catalog bound to the collection's name: its generations, its locks.
+    named: CollectionCatalog,
+    /// The generation worked on; `None` for a collection that has never been run.
+    generation: Option<GenerationRow>,
+    /// The catalog bound to the generation's name: its files and jobs.
     catalog: CollectionCatalog,
     index: Arc<dyn VectorIndex>,
     parquet_dir: PathBuf,
@@ -34,33 +49,90 @@ struct Locks {
 }
 
 impl Workspace {
-    /// Opens the collection's catalog and store, taking no lock: for commands that only read.
+    /// Opens the collection's catalog and the generation asked for, taking no lock: for
+    /// commands that only read.
     pub async fn open(settings: &Settings) -> Result<Self> {
-        let catalog = open_catalog(settings).await?.collection(&settings.collection);
-        let index = open_store(settings).await?;
-        Ok(Self { catalog, index, parquet_dir: parquet_dir(settings), locks: None })
+        let named = open_catalog(settings).await?.collection(&settings.collection);
+        Self::at(settings, named, None).await
     }
 
-    /// Takes the collection's locks, then opens its catalog and store, held by this process
-    /// alone until dropped (or [`Self::release_locks`]). Where the vectors are to live is
-    /// checked first, so that a wrong store layout is refused before any lock is taken.
+    /// Takes the collection's locks, then opens its catalog and the generation asked for,
+    /// held by this process alone until dropped (or [`Self::release_locks`]). Where the
+    /// vectors are to live is checked first, so that a wrong store layout is refused before
+    /// any lock is taken.
     pub async fn exclusive(settings: &Settings) -> Result<Self> {
         settings.store_location().check()?;
         create_data_dir(settings)?;
         let file = RunLock::acquire(&settings.data_dir.join("locks"), &settings.collection)?;
-        let catalog = open_catalog(settings).await?.collection(&settings.collection);
-        let shared_catalog = catalog.lock_collection().await?;
-        let index = open_store(settings).await?;
-        let locks = Some(Locks { _file: file, shared_catalog });
-        Ok(Self { catalog, index, parquet_dir: parquet_dir(settings), locks })
+        let named = open_catalog(settings).await?.collection(&settings.collection);
+        let shared_catalog = named.lock_collection().await?;
+        Self::at(settings, named, Some(Locks { _file: file, shared_catalog })).await
     }
 
+    async fn at(settings: &Settings, named: CollectionCatalog, locks: Option<Locks>) -> Result<Self> {
+        let generations = generations_of(&named).await?;
+        let generation = match settings.generation {
+            Some(number) => Some(generations.into_iter().find(|g| g.number == number).with_context(|| {
+                format!(
+                    "collection {:?} has no generation {number}; `ingest status` lists its generations",
+                    settings.collection
+                )
+            })?),
+            None => generations.into_iter().find(|g| g.state == GenerationState::Live),
+        };
+        let name = generation.as_ref().map_or(settings.collection.as_str(), |g| g.name.as_str()).to_string();
+        let store = generation.as_ref().map_or(settings.collection.as_str(), |g| g.store_collection.as_str());
+        let index = open_store(settings, store).await?;
+        Ok(Self {
+            settings: settings.clone(),
+            catalog: named.collection(&name),
+            named,
+            generation,
+            index,
+            parquet_dir: parquet_dir(settings, &name),
+            locks,
+        })
+    }
+
+    /// Works on `generation` from now on: its catalog rows, its store, its parquet copy.
+    pub async fn enter(&mut self, generation: GenerationRow) -> Result<()> {
+        self.index = open_store(&self.settings, &generation.store_collection).await?;
+        self.catalog = self.named.collection(&generation.name);
+        self.parquet_dir = parquet_dir(&self.settings, &generation.name);
+        self.generation = Some(generation);
+        Ok(())
+    }
+
+    /// The generation worked on; `None` until the collection's first run records one.
+    pub fn generation(&self) -> Option<&GenerationRow> {
+        self.generation.as_ref()
+    }
+
+    /// The catalog bound to the collection's name, which serves its generations.
+    pub fn named(&self) -> &CollectionCatalog {
+        &self.named
+    }
+
+    /// The catalog bound to the generation worked on.
     pub fn catalog(&self) -> &CollectionCatalog {
         &self.catalog
     }
 
     pub fn index(&self) -> &Arc<dyn VectorIndex> {
         &self.index
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The width of the generation's vectors; for a collection never run, the model's
+    /// (`--model-dir`, else the default).
+    pub fn vector_dim(&self) -> Result<usize> {
+        match &self.generation {
+            Some(generation) => Ok(generation.recipe.vector_dim as usize),
+            None => Ok(crate::model::ModelInfo::load(self.settings.model_dir.as_deref())?.dim),
+        }
     }
 
     /// The parquet copy, for vectors of `dim` dimensions.
@@ -72,6 +144,11 @@ impl Workspace {
         &self.parquet_dir
     }
 
+    /// Where a generation's parquet copy lives.
+    pub fn parquet_dir_of(&self, generation: &GenerationRow) -> PathBuf {
+        parquet_dir(&self.settings, &generation.name)
+    }
+
     /// PostgreSQL's lock on the collection, when this workspace holds it.
     pub fn collection_lock(&self) -> Option<&CollectionLock> {
         self.locks.as_ref().and_then(|locks| locks.shared_catalog.as_ref())
@@ -81,6 +158,34 @@ impl Workspace {
     /// that workers can share it.
     pub fn release_locks(&mut self) {
         self.locks = None;
+    }
+}
+
+/// The collection's generations, oldest first. A collection indexed before generations,
+/// which has jobs but no generations, is recorded as generation 1, live, with the model and
+/// chunking of its latest completed job (or its latest job).
+pub async fn generations_of(named: &CollectionCatalog) -> Result<Vec<GenerationRow>> {
+    let generations = named.generations().await?;
+    if !generations.is_empty() {
+        return Ok(generations);
+    }
+    let jobs = named.jobs(50).await?;
+    let Some(job) = jobs.iter().find(|job| job.status == JobStatus::Completed).or(jobs.first()) else {
+        return Ok(generations);
+    };
+    let recipe = GenerationRecipe {
+        model_id: job.model_name.clone(),
+        vector_dim: job.vector_dim,
+        chunk_size: job.chunk_size,
+        chunk_overlap: job.chunk_overlap,
+    };
+    match named.add_generation(&recipe, GenerationState::Live).await {
+        Ok(first) => Ok(vec![first]),
+        // Another process recorded it first.
+        Err(error) => match named.generations().await? {
+            recorded if !recorded.is_empty() => Ok(recorded),
+            _ => Err(error),
+        },
     }
 }
 
@@ -97,14 +202,15 @@ pub async fn open_catalog(settings: &Settings) -> Result<Catalog> {
     Ok(catalog.with_retry(settings.retry))
 }
 
-/// The collection's store alone: the Qdrant server at `--qdrant-url`, else the embedded engine.
-pub async fn open_store(settings: &Settings) -> Result<Arc<dyn VectorIndex>> {
-    crate::store::open(settings.store_location(), &settings.collection, settings.retry).await
+/// One collection of the store alone: on the Qdrant server at `--qdrant-url`, else in the
+/// embedded engine.
+pub async fn open_store(settings: &Settings, store_collection: &str) -> Result<Arc<dyn VectorIndex>> {
+    crate::store::open(settings.store_location(), store_collection, settings.retry).await
 }
 
-/// Where the collection's parquet copy lives.
-pub fn parquet_dir(settings: &Settings) -> PathBuf {
-    settings.parquet_root.clone().unwrap_or_else(|| settings.data_dir.join("parquet")).join(&settings.collection)
+/// Where the parquet copy of the generation kept under `name` lives.
+pub fn parquet_dir(settings: &Settings, name: &str) -> PathBuf {
+    settings.parquet_root.clone().unwrap_or_else(|| settings.data_dir.join("parquet")).join(name)
 }
 
 fn create_data_dir(settings: &Settings) -> Result<()> {

@@ -9,7 +9,7 @@ use anyhow::Result;
 use crate::embed::Embedder;
 use crate::model::ModelInfo;
 use crate::settings::Settings;
-use crate::workspace::{open_catalog, open_store};
+use crate::workspace::{open_catalog, Workspace};
 
 /// What `ingest check` found of each part: a line on what it is, or why it is wrong.
 pub struct CheckReport {
@@ -33,9 +33,16 @@ impl CheckReport {
     }
 }
 
-/// Checks the model, then the catalog, then the vector store.
+/// Checks the model (`--model-dir`, else the live generation's, else the default), then the
+/// catalog, then the vector store.
 pub async fn check(settings: &Settings) -> CheckReport {
-    let model = ModelInfo::load(settings.model_dir.as_deref());
+    let workspace = Workspace::open(settings).await;
+    let live_model = workspace.as_ref().ok().and_then(|w| w.generation()).map(|g| g.recipe.model_id.clone());
+    let model = match (&settings.model_dir, live_model) {
+        (None, Some(id)) => crate::model::installed_with_id(&id)
+            .and_then(|found| found.ok_or_else(|| anyhow::anyhow!("the collection's model {id} is not installed"))),
+        _ => ModelInfo::load(settings.model_dir.as_deref()),
+    };
     let model_outcome = match &model {
         Ok(info) => Embedder::new(info.clone(), 1)
             .and_then(|mut embedder| embedder.embed_one("health check"))
@@ -52,15 +59,30 @@ pub async fn check(settings: &Settings) -> CheckReport {
         Err(error) => Err(error),
     };
     let store_outcome = async {
-        let index = open_store(settings).await?;
+        let workspace = workspace?;
+        let index = workspace.index();
         let place = settings.qdrant_url.as_deref().map(crate::redact::redact_url).unwrap_or("embedded".into());
         if !index.exists().await? {
             return Ok(format!("{place}, collection {:?} not created yet", settings.collection));
         }
-        if let Ok(info) = &model {
-            index.ensure_collection(info.dim).await?;
-        }
-        Ok(format!("{place}, collection {:?} holds {} points", settings.collection, index.count(None).await?))
+        let served = match workspace.generation() {
+            Some(generation) => {
+                if let Some(info) = model.as_ref().ok().filter(|info| info.dim as i64 != generation.recipe.vector_dim) {
+                    anyhow::bail!(
+                        "generation {} of collection {:?} holds {}-dimensional vectors of {}, but the model {} makes                          {}-dimensional ones",
+                        generation.number,
+                        settings.collection,
+                        generation.recipe.vector_dim,
+                        generation.recipe.model_id,
+                        info.id,
+                        info.dim
+                    );
+                }
+                format!(" (generation {}, {})", generation.number, generation.recipe.model_id)
+            }
+            None => String::new(),
+        };
+        Ok(format!("{place}, collection {:?}{served} holds {} points", settings.collection, index.count(None).await?))
     }
     .await;
     CheckReport { model: model_outcome, catalog: catalog_outcome, vector_store: store_outcome }

@@ -1,7 +1,9 @@
 //! # `ingest restore` and `ingest verify`
 //!
-//! `restore`: in, [`Settings`], a directory of parquet files (by default the collection's
-//! parquet copy) and how to upload; out, [`Restored`]: the collection rebuilt from them,
+//! Both work on the live generation, or on `--generation N`.
+//!
+//! `restore`: in, [`Settings`], a directory of parquet files (by default the generation's
+//! parquet copy) and how to upload; out, [`Restored`]: its collection rebuilt from them,
 //! without embedding, and what could not be used. `verify`: in, [`Settings`] and whether to
 //! repair and to check the files on disk; out, a [`VerifyReport`]: whether the catalog, the
 //! collection and the parquet copy agree, what a repair did, and what it left.
@@ -11,7 +13,6 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::consistency::{self, Health, Repair, RestoreReport, Upload};
-use crate::model::ModelInfo;
 use crate::settings::Settings;
 use crate::workspace::Workspace;
 
@@ -25,12 +26,12 @@ pub struct Restored {
 /// holding the collection's locks. At least one point per request, and one request in
 /// flight, whatever `upload` says.
 pub async fn restore(settings: &Settings, dir: Option<PathBuf>, upload: Upload) -> Result<Restored> {
-    let model = ModelInfo::load(settings.model_dir.as_deref())?;
     let workspace = Workspace::exclusive(settings).await?;
+    let dim = workspace.vector_dim()?;
     let dir = dir.unwrap_or_else(|| workspace.parquet_dir().to_path_buf());
     let upload = Upload { batch_size: upload.batch_size.max(1), parallelism: upload.parallelism.max(1) };
     let (catalog, index) = (workspace.catalog(), workspace.index().as_ref());
-    let report = consistency::restore(catalog, index, &dir, model.dim, upload, settings.quiet).await?;
+    let report = consistency::restore(catalog, index, &dir, dim, upload, settings.quiet).await?;
     Ok(Restored { report, dir })
 }
 
@@ -51,15 +52,15 @@ impl VerifyReport {
 /// Compares the catalog, the collection and the parquet copy (and, with `check_files`, the
 /// files on disk); with `repair`, fixes what it can, then compares again.
 pub async fn verify(settings: &Settings, repair: bool, check_files: bool) -> Result<VerifyReport> {
-    let model = ModelInfo::load(settings.model_dir.as_deref())?;
     // A repair takes the collection's locks, as a run does, so it never judges the points of
     // a run in flight (here or on another machine) to be orphans.
     let workspace = if repair { Workspace::exclusive(settings).await? } else { Workspace::open(settings).await? };
     let (catalog, index, dir) = (workspace.catalog(), workspace.index(), workspace.parquet_dir());
+    let dim = workspace.vector_dim()?;
     let upload = repair.then_some(Upload { batch_size: 4000, parallelism: 2 });
-    let (health, repair) = consistency::verify(catalog, index.as_ref(), dir, model.dim, check_files, upload).await?;
+    let (health, repair) = consistency::verify(catalog, index.as_ref(), dir, dim, check_files, upload).await?;
     let after_repair = match repair {
-        Some(_) => Some(consistency::verify(catalog, index.as_ref(), dir, model.dim, check_files, None).await?.0),
+        Some(_) => Some(consistency::verify(catalog, index.as_ref(), dir, dim, check_files, None).await?.0),
         None => None,
     };
     Ok(VerifyReport { health, repair, after_repair })

@@ -1,16 +1,17 @@
 //! # `ingest export`
 //!
-//! In: [`Settings`] and a directory. Out: [`Exported`]: the collection's points, as stored,
-//! written to one fresh parquet file, `<dir>/<collection>.parquet`, and how many there were.
+//! In: [`Settings`] and a directory. Out: [`Exported`]: the points of the live generation
+//! (or of `--generation N`), as stored, written to one fresh parquet file,
+//! `<dir>/<generation name>.parquet` (the collection's own name for generation 1,
+//! `<collection>-g<N>` for the others), and how many there were.
 
 use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::model::ModelInfo;
 use crate::parquet_copy::ParquetCopy;
 use crate::settings::Settings;
-use crate::workspace::open_store;
+use crate::workspace::Workspace;
 
 /// Where `ingest export` wrote the collection's points, and how many.
 pub struct Exported {
@@ -21,12 +22,13 @@ pub struct Exported {
 /// Writes the collection's points to one parquet file in `out`; an error when the collection
 /// does not exist.
 pub async fn export(settings: &Settings, out: PathBuf) -> Result<Exported> {
-    let model = ModelInfo::load(settings.model_dir.as_deref())?;
-    let index = open_store(settings).await?;
+    let workspace = Workspace::open(settings).await?;
+    let index = workspace.index();
     if !index.exists().await? {
         anyhow::bail!("collection {:?} does not exist; nothing to export", settings.collection);
     }
+    let name = workspace.generation().map_or(settings.collection.as_str(), |g| g.name.as_str());
     let points: Vec<_> = crate::store::all_points(index.as_ref(), true).await?.into_values().collect();
-    let path = ParquetCopy::at(out, model.dim).write_file(&settings.collection, &points)?;
+    let path = ParquetCopy::at(out, workspace.vector_dim()?).write_file(name, &points)?;
     Ok(Exported { path, points: points.len() })
 }

@@ -9,7 +9,7 @@ use anyhow::Result;
 
 use crate::consistency::{add_sparse_vectors, RestoreReport, Upload};
 use crate::settings::Settings;
-use crate::workspace::{open_catalog, open_store, Workspace};
+use crate::workspace::{open_catalog, Workspace};
 
 /// What `ingest migrate` did.
 #[derive(Debug)]
@@ -24,10 +24,11 @@ pub struct Migrated {
 /// vectors they lack, holding the collection's locks as a run does.
 pub async fn migrate(settings: &Settings) -> Result<Migrated> {
     let applied = open_catalog(settings).await?.applied_migrations().await?;
-    let index = open_store(settings).await?;
+    let workspace = Workspace::open(settings).await?;
+    let index = workspace.index();
     let gap = index.exists().await? && crate::search::sparse_gap(index.as_ref()).await?.is_some();
     // The embedded engine lets one handle at a time hold a collection.
-    drop(index);
+    drop(workspace);
     if !gap {
         return Ok(Migrated { applied, sparse_vectors: None });
     }

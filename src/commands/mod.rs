@@ -7,7 +7,8 @@
 //! takes any lock.
 //!
 //! One file per command: `run` (`ingest DIR`), `worker`, `search`, `status`, `check`,
-//! `migrate`, `export` and `models`; `consistency` holds `restore` and `verify`. Here: the signal
+//! `migrate`, `export` and `models`; `consistency` holds `restore` and `verify`, and
+//! `generations` holds `rollback` and `gc`. Here: the signal
 //! handling of the commands that can be cancelled.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,6 +19,7 @@ use crate::output::Exit;
 mod check;
 mod consistency;
 mod export;
+mod generations;
 mod migrate;
 mod models;
 mod run;
@@ -28,11 +30,12 @@ mod worker;
 pub use check::{check, CheckReport};
 pub use consistency::{restore, verify, Restored, VerifyReport};
 pub use export::{export, Exported};
+pub use generations::{gc, rollback};
 pub use migrate::{migrate, Migrated};
 pub use models::{models, Models};
 pub use run::run;
 pub use search::search;
-pub use status::{status, Status};
+pub use status::{status, GenerationStatus, Status};
 pub use worker::worker;
 
 /// Cancels the job on SIGINT or SIGTERM: stages stop taking new work and in-flight commits

@@ -1,23 +1,27 @@
 //! # `ingest search`
 //!
 //! In: [`Settings`] and a [`SearchRequest`] (query text, mode, filters, how many hits). Out:
-//! the collection's best chunks for it, as [`SearchResults`], best first. The model is
-//! loaded only when the mode ranks by dense vectors: a sparse search needs none. A query is
-//! embedded by the model that built the collection (the `model` its points name): without
-//! `--model-dir`, the installed model of that id; a model given that is another is refused.
+//! the best chunks of the live generation (or of `--generation N`) for it, as
+//! [`SearchResults`], best first. The model is loaded only when the mode ranks by dense
+//! vectors: a sparse search needs none. A query is embedded by the model that built the
+//! generation, as the catalog records it: without `--model-dir`, the installed model of that
+//! id; a model given that is another is refused. A catalog that knows no generation of the
+//! collection (a Qdrant collection searched without its PostgreSQL catalog) leaves the
+//! collection's name to the store, and the model to the `model` its points name.
 
 use anyhow::{bail, Result};
 
 use crate::embed::Embedder;
-use crate::model::{self, Installed, ModelInfo};
+use crate::model::{self, ModelInfo};
 use crate::search::{SearchRequest, SearchResults};
 use crate::settings::Settings;
-use crate::store::{SearchMode, VectorIndex};
-use crate::workspace::open_store;
+use crate::store::SearchMode;
+use crate::workspace::Workspace;
 
 /// Runs `request`; an error when the collection does not exist yet.
 pub async fn search(settings: &Settings, request: &SearchRequest) -> Result<SearchResults> {
-    let index = open_store(settings).await?;
+    let workspace = Workspace::open(settings).await?;
+    let index = workspace.index();
     if !index.exists().await? {
         bail!(
             "collection {:?} does not exist in {}; run `ingest DIR` first",
@@ -27,17 +31,22 @@ pub async fn search(settings: &Settings, request: &SearchRequest) -> Result<Sear
     }
     let mut embedder = match request.mode {
         SearchMode::Sparse => None,
-        SearchMode::Hybrid | SearchMode::Dense => Some(Embedder::new(query_model(settings, index.as_ref()).await?, 1)?),
+        SearchMode::Hybrid | SearchMode::Dense => {
+            let built_by = match workspace.generation() {
+                Some(generation) => Some(generation.recipe.model_id.clone()),
+                None => index.scroll(None, 1, false).await?.0.into_iter().next().map(|p| p.payload.model),
+            };
+            Some(Embedder::new(query_model(settings, built_by).await?, 1)?)
+        }
     };
     crate::search::search(index.as_ref(), embedder.as_mut(), request).await
 }
 
-/// The model to embed the query with: the one whose id the collection's points carry. An
-/// empty collection takes the model given (or the default).
-async fn query_model(settings: &Settings, index: &dyn VectorIndex) -> Result<ModelInfo> {
+/// The model to embed the query with: the one that built the collection (`built_by`). A
+/// collection whose model is unknown (an empty one) takes the model given (or the default).
+async fn query_model(settings: &Settings, built_by: Option<String>) -> Result<ModelInfo> {
     let given = ModelInfo::load(settings.model_dir.as_deref());
-    let (points, _) = index.scroll(None, 1, false).await?;
-    let Some(built_by) = points.into_iter().next().map(|p| p.payload.model) else {
+    let Some(built_by) = built_by else {
         return given;
     };
     let given = match given {
@@ -47,16 +56,13 @@ async fn query_model(settings: &Settings, index: &dyn VectorIndex) -> Result<Mod
         Err(_) => None,
     };
     if settings.model_dir.is_none() {
-        let installed = model::installed()?.into_iter().find_map(|entry| match entry {
-            Installed::Model(model) if model.id == built_by => Some(*model),
-            _ => None,
-        });
-        if let Some(model) = installed {
+        if let Some(model) = model::installed_with_id(&built_by)? {
             return Ok(model);
         }
     }
     let collection = &settings.collection;
-    match given {
+    // Without --model-dir, the default model was only a guess: say what is missing.
+    match given.filter(|_| settings.model_dir.is_some()) {
         Some(model) => bail!(
             "collection {collection:?} was built by model {built_by}, but this search would embed the query with {}; \
              give --model-dir the directory of {built_by} (`ingest models` lists the installed ones)",

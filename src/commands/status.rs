@@ -1,19 +1,32 @@
 //! # `ingest status`
 //!
-//! In: [`Settings`] and, optionally, one job's id. Out: a [`Status`]: the collection's latest
-//! jobs (or that one), the queues of those with work items, its live workers, its failed
-//! files, and its sync health, or why the health could not be read.
+//! In: [`Settings`] and, optionally, one job's id. Out: a [`Status`]: the collection's
+//! generations, and of the live one (or of `--generation N`) the latest jobs (or that one),
+//! the queues of those with work items, its live workers, its failed files, and its sync
+//! health, or why the health could not be read.
 
 use anyhow::Result;
 
-use crate::catalog::{FileRow, FileStatus, JobRow, ParkedItem, QueueDepth, WorkerRow};
+use crate::catalog::{FileRow, FileStatus, GenerationRow, JobRow, ParkedItem, QueueDepth, WorkerRow};
 use crate::consistency::{self, Health};
-use crate::model::ModelInfo;
 use crate::settings::Settings;
-use crate::workspace::{open_catalog, open_store, parquet_dir};
+use crate::workspace::{generations_of, Workspace};
+
+/// A generation, with the files and points its catalog rows hold.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GenerationStatus {
+    #[serde(flatten)]
+    pub row: GenerationRow,
+    pub files: u64,
+    pub points: u64,
+}
 
 /// What `ingest status` found.
 pub struct Status {
+    /// The collection's generations, oldest first.
+    pub generations: Vec<GenerationStatus>,
+    /// The generation the rest is about; `None` before the first run.
+    pub generation: Option<i64>,
     pub jobs: Vec<JobRow>,
     /// The collection's files whose last attempt failed.
     pub failed_files: Vec<FileRow>,
@@ -26,7 +39,13 @@ pub struct Status {
 
 /// Reads the catalog, then the collection's health; only the catalog's errors are returned.
 pub async fn status(settings: &Settings, job: Option<&str>) -> Result<Status> {
-    let catalog = open_catalog(settings).await?.collection(&settings.collection);
+    let workspace = Workspace::open(settings).await?;
+    let mut generations = Vec::new();
+    for row in generations_of(workspace.named()).await? {
+        let (files, points) = workspace.named().collection(&row.name).completed_counts().await?;
+        generations.push(GenerationStatus { row, files, points });
+    }
+    let catalog = workspace.catalog();
     let jobs = match job {
         Some(id) => catalog.job(id).await?.into_iter().collect(),
         None => catalog.jobs(10).await?,
@@ -42,12 +61,11 @@ pub async fn status(settings: &Settings, job: Option<&str>) -> Result<Status> {
         }
     }
     let health = async {
-        let model = ModelInfo::load(settings.model_dir.as_deref())?;
-        let index = open_store(settings).await?;
-        let dir = parquet_dir(settings);
-        anyhow::Ok(consistency::verify(&catalog, index.as_ref(), &dir, model.dim, false, None).await?.0)
+        let (index, dir) = (workspace.index().as_ref(), workspace.parquet_dir());
+        anyhow::Ok(consistency::verify(catalog, index, dir, workspace.vector_dim()?, false, None).await?.0)
     }
     .await
     .map_err(|e| format!("{e:#}"));
-    Ok(Status { jobs, failed_files, workers, queues, health })
+    let generation = workspace.generation().map(|g| g.number);
+    Ok(Status { generations, generation, jobs, failed_files, workers, queues, health })
 }

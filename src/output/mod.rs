@@ -5,7 +5,8 @@
 //! prints instead; and how it ended → the process's exit code ([`Exit`]).
 //!
 //! One file per command whose rendering is more than a line or two: `run` (a job's report),
-//! `worker`, `search`, `status`, `consistency` (`restore` and `verify`), `models`; `check`,
+//! `worker`, `search`, `status`, `consistency` (`restore` and `verify`), `generations`
+//! (`rollback` and `gc`), `models`; `check`,
 //! `migrate` and `export` are here. `exit` holds [`Exit`].
 
 use anyhow::Result;
@@ -16,6 +17,7 @@ use crate::settings::Settings;
 
 mod consistency;
 mod exit;
+mod generations;
 mod models;
 mod run;
 mod search;
@@ -24,6 +26,7 @@ mod worker;
 
 pub use consistency::{restore_report, verify_report};
 pub use exit::Exit;
+pub use generations::{collected, rolled_back};
 pub use models::models;
 pub use run::job_report;
 pub use search::search_hits;

@@ -83,6 +83,24 @@ pub fn job_report(settings: &Settings, report: &JobReport) -> Result<()> {
                 report.chunks, report.cache_hits, report.points, report.chunks_per_second
             ),
         }
+        if let Some(built) = &report.generation {
+            let chunking = format!("chunks {}/{}", built.chunk_size, built.chunk_overlap);
+            println!("  generation {}: built by {} ({chunking}) beside the live generation", built.number, built.model);
+            if built.catch_up_passes > 0 {
+                println!(
+                    "  caught up: {} files changed during the build, in {} more runs over the directory",
+                    built.caught_up_files, built.catch_up_passes
+                );
+            }
+            match (&built.waiting, built.replaced) {
+                (None, Some(replaced)) => println!(
+                    "  now live: collection {:?} serves generation {} in place of generation {replaced} (`ingest                      rollback` serves {replaced} again, `ingest gc` deletes it)",
+                    settings.collection, built.number
+                ),
+                (None, None) => println!("  now live: collection {:?} serves generation {}", settings.collection, built.number),
+                (Some(_), _) => {}
+            }
+        }
         if let Some(verified) = &report.verified {
             let verdict = if verified.agree { "agree with the collection" } else { "DISAGREE with the collection" };
             println!(
@@ -128,6 +146,9 @@ pub fn job_report(settings: &Settings, report: &JobReport) -> Result<()> {
     }
     if let Some(error) = &report.error {
         eprintln!("error: the job stopped: {error}");
+    }
+    if let Some((number, waiting)) = report.generation.as_ref().and_then(|g| Some((g.number, g.waiting.as_ref()?))) {
+        eprintln!("  generation {number} is not live yet, and the live generation is untouched: {waiting}");
     }
     Ok(())
 }

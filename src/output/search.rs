@@ -24,7 +24,7 @@ pub fn search_hits(settings: &Settings, results: &SearchResults) -> Result<()> {
                 let h = &ranked.hit;
                 let mut row = serde_json::json!({
                     "score": h.score, "path": h.point.payload.path, "chunk_index": h.point.payload.chunk_index,
-                    "doc_id": h.point.payload.doc_id, "content": h.point.payload.content,
+                    "doc_id": h.point.payload.doc_id, "model": h.point.payload.model, "content": h.point.payload.content,
                 });
                 if let (Some(row), true) = (row.as_object_mut(), results.with_ranks) {
                     row.insert("dense_rank".into(), ranked.dense_rank.into());

@@ -1,6 +1,7 @@
 //! # Status
 //!
-//! What `ingest status` read from the catalog and the collection ([`Status`]) → the latest
+//! What `ingest status` read from the catalog and the collection ([`Status`]) → the
+//! generations (number, state, model, chunking, files, points, when built and made live), the latest
 //! jobs, their queues and parked items, the live workers, the failed files and the sync
 //! health, a few lines each; or, with `--json`, one object holding them all.
 
@@ -8,12 +9,12 @@ use anyhow::Result;
 
 use super::consistency::health_lines;
 use super::print_json;
-use crate::commands::Status;
+use crate::commands::{GenerationStatus, Status};
 use crate::settings::Settings;
 
 /// Prints what `ingest status` found.
 pub fn status(settings: &Settings, status: &Status) -> Result<()> {
-    let Status { jobs, failed_files: failed, workers, queues, health } = status;
+    let Status { generations, generation, jobs, failed_files: failed, workers, queues, health } = status;
     if settings.json {
         let health = match health {
             Ok(health) => serde_json::to_value(health)?,
@@ -24,9 +25,29 @@ pub fn status(settings: &Settings, status: &Status) -> Result<()> {
             .map(|(job, depth, parked)| serde_json::json!({ "job_id": job, "depth": depth, "parked": parked }))
             .collect();
         let out = serde_json::json!({
-            "jobs": jobs, "failed_files": failed, "health": health, "workers": workers, "queues": queues,
+            "generations": generations, "generation": generation, "jobs": jobs, "failed_files": failed, "health": health, "workers": workers, "queues": queues,
         });
         return print_json(&out);
+    }
+    if !generations.is_empty() {
+        println!("generations of collection {:?}:", settings.collection);
+    }
+    for GenerationStatus { row, files, points } in generations {
+        let recipe = &row.recipe;
+        println!(
+            "  {:>3}  {:<8}  {}  {}-d, chunks {}/{}  {files} files, {points} points  built {}{}",
+            row.number,
+            row.state,
+            recipe.model_id,
+            recipe.vector_dim,
+            recipe.chunk_size,
+            recipe.chunk_overlap,
+            row.created_at,
+            row.live_at.as_deref().map(|at| format!(", live since {at}")).unwrap_or_default()
+        );
+    }
+    if let Some(number) = generation.filter(|_| generations.len() > 1) {
+        println!("generation {number}:");
     }
     for job in jobs {
         let c = &job.counters;

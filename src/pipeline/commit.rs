@@ -94,6 +94,7 @@ impl Tally {
             peak_memory_mib: crate::progress::peak_memory_mib(),
             stage_seconds: counters.stages.seconds(),
             error,
+            generation: None,
         }
     }
 

@@ -72,6 +72,7 @@ mod seal;
 pub mod worker;
 
 use commit::{Committer, Tally};
+pub(crate) use prepare::is_under;
 use prepare::{facts_of, ChunkBudget, Planning, Preparer, ToExtract, PREPARED_CHUNKS};
 
 /// How a job runs.
@@ -235,6 +236,9 @@ pub struct JobReport {
     /// Time each stage spent working (summed over its threads).
     pub stage_seconds: StageSeconds,
     pub error: Option<String>,
+    /// For a run that built a generation beside the live one: what became of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generation: Option<crate::generations::BuiltBeside>,
 }
 
 impl JobReport {

@@ -305,7 +305,7 @@ impl<Changed: ChangedFiles> Preparer<'_, Changed> {
 }
 
 /// Whether `path` lies inside the directory `root`.
-fn is_under(path: &str, root: &str) -> bool {
+pub(crate) fn is_under(path: &str, root: &str) -> bool {
     let root = root.trim_end_matches('/');
     path.strip_prefix(root).is_some_and(|rest| rest.starts_with('/'))
 }

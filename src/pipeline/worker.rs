@@ -94,7 +94,9 @@ pub fn host_name() -> String {
 
 /// Everything a worker works with.
 pub struct WorkerParts<'a> {
-    /// The catalog bound to the collection the worker works on.
+    /// The catalog bound to the collection's name, whose lock workers share against runs.
+    pub named: &'a CollectionCatalog,
+    /// The catalog bound to the generation the worker works on.
     pub catalog: &'a CollectionCatalog,
     pub index: Arc<dyn VectorIndex>,
     pub parquet: &'a ParquetCopy,
@@ -170,7 +172,7 @@ pub async fn run_worker(
                 continue;
             };
             // Shared with other workers; a run that takes the collection whole keeps workers out.
-            let Some(lock) = parts.catalog.lock_collection_shared().await? else {
+            let Some(lock) = parts.named.lock_collection_shared().await? else {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             };

@@ -1,0 +1,323 @@
+//! Generations, through the binary, on the embedded default and on PostgreSQL with the test
+//! Qdrant server: a model change builds a generation beside the live one and switches when it
+//! is ready; search follows the live generation's model and refuses another; rollback; gc;
+//! a crash while building leaves the live generation untouched and the next run resumes; a
+//! model of another width. Uses the default model and multilingual-e5-small, which
+//! `scripts/test.sh` installs.
+
+mod common;
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+use common::{json_of, show, text, write, Workspace};
+use ingest::model::{models_home, DEFAULT_MODEL};
+use serde_json::Value;
+
+fn e5() -> PathBuf {
+    let dir = models_home().join("multilingual-e5-small");
+    assert!(dir.join("model.onnx").is_file(), "multilingual-e5-small is installed (scripts/test.sh installs it)");
+    dir
+}
+
+fn model_id(dir: &Path) -> String {
+    ingest::model::ModelInfo::load(Some(dir)).unwrap().id
+}
+
+/// `ingest DOCS --json --quiet ARGS...`, expecting `code`.
+fn run(ws: &Workspace, args: &[&OsStr], code: i32) -> Value {
+    let docs = ws.docs();
+    let flags = ["--json", "--quiet"].map(OsStr::new);
+    ws.ingest_json([docs.as_os_str()].into_iter().chain(flags).chain(args.iter().copied()), code)
+}
+
+/// The generations `ingest status --json` lists: (number, state, model, files).
+fn generations(ws: &Workspace) -> Vec<(i64, String, String, u64)> {
+    let status = ws.ingest_json(["status", "--json"], 0);
+    status["generations"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{status:#}"))
+        .iter()
+        .map(|g| {
+            let field = |name: &str| g[name].as_str().unwrap().to_string();
+            (g["number"].as_i64().unwrap(), field("state"), field("model_id"), g["files"].as_u64().unwrap())
+        })
+        .collect()
+}
+
+/// The models that built the hits of a hybrid search, best first.
+fn hit_models(ws: &Workspace, extra: &[&str]) -> Vec<String> {
+    let args = ["search", "how do I change my login shell", "-k", "3", "--json"].iter().chain(extra);
+    let hits = ws.ingest_json(args, 0);
+    hits.as_array().unwrap().iter().map(|hit| hit["model"].as_str().unwrap().to_string()).collect()
+}
+
+fn tree(docs: &Path) {
+    std::fs::create_dir_all(docs).unwrap();
+    write(docs, "shell.txt", "The chsh command changes the login shell of a user account.");
+    write(docs, "bees.txt", "Honey bees dance to tell the hive where the flowers are.");
+    write(docs, "rivers.txt", &text("rivers", 6));
+    write(docs, "glaciers.txt", &text("glaciers", 6));
+}
+
+#[test]
+fn a_model_change_builds_beside_the_live_generation_and_switches_embedded() {
+    build_switch_search_rollback_gc(Workspace::new());
+}
+
+#[test]
+fn a_model_change_builds_beside_the_live_generation_and_switches_on_servers() {
+    build_switch_search_rollback_gc(Workspace::on_servers());
+}
+
+fn build_switch_search_rollback_gc(ws: Workspace) {
+    let servers = matches!(ws.backend, common::Backend::Servers { .. });
+    let (e5, default) = (e5(), models_home().join(DEFAULT_MODEL));
+    let (e5_id, default_id) = (model_id(&e5), model_id(&default));
+    tree(&ws.docs());
+    let first = run(&ws, &[], 0);
+    assert!(first["generation"].is_null(), "the first run's generation is live from the start: {first:#}");
+    assert_eq!(generations(&ws), [(1, "live".into(), default_id.clone(), 4)]);
+    let live_points = ws.stored_points("documents", false);
+    assert_eq!(hit_models(&ws, &[]), vec![default_id.clone(); 3]);
+
+    // Another model: generation 2, built beside, then switched to.
+    let second = run(&ws, &["--model-dir".as_ref(), e5.as_os_str()], 0);
+    let built = &second["generation"];
+    assert_eq!(
+        (&built["number"], &built["live"], &built["replaced"]),
+        (&2.into(), &true.into(), &1.into()),
+        "{second:#}"
+    );
+    assert_eq!((&second["added"], &built["catch_up_passes"]), (&4.into(), &1.into()), "{second:#}");
+    assert_eq!(generations(&ws), [(1, "previous".into(), default_id.clone(), 4), (2, "live".into(), e5_id.clone(), 4)]);
+    let generation_1 = if servers { "documents-g1" } else { "documents" };
+    assert_eq!(ws.stored_points(generation_1, false), live_points, "generation 1's points are untouched");
+    if servers {
+        assert_eq!(ws.qdrant().aliases(), [("documents".into(), "documents-g2".into())]);
+    }
+
+    // Search embeds with the live generation's model, or the one asked for.
+    assert_eq!(hit_models(&ws, &[]), vec![e5_id.clone(); 3]);
+    assert_eq!(hit_models(&ws, &["--generation", "1"]), vec![default_id.clone(); 3]);
+    let refused = ws.ingest(["search", "login shell", "--model-dir", default.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(1), "{}", show(&refused));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains(&e5_id) && stderr.contains(&default_id), "{}", show(&refused));
+    assert_eq!(stderr.trim().lines().count(), 1, "one sentence: {}", show(&refused));
+
+    // The nightly run, without --model-dir, updates the live generation.
+    write(&ws.docs(), "bees.txt", "Bees fan their wings to cool the hive on hot days.");
+    let nightly = run(&ws, &[], 0);
+    assert!(nightly["generation"].is_null(), "{nightly:#}");
+    assert_eq!((&nightly["updated"], &nightly["unchanged"]), (&1.into(), &3.into()), "{nightly:#}");
+    assert_eq!(generations(&ws)[1], (2, "live".into(), e5_id.clone(), 4));
+
+    // Rollback serves generation 1 again; it has not seen the edit.
+    let rolled = ws.ingest_json(["rollback", "--json"], 0);
+    assert_eq!((&rolled["live"], &rolled["was_live"]), (&1.into(), &2.into()), "{rolled:#}");
+    assert_eq!(hit_models(&ws, &[]), vec![default_id.clone(); 3]);
+    if servers {
+        assert_eq!(ws.qdrant().aliases(), [("documents".into(), "documents-g1".into())]);
+    }
+
+    // The e5 model again: generation 2 is brought up to date with the edit, and switched to.
+    write(&ws.docs(), "rivers.txt", &text("deltas", 6));
+    let forward = run(&ws, &["--model-dir".as_ref(), e5.as_os_str()], 0);
+    let built = &forward["generation"];
+    assert_eq!((&built["number"], &built["live"], &built["replaced"]), (&2.into(), &true.into(), &1.into()));
+    assert_eq!((&forward["updated"], &forward["unchanged"]), (&1.into(), &3.into()), "{forward:#}");
+
+    // gc deletes generation 1, and only when asked.
+    let planned = ws.ingest_json(["gc", "--dry-run", "--json"], 0);
+    assert_eq!(planned["generations"].as_array().unwrap().len(), 1, "{planned:#}");
+    assert_eq!(planned["generations"][0]["number"], 1);
+    assert_eq!(generations(&ws).len(), 2, "a dry run deletes nothing");
+    let collected = ws.ingest_json(["gc", "--json"], 0);
+    assert_eq!(collected["generations"][0]["number"], 1, "{collected:#}");
+    assert_eq!(generations(&ws), [(2, "live".into(), e5_id.clone(), 4)]);
+    assert!(ws.stored_points(generation_1, false).is_empty(), "generation 1's collection is gone");
+    if !servers {
+        assert!(!ws.data().join("parquet").join("documents").exists(), "and its parquet copy");
+    }
+    let nothing = ws.ingest(["rollback"]);
+    assert_eq!(nothing.status.code(), Some(1), "{}", show(&nothing));
+    assert!(String::from_utf8_lossy(&nothing.stderr).contains("no previous generation"), "{}", show(&nothing));
+
+    // Another chunking is another generation too, with the live model.
+    let rechunked = run(&ws, &["--chunk-size".as_ref(), "48".as_ref()], 0);
+    assert_eq!((&rechunked["generation"]["number"], &rechunked["generation"]["live"]), (&3.into(), &true.into()));
+    assert_eq!(generations(&ws)[1], (3, "live".into(), e5_id.clone(), 4));
+    assert_eq!(ws.ingest_json(["verify", "--json"], 0)["clean"], true);
+}
+
+#[test]
+fn a_crash_while_building_leaves_the_live_generation_untouched_and_the_next_run_resumes_embedded() {
+    crash_while_building(Workspace::new());
+}
+
+#[test]
+fn a_crash_while_building_leaves_the_live_generation_untouched_and_the_next_run_resumes_on_servers() {
+    crash_while_building(Workspace::on_servers());
+}
+
+fn crash_while_building(ws: Workspace) {
+    let docs = ws.docs();
+    std::fs::create_dir_all(&docs).unwrap();
+    let topics = ["tides", "comets", "ferns", "canyons", "lichens", "auroras", "dunes", "geysers"];
+    for (i, topic) in topics.iter().cycle().take(40).enumerate() {
+        write(&docs, &format!("{i:02}-{topic}.txt"), &text(topic, 12));
+    }
+    let flags = ["--chunk-size", "24", "--chunk-overlap", "0", "--commit-interval", "0"].map(OsStr::new);
+    run(&ws, &flags, 0);
+    let live_points = ws.stored_points("documents", true);
+    let e5 = e5();
+
+    let mut build = ws.spawn(
+        &docs,
+        &[
+            "--quiet",
+            "--chunk-size",
+            "24",
+            "--chunk-overlap",
+            "0",
+            "--commit-interval",
+            "0",
+            "--model-dir",
+            e5.to_str().unwrap(),
+        ],
+    );
+    let completed = "SELECT COUNT(*) FROM files WHERE collection = 'documents-g2' AND status = 'completed'";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while ws.catalog_number(completed) < 5 {
+        assert!(std::time::Instant::now() < deadline, "the build made no progress");
+        assert!(build.try_wait().unwrap().is_none(), "the build ended before it was killed");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    build.kill().unwrap(); // SIGKILL
+    build.wait().unwrap();
+    let done_before = ws.catalog_number(completed);
+    assert!(done_before < 40, "killed mid-build ({done_before} files done)");
+
+    let listed = generations(&ws);
+    assert_eq!((listed[0].0, listed[0].1.as_str(), listed[1].0, listed[1].1.as_str()), (1, "live", 2, "building"));
+    assert_eq!(ws.stored_points("documents", true), live_points, "the live generation is untouched");
+    let default_id = model_id(&models_home().join(DEFAULT_MODEL));
+    assert_eq!(hit_models(&ws, &[]), vec![default_id; 3], "and still answers, with its model");
+
+    let mut resume: Vec<&OsStr> = flags.to_vec();
+    resume.extend(["--model-dir".as_ref(), e5.as_os_str()]);
+    let resumed = run(&ws, &resume, 0);
+    assert_eq!((&resumed["generation"]["number"], &resumed["generation"]["live"]), (&2.into(), &true.into()));
+    let embedded = resumed["added"].as_i64().unwrap() + resumed["updated"].as_i64().unwrap();
+    assert_eq!(embedded + resumed["unchanged"].as_i64().unwrap(), 40, "{resumed:#}");
+    assert!(embedded <= 40 - done_before, "files completed before the crash are not embedded again: {resumed:#}");
+    assert_eq!(ws.ingest_json(["verify", "--json"], 0)["clean"], true);
+}
+
+#[test]
+fn a_model_of_another_width_builds_its_own_generation() {
+    let Ok(python) = std::env::var("INGEST_TEST_PYTHON") else {
+        panic!("INGEST_TEST_PYTHON names the Python with onnx and numpy (scripts/test.sh sets it)");
+    };
+    let ws = Workspace::new();
+    tree(&ws.docs());
+    run(&ws, &[], 0);
+    let narrow = ws.temp.path().join("narrow-model");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/models/narrow_model.py");
+    let default = models_home().join(DEFAULT_MODEL);
+    let built = std::process::Command::new(python).arg(script).arg(&default).arg(&narrow).arg("256").output().unwrap();
+    assert!(built.status.success(), "{}", show(&built));
+    let narrow_model = ingest::model::ModelInfo::load(Some(&narrow)).unwrap();
+    assert_eq!(narrow_model.dim, 256);
+
+    let switched = run(&ws, &["--model-dir".as_ref(), narrow.as_os_str()], 0);
+    assert_eq!((&switched["generation"]["number"], &switched["generation"]["live"]), (&2.into(), &true.into()));
+    let status = ws.ingest_json(["status", "--json"], 0);
+    assert_eq!(status["generations"][1]["vector_dim"], 256, "{status:#}");
+    assert_eq!(status["generations"][0]["vector_dim"], 384, "{status:#}");
+
+    // The narrow model is not installed: search says so, and takes it from --model-dir.
+    let missing = ws.ingest(["search", "login shell"]);
+    assert_eq!(missing.status.code(), Some(1), "{}", show(&missing));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("not installed"), "{}", show(&missing));
+    let found = json_of(&ws.ingest(["search", "login shell", "--json", "--model-dir", narrow.to_str().unwrap()]), 0);
+    assert_eq!(found[0]["model"].as_str().unwrap(), narrow_model.id);
+    assert_eq!(ws.ingest_json(["verify", "--json"], 0)["clean"], true);
+    assert_eq!(ws.ingest_json(["verify", "--json", "--generation", "1"], 0)["clean"], true);
+}
+
+/// While a tree switches models, a separate `ingest search` process at a time asks the
+/// collection, again and again, which model answers. Every answer comes from exactly one
+/// generation: the old one until a single moment, the new one after it, and none fails.
+/// `INGEST_SWITCH_CHUNKS` sets the tree's size in chunks (default 400); the timeline is
+/// printed (`--nocapture`).
+#[test]
+fn a_switch_under_reads_moves_every_reader_at_one_moment() {
+    let chunks: usize = std::env::var("INGEST_SWITCH_CHUNKS").ok().and_then(|n| n.parse().ok()).unwrap_or(400);
+    let ws = Workspace::new();
+    let docs = ws.docs();
+    std::fs::create_dir_all(&docs).unwrap();
+    // Each of these files is five chunks of 24 tokens.
+    let topics = ["tides", "comets", "ferns", "canyons", "lichens", "auroras", "dunes", "geysers", "reefs", "moss"];
+    let files = chunks.div_ceil(5);
+    for i in 0..files {
+        write(&docs, &format!("{i:04}.txt"), &text(topics[i % topics.len()], 20));
+    }
+    let flags = ["--chunk-size", "24", "--chunk-overlap", "0"];
+    let first = run(&ws, &flags.map(OsStr::new), 0);
+    let e5 = e5();
+    let (old, new) = (model_id(&models_home().join(DEFAULT_MODEL)), model_id(&e5));
+
+    let (started, started_at) = (std::time::Instant::now(), chrono::Utc::now());
+    let mut build = ws
+        .command([docs.as_os_str()].into_iter().chain(flags.map(OsStr::new)).chain([
+            "--quiet".as_ref(),
+            "--json".as_ref(),
+            "--model-dir".as_ref(),
+            e5.as_os_str(),
+        ]))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut answers: Vec<(f64, Result<String, String>)> = Vec::new();
+    let mut after_end = 0;
+    while after_end < 3 {
+        if build.try_wait().unwrap().is_some() {
+            after_end += 1;
+        }
+        let asked = ws.ingest(["search", "the tides and the comets", "-k", "1", "--json"]);
+        let at = started.elapsed().as_secs_f64();
+        let answer = match asked.status.success() {
+            true => Ok(json_of(&asked, 0)[0]["model"].as_str().unwrap().to_string()),
+            false => Err(show(&asked)),
+        };
+        answers.push((at, answer));
+    }
+    let finished = build.wait_with_output().unwrap();
+    let report = json_of(&finished, 0);
+    assert_eq!(report["generation"]["live"], true, "{report:#}");
+
+    let failed: Vec<_> = answers.iter().filter_map(|(at, a)| a.as_ref().err().map(|e| (at, e))).collect();
+    assert!(failed.is_empty(), "no query fails: {failed:#?}");
+    let served: Vec<(f64, &str)> = answers.iter().map(|(at, a)| (*at, a.as_deref().unwrap())).collect();
+    assert!(served.iter().all(|(_, model)| *model == old || *model == new), "{served:?}");
+    let switch = served.iter().position(|(_, model)| *model == new).expect("the new generation answers in the end");
+    assert!(switch > 0, "the old generation answers while the new one is built: {served:?}");
+    assert!(served[switch..].iter().all(|(_, model)| *model == new), "one switch, never back: {served:?}");
+    let status = ws.ingest_json(["status", "--json"], 0);
+    let live_at = chrono::DateTime::parse_from_rfc3339(status["generations"][1]["live_at"].as_str().unwrap()).unwrap();
+    let switched = (live_at.with_timezone(&chrono::Utc) - started_at).as_seconds_f64();
+    println!(
+        "switch under reads: {} chunks in {files} files, rebuilt with another model from 0.0s; the build's job took \
+         {:.1}s; generation 2 went live at {switched:.1}s; {switch} answers from generation 1, the last answered at \
+         {:.1}s; {} from generation 2, the first answered at {:.1}s; {} queries, none failed",
+        first["chunks"],
+        report["elapsed_seconds"].as_f64().unwrap_or_default(),
+        served[switch - 1].0,
+        served.len() - switch,
+        served[switch].0,
+        served.len()
+    );
+}
