@@ -22,7 +22,9 @@
 //! 8. long lines: the chunk stage's MB/s on the same words as one line and as 80-column lines,
 //!    at 0.1, 1 and 10 MB, and the binary's peak RSS on a 100 MB text with no newline;
 //! 9. retrieval quality on man pages with known answers (`benches/retrieval/`): recall@1,
-//!    recall@5, MRR@10 and query latency per search mode.
+//!    recall@5, MRR@10 and query latency per search mode;
+//! 10. every installed model (`ingest models`) on the real documents of section 6: the
+//!     pipeline's chunks/s over that model's bare chunks/s on the same chunk texts.
 //!
 //! The other corpora are generated with fixed seeds. Run: `cargo bench --bench pipeline -- --quick`
 //! (minutes) or without `--quick` (100,000 files). Prints tables and writes
@@ -219,10 +221,22 @@ impl Bench {
     /// Runs a job in this process. With `preload`, the model is loaded before the clock
     /// starts, as the bare model's is; otherwise the job loads it if it has anything to embed.
     fn job(&self, docs: &Path, data: &Path, url: Option<&str>, preload: bool) -> Result<JobReport> {
+        self.job_with(&self.model, docs, data, url, preload)
+    }
+
+    /// [`Self::job`] with `model` instead of the default one.
+    fn job_with(
+        &self,
+        model: &ModelInfo,
+        docs: &Path,
+        data: &Path,
+        url: Option<&str>,
+        preload: bool,
+    ) -> Result<JobReport> {
         let catalog = self.catalog(data)?;
         let index = self.store(data, url, "bench")?;
-        let parquet = ParquetCopy::new(data, "bench", self.model.dim);
-        let mut embedder = Embedder::new(self.model.clone(), self.threads)?;
+        let parquet = ParquetCopy::new(data, "bench", model.dim);
+        let mut embedder = Embedder::new(model.clone(), self.threads)?;
         if preload {
             embedder.load()?;
         }
@@ -782,13 +796,16 @@ fn gather_real_corpus(root: &Path) -> Result<(serde_json::Value, u64)> {
 /// The argument that makes this harness a child measuring the bare model (see [`bare_child`]).
 const BARE_CHILD: &str = "--bare-model-child";
 
-/// A child process: embeds the texts in the JSON array file `args[0]` with the bare model,
-/// cut by `args[1]` texts and `args[2]` padded tokens per call, after a warm-up call, and
-/// prints its seconds and peak RSS as JSON. A process per batching makes each peak its own.
+/// A child process: embeds the texts in the JSON array file `args[0]` with the bare model
+/// in the directory `args[3]`, cut by `args[1]` texts and `args[2]` padded tokens per call,
+/// after a warm-up call, and prints its seconds and peak RSS as JSON. A process per batching
+/// makes each peak its own.
 fn bare_child(args: &[String]) -> Result<()> {
-    let [file, max_texts, max_tokens] = args else { anyhow::bail!("{BARE_CHILD} FILE MAX_TEXTS MAX_TOKENS") };
+    let [file, max_texts, max_tokens, model_dir] = args else {
+        anyhow::bail!("{BARE_CHILD} FILE MAX_TEXTS MAX_TOKENS MODEL_DIR")
+    };
     let batching = Batching { max_texts: max_texts.parse()?, max_tokens: max_tokens.parse()? };
-    let model = ModelInfo::load(None)?;
+    let model = ModelInfo::load(Some(Path::new(model_dir)))?;
     let texts: Vec<String> = serde_json::from_slice(&std::fs::read(file)?)?;
     let counted = count_tokens(&model, &texts);
     let mut embedder = Embedder::new(model, std::thread::available_parallelism().map_or(2, |n| n.get()))?;
@@ -800,12 +817,13 @@ fn bare_child(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Runs [`bare_child`] on `texts_file`: (seconds, peak RSS in MiB).
-fn bare_model_run(texts_file: &Path, batching: Batching) -> Result<(f64, f64)> {
+/// Runs [`bare_child`] on `texts_file` with `model`: (seconds, peak RSS in MiB).
+fn bare_model_run(model: &ModelInfo, texts_file: &Path, batching: Batching) -> Result<(f64, f64)> {
     let output = Command::new(std::env::current_exe()?)
         .arg(BARE_CHILD)
         .arg(texts_file)
         .args([batching.max_texts.to_string(), batching.max_tokens.to_string()])
+        .arg(&model.dir)
         .output()
         .context("the bare model's process")?;
     anyhow::ensure!(output.status.success(), "the bare model failed: {}", String::from_utf8_lossy(&output.stderr));
@@ -832,16 +850,7 @@ fn real_documents(bench: &Bench) -> Result<serde_json::Value> {
     let server = qdrant_server::TestQdrant::start();
     let grpc = bench.job(&docs, &bench.dir("real-data-grpc"), Some(&server.url()), true)?;
     drop(server);
-    let copy = ParquetCopy::new(&data, "bench", bench.model.dim);
-    let mut points = Vec::new();
-    for file in copy.files()? {
-        points.extend(ingest::parquet_copy::read_points(&file, bench.model.dim)?);
-    }
-    // The embedding cache embeds a repeated text once: the model's work is the distinct texts.
-    let mut seen = std::collections::HashSet::new();
-    let texts: Vec<String> =
-        points.iter().filter(|p| seen.insert(&p.payload.content_hash)).map(|p| p.payload.content.clone()).collect();
-    anyhow::ensure!(report.chunks as usize == texts.len(), "the job embedded other chunks than its parquet copy holds");
+    let texts = embedded_texts(&data, &bench.model, &report)?;
     // What counting a chunk's tokens (once, in the chunk stage) costs beside the model.
     let started = Instant::now();
     let tokens: Vec<usize> = count_tokens(&bench.model, &texts).iter().map(|(_, t)| *t).collect();
@@ -855,7 +864,8 @@ fn real_documents(bench: &Bench) -> Result<serde_json::Value> {
     let rate = |seconds: f64| texts.len() as f64 / seconds;
     let mut by_count = Vec::new();
     for batch in [8, 16, 32] {
-        let (seconds, rss) = bare_model_run(&texts_file, Batching { max_texts: batch, max_tokens: usize::MAX })?;
+        let (seconds, rss) =
+            bare_model_run(&bench.model, &texts_file, Batching { max_texts: batch, max_tokens: usize::MAX })?;
         by_count.push((batch, seconds, rss));
     }
     let &(best_batch, best_seconds, _) = by_count.iter().min_by(|a, b| a.1.total_cmp(&b.1)).context("no bare run")?;
@@ -865,8 +875,11 @@ fn real_documents(bench: &Bench) -> Result<serde_json::Value> {
     // At most as many texts per call as the pipeline's default: the row at its default budget
     // is the pipeline's own batching.
     for budget in [256, 384, 512, 768, 1024, 1536, 2048, 4096, 8192] {
-        let (seconds, rss) =
-            bare_model_run(&texts_file, Batching { max_texts: bench.batching.max_texts, max_tokens: budget })?;
+        let (seconds, rss) = bare_model_run(
+            &bench.model,
+            &texts_file,
+            Batching { max_texts: bench.batching.max_texts, max_tokens: budget },
+        )?;
         by_tokens.push((budget, seconds, rss));
     }
     let binary_data = bench.dir("real-binary");
@@ -956,6 +969,62 @@ fn real_documents(bench: &Bench) -> Result<serde_json::Value> {
         "bare_model_by_tokens": rows(&by_tokens, "tokens"),
         "binary": { "exit": code, "seconds": binary_seconds, "peak_rss_mib": binary_rss, "target_mib": 512 },
     }))
+}
+
+/// The distinct chunk texts a job embedded, read back from its parquet copy under `data`:
+/// the embedding cache embeds a repeated text once, so the model's work is these.
+fn embedded_texts(data: &Path, model: &ModelInfo, report: &JobReport) -> Result<Vec<String>> {
+    let copy = ParquetCopy::new(data, "bench", model.dim);
+    let mut points = Vec::new();
+    for file in copy.files()? {
+        points.extend(ingest::parquet_copy::read_points(&file, model.dim)?);
+    }
+    let mut seen = std::collections::HashSet::new();
+    let texts: Vec<String> =
+        points.iter().filter(|p| seen.insert(&p.payload.content_hash)).map(|p| p.payload.content.clone()).collect();
+    anyhow::ensure!(report.chunks as usize == texts.len(), "the job embedded other chunks than its parquet copy holds");
+    Ok(texts)
+}
+
+/// Every installed model on the real-document corpus: the pipeline end to end (embedded
+/// engine, model loaded before the clock starts) against the bare model on the same chunk
+/// texts, at the pipeline's batching and in batches of 16 texts; the ratio is over the
+/// faster of the two (target >= 0.90 for every model).
+fn per_model(bench: &Bench) -> Result<serde_json::Value> {
+    let docs = bench.dir("models-real");
+    let (files, bytes) = gather_real_corpus(&docs)?;
+    println!("\n10. every installed model on the real documents (files {files}; {bytes} bytes)");
+    println!(
+        "   {:<28} {:>5} {:>7} {:>11} {:>11} {:>7} {:>9}",
+        "model", "dim", "chunks", "pipeline/s", "bare/s", "ratio", "peak MiB"
+    );
+    let mut rows = Vec::new();
+    for entry in ingest::model::installed()? {
+        let ingest::model::Installed::Model(model) = entry else { continue };
+        let data = bench.dir(&format!("models-data-{}", model.name));
+        let report = bench.job_with(&model, &docs, &data, None, true)?;
+        let texts = embedded_texts(&data, &model, &report)?;
+        let texts_file = bench.dir(&format!("models-texts-{}.json", model.name));
+        std::fs::write(&texts_file, serde_json::to_vec(&texts)?)?;
+        let pipeline_rate = report.chunks as f64 / report.elapsed_seconds;
+        let mut bare = Vec::new();
+        for batching in [bench.batching, Batching { max_texts: 16, max_tokens: usize::MAX }] {
+            let (seconds, rss) = bare_model_run(&model, &texts_file, batching)?;
+            bare.push((texts.len() as f64 / seconds, rss));
+        }
+        let (bare_rate, bare_rss) = bare.iter().copied().fold((0.0, 0.0), |a, b| if b.0 > a.0 { b } else { a });
+        let ratio = pipeline_rate / bare_rate;
+        println!(
+            "   {:<28} {:>5} {:>7} {:>11.2} {:>11.2} {:>7.3} {:>9.0}",
+            model.name, model.dim, report.chunks, pipeline_rate, bare_rate, ratio, bare_rss
+        );
+        rows.push(json!({
+            "model": model.id, "name": model.name, "dim": model.dim, "chunks": report.chunks,
+            "pipeline_chunks_per_second": pipeline_rate, "bare_chunks_per_second": bare_rate,
+            "bare_peak_rss_mib": bare_rss, "ratio": ratio, "target": 0.90, "failed_files": report.failed.len(),
+        }));
+    }
+    Ok(json!({ "files": files, "bytes": bytes, "models": rows }))
 }
 
 /// Items a worker claims per statement (the worker's own batch).
@@ -1204,7 +1273,7 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let quick = std::env::args().any(|a| a == "--quick");
     // (the name that selects a section on the command line, its key in the JSON, the section)
-    let sections: [(&str, &str, Section); 9] = [
+    let sections: [(&str, &str, Section); 10] = [
         ("efficiency", "pipeline_efficiency", pipeline_efficiency),
         ("rerun", "no_change_rerun", no_change_rerun),
         ("restore", "restore", restore_ratio),
@@ -1214,6 +1283,7 @@ fn main() -> Result<()> {
         ("workers", "workers", workers),
         ("lines", "long_lines", long_lines),
         ("retrieval", "retrieval", retrieval::retrieval),
+        ("models", "per_model", per_model),
     ];
     if let Some(unknown) = args.iter().find(|a| !sections.iter().any(|(name, ..)| name == a)) {
         let names: Vec<&str> = sections.iter().map(|(name, ..)| *name).collect();

@@ -10,12 +10,13 @@ INGEST_MODELS="${INGEST_MODELS:-all-MiniLM-L6-v2-int8 multilingual-e5-small}" ./
 ./scripts/ensure_postgres.sh
 
 # pyarrow, to prove the parquet copy reads outside this project; fastembed, the reference
-# implementation the models are checked against.
+# implementation the models are checked against; onnx, which builds the model of another
+# width the generations tests switch to (scripts/models/narrow_model.py).
 pyenv="${INGEST_HOME:-$HOME/.local/share/ingest}/pyenv"
-if ! "$pyenv/bin/python" -c "import pyarrow, fastembed" 2>/dev/null; then
-    echo "test: installing pyarrow and fastembed into $pyenv"
+if ! "$pyenv/bin/python" -c "import pyarrow, fastembed, onnx" 2>/dev/null; then
+    echo "test: installing pyarrow, fastembed and onnx into $pyenv"
     [[ -x "$pyenv/bin/python" ]] || python3 -m venv "$pyenv"
-    "$pyenv/bin/pip" install --quiet --disable-pip-version-check pyarrow fastembed==0.9.1
+    "$pyenv/bin/pip" install --quiet --disable-pip-version-check pyarrow fastembed==0.9.1 onnx==1.23.2
 fi
 export INGEST_TEST_PYTHON="$pyenv/bin/python"
 

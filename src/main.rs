@@ -121,7 +121,7 @@ async fn dispatch(cli: Cli) -> Result<Exit> {
             Exit::Ok
         }
         Some(Command::Models) => {
-            output::models(settings, &commands::models(settings)?)?;
+            output::models(settings, &commands::models(settings).await?)?;
             Exit::Ok
         }
         Some(Command::Worker(args)) => {

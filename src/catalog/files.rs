@@ -14,19 +14,7 @@ impl CollectionCatalog {
     /// The number of points the collection should hold: the sum of `vectors_created` over
     /// its completed files.
     pub async fn completed_vectors(&self) -> Result<u64> {
-        self.retrying(|| async {
-            let total: i64 = sqlx::query_scalar(
-                "SELECT CAST(COALESCE(SUM(vectors_created), 0) AS BIGINT) FROM files
-                 WHERE collection = $1 AND status = $2",
-            )
-            .bind(&self.name)
-            .bind(FileStatus::Completed.as_str())
-            .fetch_one(&self.pool)
-            .await
-            .context("summing the completed files' vectors")?;
-            Ok(total.max(0) as u64)
-        })
-        .await
+        Ok(self.completed_counts().await?.1)
     }
 
     /// Every file row of the collection, deleted ones included, by path.

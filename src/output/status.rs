@@ -35,7 +35,7 @@ pub fn status(settings: &Settings, status: &Status) -> Result<()> {
     for GenerationStatus { row, files, points } in generations {
         let recipe = &row.recipe;
         println!(
-            "  {:>3}  {:<8}  {}  {}-d, chunks {}/{}  {files} files, {points} points  built {}{}",
+            "  {:>3}  {:<8}  {}  {}-d, chunks {}/{}  {files} files, {points} points  created {}{}",
             row.number,
             row.state,
             recipe.model_id,
