@@ -170,7 +170,7 @@ fn crash_while_building(ws: Workspace) {
     std::fs::create_dir_all(&docs).unwrap();
     let topics = ["tides", "comets", "ferns", "canyons", "lichens", "auroras", "dunes", "geysers"];
     for (i, topic) in topics.iter().cycle().take(40).enumerate() {
-        write(&docs, &format!("{i:02}-{topic}.txt"), &text(topic, 12));
+        write(&docs, &format!("{i:02}-{topic}.txt"), &text(&format!("{topic} {i}"), 12));
     }
     let flags = ["--chunk-size", "24", "--chunk-overlap", "0", "--commit-interval", "0"].map(OsStr::new);
     run(&ws, &flags, 0);
@@ -262,11 +262,12 @@ fn a_switch_under_reads_moves_every_reader_at_one_moment() {
     let ws = Workspace::new();
     let docs = ws.docs();
     std::fs::create_dir_all(&docs).unwrap();
-    // Each of these files is five chunks of 24 tokens.
+    // Each of these files is about twenty chunks of 24 tokens, its own (the embedding cache
+    // would embed a repeated text once).
     let topics = ["tides", "comets", "ferns", "canyons", "lichens", "auroras", "dunes", "geysers", "reefs", "moss"];
-    let files = chunks.div_ceil(5);
+    let files = chunks.div_ceil(20);
     for i in 0..files {
-        write(&docs, &format!("{i:04}.txt"), &text(topics[i % topics.len()], 20));
+        write(&docs, &format!("{i:04}.txt"), &text(&format!("{} {i}", topics[i % topics.len()]), 20));
     }
     let flags = ["--chunk-size", "24", "--chunk-overlap", "0"];
     let first = run(&ws, &flags.map(OsStr::new), 0);
