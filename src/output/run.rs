@@ -86,15 +86,17 @@ pub fn job_report(settings: &Settings, report: &JobReport) -> Result<()> {
         if let Some(built) = &report.generation {
             let chunking = format!("chunks {}/{}", built.chunk_size, built.chunk_overlap);
             println!("  generation {}: built by {} ({chunking}) beside the live generation", built.number, built.model);
-            if built.catch_up_passes > 0 {
-                println!(
-                    "  caught up: {} files changed during the build, in {} more runs over the directory",
-                    built.caught_up_files, built.catch_up_passes
-                );
+            match (built.catch_up_passes, built.caught_up_files) {
+                (0, _) => {}
+                (_, 0) => println!("  caught up: no file changed during the build"),
+                (passes, files) => println!(
+                    "  caught up: {files} files changed during the build, in {passes} more runs over the directory"
+                ),
             }
             match (&built.waiting, built.replaced) {
                 (None, Some(replaced)) => println!(
-                    "  now live: collection {:?} serves generation {} in place of generation {replaced} (`ingest                      rollback` serves {replaced} again, `ingest gc` deletes it)",
+                    "  now live: collection {:?} serves generation {} in place of generation {replaced} (`ingest rollback` \
+                     serves {replaced} again, `ingest gc` deletes it)",
                     settings.collection, built.number
                 ),
                 (None, None) => println!("  now live: collection {:?} serves generation {}", settings.collection, built.number),
