@@ -326,3 +326,31 @@ fn a_switch_under_reads_moves_every_reader_at_one_moment() {
         served.len()
     );
 }
+
+/// A build queued for workers (`--workers 1`) goes to the generation beside the live one: the
+/// local worker builds it with the planner's model, and the planner switches once it is done.
+/// A worker started without `--model-dir` afterwards works for the live generation's model.
+#[test]
+fn workers_build_a_generation_beside_the_live_one_and_the_planner_switches() {
+    let ws = Workspace::on_servers();
+    tree(&ws.docs());
+    run(&ws, &[], 0);
+    let e5 = e5();
+    let queued = run(&ws, &["--workers".as_ref(), "1".as_ref(), "--model-dir".as_ref(), e5.as_os_str()], 0);
+    let built = &queued["generation"];
+    assert_eq!(
+        (&built["number"], &built["live"], &built["replaced"]),
+        (&2.into(), &true.into(), &1.into()),
+        "{queued:#}"
+    );
+    assert_eq!(queued["queue"]["depth"]["done"], 4, "{queued:#}");
+    let e5_id = model_id(&e5);
+    assert_eq!(generations(&ws)[1], (2, "live".into(), e5_id.clone(), 4));
+    assert_eq!(hit_models(&ws, &[]), vec![e5_id; 3]);
+    assert_eq!(ws.qdrant().aliases(), [("documents".into(), "documents-g2".into())]);
+
+    write(&ws.docs(), "bees.txt", "Bees fan their wings to cool the hive on hot days.");
+    let nightly = run(&ws, &["--workers".as_ref(), "1".as_ref()], 0);
+    assert!(nightly["generation"].is_null(), "{nightly:#}");
+    assert_eq!(nightly["updated"], 1, "the live generation's model, in the planner and its worker: {nightly:#}");
+}
