@@ -354,3 +354,67 @@ fn workers_build_a_generation_beside_the_live_one_and_the_planner_switches() {
     assert!(nightly["generation"].is_null(), "{nightly:#}");
     assert_eq!(nightly["updated"], 1, "the live generation's model, in the planner and its worker: {nightly:#}");
 }
+
+/// On a Qdrant server, clients that read the alias itself move at once: while a run switches
+/// generation 2 (e5) to generation 3 (the default model, another chunking), a thread reads
+/// `documents` through the test server, a point at a time, and records which model wrote it.
+/// Every read succeeds, and the answers change once, from one model to the other.
+#[test]
+fn readers_of_the_alias_on_a_server_move_at_one_moment() {
+    let ws = Workspace::on_servers();
+    let docs = ws.docs();
+    std::fs::create_dir_all(&docs).unwrap();
+    for i in 0..30 {
+        write(&docs, &format!("{i:02}.txt"), &text(&format!("estuaries {i}"), 12));
+    }
+    let e5 = e5();
+    run(&ws, &[], 0);
+    run(&ws, &["--model-dir".as_ref(), e5.as_os_str()], 0);
+    assert_eq!(ws.qdrant().aliases(), [("documents".into(), "documents-g2".into())]);
+
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (done, url) = (done.clone(), ws.qdrant().url());
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().unwrap();
+            runtime.block_on(async {
+                let policy = ingest::retry::RetryPolicy::default();
+                let alias = ingest::store::qdrant::QdrantIndex::connect(&url, None, "documents", policy).await.unwrap();
+                let mut answers = Vec::new();
+                while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                    let read = ingest::store::VectorIndex::scroll(&alias, None, 1, false).await;
+                    answers.push(read.map(|(points, _)| points[0].payload.model.clone()).map_err(|e| format!("{e:#}")));
+                }
+                answers
+            })
+        })
+    };
+    let switched = run(
+        &ws,
+        &[
+            "--model-dir".as_ref(),
+            models_home().join(DEFAULT_MODEL).as_os_str(),
+            "--chunk-size".as_ref(),
+            "48".as_ref(),
+        ],
+        0,
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let answers = reader.join().unwrap();
+    assert_eq!((&switched["generation"]["number"], &switched["generation"]["live"]), (&3.into(), &true.into()));
+    assert_eq!(ws.qdrant().aliases(), [("documents".into(), "documents-g3".into())]);
+
+    let failed: Vec<_> = answers.iter().filter_map(|a| a.as_ref().err()).collect();
+    assert!(failed.is_empty(), "no read of the alias fails: {failed:?}");
+    let models: Vec<&str> = answers.iter().map(|a| a.as_deref().unwrap()).collect();
+    let (old, new) = (model_id(&e5), model_id(&models_home().join(DEFAULT_MODEL)));
+    let switch = models.iter().position(|m| *m == new).expect("the new generation answers in the end");
+    assert!(switch > 0 && models[..switch].iter().all(|m| *m == old), "the old one answers first");
+    assert!(models[switch..].iter().all(|m| *m == new), "one switch, never back");
+    println!(
+        "alias reads: {} from generation 2, then {} from generation 3, none failed",
+        switch,
+        models.len() - switch
+    );
+}
