@@ -28,8 +28,9 @@
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::catalog::{FileStatus, GenerationRecipe, GenerationRow, GenerationState, JobStatus};
+use crate::catalog::{live_generation, FileStatus, GenerationRecipe, GenerationRow, GenerationState, JobStatus};
 use crate::consistency;
+use crate::model::{self, ModelInfo};
 use crate::pipeline::{JobReport, RunStatus};
 use crate::store::{all_points, upsert_in_batches};
 use crate::workspace::{generations_of, open_store, Workspace};
@@ -50,7 +51,7 @@ pub async fn enter_for_run(workspace: &mut Workspace, recipe: &GenerationRecipe,
             }
         }
     };
-    let Some(live) = generations.iter().find(|g| g.state == GenerationState::Live) else {
+    let Some(live) = live_generation(&generations) else {
         let first = add(GenerationState::Live).await?;
         workspace.enter(first).await?;
         return Ok(false);
@@ -69,6 +70,17 @@ pub async fn enter_for_run(workspace: &mut Workspace, recipe: &GenerationRecipe,
     };
     workspace.enter(beside).await?;
     Ok(true)
+}
+
+/// The installed model that builds `generation`, or one sentence saying it is not installed.
+pub fn installed_model(generation: &GenerationRow) -> Result<ModelInfo> {
+    model::installed_with_id(&generation.recipe.model_id)?.with_context(|| {
+        format!(
+            "generation {} of collection {:?} is built by model {}, which is not installed here; install it \
+             (scripts/setup.sh --models NAME) or give --model-dir its directory",
+            generation.number, generation.collection, generation.recipe.model_id
+        )
+    })
 }
 
 /// What became of a generation a run built beside the live one.
@@ -126,7 +138,7 @@ pub async fn not_ready(workspace: &Workspace, report: &JobReport, root: &str) ->
         )));
     }
     let generations = workspace.named().generations().await?;
-    let Some(live) = generations.iter().find(|g| g.state == GenerationState::Live) else {
+    let Some(live) = live_generation(&generations) else {
         return Ok(None);
     };
     let built: std::collections::HashSet<String> =
@@ -155,7 +167,7 @@ pub async fn not_ready(workspace: &Workspace, report: &JobReport, root: &str) ->
 pub async fn switch(workspace: &Workspace, number: i64) -> Result<Option<i64>> {
     free_the_name(workspace).await?;
     let generations = workspace.named().generations().await?;
-    let was_live = generations.iter().find(|g| g.state == GenerationState::Live).map(|g| g.number);
+    let was_live = live_generation(&generations).map(|g| g.number);
     let to = generations.iter().find(|g| g.number == number).context("the generation to switch to")?;
     workspace.named().set_live_generation(number).await?;
     open_store(workspace.settings(), &to.store_collection).await?.serve_as(&workspace.settings().collection).await?;

@@ -19,7 +19,8 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 
 use crate::catalog::{
-    Catalog, CollectionCatalog, CollectionLock, GenerationRecipe, GenerationRow, GenerationState, JobStatus,
+    live_generation, Catalog, CollectionCatalog, CollectionLock, GenerationRecipe, GenerationRow, GenerationState,
+    JobStatus,
 };
 use crate::lock::RunLock;
 use crate::parquet_copy::ParquetCopy;
@@ -78,7 +79,7 @@ impl Workspace {
                     settings.collection
                 )
             })?),
-            None => generations.into_iter().find(|g| g.state == GenerationState::Live),
+            None => live_generation(&generations).cloned(),
         };
         let name = generation.as_ref().map_or(settings.collection.as_str(), |g| g.name.as_str()).to_string();
         let store = generation.as_ref().map_or(settings.collection.as_str(), |g| g.store_collection.as_str());

@@ -254,6 +254,11 @@ impl CollectionCatalog {
     }
 }
 
+/// The live generation among `generations`: the one the collection's name serves.
+pub fn live_generation(generations: &[GenerationRow]) -> Option<&GenerationRow> {
+    generations.iter().find(|g| g.state == GenerationState::Live)
+}
+
 /// The name a generation's rows, parquet copy and store collection are kept under.
 pub fn generation_name(collection: &str, number: i64) -> String {
     if number == 1 {

@@ -37,10 +37,9 @@ impl CheckReport {
 /// catalog, then the vector store.
 pub async fn check(settings: &Settings) -> CheckReport {
     let workspace = Workspace::open(settings).await;
-    let live_model = workspace.as_ref().ok().and_then(|w| w.generation()).map(|g| g.recipe.model_id.clone());
-    let model = match (&settings.model_dir, live_model) {
-        (None, Some(id)) => crate::model::installed_with_id(&id)
-            .and_then(|found| found.ok_or_else(|| anyhow::anyhow!("the collection's model {id} is not installed"))),
+    let live = workspace.as_ref().ok().and_then(|w| w.generation());
+    let model = match (&settings.model_dir, live) {
+        (None, Some(live)) => crate::generations::installed_model(live),
         _ => ModelInfo::load(settings.model_dir.as_deref()),
     };
     let model_outcome = match &model {
@@ -69,7 +68,8 @@ pub async fn check(settings: &Settings) -> CheckReport {
             Some(generation) => {
                 if let Some(info) = model.as_ref().ok().filter(|info| info.dim as i64 != generation.recipe.vector_dim) {
                     anyhow::bail!(
-                        "generation {} of collection {:?} holds {}-dimensional vectors of {}, but the model {} makes                          {}-dimensional ones",
+                        "generation {} of collection {:?} holds {}-dimensional vectors of {}, but the model {} makes \
+                         {}-dimensional ones",
                         generation.number,
                         settings.collection,
                         generation.recipe.vector_dim,

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::catalog::GenerationState;
+use crate::catalog::live_generation;
 use crate::model::{self, Installed, ModelInfo, DEFAULT_MODEL};
 use crate::settings::Settings;
 use crate::workspace::{generations_of, open_catalog};
@@ -48,7 +48,7 @@ async fn live_model_dir(settings: &Settings) -> Result<Option<PathBuf>> {
     }
     let named = open_catalog(settings).await?.collection(&settings.collection);
     let generations = generations_of(&named).await?;
-    let Some(live) = generations.iter().find(|g| g.state == GenerationState::Live) else {
+    let Some(live) = live_generation(&generations) else {
         return Ok(None);
     };
     Ok(model::installed_with_id(&live.recipe.model_id)?.map(|model| model.dir))

@@ -17,7 +17,7 @@ use crate::catalog::{GenerationRecipe, JobStatus};
 use crate::chunk::Chunker;
 use crate::embed::Embedder;
 use crate::generations::{self, BuiltBeside};
-use crate::model::{self, ModelInfo};
+use crate::model::ModelInfo;
 use crate::pipeline::plan::{plan_job, queue_job};
 use crate::pipeline::worker::wait_for_queued_job;
 use crate::pipeline::{run_job, JobReport, JobSettings, RunStatus};
@@ -49,13 +49,7 @@ pub async fn run(settings: &Settings, args: &RunOptions) -> Result<JobReport> {
     let live = workspace.generation().cloned();
     let model = match (given_model, &live) {
         (Some(model), _) => model,
-        (None, Some(live)) => model::installed_with_id(&live.recipe.model_id)?.with_context(|| {
-            format!(
-                "collection {:?} is served by model {}, which is not installed; install it (scripts/setup.sh \
-                 --models NAME), or give --model-dir to build a generation with another model",
-                settings.collection, live.recipe.model_id
-            )
-        })?,
+        (None, Some(live)) => generations::installed_model(live)?,
         (None, None) => ModelInfo::load(None)?,
     };
     if let Some(live) = live.as_ref().filter(|_| !settings.chunking_given(args)) {

@@ -8,7 +8,8 @@ use anyhow::{Context, Result};
 
 use super::cancel_on_signals;
 use crate::catalog::{GenerationRow, GenerationState, JobRow};
-use crate::model::{self, ModelInfo};
+use crate::generations::installed_model;
+use crate::model::ModelInfo;
 use crate::pipeline::worker::{run_worker, WorkerParts, WorkerReport};
 use crate::settings::{Settings, WorkerOptions};
 use crate::workspace::{generations_of, Workspace};
@@ -24,13 +25,7 @@ pub async fn worker(settings: &Settings, args: &WorkerOptions) -> Result<WorkerR
     // Without --model-dir, the model of the generation being built beside the live one, or
     // else of the live one, as a run without it uses.
     let model = match latest(GenerationState::Building).or_else(|| latest(GenerationState::Live)) {
-        Some(generation) if settings.model_dir.is_none() => model::installed_with_id(&generation.recipe.model_id)?
-            .with_context(|| {
-                format!(
-                    "generation {} of collection {:?} is built by model {}, which is not installed here; install it                      or give --model-dir its directory",
-                    generation.number, settings.collection, generation.recipe.model_id
-                )
-            })?,
+        Some(generation) if settings.model_dir.is_none() => installed_model(generation)?,
         _ => ModelInfo::load(settings.model_dir.as_deref())?,
     };
     // The generation this worker's model builds: one beside the live one, else the live
