@@ -32,7 +32,7 @@ use crate::catalog::{live_generation, FileStatus, GenerationRecipe, GenerationRo
 use crate::consistency;
 use crate::model::{self, ModelInfo};
 use crate::pipeline::{JobReport, RunStatus};
-use crate::store::{all_points, upsert_in_batches};
+use crate::store::for_each_page;
 use crate::workspace::{generations_of, open_store, Workspace};
 
 /// Enters the generation a run with `recipe` writes to. Returns whether it is one beside
@@ -188,7 +188,7 @@ async fn align_alias(workspace: &Workspace, live: &GenerationRow) -> Result<()> 
 
 /// On a Qdrant server, moves a generation stored under the collection's own name into
 /// `<collection>-g<number>`, so that the alias can take the name: its points are copied as
-/// stored (vectors and payloads, no model), counted, the old collection dropped, and the
+/// stored (vectors and payloads, no model), a page at a time, counted, the old collection dropped, and the
 /// catalog told. Each step can be repeated after a crash.
 async fn free_the_name(workspace: &Workspace) -> Result<()> {
     let settings = workspace.settings();
@@ -204,8 +204,8 @@ async fn free_the_name(workspace: &Workspace) -> Result<()> {
         if source.exists().await? {
             let target = open_store(settings, &moved_to).await?;
             target.ensure_collection(generation.recipe.vector_dim as usize).await?;
-            let points: Vec<_> = all_points(source.as_ref(), true).await?.into_values().collect();
-            upsert_in_batches(target.as_ref(), &points, 1000, 2, |_| {}).await?;
+            // A page at a time: a collection need not fit in memory to be moved.
+            for_each_page(source.as_ref(), true, async |page| target.upsert(page).await).await?;
             let (copied, stored) = (target.count(None).await?, source.count(None).await?);
             if copied != stored {
                 bail!(

@@ -228,16 +228,31 @@ pub async fn all_points(
     with_vectors: bool,
 ) -> Result<std::collections::BTreeMap<Uuid, Point>> {
     let mut points = std::collections::BTreeMap::new();
+    for_each_page(index, with_vectors, async |page| {
+        points.extend(page.into_iter().map(|p| (p.id, p)));
+        Ok(())
+    })
+    .await?;
+    Ok(points)
+}
+
+/// Reads the collection a page of 1000 points at a time, in id order, handing each page to
+/// `each`; nothing when the collection does not exist.
+pub async fn for_each_page(
+    index: &dyn VectorIndex,
+    with_vectors: bool,
+    mut each: impl AsyncFnMut(Vec<Point>) -> Result<()>,
+) -> Result<()> {
     if !index.exists().await? {
-        return Ok(points);
+        return Ok(());
     }
     let mut offset = None;
     loop {
         let (page, next) = index.scroll(offset, 1000, with_vectors).await?;
-        points.extend(page.into_iter().map(|p| (p.id, p)));
+        each(page).await?;
         match next {
             Some(next) => offset = Some(next),
-            None => return Ok(points),
+            None => return Ok(()),
         }
     }
 }
