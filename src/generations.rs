@@ -42,14 +42,9 @@ pub async fn enter_for_run(workspace: &mut Workspace, recipe: &GenerationRecipe,
     let generations = generations_of(workspace.named()).await?;
     let next = generations.last().map_or(1, |g| g.number + 1);
     let named = workspace.named().clone();
-    let add = |state| {
-        let named = named.clone();
-        async move {
-            match dry_run {
-                true => Ok(named.planned_generation(next, recipe)),
-                false => named.add_generation(recipe, state).await,
-            }
-        }
+    let add = async |state| match dry_run {
+        true => Ok(named.planned_generation(next, recipe)),
+        false => named.add_generation(recipe, state).await,
     };
     let Some(live) = live_generation(&generations) else {
         let first = add(GenerationState::Live).await?;
