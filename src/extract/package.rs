@@ -197,7 +197,7 @@ pub enum Xml<'e> {
 
 /// The local name of an element (`w:p` → `p`).
 pub fn local_name<'e>(element: &'e BytesStart<'_>) -> &'e str {
-    std::str::from_utf8(element.local_name().into_inner()).unwrap_or("")
+    element.local_name().into_inner()
 }
 
 /// The value of the attribute of `element` whose local name is `name`.
@@ -205,7 +205,7 @@ pub fn attribute(element: &BytesStart<'_>, name: &str) -> Option<String> {
     element
         .attributes()
         .flatten()
-        .find(|a| a.key.local_name().into_inner() == name.as_bytes())
+        .find(|a| a.key.local_name().into_inner() == name)
         .and_then(|a| a.normalized_value(XmlVersion::Implicit1_0).ok().map(Cow::into_owned))
 }
 
@@ -215,7 +215,7 @@ pub fn relationship_id(element: &BytesStart<'_>) -> Option<String> {
     element
         .attributes()
         .flatten()
-        .find(|a| a.key.local_name().into_inner() == b"id" && a.key.prefix().is_some())
+        .find(|a| a.key.local_name().into_inner() == "id" && a.key.prefix().is_some())
         .and_then(|a| a.normalized_value(XmlVersion::Implicit1_0).ok().map(Cow::into_owned))
 }
 
@@ -233,17 +233,15 @@ pub fn walk(xml: &str, mut visit: impl FnMut(Xml<'_>)) -> Result<(), String> {
                 visit(Xml::Start(&element));
                 visit(Xml::End(local_name(&element)));
             }
-            Event::End(element) => {
-                visit(Xml::End(std::str::from_utf8(element.local_name().into_inner()).unwrap_or("")))
-            }
-            Event::Text(text) => visit(Xml::Text(&text.xml10_content().map_err(|e| malformed(position, &e))?)),
-            Event::CData(data) => visit(Xml::Text(&data.decode().map_err(|e| malformed(position, &e))?)),
+            Event::End(element) => visit(Xml::End(element.local_name().into_inner())),
+            Event::Text(text) => visit(Xml::Text(&text.xml10_content())),
+            Event::CData(data) => visit(Xml::Text(&data)),
             Event::GeneralRef(reference) => {
                 if let Some(c) = reference.resolve_char_ref().map_err(|e| malformed(position, &e))? {
                     visit(Xml::Text(c.encode_utf8(&mut [0; 4])));
                 } else {
-                    let name = reference.decode().map_err(|e| malformed(position, &e))?;
-                    let text = quick_xml::escape::resolve_predefined_entity(&name)
+                    let name: &str = &reference;
+                    let text = quick_xml::escape::resolve_predefined_entity(name)
                         .ok_or_else(|| malformed(position, &format!("unknown entity &{name};")))?;
                     visit(Xml::Text(text));
                 }
