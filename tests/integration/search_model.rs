@@ -3,7 +3,7 @@
 //! the real binary with the default model and multilingual-e5-small, which
 //! `scripts/test.sh` installs.
 
-mod common;
+use crate::common;
 
 use common::{show, write, Workspace};
 use ingest::model::{models_home, DEFAULT_MODEL};

@@ -5,7 +5,7 @@
 //! model of another width. Uses the default model and multilingual-e5-small, which
 //! `scripts/test.sh` installs.
 
-mod common;
+use crate::common;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};

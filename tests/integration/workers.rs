@@ -5,7 +5,7 @@
 //! and live parquet rows, and no item done twice except those whose lease was taken over.
 //! A stalled worker, resumed, drops what it lost and exits by itself.
 
-mod common;
+use crate::common;
 
 use std::ffi::OsStr;
 use std::io::Read;
@@ -13,7 +13,6 @@ use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{json_of, show, small_run, snapshot, text, write, Snapshot, Workspace};
-use rand::{Rng, SeedableRng};
 
 /// Trials of the SIGKILL test; lower it with `INGEST_WORKER_KILL_TRIALS` for a quicker suite.
 fn kill_trials() -> usize {
@@ -230,16 +229,16 @@ fn exits_by_itself_within(mut child: Child, limit: Duration) -> Output {
 #[test]
 fn a_worker_killed_mid_lease_loses_nothing_and_its_items_are_redone_by_others() {
     let (docs, clean, _) = reference();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(20_261_124);
+    let mut rng = fastrand::Rng::with_seed(20_261_124);
     for trial in 0..kill_trials() {
         let ws = Workspace::on_servers();
         // Slow writes keep items leased long enough to be killed holding them.
         ws.qdrant().delay_every_call(Duration::from_millis(40));
         json_of(&plan(&ws, docs.path(), "0", &["--no-wait"]), 0);
         let mut workers: Vec<Child> = (0..3).map(|_| start_worker(&ws)).collect();
-        let victim = workers.remove(rng.gen_range(0..3));
+        let victim = workers.remove(rng.usize(0..3));
         assert!(holds_leases(&ws, victim.id(), 1), "trial {trial}: the victim never claimed anything");
-        let delay = Duration::from_millis(rng.gen_range(0..400));
+        let delay = Duration::from_millis(rng.u64(0..400));
         std::thread::sleep(delay);
         let victim_pid = victim.id();
         let mut victim = victim;

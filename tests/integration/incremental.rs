@@ -1,7 +1,7 @@
 //! A re-run touches only what changed, and ends exactly where a from-scratch run of the final
 //! tree ends: same catalog rows, same points, same live parquet rows.
 
-mod common;
+use crate::common;
 
 use std::ffi::OsStr;
 

@@ -3,10 +3,10 @@
 //! plain reason, within the time limit, the rest of the tree is indexed, and no extractor
 //! outlives `ingest`.
 //!
-//! Faults come from the debug build's hook: with `INGEST_EXTRACT_FAULT` set, a file holding
+//! Faults come from the hook of a build with `--features fault-injection`: with `INGEST_EXTRACT_FAULT` set, a file holding
 //! `INGEST-FAULT:<fault>` makes the extractor misbehave before any parser runs.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -39,11 +39,19 @@ fn faulty_pdf(fault: &str) -> Vec<u8> {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs the faults of `--features fault-injection`, which scripts/test.sh builds with"
+)]
 fn faulty_extractors_fail_their_files_and_the_rest_is_indexed_embedded() {
     faulty_extractors_fail_their_files_and_the_rest_is_indexed(Workspace::new());
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs the faults of `--features fault-injection`, which scripts/test.sh builds with"
+)]
 fn faulty_extractors_fail_their_files_and_the_rest_is_indexed_on_servers() {
     faulty_extractors_fail_their_files_and_the_rest_is_indexed(Workspace::on_servers());
 }
@@ -107,6 +115,10 @@ fn faulty_ingest(dir: &Path) -> PathBuf {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs the faults of `--features fault-injection`, which scripts/test.sh builds with"
+)]
 fn each_fault_is_reported_in_time_and_the_next_file_gets_a_fresh_extractor() {
     let temp = tempfile::tempdir().unwrap();
     let timeout = Duration::from_secs(2);
@@ -198,6 +210,10 @@ fn is_running(pid: u32) -> bool {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs the faults of `--features fault-injection`, which scripts/test.sh builds with"
+)]
 fn a_killed_ingest_leaves_no_extractor_behind() {
     let ws = Workspace::new();
     let docs = ws.docs();

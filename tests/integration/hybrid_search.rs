@@ -3,7 +3,7 @@
 //! narrow every mode, restore brings the sparse vectors back, and `ingest migrate` gives a
 //! collection an older build left its sparse vectors without the model.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;

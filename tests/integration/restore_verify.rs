@@ -1,6 +1,6 @@
 //! Restore from parquet and verify/repair, through the real binary on both backends.
 
-mod common;
+use crate::common;
 
 use std::ffi::OsStr;
 

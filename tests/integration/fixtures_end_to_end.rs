@@ -2,7 +2,7 @@
 //! parquet copy read back, and each backend: the embedded catalog and engine, and
 //! PostgreSQL with the gRPC test Qdrant server.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -2,7 +2,7 @@
 //! records files without text as such: through the real binary, on both backends. Each test
 //! asserts the points, the catalog rows and the live parquet rows afterwards.
 
-mod common;
+use crate::common;
 
 use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;

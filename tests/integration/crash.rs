@@ -1,12 +1,11 @@
 //! A run killed with SIGKILL at any moment, or stopped with SIGTERM, leaves state that the
 //! next run completes: the same catalog rows, points and live parquet rows as a clean run.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
 use common::{small_run, snapshot, text, write, Workspace};
-use rand::{Rng, SeedableRng};
 
 fn tree() -> Workspace {
     let base = Workspace::new();
@@ -50,7 +49,7 @@ fn kill_trials(fresh: fn() -> Workspace, trials: usize, seed: u64) {
     assert!(clean["chunks"].as_u64().unwrap() > 40, "the tree should give many commit groups: {clean:#}");
     let expected = snapshot(&reference);
 
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut rng = fastrand::Rng::with_seed(seed);
     for trial in 0..trials {
         let ws = fresh();
         // Spread the kills over the whole run, start-up and the final compaction included;
@@ -58,7 +57,7 @@ fn kill_trials(fresh: fn() -> Workspace, trials: usize, seed: u64) {
         let kills = if trial % 3 == 2 { 2 } else { 1 };
         let mut delays = Vec::new();
         for _ in 0..kills {
-            let delay = clean_time.mul_f64(rng.gen_range(0.0..1.1));
+            let delay = clean_time.mul_f64(rng.f64() * 1.1);
             let mut child = ws.spawn(&docs, &flags());
             std::thread::sleep(delay);
             child.kill().unwrap(); // SIGKILL

@@ -2,7 +2,7 @@
 //! misbehaves. Each run must end with every file's points exact (no loss, no duplicates)
 //! and the catalog saying so, exactly like a run that saw no faults.
 
-mod common;
+use crate::common;
 
 use std::ffi::OsStr;
 use std::time::Duration;
