@@ -69,9 +69,13 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Apply the catalog's schema migrations and exit.
     Migrate,
+    /// Serve generation --generation N: at once when it holds every file the live one serves;
+    /// otherwise it lists what it lacks, and switches only with --confirm.
+    Switch(SwitchArgs),
     /// Serve the previous generation again (the one live before the live one).
     Rollback,
-    /// Delete the generations no longer served: their collections, parquet copies and catalog rows.
+    /// Delete the generations no longer served: their collections, parquet copies and catalog
+    /// rows; with --generation N, that generation only, unless it is live (an abandoned build).
     Gc(GcArgs),
     /// List the installed embedding models: name, id, dimension, max tokens, pooling, prefixes.
     Models,
@@ -343,6 +347,13 @@ pub struct VerifyArgs {
     /// Also check that completed files still exist on disk with the same content
     #[arg(long)]
     pub check_files: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SwitchArgs {
+    /// Switch even though the generation lacks files the live one serves: they go out of search
+    #[arg(long)]
+    pub confirm: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -12,9 +12,11 @@
 //! collection is live from its first run: there is nothing to protect yet.
 //!
 //! The switch happens only when the new generation is ready: its job completed, a full
-//! check of its catalog rows, its collection and its parquet copy finds them in sync, and it
-//! holds every file the live one holds outside the run's directory (files the live one
-//! holds under other directories need a run over those first). The catalog's pointer
+//! check of its catalog rows, its collection and its parquet copy finds them in sync, and
+//! every file the live generation serves is completed in it too. A file that failed in it,
+//! one left parked or unfinished, and one its runs never indexed (another directory, a
+//! narrower `--extension`) each keep the switch from happening: the run lists them, and
+//! `ingest switch --generation N --confirm` switches without them when that is wanted. The catalog's pointer
 //! moves first, in one transaction: it is what `ingest search` reads. On a Qdrant server the
 //! alias follows in one `update_aliases` call, so every client of the alias moves at once; a
 //! run that finds the alias behind the catalog (a crash between the two) sets it again.
@@ -28,10 +30,14 @@
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::catalog::{live_generation, FileStatus, GenerationRecipe, GenerationRow, GenerationState, JobStatus};
+use std::collections::HashMap;
+
+use crate::catalog::{
+    live_generation, FileRow, FileStatus, GenerationRecipe, GenerationRow, GenerationState, JobStatus,
+};
 use crate::consistency;
 use crate::model::{self, ModelInfo};
-use crate::pipeline::{JobReport, RunStatus};
+use crate::pipeline::{FailedFile, JobReport, RunStatus};
 use crate::store::for_each_page;
 use crate::workspace::{generations_of, open_store, Workspace};
 
@@ -96,6 +102,9 @@ pub struct BuiltBeside {
     pub replaced: Option<i64>,
     /// Why it does not serve yet.
     pub waiting: Option<String>,
+    /// The files the live generation serves that it lacks, when that is why.
+    #[serde(skip_serializing_if = "Missing::is_empty")]
+    pub missing: Missing,
 }
 
 impl BuiltBeside {
@@ -111,48 +120,137 @@ impl BuiltBeside {
             live: false,
             replaced: None,
             waiting: None,
+            missing: Missing::default(),
         }
     }
 }
 
+/// The files a generation would stop serving if it replaced the live one: each completed in
+/// the live generation and not completed in it, by why.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Missing {
+    /// Failed in the new generation (over `--max-file-chunks` with its shorter chunks, say),
+    /// with the reason.
+    pub failed: Vec<FailedFile>,
+    /// Known to the new generation but not finished: parked by workers, or left pending.
+    pub unfinished: Vec<String>,
+    /// Never indexed into it: outside the directories its runs covered, or left out by their
+    /// `--extension` or `--ignore`.
+    pub absent: Vec<String>,
+}
+
+impl Missing {
+    pub fn is_empty(&self) -> bool {
+        self.failed.is_empty() && self.unfinished.is_empty() && self.absent.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.failed.len() + self.unfinished.len() + self.absent.len()
+    }
+
+    /// Each file, with why it is missing.
+    pub fn by_file(&self) -> Vec<FailedFile> {
+        let with = |paths: &[String], reason: &str| {
+            paths.iter().map(|path| FailedFile { path: path.clone(), reason: reason.to_string() }).collect::<Vec<_>>()
+        };
+        let failed =
+            self.failed.iter().map(|f| FailedFile { path: f.path.clone(), reason: format!("failed: {}", f.reason) });
+        failed
+            .chain(with(&self.unfinished, "parked or unfinished"))
+            .chain(with(&self.absent, "never indexed into it"))
+            .collect()
+    }
+
+    /// One sentence: how many, by why, with an example of each.
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(first) = self.failed.first() {
+            parts.push(format!("{} failed in it (such as {}: {})", self.failed.len(), first.path, first.reason));
+        }
+        if let Some(first) = self.unfinished.first() {
+            parts.push(format!("{} parked or unfinished (such as {first})", self.unfinished.len()));
+        }
+        if let Some(first) = self.absent.first() {
+            parts.push(format!(
+                "{} never indexed into it, outside the directories its runs covered or left out by their filters (such \
+                 as {first})",
+                self.absent.len()
+            ));
+        }
+        format!("it lacks {} files the live generation serves: {}", self.len(), parts.join("; "))
+    }
+}
+
+/// What `generation`'s catalog lacks of the files `live`'s serves.
+pub async fn missing_from(workspace: &Workspace, generation: &GenerationRow, live: &GenerationRow) -> Result<Missing> {
+    let named = workspace.named();
+    let built: HashMap<String, FileRow> = named
+        .collection(&generation.name)
+        .files_in_any_order()
+        .await?
+        .into_iter()
+        .map(|f| (f.path.clone(), f))
+        .collect();
+    let mut missing = Missing::default();
+    for served in named.collection(&live.name).files_in_any_order().await? {
+        if served.status() != FileStatus::Completed {
+            continue;
+        }
+        match built.get(&served.path) {
+            None => missing.absent.push(served.path),
+            Some(file) => match file.status() {
+                FileStatus::Completed => {}
+                FileStatus::Failed => missing.failed.push(FailedFile {
+                    path: served.path,
+                    reason: file.error.clone().unwrap_or_else(|| "failed".to_string()),
+                }),
+                _ => missing.unfinished.push(served.path),
+            },
+        }
+    }
+    for list in [&mut missing.unfinished, &mut missing.absent] {
+        list.sort();
+    }
+    missing.failed.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(missing)
+}
+
 /// Why a generation built beside the live one is not ready to serve, or `None` when it is:
-/// see the module's documentation.
-pub async fn not_ready(workspace: &Workspace, report: &JobReport, root: &str) -> Result<Option<String>> {
+/// see the module's documentation. What it lacks of the live generation goes into `missing`.
+pub async fn not_ready(workspace: &Workspace, report: &JobReport, missing: &mut Missing) -> Result<Option<String>> {
     let generation = workspace.generation().context("a run's generation")?;
     if report.status != RunStatus::Job(JobStatus::Completed) {
         return Ok(Some(format!("its job ended {}; the next run with this model resumes it", report.status)));
     }
-    let dim = generation.recipe.vector_dim as usize;
-    let (catalog, index, dir) = (workspace.catalog(), workspace.index().as_ref(), workspace.parquet_dir());
-    let health = consistency::verify(catalog, index, dir, dim, false, None).await?.0;
-    if !health.is_clean() {
-        return Ok(Some(format!(
-            "its check found it out of sync ({} missing, {} orphan, {} stale points); run `ingest verify \
-             --generation {} --repair`, then run again",
-            health.missing_points, health.orphan_points, health.stale_points, generation.number
-        )));
+    if let Some(unsynced) = out_of_sync(workspace, generation).await? {
+        return Ok(Some(unsynced));
     }
     let generations = workspace.named().generations().await?;
     let Some(live) = live_generation(&generations) else {
         return Ok(None);
     };
-    let built: std::collections::HashSet<String> =
-        workspace.catalog().files_in_any_order().await?.into_iter().map(|f| f.path).collect();
-    let elsewhere: Vec<String> = workspace
-        .named()
-        .collection(&live.name)
-        .files_in_any_order()
-        .await?
-        .into_iter()
-        .filter(|f| f.status() == FileStatus::Completed)
-        .map(|f| f.path)
-        .filter(|path| !crate::pipeline::is_under(path, root) && !built.contains(path))
-        .collect();
-    Ok(elsewhere.first().map(|example| {
+    *missing = missing_from(workspace, generation, live).await?;
+    Ok((!missing.is_empty()).then(|| {
         format!(
-            "the live generation also holds {} files outside this directory (such as {example}); run `ingest DIR` with \
-             this model over the directories they are in, and the switch happens when the new generation holds them",
-            elsewhere.len()
+            "{}; run `ingest DIR` with this model over them, or switch without them with `ingest switch --generation {} \
+             --confirm`",
+            missing.summary(),
+            generation.number
+        )
+    }))
+}
+
+/// Why `generation` (the one `workspace` works on) is out of sync, from a full check of its
+/// catalog rows, its collection and its parquet copy; `None` when they agree.
+async fn out_of_sync(workspace: &Workspace, generation: &GenerationRow) -> Result<Option<String>> {
+    let dim = generation.recipe.vector_dim as usize;
+    let (catalog, index, dir) = (workspace.catalog(), workspace.index().as_ref(), workspace.parquet_dir());
+    let health = consistency::verify(catalog, index, dir, dim, false, None).await?.0;
+    Ok((!health.is_clean()).then(|| {
+        format!(
+            "its check found it out of sync ({} missing, {} orphan, {} stale points); run `ingest verify \
+             --generation {} --repair`, then run again",
+            health.missing_points, health.orphan_points, health.stale_points, generation.number
         )
     }))
 }
@@ -216,6 +314,63 @@ async fn free_the_name(workspace: &Workspace) -> Result<()> {
     Ok(())
 }
 
+/// What `ingest switch --generation N` found and did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Switched {
+    pub collection: String,
+    pub generation: i64,
+    pub model: String,
+    /// Whether the collection's name serves it now.
+    pub switched: bool,
+    /// The generation served before, now `previous`.
+    pub replaced: Option<i64>,
+    /// What it lacks of the live generation: served no more after the switch.
+    pub missing: Missing,
+}
+
+/// Makes the collection's name serve the generation `workspace` works on (`--generation N`),
+/// an operator's switch: its catalog rows, collection and parquet copy must agree, and when it
+/// lacks files the live generation serves, it switches only with `confirm`, the operator's
+/// word that those files may go out of search.
+pub async fn switch_asked(workspace: &Workspace, confirm: bool) -> Result<Switched> {
+    let collection = workspace.settings().collection.clone();
+    let Some(number) = workspace.settings().generation else {
+        bail!("ingest switch needs --generation N, the generation to serve; `ingest status` lists them");
+    };
+    let generation = workspace.generation().context("the generation to switch to")?.clone();
+    let mut switched = Switched {
+        collection,
+        generation: number,
+        model: generation.recipe.model_id.clone(),
+        switched: false,
+        replaced: None,
+        missing: Missing::default(),
+    };
+    let generations = workspace.named().generations().await?;
+    let live = live_generation(&generations);
+    if live.is_some_and(|live| live.number == number) {
+        bail!("generation {number} is already the live one of collection {:?}", switched.collection);
+    }
+    if !workspace.index().exists().await? {
+        bail!(
+            "generation {number}'s collection {:?} is not in the store; run `ingest restore --generation {number}` to \
+             rebuild it from its parquet copy first",
+            generation.store_collection
+        );
+    }
+    if let Some(unsynced) = out_of_sync(workspace, &generation).await? {
+        bail!("generation {number} cannot serve yet: {unsynced}");
+    }
+    if let Some(live) = live {
+        switched.missing = missing_from(workspace, &generation, live).await?;
+    }
+    if switched.missing.is_empty() || confirm {
+        switched.replaced = switch(workspace, number).await?;
+        switched.switched = true;
+    }
+    Ok(switched)
+}
+
 /// What `ingest rollback` did.
 #[derive(Debug, Clone, Serialize)]
 pub struct RolledBack {
@@ -260,26 +415,43 @@ pub struct Collected {
     pub points: u64,
 }
 
-/// Deletes every `previous` generation: its collection, its parquet copy, then its catalog
-/// rows (so that an interrupted gc leaves rows that a second one finishes). With `dry_run`,
-/// only says which. The live generation and any being built are kept.
+/// Deletes every `previous` generation, or with `--generation N` that one generation when it
+/// is not live (an abandoned build among them): its collection, its parquet copy, then its
+/// catalog rows (so that an interrupted gc leaves rows that a second one finishes). With
+/// `dry_run`, only says which. On a Qdrant server the alias is first aligned with the live
+/// generation, so that gc never drops the collection the alias names.
 pub async fn gc(workspace: &Workspace, dry_run: bool) -> Result<Vec<Collected>> {
-    let mut collected = Vec::new();
-    for generation in generations_of(workspace.named()).await? {
-        if generation.state != GenerationState::Previous {
-            continue;
+    let generations = generations_of(workspace.named()).await?;
+    let asked = workspace.settings().generation;
+    if let Some(live) = live_generation(&generations) {
+        if asked == Some(live.number) {
+            bail!(
+                "generation {} is the live one of collection {:?}; switch to another (`ingest rollback`) before deleting it",
+                live.number,
+                workspace.settings().collection
+            );
         }
+        if !dry_run {
+            align_alias(workspace, live).await?;
+        }
+    }
+    let doomed = |g: &GenerationRow| match asked {
+        Some(number) => g.number == number,
+        None => g.state == GenerationState::Previous,
+    };
+    let mut collected = Vec::new();
+    for generation in generations.iter().filter(|g| doomed(g)) {
         let (files, points) = workspace.named().collection(&generation.name).completed_counts().await?;
         if !dry_run {
             open_store(workspace.settings(), &generation.store_collection).await?.drop_collection().await?;
-            let dir = workspace.parquet_dir_of(&generation);
+            let dir = workspace.parquet_dir_of(generation);
             match std::fs::remove_dir_all(&dir) {
                 Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
                     return Err(error).with_context(|| format!("deleting the parquet copy {}", dir.display()));
                 }
                 _ => {}
             }
-            workspace.named().delete_generation(&generation).await?;
+            workspace.named().delete_generation(generation).await?;
         }
         collected.push(Collected {
             number: generation.number,

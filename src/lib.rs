@@ -41,11 +41,13 @@
 //!   the switch of the collection's name to it; rollback and gc.
 //! - [`commands`]: settings and a command's options → what the command found or did, as a
 //!   typed outcome (a run's [`pipeline::JobReport`], [`commands::Status`], [`commands::CheckReport`], …).
-//! - [`output`]: a command's outcome → the lines it prints, or its `--json`, and the
-//!   [`output::Exit`] code it ends with.
+//! - [`output`]: a command's outcome → the lines it prints, or its `--json`; a reader that
+//!   closed standard output → [`output::StdoutClosed`].
 //!
-//! The `ingest` binary (`src/main.rs`, with its own `cli` module for the command line) parses
-//! the arguments into those options, runs the command, and hands its outcome to [`output`].
+//! The `ingest` binary (`src/main.rs`, with its own `cli` module for the command line and
+//! `exit` for the exit codes) parses the arguments into those options, runs the command,
+//! hands its outcome to [`output`], and turns the outcome into the process's exit code: the
+//! library reports what happened, and only the binary knows the numbers.
 
 pub mod cache;
 pub mod catalog;

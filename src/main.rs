@@ -1,17 +1,19 @@
 //! The `ingest` command: parses the arguments ([`cli`]), resolves the settings, runs the
 //! command ([`ingest::commands`]), and hands its outcome to [`ingest::output`], which prints
-//! it; the outcome also decides the [`Exit`] whose code the process exits with.
+//! it; the outcome also decides the [`Exit`] whose code the process exits with ([`exit`]).
 
 mod cli;
+mod exit;
 
 use std::process::ExitCode;
 
 use anyhow::Result;
 
 use cli::{Cli, Command};
+use exit::Exit;
 use ingest::commands;
 use ingest::consistency::Upload;
-use ingest::output::{self, Exit};
+use ingest::output;
 use ingest::settings::Settings;
 
 fn main() -> ExitCode {
@@ -46,8 +48,12 @@ fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli)) {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::from(Exit::of_error(&error).code())
+            let exit = Exit::of_error(&error);
+            // A reader that stopped reading (`| head -1`) wanted no more: nothing to report.
+            if exit != Exit::Ok {
+                eprintln!("error: {error:#}");
+            }
+            ExitCode::from(exit.code())
         }
     }
 }
@@ -72,7 +78,7 @@ async fn dispatch(cli: Cli) -> Result<Exit> {
         Some(Command::Check) => {
             let report = commands::check(settings).await;
             for (part, outcome) in report.parts() {
-                output::check_part(part, outcome);
+                output::check_part(part, outcome)?;
             }
             if report.all_ok() {
                 Exit::Ok
@@ -101,15 +107,24 @@ async fn dispatch(cli: Cli) -> Result<Exit> {
         }
         Some(Command::Export(args)) => {
             let exported = commands::export(settings, args.out).await?;
-            output::export(settings, &exported);
+            output::export(settings, &exported)?;
             Exit::Ok
         }
         Some(Command::Migrate) => {
             let migrated = commands::migrate(settings).await?;
-            output::migrate(settings, &migrated);
+            output::migrate(settings, &migrated)?;
             match &migrated.sparse_vectors {
                 Some(report) if !report.unreadable.is_empty() => Exit::FilesNeedAttention,
                 _ => Exit::Ok,
+            }
+        }
+        Some(Command::Switch(args)) => {
+            let switched = commands::switch(settings, args.confirm).await?;
+            output::switched(settings, &switched)?;
+            if switched.switched {
+                Exit::Ok
+            } else {
+                Exit::FilesNeedAttention
             }
         }
         Some(Command::Rollback) => {
@@ -127,7 +142,7 @@ async fn dispatch(cli: Cli) -> Result<Exit> {
         Some(Command::Worker(args)) => {
             let report = commands::worker(settings, &args.into()).await?;
             output::worker_report(settings, &report)?;
-            report.exit()
+            Exit::of_worker(&report)
         }
         Some(Command::Extractor(_)) => unreachable!("main serves the extractor process before any set-up"),
     })
@@ -137,5 +152,5 @@ async fn dispatch(cli: Cli) -> Result<Exit> {
 async fn run(settings: &Settings, args: cli::RunArgs) -> Result<Exit> {
     let report = commands::run(settings, &args.into()).await?;
     output::job_report(settings, &report)?;
-    Ok(report.exit())
+    Ok(Exit::of_run(&report))
 }

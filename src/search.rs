@@ -16,10 +16,14 @@ use crate::extract::Origin;
 use crate::sparse::{Analyzer, ANALYZER_VERSION};
 use crate::store::{Hit, PointFilter, Query, SearchMode, VectorIndex};
 
+/// The hits one search may ask for (`-k`).
+pub const LIMITS: std::ops::RangeInclusive<usize> = 1..=1000;
+
 /// What to search for.
 #[derive(Debug, Clone, Default)]
 pub struct SearchRequest {
     pub query: String,
+    /// Hits to return, within [`LIMITS`].
     pub limit: usize,
     pub mode: SearchMode,
     pub filter: PointFilter,

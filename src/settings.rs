@@ -8,6 +8,8 @@
 //! starts a local worker. Precedence: flag, then environment, then the TOML file, then the
 //! built-in default. Resolved once; secrets are never printed (`Debug` redacts them).
 
+use std::fmt::Display;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -193,6 +195,12 @@ impl Settings {
         if collection.is_empty() || !collection.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)) {
             bail!("--collection must be letters, digits, '-' or '_' (got {collection:?})");
         }
+        if is_generation_name(&collection) {
+            bail!(
+                "--collection cannot end in -g and a number (got {collection:?}): that is how the generations of a \
+                 collection are named, so choose another name"
+            );
+        }
         let outage_limit = match given.outage_limit {
             Some(limit) => limit,
             None => match env("INGEST_OUTAGE_LIMIT") {
@@ -200,9 +208,20 @@ impl Settings {
                 None => file.outage_limit.unwrap_or(300.0),
             },
         };
-        if !(outage_limit.is_finite() && outage_limit >= 0.0) {
-            bail!("--outage-limit must be a number of seconds, 0 or more");
-        }
+        let outage_limit = in_range("outage-limit", outage_limit, 0.0..=WEEK_SECONDS)?;
+        let optional = |flag: &str, value: Option<u32>, range: RangeInclusive<u32>| {
+            value.map(|value| in_range(flag, value, range)).transpose()
+        };
+        let layout = CollectionLayout {
+            shards: optional("shards", given.shards, 1..=MAX_SHARDS)?,
+            replication_factor: optional("replication-factor", given.replication_factor, 1..=MAX_REPLICAS)?,
+            write_consistency_factor: optional(
+                "write-consistency-factor",
+                given.write_consistency_factor,
+                1..=MAX_REPLICAS,
+            )?,
+        };
+        let generation = given.generation.map(|n| in_range("generation", n, 1..=i64::from(i32::MAX))).transpose()?;
         Ok(Self {
             data_dir: given
                 .data_dir
@@ -213,15 +232,11 @@ impl Settings {
             database_url: given.database_url.clone().or_else(|| file.database_url.clone()),
             qdrant_url: given.qdrant_url.clone().or_else(|| file.qdrant_url.clone()),
             qdrant_api_key: env("QDRANT_API_KEY"),
-            layout: CollectionLayout {
-                shards: given.shards,
-                replication_factor: given.replication_factor,
-                write_consistency_factor: given.write_consistency_factor,
-            },
+            layout,
             parquet_root: given.parquet_dir.clone(),
             retry: RetryPolicy { outage_limit: Duration::from_secs_f64(outage_limit), ..RetryPolicy::default() },
             model_dir: given.model_dir.clone().or_else(|| file.model_dir.clone()),
-            generation: given.generation,
+            generation,
             json: given.json,
             quiet: given.quiet,
             file,
@@ -242,24 +257,14 @@ impl Settings {
         let extensions =
             if args.extensions.is_empty() { f.extensions.clone().unwrap_or_default() } else { args.extensions.clone() };
         let ignore = if args.ignore.is_empty() { f.ignore.clone().unwrap_or_default() } else { args.ignore.clone() };
-        let positive = |name: &str, value: usize| -> Result<usize> {
-            if value == 0 {
-                bail!("--{name} must be at least 1");
-            }
-            Ok(value)
-        };
-        let commit_interval = args.tuning.commit_interval.or(f.commit_interval).unwrap_or(5.0);
-        if !(commit_interval.is_finite() && commit_interval >= 0.0) {
-            bail!("--commit-interval must be a number of seconds, 0 or more");
+        let tuning = self.tuning(&args.tuning)?;
+        let max_retries = in_range("max-retries", args.max_retries.or(f.max_retries).unwrap_or(3), 1..=MAX_RETRIES)?;
+        if let Some(workers) = args.workers {
+            in_range("workers", workers, 0..=MAX_PROCESSES)?;
         }
-        let file_timeout = args.tuning.file_timeout.or(f.file_timeout).unwrap_or(60.0);
-        if !(file_timeout.is_finite() && file_timeout > 0.0) {
-            bail!("--file-timeout must be a number of seconds, more than 0");
-        }
-        let extract_memory = args.tuning.extract_memory.or(f.extract_memory).unwrap_or(1024);
-        if extract_memory < MIN_EXTRACT_MEMORY_MIB {
-            bail!("--extract-memory is in MiB and must be at least {MIN_EXTRACT_MEMORY_MIB}");
-        }
+        let chunk_size = in_range("chunk-size", args.chunk_size.or(f.chunk_size).unwrap_or(200), 1..=MAX_CHUNK_TOKENS)?;
+        let chunk_overlap =
+            in_range("chunk-overlap", args.chunk_overlap.or(f.chunk_overlap).unwrap_or(32), 0..=MAX_CHUNK_TOKENS)?;
         Ok(JobSettings {
             root,
             collection: self.collection.clone(),
@@ -269,48 +274,19 @@ impl Settings {
                 args.follow_external_links,
                 args.sniff_unknown_extensions || f.sniff_unknown_extensions.unwrap_or(false),
             )?,
-            chunk_size: args.chunk_size.or(f.chunk_size).unwrap_or(200),
-            chunk_overlap: args.chunk_overlap.or(f.chunk_overlap).unwrap_or(32),
-            embed_batching: Batching {
-                max_texts: positive(
-                    "embed-batch-size",
-                    args.tuning.embed_batch_size.or(f.embed_batch_size).unwrap_or(Batching::default().max_texts),
-                )?,
-                max_tokens: positive(
-                    "embed-batch-tokens",
-                    args.tuning.embed_batch_tokens.or(f.embed_batch_tokens).unwrap_or(Batching::default().max_tokens),
-                )?,
-            },
-            upload_batch_size: positive(
-                "upload-batch-size",
-                args.tuning.upload_batch_size.or(f.upload_batch_size).unwrap_or(4000),
-            )?,
-            upload_parallelism: positive(
-                "upload-parallelism",
-                args.tuning.upload_parallelism.or(f.upload_parallelism).unwrap_or(2),
-            )?,
-            max_file_bytes: positive(
-                "max-file-size",
-                args.tuning.max_file_size.or(f.max_file_size).unwrap_or(100) as usize,
-            )? as u64
-                * 1024
-                * 1024,
-            max_file_chunks: positive(
-                "max-file-chunks",
-                args.tuning.max_file_chunks.or(f.max_file_chunks).unwrap_or(DEFAULT_MAX_FILE_CHUNKS),
-            )?,
-            commit_interval: Duration::from_secs_f64(commit_interval),
+            chunk_size,
+            chunk_overlap,
+            embed_batching: tuning.embed_batching,
+            upload_batch_size: tuning.upload_batch_size,
+            upload_parallelism: tuning.upload_parallelism,
+            max_file_bytes: tuning.max_file_mib * 1024 * 1024,
+            max_file_chunks: tuning.max_file_chunks,
+            commit_interval: tuning.commit_interval,
             full: args.full,
             dry_run: args.dry_run,
-            max_retries: positive("max-retries", args.max_retries.or(f.max_retries).unwrap_or(3).max(0) as usize)?
-                as i64,
+            max_retries,
             allow_mass_delete: args.allow_mass_delete,
-            extraction: ExtractorSettings {
-                program: extractor_program,
-                timeout: Duration::from_secs_f64(file_timeout),
-                memory_limit_mib: extract_memory,
-                processes: positive("extractors", args.tuning.extractors.or(f.extractors).unwrap_or_else(cores))?,
-            },
+            extraction: tuning.extraction(extractor_program),
             queued: args.workers.is_some(),
         })
     }
@@ -331,9 +307,9 @@ impl Settings {
         }
     }
 
-    /// Model threads: the flag, the file, else one per core.
-    pub fn model_threads(&self, tuning: &Tuning) -> usize {
-        tuning.threads.or(self.file.threads).unwrap_or_else(cores).max(1)
+    /// Model threads: the flag, the file, else one per core, checked against its range.
+    pub fn model_threads(&self, tuning: &Tuning) -> Result<usize> {
+        Ok(self.tuning(tuning)?.threads)
     }
 
     /// The settings of a queued job on this machine: its directory and chunking from its
@@ -395,23 +371,147 @@ impl Settings {
         command
     }
 
-    /// A worker's lease and parking limit.
+    /// A worker's lease and parking limit; its tuning is checked here too, before it claims
+    /// anything.
     pub fn worker(&self, args: &WorkerOptions) -> Result<WorkerSettings> {
-        let lease = args.lease.unwrap_or(60.0);
-        if !(lease.is_finite() && lease >= 1.0) {
-            bail!("--lease must be a number of seconds, 1 or more");
-        }
-        let max_attempts = args.max_retries.or(self.file.max_retries).unwrap_or(3);
-        if max_attempts < 1 {
-            bail!("--max-retries must be at least 1");
-        }
+        let lease = in_range("lease", args.lease.unwrap_or(60.0), 1.0..=DAY_SECONDS)?;
+        let max_attempts =
+            in_range("max-retries", args.max_retries.or(self.file.max_retries).unwrap_or(3), 1..=MAX_RETRIES)?;
+        let tuning = self.tuning(&args.tuning)?;
         Ok(WorkerSettings {
             lease: Duration::from_secs_f64(lease),
             once: args.once,
             max_attempts,
-            threads: self.model_threads(&args.tuning),
+            threads: tuning.threads,
         })
     }
+
+    /// How this process embeds, writes and extracts: the flags, else the TOML file, else the
+    /// defaults, each checked against its range.
+    fn tuning(&self, given: &Tuning) -> Result<CheckedTuning> {
+        let f = &self.file;
+        let defaults = Batching::default();
+        let count = |flag: &str, value: Option<usize>, default: usize, max: usize| {
+            in_range(flag, value.unwrap_or(default), 1..=max)
+        };
+        let seconds = |flag: &str, value: Option<f64>, default: f64, range: RangeInclusive<f64>| {
+            in_range(flag, value.unwrap_or(default), range).map(Duration::from_secs_f64)
+        };
+        Ok(CheckedTuning {
+            embed_batching: Batching {
+                max_texts: count(
+                    "embed-batch-size",
+                    given.embed_batch_size.or(f.embed_batch_size),
+                    defaults.max_texts,
+                    4096,
+                )?,
+                max_tokens: count(
+                    "embed-batch-tokens",
+                    given.embed_batch_tokens.or(f.embed_batch_tokens),
+                    defaults.max_tokens,
+                    1 << 20,
+                )?,
+            },
+            upload_batch_size: count(
+                "upload-batch-size",
+                given.upload_batch_size.or(f.upload_batch_size),
+                4000,
+                MAX_UPLOAD_BATCH,
+            )?,
+            upload_parallelism: count(
+                "upload-parallelism",
+                given.upload_parallelism.or(f.upload_parallelism),
+                2,
+                MAX_UPLOAD_PARALLELISM,
+            )?,
+            max_file_mib: in_range(
+                "max-file-size",
+                given.max_file_size.or(f.max_file_size).unwrap_or(100),
+                1..=1 << 20,
+            )?,
+            max_file_chunks: count(
+                "max-file-chunks",
+                given.max_file_chunks.or(f.max_file_chunks),
+                DEFAULT_MAX_FILE_CHUNKS,
+                1_000_000_000,
+            )?,
+            threads: count("threads", given.threads.or(f.threads), cores(), MAX_PROCESSES)?,
+            commit_interval: seconds(
+                "commit-interval",
+                given.commit_interval.or(f.commit_interval),
+                5.0,
+                0.0..=DAY_SECONDS,
+            )?,
+            file_timeout: seconds("file-timeout", given.file_timeout.or(f.file_timeout), 60.0, 0.001..=DAY_SECONDS)?,
+            extract_memory_mib: in_range(
+                "extract-memory",
+                given.extract_memory.or(f.extract_memory).unwrap_or(1024),
+                MIN_EXTRACT_MEMORY_MIB..=1 << 20,
+            )?,
+            extractors: count("extractors", given.extractors.or(f.extractors), cores(), MAX_PROCESSES)?,
+        })
+    }
+}
+
+/// A process's [`Tuning`], every value in its range and in its unit.
+struct CheckedTuning {
+    embed_batching: Batching,
+    upload_batch_size: usize,
+    upload_parallelism: usize,
+    max_file_mib: u64,
+    max_file_chunks: usize,
+    threads: usize,
+    commit_interval: Duration,
+    file_timeout: Duration,
+    extract_memory_mib: u64,
+    extractors: usize,
+}
+
+impl CheckedTuning {
+    /// The extractor processes' settings; `program` is the `ingest` binary they run.
+    fn extraction(&self, program: PathBuf) -> ExtractorSettings {
+        ExtractorSettings {
+            program,
+            timeout: self.file_timeout,
+            memory_limit_mib: self.extract_memory_mib,
+            processes: self.extractors,
+        }
+    }
+}
+
+/// `value` when `range` holds it; else one sentence naming the flag and its range. Every
+/// numeric setting goes through it before any work starts, so that no value a user can type
+/// overflows a computation or a duration later (`--file-timeout 1e300`, `-k 4000000000`).
+pub fn in_range<T: PartialOrd + Display>(flag: &str, value: T, range: RangeInclusive<T>) -> Result<T> {
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        bail!("--{flag} must be between {} and {} (got {value})", range.start(), range.end())
+    }
+}
+
+/// Upper bounds of the numeric settings: far above any sensible value, low enough that no
+/// arithmetic on them overflows.
+const DAY_SECONDS: f64 = 86_400.0;
+const WEEK_SECONDS: f64 = 7.0 * DAY_SECONDS;
+const MAX_SHARDS: u32 = 1000;
+const MAX_REPLICAS: u32 = 100;
+const MAX_RETRIES: i64 = 1000;
+/// Threads, extractor processes and local workers.
+pub const MAX_PROCESSES: usize = 256;
+/// Points per upsert request, and upsert requests in flight (`ingest DIR`, `ingest restore`).
+pub const MAX_UPLOAD_BATCH: usize = 100_000;
+pub const MAX_UPLOAD_PARALLELISM: usize = 64;
+/// A model's tokens per chunk: no model reads more at once.
+const MAX_CHUNK_TOKENS: usize = 1 << 16;
+
+/// Whether `name` ends like a generation's name, `<collection>-g<number>`
+/// ([`crate::catalog::generation_name`]): a collection of that name would share rows, parquet
+/// copy and store with a generation of another collection.
+fn is_generation_name(name: &str) -> bool {
+    name.rsplit_once("-g").is_some_and(|(base, number)| {
+        !base.is_empty() && !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit())
+    })
 }
 
 /// The number of cores, or 2 when it cannot be read.
@@ -430,4 +530,28 @@ const MIN_EXTRACT_MEMORY_MIB: u64 = 128;
 fn load_config(path: &Path) -> Result<FileConfig> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("config file {} is not valid", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_of_generations_are_told_apart_from_collection_names() {
+        for name in ["docs-g2", "docs-g17", "a-b-g1"] {
+            assert!(is_generation_name(name), "{name}");
+        }
+        for name in ["docs", "docs-g", "-g2", "docs-gx2", "docs_g2", "big-graphs", "docs-g2x"] {
+            assert!(!is_generation_name(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_value_outside_its_range_is_one_sentence_naming_the_flag() {
+        assert_eq!(in_range("limit", 5, 1..=1000).unwrap(), 5);
+        let error = in_range("limit", 0, 1..=1000).unwrap_err().to_string();
+        assert_eq!(error, "--limit must be between 1 and 1000 (got 0)");
+        assert!(in_range("file-timeout", f64::NAN, 0.001..=DAY_SECONDS).is_err());
+        assert!(in_range("file-timeout", f64::INFINITY, 0.001..=DAY_SECONDS).is_err());
+    }
 }

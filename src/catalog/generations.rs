@@ -87,10 +87,27 @@ impl CollectionCatalog {
 
     /// Records a new generation, numbered after the last, in `state`. Generation 1 keeps its
     /// rows and its store collection under the collection's own name; a later one, under
-    /// `<collection>-g<number>`.
+    /// `<collection>-g<number>`. Idempotent: when a generation with this recipe is already
+    /// in `state` (a retry whose first commit went through unacknowledged, or a second run
+    /// beside the first), that one is returned and nothing is recorded.
     pub async fn add_generation(&self, recipe: &GenerationRecipe, state: GenerationState) -> Result<GenerationRow> {
         self.retrying(|| async {
             let mut tx = self.pool.begin().await.context("starting a catalog transaction")?;
+            let recorded = sqlx::query(&format!(
+                "SELECT {GENERATION_FIELDS} FROM generations WHERE collection = $1 AND state = $2 AND model_id = $3
+                    AND chunk_size = $4 AND chunk_overlap = $5 ORDER BY number DESC LIMIT 1"
+            ))
+            .bind(&self.name)
+            .bind(state.as_str())
+            .bind(&recipe.model_id)
+            .bind(recipe.chunk_size)
+            .bind(recipe.chunk_overlap)
+            .fetch_optional(&mut *tx)
+            .await
+            .context("looking for the generation already recorded")?;
+            if let Some(row) = recorded {
+                return generation_row(&row);
+            }
             let last: Option<i64> = sqlx::query_scalar("SELECT MAX(number) FROM generations WHERE collection = $1")
                 .bind(&self.name)
                 .fetch_one(&mut *tx)

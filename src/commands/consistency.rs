@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::consistency::{self, Health, Repair, RestoreReport, Upload};
-use crate::settings::Settings;
+use crate::settings::{in_range, Settings, MAX_UPLOAD_BATCH, MAX_UPLOAD_PARALLELISM};
 use crate::workspace::Workspace;
 
 /// What `ingest restore` did, from the parquet files in `dir`.
@@ -23,13 +23,13 @@ pub struct Restored {
 }
 
 /// Rebuilds the collection from the parquet files in `dir` (by default its parquet copy),
-/// holding the collection's locks. At least one point per request, and one request in
-/// flight, whatever `upload` says.
+/// holding the collection's locks, `upload`'s figures checked against their ranges first.
 pub async fn restore(settings: &Settings, dir: Option<PathBuf>, upload: Upload) -> Result<Restored> {
+    in_range("upload-batch-size", upload.batch_size, 1..=MAX_UPLOAD_BATCH)?;
+    in_range("upload-parallelism", upload.parallelism, 1..=MAX_UPLOAD_PARALLELISM)?;
     let workspace = Workspace::exclusive(settings).await?;
     let dim = workspace.vector_dim()?;
     let dir = dir.unwrap_or_else(|| workspace.parquet_dir().to_path_buf());
-    let upload = Upload { batch_size: upload.batch_size.max(1), parallelism: upload.parallelism.max(1) };
     let (catalog, index) = (workspace.catalog(), workspace.index().as_ref());
     let report = consistency::restore(catalog, index, &dir, dim, upload, settings.quiet).await?;
     Ok(Restored { report, dir })

@@ -8,13 +8,11 @@
 //!
 //! One file per command: `run` (`ingest DIR`), `worker`, `search`, `status`, `check`,
 //! `migrate`, `export` and `models`; `consistency` holds `restore` and `verify`, and
-//! `generations` holds `rollback` and `gc`. Here: the signal
+//! `generations` holds `switch`, `rollback` and `gc`. Here: the signal
 //! handling of the commands that can be cancelled.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-
-use crate::output::Exit;
 
 mod check;
 mod consistency;
@@ -30,7 +28,7 @@ mod worker;
 pub use check::{check, CheckReport};
 pub use consistency::{restore, verify, Restored, VerifyReport};
 pub use export::{export, Exported};
-pub use generations::{gc, rollback};
+pub use generations::{gc, rollback, switch};
 pub use migrate::{migrate, Migrated};
 pub use models::{models, Models};
 pub use run::run;
@@ -38,9 +36,13 @@ pub use search::search;
 pub use status::{status, GenerationStatus, Status};
 pub use worker::worker;
 
+/// The status a process stopped at once by a second signal exits with, the same as a
+/// cancelled job's (the `ingest` binary's table of exit codes has it).
+pub const CANCELLED_EXIT_CODE: u8 = 130;
+
 /// Cancels the job on SIGINT or SIGTERM: stages stop taking new work and in-flight commits
-/// finish. A second signal ends the process at once ([`Exit::Cancelled`]); the catalog's rows say where
-/// the next run resumes, and extractor processes die with this one.
+/// finish. A second signal ends the process at once ([`CANCELLED_EXIT_CODE`]); the catalog's
+/// rows say where the next run resumes, and extractor processes die with this one.
 fn cancel_on_signals() -> Arc<AtomicBool> {
     let cancel = Arc::new(AtomicBool::new(false));
     let flag = cancel.clone();
@@ -62,7 +64,7 @@ fn cancel_on_signals() -> Arc<AtomicBool> {
         flag.store(true, Ordering::SeqCst);
         signal().await;
         eprintln!("ingest: stopped at once; the next run resumes from here");
-        std::process::exit(Exit::Cancelled.code().into());
+        std::process::exit(CANCELLED_EXIT_CODE.into());
     });
     cancel
 }

@@ -67,7 +67,7 @@ pub async fn run(settings: &Settings, args: &RunOptions) -> Result<JobReport> {
     let generation = workspace.generation().context("a run's generation")?.clone();
     job.collection = generation.name.clone();
     let parquet = workspace.parquet(model.dim);
-    let threads = settings.model_threads(&args.tuning);
+    let threads = settings.model_threads(&args.tuning)?;
     let embedder = Embedder::new(model.clone(), threads)?;
     let cancel = cancel_on_signals();
     let report = {
@@ -101,8 +101,7 @@ pub async fn run(settings: &Settings, args: &RunOptions) -> Result<JobReport> {
     };
     if beside_live && !job.dry_run {
         let catch_up = (!job.queued).then_some(CatchUp { job: &job, model: &model, threads, cancel: &cancel });
-        let root = job.root.to_string_lossy().into_owned();
-        report.generation = Some(finish_beside(&mut workspace, &report, &root, catch_up).await?);
+        report.generation = Some(finish_beside(&mut workspace, &report, catch_up).await?);
     }
     Ok(report)
 }
@@ -120,7 +119,6 @@ struct CatchUp<'a> {
 async fn finish_beside(
     workspace: &mut Workspace,
     built: &JobReport,
-    root: &str,
     catch_up: Option<CatchUp<'_>>,
 ) -> Result<BuiltBeside> {
     let generation = workspace.generation().context("a run's generation")?.clone();
@@ -140,7 +138,7 @@ async fn finish_beside(
             }
         }
     }
-    outcome.waiting = generations::not_ready(workspace, &last, root).await?;
+    outcome.waiting = generations::not_ready(workspace, &last, &mut outcome.missing).await?;
     if outcome.waiting.is_none() {
         // The embedded engine lets one process at a collection at a time: let searches in.
         workspace.enter(generation.clone()).await?;

@@ -13,13 +13,14 @@ use anyhow::{bail, Result};
 
 use crate::embed::Embedder;
 use crate::model::{self, ModelInfo};
-use crate::search::{SearchRequest, SearchResults};
-use crate::settings::Settings;
+use crate::search::{self, SearchRequest, SearchResults};
+use crate::settings::{in_range, Settings};
 use crate::store::SearchMode;
 use crate::workspace::Workspace;
 
 /// Runs `request`; an error when the collection does not exist yet.
 pub async fn search(settings: &Settings, request: &SearchRequest) -> Result<SearchResults> {
+    in_range("limit", request.limit, search::LIMITS)?;
     let workspace = Workspace::open(settings).await?;
     let index = workspace.index();
     if !index.exists().await? {

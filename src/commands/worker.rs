@@ -16,8 +16,8 @@ use crate::workspace::{generations_of, Workspace};
 
 /// Works on queued jobs until stopped (or, with `--once`, until none is left).
 pub async fn worker(settings: &Settings, args: &WorkerOptions) -> Result<WorkerReport> {
-    settings.require_servers("ingest worker")?;
     let worker = settings.worker(args)?;
+    settings.require_servers("ingest worker")?;
     let program = std::env::current_exe().context("finding this program, to start extractor processes")?;
     let mut workspace = Workspace::open(settings).await?;
     let generations = generations_of(workspace.named()).await?;

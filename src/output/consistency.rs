@@ -18,7 +18,7 @@ pub fn restore_report(settings: &Settings, restored: &Restored) -> Result<()> {
     if settings.json {
         print_json(report)?;
     } else if !settings.quiet {
-        println!(
+        say!(
             "restored collection {:?}: {} files, {} points from {}; {} files kept as stored; {} orphan points deleted",
             report.collection,
             report.files_restored,
@@ -26,11 +26,9 @@ pub fn restore_report(settings: &Settings, restored: &Restored) -> Result<()> {
             dir.display(),
             report.files_kept,
             report.orphan_points_deleted
-        );
+        )?;
         for path in &report.files_to_reembed {
-            println!(
-                "  lost from both parquet and the collection: {path}; returned to pending, the next run embeds it"
-            );
+            say!("  lost from both parquet and the collection: {path}; returned to pending, the next run embeds it")?;
         }
     }
     for file in &report.unreadable {
@@ -47,24 +45,24 @@ pub fn verify_report(settings: &Settings, report: &VerifyReport) -> Result<()> {
         let out = serde_json::json!({ "health": health, "repair": repair, "after_repair": after, "clean": clean });
         print_json(&out)?;
     } else if !settings.quiet {
-        health_lines("found", health);
+        health_lines("found", health)?;
         if let (Some(repair), Some(after)) = (repair, after) {
-            println!(
+            say!(
                 "repaired: {} points re-uploaded from parquet, {} parquet rows written back from the collection, {} orphans deleted, {} files returned to pending for re-embedding",
                 repair.points_reuploaded,
                 repair.parquet_rows_written,
                 repair.orphans_deleted,
                 repair.files_to_reembed.len()
-            );
-            health_lines("after repair", after);
+            )?;
+            health_lines("after repair", after)?;
         }
     }
     Ok(())
 }
 
 /// Prints a collection's sync health, its first line starting with `label`.
-pub(super) fn health_lines(label: &str, health: &Health) {
-    println!(
+pub(super) fn health_lines(label: &str, health: &Health) -> Result<()> {
+    say!(
         "{label}: collection {:?}: {} completed files, {} synced ({:.1}%); points: {} expected, {} stored, {} missing, {} orphaned, {} stale; {} parquet rows missing",
         health.collection,
         health.completed_files,
@@ -76,22 +74,23 @@ pub(super) fn health_lines(label: &str, health: &Health) {
         health.orphan_points,
         health.stale_points,
         health.missing_parquet_rows
-    );
+    )?;
     for file in &health.unreadable_parquet {
-        println!("  unreadable parquet {}: {}", file.path, file.reason);
+        say!("  unreadable parquet {}: {}", file.path, file.reason)?;
     }
     for mismatch in &health.counter_mismatches {
-        println!("  latest job's counter {mismatch}");
+        say!("  latest job's counter {mismatch}")?;
     }
     if let Some(disk) = &health.files_on_disk {
-        println!(
+        say!(
             "  files on disk: {} checked, {} missing, {} changed since indexed (run `ingest DIR` to bring them up to date)",
             disk.checked,
             disk.missing.len(),
             disk.changed.len()
-        );
+        )?;
     }
     for path in &health.examples {
-        println!("  out of sync: {path}");
+        say!("  out of sync: {path}")?;
     }
+    Ok(())
 }

@@ -6,8 +6,14 @@
 //!
 //! One file per command whose rendering is more than a line or two: `run` (a job's report),
 //! `worker`, `search`, `status`, `consistency` (`restore` and `verify`), `generations`
-//! (`rollback` and `gc`), `models`; `check`,
-//! `migrate` and `export` are here. `exit` holds [`Exit`].
+//! (`switch`, `rollback` and `gc`), `models`; `check`,
+//! `migrate` and `export` are here.
+//!
+//! Every line goes out through `say!`: a reader that closes standard output early
+//! (`ingest status | head -1`) ends the command with [`StdoutClosed`], quietly, as `ls | head`
+//! does, instead of a panic.
+
+use std::io::Write;
 
 use anyhow::Result;
 use serde::Serialize;
@@ -15,8 +21,33 @@ use serde::Serialize;
 use crate::commands::{Exported, Migrated};
 use crate::settings::Settings;
 
+/// Standard output's reader closed it before the command had printed everything
+/// (`ingest search … | head -1`). The `ingest` binary ends quietly and successfully on it,
+/// as a Unix tool does; a server's dropped connection is another error and never this one.
+#[derive(Debug, thiserror::Error)]
+#[error("standard output was closed by its reader")]
+pub struct StdoutClosed;
+
+/// Writes one line to standard output, as `println!` would, but returns its failure:
+/// [`StdoutClosed`] when the reader has gone, an error with context otherwise.
+macro_rules! say {
+    () => {
+        $crate::output::write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// Writes `text` to standard output (`say!` gives it its line).
+fn write_stdout(text: std::fmt::Arguments) -> Result<()> {
+    std::io::stdout().lock().write_fmt(text).map_err(|error| match error.kind() {
+        std::io::ErrorKind::BrokenPipe => StdoutClosed.into(),
+        _ => anyhow::Error::new(error).context("writing to standard output"),
+    })
+}
+
 mod consistency;
-mod exit;
 mod generations;
 mod models;
 mod run;
@@ -25,8 +56,7 @@ mod status;
 mod worker;
 
 pub use consistency::{restore_report, verify_report};
-pub use exit::Exit;
-pub use generations::{collected, rolled_back};
+pub use generations::{collected, rolled_back, switched};
 pub use models::models;
 pub use run::job_report;
 pub use search::search_hits;
@@ -35,46 +65,50 @@ pub use worker::worker_report;
 
 /// Prints `value` as indented JSON.
 fn print_json(value: &impl Serialize) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    say!("{}", serde_json::to_string_pretty(value)?)?;
     Ok(())
 }
 
 /// Prints one line of `ingest check`: the part, and what it found or why it failed.
-pub fn check_part(part: &str, outcome: &Result<String>) {
+pub fn check_part(part: &str, outcome: &Result<String>) -> Result<()> {
     match outcome {
-        Ok(detail) => println!("ok      {part}: {detail}"),
-        Err(error) => println!("FAILED  {part}: {error:#}"),
+        Ok(detail) => say!("ok      {part}: {detail}")?,
+        Err(error) => say!("FAILED  {part}: {error:#}")?,
     }
+    Ok(())
 }
 
 /// Prints the migrations `ingest migrate` found applied.
-pub fn migrate(settings: &Settings, migrated: &Migrated) {
+pub fn migrate(settings: &Settings, migrated: &Migrated) -> Result<()> {
     if settings.quiet {
-        return;
+        return Ok(());
     }
-    println!("catalog schema is up to date; applied migrations: {}", migrated.applied.join(", "));
+    say!("catalog schema is up to date; applied migrations: {}", migrated.applied.join(", "))?;
     if let Some(report) = &migrated.sparse_vectors {
-        println!(
+        say!(
             "collection {:?}: {} points given sparse vectors from the parquet copy ({} files); {} files kept as stored",
-            report.collection, report.points_restored, report.files_restored, report.files_kept
-        );
+            report.collection,
+            report.points_restored,
+            report.files_restored,
+            report.files_kept
+        )?;
         for path in &report.files_to_reembed {
-            println!(
-                "  lost from both parquet and the collection: {path}; returned to pending, the next run embeds it"
-            );
+            say!("  lost from both parquet and the collection: {path}; returned to pending, the next run embeds it")?;
         }
         for file in &report.unreadable {
             eprintln!("  skipped {}: {}", file.path, file.reason);
         }
     }
+    Ok(())
 }
 
 /// Prints where `ingest export` wrote the collection's points.
-pub fn export(settings: &Settings, exported: &Exported) {
+pub fn export(settings: &Settings, exported: &Exported) -> Result<()> {
     let Exported { path, points } = exported;
     if settings.json {
-        println!("{}", serde_json::json!({ "path": path, "points": points }));
+        say!("{}", serde_json::json!({ "path": path, "points": points }))?;
     } else if !settings.quiet {
-        println!("exported {points} points of collection {:?} to {}", settings.collection, path.display());
+        say!("exported {points} points of collection {:?} to {}", settings.collection, path.display())?;
     }
+    Ok(())
 }

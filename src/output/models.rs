@@ -40,37 +40,37 @@ pub fn models(settings: &Settings, models: &Models) -> Result<()> {
         return print_json(&list);
     }
     if models.installed.is_empty() {
-        println!("no models installed in {}; run scripts/setup.sh", models.home.display());
+        say!("no models installed in {}; run scripts/setup.sh", models.home.display())?;
         return Ok(());
     }
     for installed in &models.installed {
         match installed {
-            Installed::Model(info) => model_lines(info, info.dir == models.in_use),
-            Installed::Broken { dir, reason } => println!("  {}: not usable: {reason}\n", dir.display()),
+            Installed::Model(info) => model_lines(info, info.dir == models.in_use)?,
+            Installed::Broken { dir, reason } => say!("  {}: not usable: {reason}\n", dir.display())?,
         }
     }
-    println!("* in use by this command line; choose another with --model-dir DIR or INGEST_MODEL_DIR");
+    say!("* in use by this command line; choose another with --model-dir DIR or INGEST_MODEL_DIR")?;
     Ok(())
 }
 
-fn model_lines(info: &ModelInfo, in_use: bool) {
+fn model_lines(info: &ModelInfo, in_use: bool) -> Result<()> {
     let prefix = |text: &str| if text.is_empty() { "none".to_string() } else { format!("{text:?}") };
-    println!("{} {}", if in_use { "*" } else { " " }, info.name);
-    println!("    id          {}", info.id);
-    println!("    dir         {}", info.dir.display());
-    println!(
+    say!("{} {}", if in_use { "*" } else { " " }, info.name)?;
+    say!("    id          {}", info.id)?;
+    say!("    dir         {}", info.dir.display())?;
+    say!(
         "    vectors     {} dimensions, {} pooling{}",
         info.dim,
         info.pooling.name(),
         if info.normalize { ", normalised" } else { "" }
-    );
-    println!("    max tokens  {}", info.max_sequence);
-    println!("    prefixes    query {}, passage {}", prefix(&info.query_prefix), prefix(&info.passage_prefix));
+    )?;
+    say!("    max tokens  {}", info.max_sequence)?;
+    say!("    prefixes    query {}, passage {}", prefix(&info.query_prefix), prefix(&info.passage_prefix))?;
     if let Some(license) = &info.license {
-        println!("    licence     {license}");
+        say!("    licence     {license}")?;
     }
     if let Some(source) = &info.source {
-        println!("    source      {source}");
+        say!("    source      {source}")?;
     }
-    println!();
+    say!()
 }

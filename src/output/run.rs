@@ -19,15 +19,15 @@ pub fn job_report(settings: &Settings, report: &JobReport) -> Result<()> {
     }
     if let Some(plan) = &report.plan {
         if !settings.quiet {
-            println!("dry run over collection {:?}; nothing was changed", report.collection);
+            say!("dry run over collection {:?}; nothing was changed", report.collection)?;
             // Refused deletes are listed as what they are: files not found, which a run would keep.
             let delete = if report.refused_deletes.is_some() { "keep (not found)" } else { "delete" };
             for (label, paths) in [("add", &plan.add), ("update", &plan.update), (delete, &plan.delete)] {
                 for path in paths {
-                    println!("  would {label:<6} {path}");
+                    say!("  would {label:<6} {path}")?;
                 }
             }
-            println!(
+            say!(
                 "  {} to add, {} to update, {} unchanged, {} to delete, {} failing, {} not retried, {} not checked",
                 report.added,
                 report.updated,
@@ -36,17 +36,20 @@ pub fn job_report(settings: &Settings, report: &JobReport) -> Result<()> {
                 report.failed.len(),
                 report.not_retried.len(),
                 report.not_checked.len()
-            );
+            )?;
             if let Some(refused) = &report.refused_deletes {
-                println!("  a run would delete nothing: {}", refused.message());
+                say!("  a run would delete nothing: {}", refused.message())?;
             }
         }
     } else if !settings.quiet {
-        println!(
+        say!(
             "job {} {} in {:.1}s (collection {:?})",
-            report.job_id, report.status, report.elapsed_seconds, report.collection
-        );
-        println!(
+            report.job_id,
+            report.status,
+            report.elapsed_seconds,
+            report.collection
+        )?;
+        say!(
             "  files: {} seen, {} added, {} updated, {} unchanged, {} deleted, {} no text, {} failed, {} not checked; skipped: {} not text, {} by the extension filter",
             report.files_seen,
             report.added,
@@ -58,57 +61,63 @@ pub fn job_report(settings: &Settings, report: &JobReport) -> Result<()> {
             report.not_checked.len(),
             report.not_text.len(),
             report.filtered_out,
-        );
+        )?;
         for file in &report.no_text {
-            println!("  no text: {}: {}", file.path, file.reason);
+            say!("  no text: {}: {}", file.path, file.reason)?;
         }
         for line in listing(&report.not_text, "  skipped: ", "  ", " skipped as not text") {
-            println!("{line}");
+            say!("{line}")?;
         }
         match &report.queue {
-            Some(queue) => println!(
+            Some(queue) => say!(
                 "  queued {} work items: {} done, {} parked, {} open; the job's files hold {} points",
                 report.queued,
                 queue.depth.done,
                 queue.depth.parked,
                 queue.depth.open(),
                 report.points
-            ),
-            None if report.status == RunStatus::Queued => println!(
+            )?,
+            None if report.status == RunStatus::Queued => say!(
                 "  queued {} work items for `ingest worker` processes; `ingest status` follows them",
                 report.queued
-            ),
-            None => println!(
+            )?,
+            None => say!(
                 "  chunks embedded: {}, reused from the embedding cache: {}, points written: {} ({:.1} chunks/s)",
-                report.chunks, report.cache_hits, report.points, report.chunks_per_second
-            ),
+                report.chunks,
+                report.cache_hits,
+                report.points,
+                report.chunks_per_second
+            )?,
         }
         if let Some(built) = &report.generation {
             let chunking = format!("chunks {}/{}", built.chunk_size, built.chunk_overlap);
-            println!("  generation {}: built by {} ({chunking}) beside the live generation", built.number, built.model);
+            say!("  generation {}: built by {} ({chunking}) beside the live generation", built.number, built.model)?;
             match (built.catch_up_passes, built.caught_up_files) {
                 (0, _) => {}
-                (_, 0) => println!("  caught up: no file changed during the build"),
-                (passes, files) => println!(
+                (_, 0) => say!("  caught up: no file changed during the build")?,
+                (passes, files) => say!(
                     "  caught up: {files} files changed during the build, in {passes} more runs over the directory"
-                ),
+                )?,
             }
             match (&built.waiting, built.replaced) {
-                (None, Some(replaced)) => println!(
+                (None, Some(replaced)) => say!(
                     "  now live: collection {:?} serves generation {} in place of generation {replaced} (`ingest rollback` \
                      serves {replaced} again, `ingest gc` deletes it)",
                     settings.collection, built.number
-                ),
-                (None, None) => println!("  now live: collection {:?} serves generation {}", settings.collection, built.number),
+                )?,
+                (None, None) => say!("  now live: collection {:?} serves generation {}", settings.collection, built.number)?,
                 (Some(_), _) => {}
             }
         }
         if let Some(verified) = &report.verified {
             let verdict = if verified.agree { "agree with the collection" } else { "DISAGREE with the collection" };
-            println!(
+            say!(
                 "  checked: the {} files this job touched {verdict}; {} points stored, {} expected ({:.2}s)",
-                verified.files, verified.collection_points, verified.catalog_points, verified.seconds
-            );
+                verified.files,
+                verified.collection_points,
+                verified.catalog_points,
+                verified.seconds
+            )?;
         }
     }
     for problem in &report.scan_problems {
@@ -152,12 +161,17 @@ pub fn job_report(settings: &Settings, report: &JobReport) -> Result<()> {
     if let Some((number, waiting)) = report.generation.as_ref().and_then(|g| Some((g.number, g.waiting.as_ref()?))) {
         eprintln!("  generation {number} is not live yet, and the live generation is untouched: {waiting}");
     }
+    if let Some(built) = report.generation.as_ref().filter(|g| !g.missing.is_empty()) {
+        for line in listing(&built.missing.by_file(), "    lacks ", "    ", " files") {
+            eprintln!("{line}");
+        }
+    }
     Ok(())
 }
 
 /// Summary lines for `files`: the first [`LISTED_AT_MOST`] as `{prefix}path: reason`, then,
 /// when there are more, `{indent}... and N more{what} (all of them are in --json)`.
-fn listing(files: &[FailedFile], prefix: &str, indent: &str, what: &str) -> Vec<String> {
+pub(super) fn listing(files: &[FailedFile], prefix: &str, indent: &str, what: &str) -> Vec<String> {
     let mut lines: Vec<String> =
         files.iter().take(LISTED_AT_MOST).map(|file| format!("{prefix}{}: {}", file.path, file.reason)).collect();
     if files.len() > LISTED_AT_MOST {

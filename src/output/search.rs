@@ -43,7 +43,7 @@ pub fn search_hits(settings: &Settings, results: &SearchResults) -> Result<()> {
     } else {
         for hit in results.hits.iter().map(|ranked| &ranked.hit) {
             let place = crate::search::place(&hit.point.payload.origin);
-            println!(
+            say!(
                 "{:.3}  {}{}{}  #{}\n       {}",
                 hit.score,
                 hit.point.payload.path,
@@ -51,7 +51,7 @@ pub fn search_hits(settings: &Settings, results: &SearchResults) -> Result<()> {
                 place,
                 hit.point.payload.chunk_index,
                 crate::search::snippet(&hit.point.payload.content, 160)
-            );
+            )?;
         }
     }
     Ok(())

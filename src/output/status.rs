@@ -30,11 +30,11 @@ pub fn status(settings: &Settings, status: &Status) -> Result<()> {
         return print_json(&out);
     }
     if !generations.is_empty() {
-        println!("generations of collection {:?}:", settings.collection);
+        say!("generations of collection {:?}:", settings.collection)?;
     }
     for GenerationStatus { row, files, points } in generations {
         let recipe = &row.recipe;
-        println!(
+        say!(
             "  {:>3}  {:<8}  {}  {}-d, chunks {}/{}  {files} files, {points} points  created {}{}",
             row.number,
             row.state,
@@ -44,14 +44,14 @@ pub fn status(settings: &Settings, status: &Status) -> Result<()> {
             recipe.chunk_overlap,
             row.created_at,
             row.live_at.as_deref().map(|at| format!(", live since {at}")).unwrap_or_default()
-        );
+        )?;
     }
     if let Some(number) = generation.filter(|_| generations.len() > 1) {
-        println!("generation {number}:");
+        say!("generation {number}:")?;
     }
     for job in jobs {
         let c = &job.counters;
-        println!(
+        say!(
             "{}  {:<10} {}  files {} (embedded {}, unchanged {}, deleted {}, failed {})  {}",
             job.created_at,
             job.status,
@@ -62,38 +62,46 @@ pub fn status(settings: &Settings, status: &Status) -> Result<()> {
             c.deleted_files,
             c.failed_files,
             job.directory_path
-        );
+        )?;
         if let Some(error) = &job.error {
-            println!("    error: {error}");
+            say!("    error: {error}")?;
         }
     }
     for (job, depth, parked) in queues {
-        println!(
+        say!(
             "queue of job {job}: {} pending, {} leased, {} done, {} parked",
-            depth.pending, depth.leased, depth.done, depth.parked
-        );
+            depth.pending,
+            depth.leased,
+            depth.done,
+            depth.parked
+        )?;
         for item in parked {
-            println!("  parked {}: {}", item.path, item.reason);
+            say!("  parked {}: {}", item.path, item.reason)?;
         }
     }
     if !workers.is_empty() {
-        println!("live workers on collection {:?}:", settings.collection);
+        say!("live workers on collection {:?}:", settings.collection)?;
         for worker in workers {
-            println!(
+            say!(
                 "  {} (host {}, pid {}): {} items done, last heartbeat {:.0}s ago, started {}",
-                worker.id, worker.host, worker.pid, worker.items_done, worker.silent_seconds, worker.started_at
-            );
+                worker.id,
+                worker.host,
+                worker.pid,
+                worker.items_done,
+                worker.silent_seconds,
+                worker.started_at
+            )?;
         }
     }
     if !failed.is_empty() {
-        println!("failed files in collection {:?}:", settings.collection);
+        say!("failed files in collection {:?}:", settings.collection)?;
         for file in failed {
-            println!("  {} (tries: {}): {}", file.path, file.retry_count, file.error.as_deref().unwrap_or_default());
+            say!("  {} (tries: {}): {}", file.path, file.retry_count, file.error.as_deref().unwrap_or_default())?;
         }
     }
     match health {
-        Ok(health) => health_lines("sync health", health),
-        Err(error) => println!("sync health: unavailable ({error})"),
+        Ok(health) => health_lines("sync health", health)?,
+        Err(error) => say!("sync health: unavailable ({error})")?,
     }
     Ok(())
 }

@@ -16,7 +16,7 @@ pub fn worker_report(settings: &Settings, report: &WorkerReport) -> Result<()> {
     }
     if !settings.quiet {
         for job in &report.jobs {
-            println!(
+            say!(
                 "worker {} on job {}: {} embedded, {} deleted, {} failed, {} lost to other workers; {} chunks ({} from the cache)",
                 report.worker,
                 job.job_id,
@@ -26,10 +26,10 @@ pub fn worker_report(settings: &Settings, report: &WorkerReport) -> Result<()> {
                 job.lost_leases.len(),
                 job.chunks,
                 job.cache_hits
-            );
+            )?;
         }
         for job in &report.ended_jobs {
-            println!("worker {} ended job {job}", report.worker);
+            say!("worker {} ended job {job}", report.worker)?;
         }
     }
     if let Some(error) = &report.error {

@@ -58,7 +58,6 @@ use crate::consistency::Verification;
 use crate::embed::{Batching, Embedder};
 use crate::extract::{ExtractorSettings, Format};
 use crate::model::ModelInfo;
-use crate::output::Exit;
 use crate::parquet_copy::ParquetCopy;
 use crate::progress::{Counters, Progress, Stage, StageSeconds};
 use crate::scan::{self, ScanItem, ScanOptions};
@@ -72,7 +71,6 @@ mod seal;
 pub mod worker;
 
 use commit::{Committer, Tally};
-pub(crate) use prepare::is_under;
 use prepare::{facts_of, ChunkBudget, Planning, Preparer, ToExtract, PREPARED_CHUNKS};
 
 /// How a job runs.
@@ -239,31 +237,6 @@ pub struct JobReport {
     /// For a run that built a generation beside the live one: what became of it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub generation: Option<crate::generations::BuiltBeside>,
-}
-
-impl JobReport {
-    /// [`Exit::Ok`] when every file succeeded (or for a dry run); [`Exit::FilesNeedAttention`]
-    /// when the job finished but some files failed, some could not be looked at, its end
-    /// check found a disagreement or (queued for workers) some items were parked;
-    /// [`Exit::Failed`] when the job itself did not finish, or refused to delete too many
-    /// vanished files; [`Exit::Cancelled`] when it was cancelled.
-    pub fn exit(&self) -> Exit {
-        let needs_attention = !self.failed.is_empty()
-            || !self.scan_problems.is_empty()
-            || !self.not_checked.is_empty()
-            || self.verified.as_ref().is_some_and(|v| !v.agree);
-        let parked = self.queue.as_ref().is_some_and(|q| !q.parked.is_empty());
-        match self.status {
-            RunStatus::Job(JobStatus::Completed) | RunStatus::Queued if self.refused_deletes.is_some() => Exit::Failed,
-            RunStatus::DryRun => Exit::Ok,
-            RunStatus::Job(JobStatus::Completed) | RunStatus::Queued if needs_attention || parked => {
-                Exit::FilesNeedAttention
-            }
-            RunStatus::Job(JobStatus::Completed) | RunStatus::Queued => Exit::Ok,
-            RunStatus::Job(JobStatus::Cancelled) => Exit::Cancelled,
-            _ => Exit::Failed,
-        }
-    }
 }
 
 /// What became of a queued job's work items, as its planner saw last.

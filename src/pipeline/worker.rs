@@ -28,7 +28,6 @@ use crate::consistency::Touched;
 use crate::embed::Embedder;
 use crate::hash;
 use crate::model::ModelInfo;
-use crate::output::Exit;
 use crate::parquet_copy::ParquetCopy;
 use crate::progress::Counters;
 use crate::scan::{self, FileEntry};
@@ -59,17 +58,6 @@ pub struct WorkerReport {
     pub ended_jobs: Vec<String>,
     pub elapsed_seconds: f64,
     pub error: Option<String>,
-}
-
-impl WorkerReport {
-    /// [`Exit::Ok`], or [`Exit::Failed`] when the worker stopped on an error.
-    pub fn exit(&self) -> Exit {
-        if self.error.is_some() {
-            Exit::Failed
-        } else {
-            Exit::Ok
-        }
-    }
 }
 
 /// Items claimed per statement.

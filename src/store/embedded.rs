@@ -532,8 +532,17 @@ impl VectorIndex for EmbeddedIndex {
         if let Some(shard) = guard.take() {
             drop(shard);
         }
+        // Renamed first, in one step, then deleted: an interrupted drop leaves no half-deleted
+        // collection that a later command could take for a whole one, only a tombstone that the
+        // next drop of this collection removes.
+        let tombstone = self.path.with_extension("dropped");
+        if tombstone.exists() {
+            std::fs::remove_dir_all(&tombstone).with_context(|| format!("removing {}", tombstone.display()))?;
+        }
         if self.path.exists() {
-            std::fs::remove_dir_all(&self.path).with_context(|| format!("removing {}", self.path.display()))?;
+            std::fs::rename(&self.path, &tombstone)
+                .with_context(|| format!("moving {} aside to delete it", self.path.display()))?;
+            std::fs::remove_dir_all(&tombstone).with_context(|| format!("removing {}", tombstone.display()))?;
         }
         Ok(())
     }

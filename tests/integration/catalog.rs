@@ -203,3 +203,45 @@ fn a_lost_collection_lock_stops_the_run_and_a_rerun_completes() {
     assert_eq!(report["status"], "completed", "{report}");
     assert_eq!(report["failed"].as_array().map(Vec::len), Some(0), "{report}");
 }
+
+/// Generations are recorded once, however often the record is retried, and the catalog
+/// refuses a second live generation of a collection.
+async fn generations_are_recorded_once_and_one_is_live(url: &str) {
+    use ingest::catalog::{GenerationRecipe, GenerationState};
+    let catalog = Catalog::connect(url).await.unwrap();
+    let named = catalog.collection("c");
+    let recipe =
+        |model: &str| GenerationRecipe { model_id: model.into(), vector_dim: 384, chunk_size: 200, chunk_overlap: 32 };
+    let first = named.add_generation(&recipe("a"), GenerationState::Live).await.unwrap();
+    let again = named.add_generation(&recipe("a"), GenerationState::Live).await.unwrap();
+    assert_eq!((first.number, again.number), (1, 1), "a retried record returns the one recorded");
+    let building = named.add_generation(&recipe("b"), GenerationState::Building).await.unwrap();
+    assert_eq!(named.add_generation(&recipe("b"), GenerationState::Building).await.unwrap().number, building.number);
+    assert_eq!(named.generations().await.unwrap().len(), 2);
+
+    named.set_live_generation(building.number).await.unwrap();
+    let states: Vec<_> = named.generations().await.unwrap().iter().map(|g| (g.number, g.state)).collect();
+    assert_eq!(states, [(1, GenerationState::Previous), (2, GenerationState::Live)]);
+
+    sqlx::any::install_default_drivers();
+    let mut connection = <sqlx::AnyConnection as sqlx::Connection>::connect(url).await.unwrap();
+    let second_live = sqlx::query("UPDATE generations SET state = 'live' WHERE collection = 'c' AND number = 1")
+        .execute(&mut connection)
+        .await;
+    assert!(second_live.is_err(), "the catalog recorded a second live generation");
+    let other = catalog.collection("other");
+    other.add_generation(&recipe("a"), GenerationState::Live).await.unwrap();
+    assert_eq!(other.generations().await.unwrap().len(), 1, "each collection has its own live generation");
+}
+
+#[tokio::test]
+async fn embedded_catalog_records_generations_once_with_one_live() {
+    let dir = tempfile::tempdir().unwrap();
+    generations_are_recorded_once_and_one_is_live(&Catalog::sqlite_url(dir.path())).await;
+}
+
+#[tokio::test]
+async fn postgres_catalog_records_generations_once_with_one_live() {
+    let db = FreshPostgres::create();
+    generations_are_recorded_once_and_one_is_live(&db.url).await;
+}

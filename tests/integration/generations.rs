@@ -418,3 +418,66 @@ fn readers_of_the_alias_on_a_server_move_at_one_moment() {
         models.len() - switch
     );
 }
+
+#[test]
+fn a_generation_lacking_served_files_waits_for_the_operator_embedded() {
+    lacking_generation_waits_for_the_operator(Workspace::new());
+}
+
+#[test]
+fn a_generation_lacking_served_files_waits_for_the_operator_on_servers() {
+    lacking_generation_waits_for_the_operator(Workspace::on_servers());
+}
+
+/// A new generation that lacks files the live one serves (one failed in it, one its run left
+/// out) does not switch: the run lists them, `ingest switch` lists them and exits 2, and only
+/// `--confirm` switches. gc deletes an abandoned build by number, never the live generation.
+fn lacking_generation_waits_for_the_operator(ws: Workspace) {
+    let docs = ws.docs();
+    tree(&docs);
+    write(&docs, "notes.md", "# Notes\n\nThe orchard needs pruning before the frost.");
+    run(&ws, &[], 0);
+    let rivers = docs.join("rivers.txt").display().to_string();
+    let notes = docs.join("notes.md").display().to_string();
+
+    // Shorter chunks make rivers.txt too long for its cap; --extension leaves notes.md out.
+    let flags = ["--chunk-size", "24", "--chunk-overlap", "0", "--max-file-chunks", "3", "--extension", "txt"];
+    let built = run(&ws, &flags.map(OsStr::new), 2);
+    let generation = &built["generation"];
+    assert_eq!((&generation["number"], &generation["live"]), (&2.into(), &false.into()), "{built:#}");
+    let waiting = generation["waiting"].as_str().unwrap_or_default();
+    assert!(waiting.contains("lacks") && waiting.contains("--confirm"), "{built:#}");
+    let missing = &generation["missing"];
+    let failed: Vec<&str> = missing["failed"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
+    let glaciers = docs.join("glaciers.txt").display().to_string();
+    assert_eq!(failed, [glaciers.as_str(), rivers.as_str()], "{built:#}");
+    assert_eq!(missing["absent"], serde_json::json!([notes]), "{built:#}");
+    let states: Vec<(i64, String)> = generations(&ws).into_iter().map(|(n, state, ..)| (n, state)).collect();
+    assert_eq!(states, [(1, "live".into()), (2, "building".into())], "the live generation serves on");
+
+    let unconfirmed = ws.ingest(["switch", "--generation", "2"]);
+    assert_eq!(unconfirmed.status.code(), Some(2), "{}", show(&unconfirmed));
+    let said = String::from_utf8_lossy(&unconfirmed.stderr);
+    assert!(said.contains(&rivers) && said.contains(&notes) && said.contains("--confirm"), "{}", show(&unconfirmed));
+    assert_eq!(generations(&ws)[0].1, "live");
+
+    let confirmed = ws.ingest_json(["switch", "--generation", "2", "--confirm", "--json"], 0);
+    assert_eq!((&confirmed["switched"], &confirmed["replaced"]), (&true.into(), &1.into()), "{confirmed:#}");
+    let states: Vec<String> = generations(&ws).into_iter().map(|(_, state, ..)| state).collect();
+    assert_eq!(states, ["previous", "live"]);
+    assert_eq!(ws.ingest_json(["verify", "--json"], 0)["clean"], true);
+
+    let refused = ws.ingest(["gc", "--generation", "2"]);
+    assert_eq!(refused.status.code(), Some(1), "gc never deletes the live generation: {}", show(&refused));
+    // A build that fails every file stays building; gc deletes it by number, and only it.
+    let abandoned =
+        run(&ws, &["--chunk-size", "8", "--chunk-overlap", "0", "--max-file-chunks", "1"].map(OsStr::new), 2);
+    assert_eq!((&abandoned["generation"]["number"], &abandoned["generation"]["live"]), (&3.into(), &false.into()));
+    let collected = ws.ingest_json(["gc", "--generation", "3", "--json"], 0);
+    assert_eq!(collected["generations"][0]["number"], 3, "{collected:#}");
+    let numbers: Vec<i64> = generations(&ws).into_iter().map(|(n, ..)| n).collect();
+    assert_eq!(numbers, [1, 2]);
+
+    let taken = ws.ingest(["status", "--collection", "documents-g2"]);
+    assert_eq!(taken.status.code(), Some(1), "a collection named like a generation: {}", show(&taken));
+}

@@ -8,6 +8,7 @@
 mod common;
 
 mod catalog;
+mod command_line;
 mod crash;
 mod extractor_pool;
 mod fixtures_end_to_end;
