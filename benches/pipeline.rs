@@ -208,7 +208,8 @@ struct Bench {
 
 impl Bench {
     fn store(&self, data: &Path, url: Option<&str>, collection: &str) -> Result<Arc<dyn VectorIndex>> {
-        let location = StoreLocation { data_dir: data, qdrant_url: url, api_key: None, layout: Default::default() };
+        let location =
+            StoreLocation { data_dir: data, qdrant_url: url, api_key: None, layout: Default::default(), like: None };
         self.runtime.block_on(ingest::store::open(location, collection, RetryPolicy::default()))
     }
 
@@ -345,7 +346,8 @@ fn seed_catalog(bench: &Bench, docs: &Path, data: &Path) -> Result<()> {
                 content_hash: Some(ingest::hash::sha256_hex(&bytes)),
             });
         }
-        let location = StoreLocation { data_dir: data, qdrant_url: None, api_key: None, layout: Default::default() };
+        let location =
+            StoreLocation { data_dir: data, qdrant_url: None, api_key: None, layout: Default::default(), like: None };
         let index = ingest::store::open(location, "bench", RetryPolicy::default()).await?;
         index.ensure_collection(bench.model.dim).await?;
         let mut points = synthetic_points(facts.len(), bench.model.dim, &job, 1);

@@ -22,6 +22,18 @@ export INGEST_TEST_PYTHON="$pyenv/bin/python"
 
 export DATABASE_URL_TEST="${DATABASE_URL_TEST:-postgres://postgres@127.0.0.1:5432/postgres}"
 
+# A real Qdrant cluster (three peers on loopback) for the tests that need Qdrant itself, from
+# ../shared/qdrant when this machine has it; without it those tests say that they did not run.
+qdrant_kit="$(cd .. && pwd)/shared/qdrant/start.sh"
+if [[ -z "${INGEST_TEST_QDRANT_CLUSTER:-}" && -x "$qdrant_kit" ]]; then
+    qdrant_dir="$(mktemp -d)"
+    trap 'kill $(cat "$qdrant_dir/cluster/pids" 2>/dev/null) 2>/dev/null || true; rm -rf "$qdrant_dir"' EXIT
+    "$qdrant_kit" cluster "$qdrant_dir/cluster" 17400
+    export INGEST_TEST_QDRANT_CLUSTER="http://127.0.0.1:17410"
+elif [[ -z "${INGEST_TEST_QDRANT_CLUSTER:-}" ]]; then
+    echo "test: no real Qdrant in ../shared/qdrant; the tests that need one will say that they did not run"
+fi
+
 # The release profile, as the quickstart builds: every dependency it compiled is reused, and a
 # cold build of both takes one build's time. `fault-injection` arms the extractor processes'
 # test faults (tests/integration/extractor_pool.rs); only this crate is built again for it.

@@ -39,7 +39,7 @@ use crate::consistency;
 use crate::model::{self, ModelInfo};
 use crate::pipeline::{FailedFile, JobReport, RunStatus};
 use crate::store::for_each_page;
-use crate::workspace::{generations_of, open_store, Workspace};
+use crate::workspace::{generations_of, open_store, open_store_like, Workspace};
 
 /// Enters the generation a run with `recipe` writes to. Returns whether it is one beside
 /// the live generation, which the run must not touch. A dry run records nothing: where a
@@ -69,7 +69,7 @@ pub async fn enter_for_run(workspace: &mut Workspace, recipe: &GenerationRecipe,
         Some(generation) => generation.clone(),
         None => add(GenerationState::Building).await?,
     };
-    workspace.enter(beside).await?;
+    workspace.enter_beside(beside, &live.store_collection).await?;
     Ok(true)
 }
 
@@ -262,7 +262,9 @@ pub async fn switch(workspace: &Workspace, number: i64) -> Result<Option<i64>> {
     let generations = workspace.named().generations().await?;
     let was_live = live_generation(&generations).map(|g| g.number);
     let to = generations.iter().find(|g| g.number == number).context("the generation to switch to")?;
+    workspace.ensure_locks_held().await?;
     workspace.named().set_live_generation(number).await?;
+    workspace.ensure_locks_held().await?;
     open_store(workspace.settings(), &to.store_collection).await?.serve_as(&workspace.settings().collection).await?;
     Ok(was_live.filter(|&n| n != number))
 }
@@ -295,7 +297,8 @@ async fn free_the_name(workspace: &Workspace) -> Result<()> {
         let moved_to = format!("{}-g{}", settings.collection, generation.number);
         let source = open_store(settings, &generation.store_collection).await?;
         if source.exists().await? {
-            let target = open_store(settings, &moved_to).await?;
+            // Laid out as the collection it replaces: its shards, replicas and storage settings.
+            let target = open_store_like(settings, &moved_to, Some(&generation.store_collection)).await?;
             target.ensure_collection(generation.recipe.vector_dim as usize).await?;
             // A page at a time: a collection need not fit in memory to be moved.
             for_each_page(source.as_ref(), true, async |page| target.upsert(page).await).await?;
@@ -307,6 +310,7 @@ async fn free_the_name(workspace: &Workspace) -> Result<()> {
                     generation.number
                 );
             }
+            workspace.ensure_locks_held().await?;
             source.drop_collection().await?;
         }
         workspace.named().set_generation_store(generation.number, &moved_to).await?;
@@ -443,6 +447,7 @@ pub async fn gc(workspace: &Workspace, dry_run: bool) -> Result<Vec<Collected>> 
     for generation in generations.iter().filter(|g| doomed(g)) {
         let (files, points) = workspace.named().collection(&generation.name).completed_counts().await?;
         if !dry_run {
+            workspace.ensure_locks_held().await?;
             open_store(workspace.settings(), &generation.store_collection).await?.drop_collection().await?;
             let dir = workspace.parquet_dir_of(generation);
             match std::fs::remove_dir_all(&dir) {

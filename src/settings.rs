@@ -304,6 +304,7 @@ impl Settings {
             qdrant_url: self.qdrant_url.as_deref(),
             api_key: self.qdrant_api_key.as_deref(),
             layout: self.layout,
+            like: None,
         }
     }
 

@@ -97,7 +97,17 @@ impl Workspace {
 
     /// Works on `generation` from now on: its catalog rows, its store, its parquet copy.
     pub async fn enter(&mut self, generation: GenerationRow) -> Result<()> {
-        self.index = open_store(&self.settings, &generation.store_collection).await?;
+        self.enter_like(generation, None).await
+    }
+
+    /// Works on `generation`, built beside the live generation whose store collection is
+    /// `live_store`: a collection created for it copies that one's layout.
+    pub async fn enter_beside(&mut self, generation: GenerationRow, live_store: &str) -> Result<()> {
+        self.enter_like(generation, Some(live_store)).await
+    }
+
+    async fn enter_like(&mut self, generation: GenerationRow, like: Option<&str>) -> Result<()> {
+        self.index = open_store_like(&self.settings, &generation.store_collection, like).await?;
         self.catalog = self.named.collection(&generation.name);
         self.parquet_dir = parquet_dir(&self.settings, &generation.name);
         self.generation = Some(generation);
@@ -160,6 +170,44 @@ impl Workspace {
     pub fn release_locks(&mut self) {
         self.locks = None;
     }
+
+    /// Takes the collection's locks again after [`Self::release_locks`]: a planner does before
+    /// it switches generations, which is one process's alone. Workers that have finished the
+    /// job let go of their shared lock within moments, so a busy collection is tried again for
+    /// half a minute before [`crate::lock::Busy`] is returned.
+    pub async fn lock_again(&mut self) -> Result<()> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let taken = async {
+                let file = RunLock::acquire(&self.settings.data_dir.join("locks"), &self.settings.collection)?;
+                let shared_catalog = self.named.lock_collection().await?;
+                anyhow::Ok(Locks { _file: file, shared_catalog })
+            };
+            match taken.await {
+                Ok(locks) => {
+                    self.locks = Some(locks);
+                    return Ok(());
+                }
+                Err(error)
+                    if error.downcast_ref::<crate::lock::Busy>().is_some() && std::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// Confirms that this process still holds the collection's locks, immediately before a
+    /// step that cannot be undone (a switch, a drop): PostgreSQL's lock can be lost with its
+    /// connection during a copy that takes hours. A workspace that took no lock has none to
+    /// lose, and neither has the embedded catalog, whose lock file holds for the process.
+    pub async fn ensure_locks_held(&self) -> Result<()> {
+        match self.collection_lock() {
+            Some(lock) => lock.ensure_held().await,
+            None => Ok(()),
+        }
+    }
 }
 
 /// The collection's generations, oldest first. A collection indexed before generations,
@@ -206,7 +254,18 @@ pub async fn open_catalog(settings: &Settings) -> Result<Catalog> {
 /// One collection of the store alone: on the Qdrant server at `--qdrant-url`, else in the
 /// embedded engine.
 pub async fn open_store(settings: &Settings, store_collection: &str) -> Result<Arc<dyn VectorIndex>> {
-    crate::store::open(settings.store_location(), store_collection, settings.retry).await
+    open_store_like(settings, store_collection, None).await
+}
+
+/// [`open_store`], for a collection that, when created, copies the layout of the store
+/// collection `like`.
+pub async fn open_store_like(
+    settings: &Settings,
+    store_collection: &str,
+    like: Option<&str>,
+) -> Result<Arc<dyn VectorIndex>> {
+    let location = crate::store::StoreLocation { like, ..settings.store_location() };
+    crate::store::open(location, store_collection, settings.retry).await
 }
 
 /// Where the parquet copy of the generation kept under `name` lives.

@@ -17,6 +17,7 @@ use crate::catalog::{GenerationRecipe, JobStatus};
 use crate::chunk::Chunker;
 use crate::embed::Embedder;
 use crate::generations::{self, BuiltBeside};
+use crate::lock::Busy;
 use crate::model::ModelInfo;
 use crate::pipeline::plan::{plan_job, queue_job};
 use crate::pipeline::worker::wait_for_queued_job;
@@ -101,7 +102,20 @@ pub async fn run(settings: &Settings, args: &RunOptions) -> Result<JobReport> {
     };
     if beside_live && !job.dry_run {
         let catch_up = (!job.queued).then_some(CatchUp { job: &job, model: &model, threads, cancel: &cancel });
-        report.generation = Some(finish_beside(&mut workspace, &report, catch_up).await?);
+        // A planner let go of the collection for its workers; a switch is one process's alone.
+        let locked = if job.queued { workspace.lock_again().await } else { Ok(()) };
+        report.generation = Some(match locked {
+            Ok(()) => finish_beside(&mut workspace, &report, catch_up).await?,
+            Err(error) if error.downcast_ref::<Busy>().is_some() => BuiltBeside {
+                waiting: Some(
+                    "another process holds the collection (a run, a rollback or another planner); the next run with \
+                     this model switches"
+                        .to_string(),
+                ),
+                ..BuiltBeside::of(workspace.generation().context("a run's generation")?)
+            },
+            Err(error) => return Err(error),
+        });
     }
     Ok(report)
 }

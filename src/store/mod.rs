@@ -283,6 +283,10 @@ pub struct StoreLocation<'a> {
     pub api_key: Option<&'a str>,
     /// For a collection created on the server.
     pub layout: CollectionLayout,
+    /// A collection whose layout a collection created here copies, `layout` over it: the
+    /// live generation's, for a generation built beside it, so that a model switch keeps the
+    /// cluster's shards, replicas and storage settings without repeating their flags.
+    pub like: Option<&'a str>,
 }
 
 impl std::fmt::Debug for StoreLocation<'_> {
@@ -292,6 +296,7 @@ impl std::fmt::Debug for StoreLocation<'_> {
             .field("qdrant_url", &self.qdrant_url.map(crate::redact::redact_url))
             .field("api_key", &self.api_key.map(|_| "***"))
             .field("layout", &self.layout)
+            .field("like", &self.like)
             .finish()
     }
 }
@@ -319,7 +324,9 @@ pub async fn open(
     location.check()?;
     Ok(match location.qdrant_url {
         Some(url) => std::sync::Arc::new(
-            qdrant::QdrantIndex::connect(url, location.api_key, collection, policy).await?.with_layout(location.layout),
+            qdrant::QdrantIndex::connect(url, location.api_key, collection, policy)
+                .await?
+                .with_layout(location.layout, location.like),
         ),
         None => std::sync::Arc::new(embedded::EmbeddedIndex::open(location.data_dir, collection)),
     })

@@ -18,12 +18,13 @@ use async_trait::async_trait;
 use qdrant_client::qdrant::{
     alias_operations, collections_client::CollectionsClient, point_id::PointIdOptions,
     points_selector::PointsSelectorOneOf, r#match::MatchValue, vector_output, vectors_config, vectors_output,
-    AliasOperations, ChangeAliases, CollectionParams, Condition, CountPointsBuilder, CreateAlias,
-    CreateCollectionBuilder, CreateFieldIndexCollectionBuilder, CreateVectorNameRequestBuilder, DeleteAlias,
-    DeletePointsBuilder, Distance, FieldType, Filter, Fusion, Modifier, NamedVectors, PointId, PointStruct,
-    PointsIdsList, PrefetchQueryBuilder, Query as QdrantQuery, QueryPointsBuilder, Range, RetrievedPoint,
+    AliasOperations, ChangeAliases, CollectionConfig, CollectionParams, Condition, CountPointsBuilder, CreateAlias,
+    CreateCollection, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder, CreateVectorNameRequestBuilder,
+    DeleteAlias, DeletePointsBuilder, Distance, FieldType, Filter, Fusion, Modifier, NamedVectors, PointId,
+    PointStruct, PointsIdsList, PrefetchQueryBuilder, Query as QdrantQuery, QueryPointsBuilder, Range, RetrievedPoint,
     ScrollPointsBuilder, SparseVectorCreationConfigBuilder, SparseVectorParamsBuilder, SparseVectorsConfigBuilder,
-    UpsertPointsBuilder, Vector, VectorInput, VectorOutput, VectorParamsBuilder, VectorsOutput,
+    UpsertPointsBuilder, Vector, VectorInput, VectorOutput, VectorParams, VectorParamsBuilder, VectorsConfig,
+    VectorsOutput,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
 use std::sync::Arc;
@@ -56,8 +57,11 @@ pub struct QdrantIndex {
     /// The server's address without credentials, for messages.
     address: String,
     outage_clock: Arc<OutageClock>,
-    /// How a collection this index creates is laid out over the cluster.
+    /// How a collection this index creates is laid out over the cluster, as flags gave it.
     layout: CollectionLayout,
+    /// The collection whose layout one this index creates copies, before `layout`'s flags:
+    /// the live generation's, for a generation built beside it.
+    like: Option<String>,
 }
 
 impl QdrantIndex {
@@ -110,6 +114,7 @@ impl QdrantIndex {
             address,
             outage_clock,
             layout: CollectionLayout::default(),
+            like: None,
         })
     }
 
@@ -154,9 +159,66 @@ impl QdrantIndex {
         }))
     }
 
-    /// The same index, creating its collection laid out as `layout` says.
-    pub fn with_layout(self, layout: CollectionLayout) -> Self {
-        Self { layout, ..self }
+    /// The same index, creating its collection laid out as the collection `like` is (when
+    /// given and it exists), with `layout`'s settings over it.
+    pub fn with_layout(self, layout: CollectionLayout, like: Option<&str>) -> Self {
+        Self { layout, like: like.map(str::to_string), ..self }
+    }
+
+    /// The creation of this collection with `dim`-dimensional vectors: laid out as the
+    /// collection [`Self::like`] names, when it exists (shards, replication, write
+    /// consistency, where vectors, payload and ids are kept, HNSW, quantization, optimizers,
+    /// WAL, strict mode), then the flags of [`Self::layout`] over that, which a user gives
+    /// to change the layout.
+    async fn creation(&self, dim: usize) -> Result<CreateCollection> {
+        let mut sparse = SparseVectorsConfigBuilder::default();
+        sparse.add_named_vector_params(SPARSE_VECTOR, SparseVectorParamsBuilder::default().modifier(Modifier::Idf));
+        let mut request = CreateCollectionBuilder::new(self.collection.as_str())
+            .vectors_config(VectorParamsBuilder::new(dim as u64, Distance::Cosine))
+            .sparse_vectors_config(sparse)
+            .build();
+        if let Some(template) = self.like_config().await? {
+            let params = template.params.unwrap_or_default();
+            if let Some(vectors_config::Config::Params(dense)) = params.vectors_config.and_then(|v| v.config) {
+                let copied = VectorParams { size: dim as u64, distance: Distance::Cosine as i32, ..dense };
+                request.vectors_config = Some(VectorsConfig { config: Some(vectors_config::Config::Params(copied)) });
+            }
+            request.shard_number = Some(params.shard_number);
+            request.replication_factor = params.replication_factor;
+            request.write_consistency_factor = params.write_consistency_factor;
+            request.payload = params.payload;
+            request.id_tracker = params.id_tracker;
+            request.sharding_method = params.sharding_method;
+            request.hnsw_config = template.hnsw_config;
+            request.quantization_config = template.quantization_config;
+            request.optimizers_config = template.optimizer_config;
+            request.wal_config = template.wal_config;
+            request.strict_mode_config = template.strict_mode_config;
+        }
+        let layout = self.layout;
+        request.shard_number = layout.shards.or(request.shard_number);
+        request.replication_factor = layout.replication_factor.or(request.replication_factor);
+        request.write_consistency_factor = layout.write_consistency_factor.or(request.write_consistency_factor);
+        Ok(request)
+    }
+
+    /// The configuration of the collection [`Self::like`] names; `None` without one, or when
+    /// it does not exist (any more).
+    async fn like_config(&self) -> Result<Option<CollectionConfig>> {
+        let Some(like) = &self.like else {
+            return Ok(None);
+        };
+        let info = self
+            .outage_clock
+            .call(|| async {
+                match self.client.collection_info(like.as_str()).await {
+                    Ok(info) => Ok(Some(info)),
+                    Err(QdrantError::ResponseError { status }) if status.code() == tonic::Code::NotFound => Ok(None),
+                    Err(e) => Err(classify(e, "collection info")),
+                }
+            })
+            .await?;
+        Ok(info.and_then(|info| info.result).and_then(|r| r.config))
     }
 
     fn doc_filter(doc_id: &str) -> Condition {
@@ -424,27 +486,10 @@ impl VectorIndex for QdrantIndex {
                     .await?;
             }
         } else {
+            let request = self.creation(dim).await?;
             self.outage_clock
                 .call(|| async {
-                    let mut sparse = SparseVectorsConfigBuilder::default();
-                    sparse.add_named_vector_params(
-                        SPARSE_VECTOR,
-                        SparseVectorParamsBuilder::default().modifier(Modifier::Idf),
-                    );
-                    let mut request = CreateCollectionBuilder::new(name)
-                        .vectors_config(VectorParamsBuilder::new(dim as u64, Distance::Cosine))
-                        .sparse_vectors_config(sparse);
-                    let layout = self.layout;
-                    if let Some(shards) = layout.shards {
-                        request = request.shard_number(shards);
-                    }
-                    if let Some(replication) = layout.replication_factor {
-                        request = request.replication_factor(replication);
-                    }
-                    if let Some(consistency) = layout.write_consistency_factor {
-                        request = request.write_consistency_factor(consistency);
-                    }
-                    match self.client.create_collection(request).await {
+                    match self.client.create_collection(request.clone()).await {
                         Ok(_) => Ok(()),
                         // Created by an earlier try whose answer was lost.
                         Err(QdrantError::ResponseError { status }) if status.code() == tonic::Code::AlreadyExists => {

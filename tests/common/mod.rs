@@ -128,6 +128,7 @@ impl Workspace {
             qdrant_url: url.as_deref(),
             api_key: None,
             layout: Default::default(),
+            like: None,
         };
         ingest::store::open(location, collection, ingest::retry::RetryPolicy::default()).await.unwrap()
     }

@@ -481,3 +481,62 @@ fn lacking_generation_waits_for_the_operator(ws: Workspace) {
     let taken = ws.ingest(["status", "--collection", "documents-g2"]);
     assert_eq!(taken.status.code(), Some(1), "a collection named like a generation: {}", show(&taken));
 }
+
+/// The real Qdrant cluster `scripts/test.sh` starts from `../shared/qdrant`, when this machine
+/// has it: its gRPC address. Says plainly when a test that needs it does not run.
+fn real_qdrant_cluster(test: &str) -> Option<String> {
+    let url = std::env::var("INGEST_TEST_QDRANT_CLUSTER").ok().filter(|url| !url.is_empty());
+    if url.is_none() {
+        eprintln!(
+            "{test}: did not run: it needs the real Qdrant cluster that scripts/test.sh starts from ../shared/qdrant"
+        );
+    }
+    url
+}
+
+/// The layout the server reports for `collection`: (shards, replication factor, write
+/// consistency factor, payload storage, HNSW m).
+type Layout = (u32, Option<u32>, Option<u32>, Option<qdrant_client::qdrant::PayloadStorageParams>, Option<u64>);
+
+fn layout_of(url: &str, collection: &str) -> Layout {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = qdrant_client::Qdrant::from_url(url).skip_compatibility_check().build().unwrap();
+        let config = client.collection_info(collection).await.unwrap().result.unwrap().config.unwrap();
+        let params = config.params.unwrap();
+        let m = config.hnsw_config.and_then(|hnsw| hnsw.m);
+        (params.shard_number, params.replication_factor, params.write_consistency_factor, params.payload, m)
+    })
+}
+
+#[test]
+fn a_new_generation_keeps_the_layout_of_the_live_one_on_a_real_qdrant_cluster() {
+    let Some(url) = real_qdrant_cluster("a_new_generation_keeps_the_layout_of_the_live_one_on_a_real_qdrant_cluster")
+    else {
+        return;
+    };
+    let ws = Workspace::new();
+    tree(&ws.docs());
+    let postgres = common::postgres::FreshPostgres::create();
+    let collection = format!("layout{}", &postgres.name[postgres.name.len() - 8..]);
+    let servers = ["--database-url", &postgres.url, "--qdrant-url", &url, "--collection", &collection];
+    let runs = |extra: &[&str]| {
+        let args: Vec<&OsStr> = servers.iter().chain(extra).map(OsStr::new).collect();
+        run(&ws, &args, 0)
+    };
+    runs(&["--shards", "3", "--replication-factor", "2", "--write-consistency-factor", "2"]);
+    let first = layout_of(&url, &collection);
+    assert_eq!((first.0, first.1, first.2), (3, Some(2), Some(2)), "the first generation as its flags asked");
+
+    // Another chunking, without the layout flags: generation 2 is laid out as generation 1.
+    let built = runs(&["--chunk-size", "48"]);
+    assert_eq!((&built["generation"]["number"], &built["generation"]["live"]), (&2.into(), &true.into()), "{built:#}");
+    assert_eq!(layout_of(&url, &format!("{collection}-g2")), first, "generation 2 lost the cluster's layout");
+    assert_eq!(layout_of(&url, &format!("{collection}-g1")), first, "generation 1, moved aside, lost it");
+
+    // A flag given to the build overrides what it copies.
+    let rebuilt = runs(&["--chunk-size", "64", "--write-consistency-factor", "1"]);
+    assert_eq!(rebuilt["generation"]["number"], 3, "{rebuilt:#}");
+    let third = layout_of(&url, &format!("{collection}-g3"));
+    assert_eq!((third.0, third.1, third.2), (3, Some(2), Some(1)));
+}

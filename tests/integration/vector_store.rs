@@ -69,8 +69,13 @@ fn quick_retries(outage_limit: Duration) -> RetryPolicy {
 
 async fn open(dir: &std::path::Path, server: Option<&TestQdrant>, policy: RetryPolicy) -> Arc<dyn VectorIndex> {
     let url = server.map(TestQdrant::url);
-    let location =
-        StoreLocation { data_dir: dir, qdrant_url: url.as_deref(), api_key: None, layout: Default::default() };
+    let location = StoreLocation {
+        data_dir: dir,
+        qdrant_url: url.as_deref(),
+        api_key: None,
+        layout: Default::default(),
+        like: None,
+    };
     ingest::store::open(location, "c", policy).await.unwrap()
 }
 
@@ -403,6 +408,7 @@ async fn unreachable_server_and_unsupported_calls_get_clear_answers() {
         qdrant_url: Some("http://127.0.0.1:1"),
         api_key: Some("s3cret"),
         layout: Default::default(),
+        like: None,
     };
     let error = match ingest::store::open(location, "c", RetryPolicy::default()).await {
         Ok(_) => panic!("nothing listens on port 1"),
