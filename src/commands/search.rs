@@ -20,7 +20,7 @@ use crate::workspace::Workspace;
 
 /// Runs `request`; an error when the collection does not exist yet.
 pub async fn search(settings: &Settings, request: &SearchRequest) -> Result<SearchResults> {
-    in_range("limit", request.limit, search::LIMITS)?;
+    in_range("limit (-k)", request.limit, search::LIMITS)?;
     let workspace = Workspace::open(settings).await?;
     let index = workspace.index();
     if !index.exists().await? {
