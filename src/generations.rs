@@ -16,8 +16,8 @@
 //! every file the live generation serves is completed in it too. A file that failed in it,
 //! one left parked or unfinished, and one its runs never indexed (another directory, a
 //! narrower `--extension`) each keep the switch from happening: the run lists them, and
-//! `ingest switch --generation N --confirm` switches without them when that is wanted. The catalog's pointer
-//! moves first, in one transaction: it is what `ingest search` reads. On a Qdrant server the
+//! `ingest switch --generation N --confirm` switches without them when that is wanted. The
+//! catalog's pointer moves first, in one transaction: it is what `ingest search` reads. On a Qdrant server the
 //! alias follows in one `update_aliases` call, so every client of the alias moves at once; a
 //! run that finds the alias behind the catalog (a crash between the two) sets it again.
 //!
@@ -161,7 +161,8 @@ impl Missing {
             .collect()
     }
 
-    /// One sentence: how many, by why, with an example of each.
+    /// One sentence without its subject (`lacks N files …`): how many, by why, with an
+    /// example of each.
     pub fn summary(&self) -> String {
         let mut parts = Vec::new();
         if let Some(first) = self.failed.first() {
@@ -177,7 +178,7 @@ impl Missing {
                 self.absent.len()
             ));
         }
-        format!("it lacks {} files the live generation serves: {}", self.len(), parts.join("; "))
+        format!("lacks {} files the live generation serves: {}", self.len(), parts.join("; "))
     }
 }
 
@@ -232,8 +233,8 @@ pub async fn not_ready(workspace: &Workspace, report: &JobReport, missing: &mut 
     *missing = missing_from(workspace, generation, live).await?;
     Ok((!missing.is_empty()).then(|| {
         format!(
-            "{}; run `ingest DIR` with this model over them, or switch without them with `ingest switch --generation {} \
-             --confirm`",
+            "it {}; run `ingest DIR` with this model over them, or switch without them with `ingest switch --generation \
+             {} --confirm`",
             missing.summary(),
             generation.number
         )

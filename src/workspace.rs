@@ -49,6 +49,15 @@ struct Locks {
     shared_catalog: Option<CollectionLock>,
 }
 
+impl Locks {
+    /// The data directory's lock file, then, with PostgreSQL, the advisory lock of `named`;
+    /// [`crate::lock::Busy`] when another process holds either.
+    async fn take(settings: &Settings, named: &CollectionCatalog) -> Result<Self> {
+        let file = RunLock::acquire(&settings.data_dir.join("locks"), &settings.collection)?;
+        Ok(Self { _file: file, shared_catalog: named.lock_collection().await? })
+    }
+}
+
 impl Workspace {
     /// Opens the collection's catalog and the generation asked for, taking no lock: for
     /// commands that only read.
@@ -64,10 +73,9 @@ impl Workspace {
     pub async fn exclusive(settings: &Settings) -> Result<Self> {
         settings.store_location().check()?;
         create_data_dir(settings)?;
-        let file = RunLock::acquire(&settings.data_dir.join("locks"), &settings.collection)?;
         let named = open_catalog(settings).await?.collection(&settings.collection);
-        let shared_catalog = named.lock_collection().await?;
-        Self::at(settings, named, Some(Locks { _file: file, shared_catalog })).await
+        let locks = Locks::take(settings, &named).await?;
+        Self::at(settings, named, Some(locks)).await
     }
 
     async fn at(settings: &Settings, named: CollectionCatalog, locks: Option<Locks>) -> Result<Self> {
@@ -178,12 +186,7 @@ impl Workspace {
     pub async fn lock_again(&mut self) -> Result<()> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
-            let taken = async {
-                let file = RunLock::acquire(&self.settings.data_dir.join("locks"), &self.settings.collection)?;
-                let shared_catalog = self.named.lock_collection().await?;
-                anyhow::Ok(Locks { _file: file, shared_catalog })
-            };
-            match taken.await {
+            match Locks::take(&self.settings, &self.named).await {
                 Ok(locks) => {
                     self.locks = Some(locks);
                     return Ok(());

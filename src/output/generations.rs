@@ -1,7 +1,8 @@
 //! # Switch, rollback and gc
 //!
 //! What `ingest switch` found and did ([`Switched`]) → a line saying which generation is
-//! served, and each file it lacks of the live one; what `ingest rollback` did ([`RolledBack`]) → one line naming the generation served now
+//! served, and each file it lacks of the live one; what `ingest rollback` did
+//! ([`RolledBack`]) → one line naming the generation served now
 //! and the one it replaced; what `ingest gc` deleted, or would ([`Collected`]) → a line per
 //! generation. With `--json`, the same as JSON.
 
@@ -23,12 +24,12 @@ pub fn switched(settings: &Settings, switched: &Switched) -> Result<()> {
             let replaced = replaced.map(|n| format!(" in place of generation {n}")).unwrap_or_default();
             say!("collection {collection:?} serves generation {generation} ({model}){replaced}")?;
             if !missing.is_empty() {
-                say!("  out of search now, as confirmed: {}", missing.summary())?;
+                say!("  out of search now, as confirmed: generation {generation} {}", missing.summary())?;
             }
         }
         return Ok(());
     }
-    eprintln!("not switched: generation {generation} {}", missing.summary().trim_start_matches("it "));
+    eprintln!("not switched: generation {generation} {}", missing.summary());
     for line in super::run::listing(&missing.by_file(), "  lacks ", "  ", " files") {
         eprintln!("{line}");
     }
