@@ -22,16 +22,20 @@ export INGEST_TEST_PYTHON="$pyenv/bin/python"
 
 export DATABASE_URL_TEST="${DATABASE_URL_TEST:-postgres://postgres@127.0.0.1:5432/postgres}"
 
-# A real Qdrant cluster (three peers on loopback) for the tests that need Qdrant itself, from
-# ../shared/qdrant when this machine has it; without it those tests say that they did not run.
+# A real Qdrant, one node and a three-peer cluster on loopback, for the tests of the server
+# path, from ../shared/qdrant when this machine has it; without it, those tests run on the
+# gRPC test server where it can stand in, and say that they did not run where it cannot.
 qdrant_kit="$(cd .. && pwd)/shared/qdrant/start.sh"
 if [[ -z "${INGEST_TEST_QDRANT_CLUSTER:-}" && -x "$qdrant_kit" ]]; then
     qdrant_dir="$(mktemp -d)"
-    trap 'kill $(cat "$qdrant_dir/cluster/pids" 2>/dev/null) 2>/dev/null || true; rm -rf "$qdrant_dir"' EXIT
+    trap 'kill $(cat "$qdrant_dir"/*/pids 2>/dev/null) 2>/dev/null || true; rm -rf "$qdrant_dir"' EXIT
+    "$qdrant_kit" single "$qdrant_dir/single" 17450 17451
     "$qdrant_kit" cluster "$qdrant_dir/cluster" 17400
+    export INGEST_TEST_QDRANT_SINGLE="http://127.0.0.1:17451"
     export INGEST_TEST_QDRANT_CLUSTER="http://127.0.0.1:17410"
+    export INGEST_TEST_QDRANT_CLUSTER_PIDS="$qdrant_dir/cluster/pids"
 elif [[ -z "${INGEST_TEST_QDRANT_CLUSTER:-}" ]]; then
-    echo "test: no real Qdrant in ../shared/qdrant; the tests that need one will say that they did not run"
+    echo "test: no real Qdrant in ../shared/qdrant; the tests of the server path run on the test server where it can stand in"
 fi
 
 # The release profile, as the quickstart builds: every dependency it compiled is reused, and a

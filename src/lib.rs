@@ -58,6 +58,7 @@ pub mod embed;
 pub mod extract;
 pub mod generations;
 pub mod hash;
+pub mod kill_point;
 pub mod lock;
 pub mod model;
 mod onnx_graph;

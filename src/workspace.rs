@@ -20,7 +20,7 @@ use anyhow::{Context, Result};
 
 use crate::catalog::{
     live_generation, Catalog, CollectionCatalog, CollectionLock, GenerationRecipe, GenerationRow, GenerationState,
-    JobStatus,
+    JobStatus, StoreNaming,
 };
 use crate::lock::RunLock;
 use crate::parquet_copy::ParquetCopy;
@@ -120,6 +120,15 @@ impl Workspace {
         self.parquet_dir = parquet_dir(&self.settings, &generation.name);
         self.generation = Some(generation);
         Ok(())
+    }
+
+    /// How a new generation's store collection is named: behind the collection's name as an
+    /// alias on a Qdrant server, under it in the embedded engine.
+    pub fn store_naming(&self) -> StoreNaming {
+        match self.settings.qdrant_url {
+            Some(_) => StoreNaming::BehindAlias,
+            None => StoreNaming::OwnNameFirst,
+        }
     }
 
     /// The generation worked on; `None` until the collection's first run records one.
@@ -231,7 +240,8 @@ pub async fn generations_of(named: &CollectionCatalog) -> Result<Vec<GenerationR
         chunk_size: job.chunk_size,
         chunk_overlap: job.chunk_overlap,
     };
-    match named.add_generation(&recipe, GenerationState::Live).await {
+    // Its points are where that build left them: under the collection's own name.
+    match named.add_generation(&recipe, GenerationState::Live, StoreNaming::OwnNameFirst).await {
         Ok(first) => Ok(vec![first]),
         // Another process recorded it first.
         Err(error) => match named.generations().await? {

@@ -52,6 +52,52 @@ impl GenerationRecipe {
     }
 }
 
+/// A step of a generation's one-time move out of the collection's name (see
+/// `migrations/0008_generation_moves.sql`), recorded before it is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MoveStep {
+    /// Emptying the target, then copying every point into it.
+    Copying,
+    /// Comparing the copy with the source, point for point.
+    Checking,
+    /// Dropping the source, then giving its name to the alias.
+    Dropping,
+}
+
+text_enum!(MoveStep { Copying => "copying", Checking => "checking", Dropping => "dropping" });
+
+/// A move in progress: where to, the step reached, and since when (RFC 3339).
+#[derive(Debug, Clone)]
+pub struct GenerationMove {
+    pub number: i64,
+    pub target: String,
+    pub step: MoveStep,
+    pub step_at: String,
+}
+
+/// How a new generation's store collection is named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreNaming {
+    /// `<collection>-g<number>`, generation 1 included: on a Qdrant server, where the
+    /// collection's name is an alias from the first run, so that no switch ever takes the
+    /// name away from readers.
+    BehindAlias,
+    /// Generation 1 under the collection's own name, later ones `<collection>-g<number>`: in
+    /// the embedded engine, which has no aliases, and for a collection indexed before
+    /// generations, whose points are already stored under its name.
+    OwnNameFirst,
+}
+
+impl StoreNaming {
+    /// The store collection of generation `number` of `collection`.
+    pub fn store_of(self, collection: &str, number: i64) -> String {
+        match self {
+            StoreNaming::BehindAlias => format!("{collection}-g{number}"),
+            StoreNaming::OwnNameFirst => generation_name(collection, number),
+        }
+    }
+}
+
 /// A `generations` row.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct GenerationRow {
@@ -86,11 +132,16 @@ impl CollectionCatalog {
     }
 
     /// Records a new generation, numbered after the last, in `state`. Generation 1 keeps its
-    /// rows and its store collection under the collection's own name; a later one, under
-    /// `<collection>-g<number>`. Idempotent: when a generation with this recipe is already
+    /// rows under the collection's own name, a later one under `<collection>-g<number>`; its
+    /// store collection is named by `naming`. Idempotent: when a generation with this recipe is already
     /// in `state` (a retry whose first commit went through unacknowledged, or a second run
     /// beside the first), that one is returned and nothing is recorded.
-    pub async fn add_generation(&self, recipe: &GenerationRecipe, state: GenerationState) -> Result<GenerationRow> {
+    pub async fn add_generation(
+        &self,
+        recipe: &GenerationRecipe,
+        state: GenerationState,
+        naming: StoreNaming,
+    ) -> Result<GenerationRow> {
         self.retrying(|| async {
             let mut tx = self.pool.begin().await.context("starting a catalog transaction")?;
             let recorded = sqlx::query(&format!(
@@ -115,16 +166,18 @@ impl CollectionCatalog {
                 .context("reading the last generation's number")?;
             let number = last.unwrap_or(0) + 1;
             let name = generation_name(&self.name, number);
+            let store = naming.store_of(&self.name, number);
             let at = now();
             let live_at = (state == GenerationState::Live).then(|| at.clone());
             sqlx::query(
                 "INSERT INTO generations (collection, number, name, store_collection, model_id, vector_dim, chunk_size,
                     chunk_overlap, state, created_at, live_at)
-                 VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $8, $9, $10)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .bind(&self.name)
             .bind(number)
             .bind(&name)
+            .bind(&store)
             .bind(&recipe.model_id)
             .bind(recipe.vector_dim)
             .bind(recipe.chunk_size)
@@ -139,7 +192,7 @@ impl CollectionCatalog {
             Ok(GenerationRow {
                 collection: self.name.clone(),
                 number,
-                store_collection: name.clone(),
+                store_collection: store,
                 name,
                 recipe: recipe.clone(),
                 state,
@@ -152,12 +205,12 @@ impl CollectionCatalog {
 
     /// Generation `number` as [`Self::add_generation`] would record it, building: what a dry
     /// run plans against, recording nothing.
-    pub fn planned_generation(&self, number: i64, recipe: &GenerationRecipe) -> GenerationRow {
+    pub fn planned_generation(&self, number: i64, recipe: &GenerationRecipe, naming: StoreNaming) -> GenerationRow {
         let name = generation_name(&self.name, number);
         GenerationRow {
             collection: self.name.clone(),
             number,
-            store_collection: name.clone(),
+            store_collection: naming.store_of(&self.name, number),
             name,
             recipe: recipe.clone(),
             state: GenerationState::Building,
@@ -207,16 +260,77 @@ impl CollectionCatalog {
         .await
     }
 
-    /// Records that generation `number`'s points now live in the store collection `store`.
-    pub async fn set_generation_store(&self, number: i64, store: &str) -> Result<()> {
+    /// The move of generation `number` in progress, if any.
+    pub async fn generation_move(&self, number: i64) -> Result<Option<GenerationMove>> {
         self.retrying(|| async {
+            let row =
+                sqlx::query("SELECT target, step, step_at FROM generation_moves WHERE collection = $1 AND number = $2")
+                    .bind(&self.name)
+                    .bind(number)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .with_context(|| format!("reading the move of generation {number}"))?;
+            row.map(|row| {
+                Ok(GenerationMove {
+                    number,
+                    target: row.try_get("target")?,
+                    step: row.try_get::<String, _>("step")?.parse()?,
+                    step_at: row.try_get("step_at")?,
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    /// Records that the move of generation `number` into `target` takes `step` now.
+    pub async fn record_move_step(&self, number: i64, target: &str, step: MoveStep) -> Result<GenerationMove> {
+        let step_at = now();
+        self.retrying(|| async {
+            let mut tx = self.pool.begin().await.context("starting a catalog transaction")?;
+            sqlx::query("DELETE FROM generation_moves WHERE collection = $1 AND number = $2")
+                .bind(&self.name)
+                .bind(number)
+                .execute(&mut *tx)
+                .await
+                .context("replacing a move's step")?;
+            sqlx::query(
+                "INSERT INTO generation_moves (collection, number, target, step, step_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&self.name)
+            .bind(number)
+            .bind(target)
+            .bind(step.as_str())
+            .bind(&step_at)
+            .execute(&mut *tx)
+            .await
+            .with_context(|| format!("recording the move of generation {number}"))?;
+            tx.commit().await.context("committing a move's step")?;
+            Ok(())
+        })
+        .await?;
+        Ok(GenerationMove { number, target: target.to_string(), step, step_at })
+    }
+
+    /// Records that generation `number`'s points now live in the store collection `store`,
+    /// and ends its move, in one transaction.
+    pub async fn finish_move(&self, number: i64, store: &str) -> Result<()> {
+        self.retrying(|| async {
+            let mut tx = self.pool.begin().await.context("starting a catalog transaction")?;
             sqlx::query("UPDATE generations SET store_collection = $1 WHERE collection = $2 AND number = $3")
                 .bind(store)
                 .bind(&self.name)
                 .bind(number)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
                 .with_context(|| format!("recording where generation {number} lives"))?;
+            sqlx::query("DELETE FROM generation_moves WHERE collection = $1 AND number = $2")
+                .bind(&self.name)
+                .bind(number)
+                .execute(&mut *tx)
+                .await
+                .context("ending a move")?;
+            tx.commit().await.context("committing the end of a move")?;
             Ok(())
         })
         .await
@@ -227,6 +341,12 @@ impl CollectionCatalog {
     pub async fn delete_generation(&self, generation: &GenerationRow) -> Result<()> {
         self.retrying(|| async {
             let mut tx = self.pool.begin().await.context("starting a catalog transaction")?;
+            sqlx::query("DELETE FROM generation_moves WHERE collection = $1 AND number = $2")
+                .bind(&self.name)
+                .bind(generation.number)
+                .execute(&mut *tx)
+                .await
+                .with_context(|| format!("deleting generation {}'s move", generation.number))?;
             for statement in [
                 "DELETE FROM work_items WHERE collection = $1",
                 "DELETE FROM workers WHERE collection = $1",

@@ -61,7 +61,10 @@ mod queue;
 mod rows;
 
 use crate::redact::redact_url;
-pub use generations::{generation_name, live_generation, GenerationRecipe, GenerationRow, GenerationState};
+pub use generations::{
+    generation_name, live_generation, GenerationMove, GenerationRecipe, GenerationRow, GenerationState, MoveStep,
+    StoreNaming,
+};
 pub use locks::{CollectionLock, LockLost};
 pub use queue::{Claim, Fence, ItemState, ParkedItem, QueueDepth, WorkItem, WorkKind, WorkerRow, WORK_CHANNEL};
 pub use rows::{Completion, FileFacts, FileRow, FileStatus, JobCounters, JobRow, JobStatus, KnownFile, NewJob};

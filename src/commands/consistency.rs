@@ -32,6 +32,8 @@ pub async fn restore(settings: &Settings, dir: Option<PathBuf>, upload: Upload) 
     let dir = dir.unwrap_or_else(|| workspace.parquet_dir().to_path_buf());
     let (catalog, index) = (workspace.catalog(), workspace.index().as_ref());
     let report = consistency::restore(catalog, index, &dir, dim, upload, settings.quiet).await?;
+    // On a Qdrant server, the live generation's collection rebuilt takes the collection's name again.
+    crate::generations::name::align_alias(&workspace).await?;
     Ok(Restored { report, dir })
 }
 
@@ -60,7 +62,10 @@ pub async fn verify(settings: &Settings, repair: bool, check_files: bool) -> Res
     let upload = repair.then_some(Upload { batch_size: 4000, parallelism: 2 });
     let (health, repair) = consistency::verify(catalog, index.as_ref(), dir, dim, check_files, upload).await?;
     let after_repair = match repair {
-        Some(_) => Some(consistency::verify(catalog, index.as_ref(), dir, dim, check_files, None).await?.0),
+        Some(_) => Some({
+            crate::generations::name::align_alias(&workspace).await?;
+            consistency::verify(catalog, index.as_ref(), dir, dim, check_files, None).await?.0
+        }),
         None => None,
     };
     Ok(VerifyReport { health, repair, after_repair })

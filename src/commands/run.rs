@@ -91,8 +91,8 @@ pub async fn run(settings: &Settings, args: &RunOptions) -> Result<JobReport> {
             if args.no_wait {
                 return Ok(report);
             }
-            let (catalog, index) = (workspace.catalog(), workspace.index().as_ref());
-            let waited = wait_for_queued_job(catalog, index, &parquet, report, &cancel, settings.quiet).await;
+            let (named, catalog, index) = (workspace.named(), workspace.catalog(), workspace.index().as_ref());
+            let waited = wait_for_queued_job(named, catalog, index, &parquet, report, &cancel, settings.quiet).await;
             for mut child in workers {
                 let _ = child.wait();
             }
@@ -101,7 +101,8 @@ pub async fn run(settings: &Settings, args: &RunOptions) -> Result<JobReport> {
         _ => report,
     };
     if beside_live && !job.dry_run {
-        let catch_up = (!job.queued).then_some(CatchUp { job: &job, model: &model, threads, cancel: &cancel });
+        // A planner catches up itself, with the model it planned with, once it holds the collection again.
+        let catch_up = CatchUp { job: &job, model: &model, threads, cancel: &cancel };
         // A planner let go of the collection for its workers; a switch is one process's alone.
         let locked = if job.queued { workspace.lock_again().await } else { Ok(()) };
         report.generation = Some(match locked {
@@ -120,7 +121,7 @@ pub async fn run(settings: &Settings, args: &RunOptions) -> Result<JobReport> {
     Ok(report)
 }
 
-/// What a local run needs to run again over its tree.
+/// What a run needs to run again over its tree in this process.
 struct CatchUp<'a> {
     job: &'a JobSettings,
     model: &'a ModelInfo,
@@ -128,35 +129,33 @@ struct CatchUp<'a> {
     cancel: &'a std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
-/// After the job that built a generation beside the live one: catches up (a local run) with
-/// files that changed meanwhile, then switches to the generation if it is ready.
-async fn finish_beside(
-    workspace: &mut Workspace,
-    built: &JobReport,
-    catch_up: Option<CatchUp<'_>>,
-) -> Result<BuiltBeside> {
+/// After the job that built a generation beside the live one (here or by workers): catches
+/// up with files that changed meanwhile, then switches to the generation if it is ready.
+async fn finish_beside(workspace: &mut Workspace, built: &JobReport, catch_up: CatchUp<'_>) -> Result<BuiltBeside> {
     let generation = workspace.generation().context("a run's generation")?.clone();
     let mut outcome = BuiltBeside::of(&generation);
     let mut last = built.clone();
-    if let Some(CatchUp { job, model, threads, cancel }) = catch_up {
-        while outcome.catch_up_passes < CATCH_UP_PASSES && last.status == RunStatus::Job(JobStatus::Completed) {
-            let parquet = workspace.parquet(model.dim);
-            let embedder = Embedder::new(model.clone(), threads)?;
-            let (catalog, index, lock) = (workspace.catalog(), workspace.index().clone(), workspace.collection_lock());
-            last = run_job(job, catalog, lock, index, &parquet, embedder, cancel.clone(), true).await?;
-            outcome.catch_up_passes += 1;
-            let changed = last.added + last.updated + last.deleted;
-            outcome.caught_up_files += changed;
-            if changed == 0 {
-                break;
-            }
+    let CatchUp { job, model, threads, cancel } = catch_up;
+    // Done here, whether the build was queued for workers or not.
+    let job = &JobSettings { queued: false, ..job.clone() };
+    while outcome.catch_up_passes < CATCH_UP_PASSES && last.status == RunStatus::Job(JobStatus::Completed) {
+        let parquet = workspace.parquet(model.dim);
+        let embedder = Embedder::new(model.clone(), threads)?;
+        let (catalog, index, lock) = (workspace.catalog(), workspace.index().clone(), workspace.collection_lock());
+        last = run_job(job, catalog, lock, index, &parquet, embedder, cancel.clone(), true).await?;
+        outcome.catch_up_passes += 1;
+        let changed = last.added + last.updated + last.deleted;
+        outcome.caught_up_files += changed;
+        if changed == 0 {
+            break;
         }
     }
     outcome.waiting = generations::not_ready(workspace, &last, &mut outcome.missing).await?;
     if outcome.waiting.is_none() {
         // The embedded engine lets one process at a collection at a time: let searches in.
         workspace.enter(generation.clone()).await?;
-        outcome.replaced = generations::switch(workspace, generation.number).await?;
+        let served = generations::switch(workspace, generation.number).await?;
+        (outcome.replaced, outcome.moved) = (served.replaced, served.moved);
         outcome.live = true;
     }
     Ok(outcome)

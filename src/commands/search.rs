@@ -7,7 +7,9 @@
 //! generation, as the catalog records it: without `--model-dir`, the installed model of that
 //! id; a model given that is another is refused. A catalog that knows no generation of the
 //! collection (a Qdrant collection searched without its PostgreSQL catalog) leaves the
-//! collection's name to the store, and the model to the `model` its points name.
+//! collection's name to the store, and the model to the `model` its points name. On a Qdrant
+//! server the collection's name is checked first, and set right when it names another
+//! generation than the live one ([`crate::generations::name::check_alias`]).
 
 use anyhow::{bail, Result};
 
@@ -22,6 +24,7 @@ use crate::workspace::Workspace;
 pub async fn search(settings: &Settings, request: &SearchRequest) -> Result<SearchResults> {
     in_range("limit (-k)", request.limit, search::LIMITS)?;
     let workspace = Workspace::open(settings).await?;
+    let alias = crate::generations::name::check_alias(&workspace).await?;
     let index = workspace.index();
     if !index.exists().await? {
         bail!(
@@ -40,7 +43,11 @@ pub async fn search(settings: &Settings, request: &SearchRequest) -> Result<Sear
             Some(Embedder::new(query_model(settings, built_by).await?, 1)?)
         }
     };
-    crate::search::search(index.as_ref(), embedder.as_mut(), request).await
+    let mut results = crate::search::search(index.as_ref(), embedder.as_mut(), request).await?;
+    if let Some(alias) = alias {
+        results.note = Some(results.note.map_or(alias.clone(), |note| format!("{note}; {alias}")));
+    }
+    Ok(results)
 }
 
 /// The model to embed the query with: the one that built the collection (`built_by`). A

@@ -35,11 +35,15 @@ pub struct Status {
     pub queues: Vec<(String, QueueDepth, Vec<ParkedItem>)>,
     /// The collection's sync health, or why it could not be read.
     pub health: Result<Health, String>,
+    /// Why the collection's name on a Qdrant server was left naming another generation than
+    /// the live one ([`crate::generations::name::check_alias`]).
+    pub alias: Option<String>,
 }
 
 /// Reads the catalog, then the collection's health; only the catalog's errors are returned.
 pub async fn status(settings: &Settings, job: Option<&str>) -> Result<Status> {
     let workspace = Workspace::open(settings).await?;
+    let alias = crate::generations::name::check_alias(&workspace).await?;
     let mut generations = Vec::new();
     for row in generations_of(workspace.named()).await? {
         let (files, points) = workspace.named().collection(&row.name).completed_counts().await?;
@@ -52,7 +56,8 @@ pub async fn status(settings: &Settings, job: Option<&str>) -> Result<Status> {
     };
     let failed_files: Vec<_> =
         catalog.files().await?.into_iter().filter(|f| f.status() == FileStatus::Failed).collect();
-    let workers = catalog.live_workers().await?;
+    // Workers register under the collection's name: they work on every generation.
+    let workers = workspace.named().live_workers().await?;
     let mut queues = Vec::new();
     for job in &jobs {
         let depth = catalog.queue_depth(&job.id).await?;
@@ -67,5 +72,5 @@ pub async fn status(settings: &Settings, job: Option<&str>) -> Result<Status> {
     .await
     .map_err(|e| format!("{e:#}"));
     let generation = workspace.generation().map(|g| g.number);
-    Ok(Status { generations, generation, jobs, failed_files, workers, queues, health })
+    Ok(Status { generations, generation, jobs, failed_files, workers, queues, health, alias })
 }

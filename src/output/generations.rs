@@ -18,7 +18,10 @@ pub fn switched(settings: &Settings, switched: &Switched) -> Result<()> {
     if settings.json {
         return print_json(switched);
     }
-    let Switched { collection, generation, model, switched, replaced, missing } = switched;
+    let Switched { collection, generation, model, switched, replaced, missing, moved } = switched;
+    if let Some(moved) = moved.as_ref().filter(|_| !settings.quiet) {
+        say!("{}", moved.summary())?;
+    }
     if *switched {
         if !settings.quiet {
             let replaced = replaced.map(|n| format!(" in place of generation {n}")).unwrap_or_default();

@@ -84,6 +84,9 @@ pub fn migrate(settings: &Settings, migrated: &Migrated) -> Result<()> {
         return Ok(());
     }
     say!("catalog schema is up to date; applied migrations: {}", migrated.applied.join(", "))?;
+    if let Some(moved) = &migrated.moved {
+        say!("{}", moved.summary())?;
+    }
     if let Some(report) = &migrated.sparse_vectors {
         say!(
             "collection {:?}: {} points given sparse vectors from the parquet copy ({} files); {} files kept as stored",

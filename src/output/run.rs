@@ -99,6 +99,9 @@ pub fn job_report(settings: &Settings, report: &JobReport) -> Result<()> {
                     "  caught up: {files} files changed during the build, in {passes} more runs over the directory"
                 )?,
             }
+            if let Some(moved) = &built.moved {
+                say!("  {}", moved.summary())?;
+            }
             match (&built.waiting, built.replaced) {
                 (None, Some(replaced)) => say!(
                     "  now live: collection {:?} serves generation {} in place of generation {replaced} (`ingest rollback` \

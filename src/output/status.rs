@@ -3,7 +3,8 @@
 //! What `ingest status` read from the catalog and the collection ([`Status`]) → the
 //! generations (number, state, model, chunking, files, points, when built and made live), the latest
 //! jobs, their queues and parked items, the live workers, the failed files and the sync
-//! health, a few lines each; or, with `--json`, one object holding them all.
+//! health, a few lines each; or, with `--json`, one object holding them all. Why the
+//! collection's name on a Qdrant server was left naming another generation goes to stderr.
 
 use anyhow::Result;
 
@@ -14,7 +15,10 @@ use crate::settings::Settings;
 
 /// Prints what `ingest status` found.
 pub fn status(settings: &Settings, status: &Status) -> Result<()> {
-    let Status { generations, generation, jobs, failed_files: failed, workers, queues, health } = status;
+    let Status { generations, generation, jobs, failed_files: failed, workers, queues, health, alias } = status;
+    if let Some(alias) = alias {
+        eprintln!("ingest: {alias}");
+    }
     if settings.json {
         let health = match health {
             Ok(health) => serde_json::to_value(health)?,

@@ -9,6 +9,11 @@
 //! ([`end_queued_job`]). The extract → embed → commit stages are the single-process run's;
 //! only their source differs: claims instead of a walk.
 //!
+//! A worker follows the work, not the process: before each claim it reads the collection's
+//! generations again ([`Generations`]) and takes the generation, and the model, of the job
+//! it claims: the live one first, then those built beside it. A worker that runs for days
+//! keeps working across switches, rollbacks and builds.
+//!
 //! A worker sleeps on `LISTEN` while there is nothing to claim, and heartbeats while it runs,
 //! extending its leases. Killed, it loses at most the items it holds, which others claim once
 //! their leases run out; an item whose lease ran out `max_attempts` times is parked. Stalled
@@ -80,15 +85,31 @@ pub fn host_name() -> String {
     }
 }
 
+/// One generation of the collection, as a worker works on it: its catalog rows, its store
+/// collection, its parquet copy, and its model, or why this machine cannot run it.
+pub struct GenerationParts {
+    pub number: i64,
+    pub catalog: CollectionCatalog,
+    pub index: Arc<dyn VectorIndex>,
+    pub parquet: ParquetCopy,
+    pub model: std::result::Result<ModelInfo, String>,
+}
+
+/// Where a worker finds its work: the collection's generations as they are now.
+#[async_trait::async_trait]
+pub trait Generations: Send + Sync {
+    /// The collection's generations, in the order a worker looks in them for work: the live
+    /// one first, then those built beside it, newest first.
+    async fn current(&self) -> Result<Vec<Arc<GenerationParts>>>;
+}
+
 /// Everything a worker works with.
 pub struct WorkerParts<'a> {
-    /// The catalog bound to the collection's name, whose lock workers share against runs.
+    /// The catalog bound to the collection's name, whose lock workers share against runs,
+    /// and where workers register.
     pub named: &'a CollectionCatalog,
-    /// The catalog bound to the generation the worker works on.
-    pub catalog: &'a CollectionCatalog,
-    pub index: Arc<dyn VectorIndex>,
-    pub parquet: &'a ParquetCopy,
-    pub model: &'a ModelInfo,
+    /// The collection's generations, read again before each claim.
+    pub generations: &'a dyn Generations,
     /// The database URL, for the `LISTEN` connection.
     pub database_url: &'a str,
     /// The settings of a job on this machine, from its row (its directory, chunking).
@@ -106,7 +127,7 @@ pub async fn run_worker(
     let host = host_name();
     let worker = format!("{host}-{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let fence = Arc::new(Fence::new(worker.clone()));
-    let fenced = parts.catalog.fenced(fence.clone());
+    let fenced = parts.named.fenced(fence.clone());
     let mut listener = sqlx::postgres::PgListener::connect(parts.database_url)
         .await
         .context("connecting to PostgreSQL to listen for work")?;
@@ -140,13 +161,26 @@ pub async fn run_worker(
     };
     let outcome = async {
         while !cancel.load(Ordering::SeqCst) {
-            for job_id in parts.catalog.queued_jobs_to_end().await? {
-                if end_queued_job(parts.catalog, parts.index.as_ref(), parts.parquet, &job_id).await? {
-                    report.ended_jobs.push(job_id);
+            let generations = parts.generations.current().await?;
+            for generation in &generations {
+                for job_id in generation.catalog.queued_jobs_to_end().await? {
+                    let (catalog, index, parquet) =
+                        (&generation.catalog, generation.index.as_ref(), &generation.parquet);
+                    if end_queued_job(catalog, index, parquet, &job_id).await? {
+                        report.ended_jobs.push(job_id);
+                    }
                 }
             }
-            let Some(job_id) = fenced.job_with_work().await? else {
-                let (open, first_expiry) = parts.catalog.open_work().await?;
+            let Some((generation, job_id)) = job_with_work(&generations, &fence).await? else {
+                let (mut open, mut first_expiry) = (0, None::<Duration>);
+                for generation in &generations {
+                    let (items, expiry) = generation.catalog.open_work().await?;
+                    open += items;
+                    first_expiry = match (first_expiry, expiry) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                }
                 if open == 0 && settings.once {
                     break;
                 }
@@ -164,21 +198,37 @@ pub async fn run_worker(
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             };
-            let job = parts.catalog.job(&job_id).await?.with_context(|| format!("job {job_id} vanished"))?;
-            if job.model_name != parts.model.id {
+            let catalog = &generation.catalog;
+            let job = catalog.job(&job_id).await?.with_context(|| format!("job {job_id} vanished"))?;
+            let model = generation.model.as_ref().map_err(|why| anyhow::anyhow!("job {job_id}: {why}"))?;
+            if job.model_name != model.id {
                 anyhow::bail!(
-                    "job {job_id} was planned with model {} but this worker runs {}; give workers the planner's model (--model-dir)",
+                    "job {job_id} was planned with model {} but generation {} is built by {}",
                     job.model_name,
-                    parts.model.id
+                    generation.number,
+                    model.id
                 );
             }
-            let job_settings = (parts.job_settings)(&job)
-                .with_context(|| format!("job {job_id} cannot run on this machine"))?;
-            let embedder = Embedder::new(parts.model.clone(), settings.threads)?;
-            let job_report = work_job(&job_settings, &fenced, &fence, &lock, &parts, embedder, &job_id, settings, &cancel, quiet)
-                .await?;
+            let job_settings =
+                (parts.job_settings)(&job).with_context(|| format!("job {job_id} cannot run on this machine"))?;
+            let embedder = Embedder::new(model.clone(), settings.threads)?;
+            let fenced = catalog.fenced(fence.clone());
+            let job_report = work_job(
+                &job_settings,
+                &fenced,
+                &fence,
+                &lock,
+                &generation,
+                embedder,
+                &job_id,
+                settings,
+                &cancel,
+                quiet,
+            )
+            .await?;
             drop(lock);
-            let recorded = [&job_report.failed, &job_report.no_text, &job_report.not_text].map(|files| files.len() as u64);
+            let recorded =
+                [&job_report.failed, &job_report.no_text, &job_report.not_text].map(|files| files.len() as u64);
             let done = job_report.added + job_report.updated + job_report.deleted + recorded.iter().sum::<u64>();
             items_done.fetch_add(done as i64, Ordering::Relaxed);
             let error = job_report.error.clone();
@@ -186,7 +236,7 @@ pub async fn run_worker(
             if let Some(error) = error {
                 anyhow::bail!("{error}");
             }
-            if end_queued_job(parts.catalog, parts.index.as_ref(), parts.parquet, &job_id).await? {
+            if end_queued_job(catalog, generation.index.as_ref(), &generation.parquet, &job_id).await? {
                 report.ended_jobs.push(job_id);
             }
         }
@@ -200,6 +250,24 @@ pub async fn run_worker(
     report.error = outcome.and(handed_back).and(unregistered).err().map(|e| format!("{e:#}"));
     report.elapsed_seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// The first job with work to claim, in the order of `generations`, with its generation. A
+/// job of a generation whose model this machine cannot run is an error that says why, as
+/// the worker could never finish it.
+async fn job_with_work(
+    generations: &[Arc<GenerationParts>],
+    fence: &Arc<Fence>,
+) -> Result<Option<(Arc<GenerationParts>, String)>> {
+    for generation in generations {
+        if let Some(job_id) = generation.catalog.fenced(fence.clone()).job_with_work().await? {
+            if let Err(why) = &generation.model {
+                anyhow::bail!("job {job_id} of generation {} has work this worker cannot do: {why}", generation.number);
+            }
+            return Ok(Some((generation.clone(), job_id)));
+        }
+    }
+    Ok(None)
 }
 
 /// Returns once `cancel` is set: an idle worker stops at a signal, not a lease later.
@@ -216,7 +284,7 @@ async fn work_job(
     fenced: &CollectionCatalog,
     fence: &Arc<Fence>,
     lock: &crate::catalog::CollectionLock,
-    parts: &WorkerParts<'_>,
+    generation: &GenerationParts,
     embedder: Embedder,
     job_id: &str,
     worker: &WorkerSettings,
@@ -242,8 +310,8 @@ async fn work_job(
         settings,
         catalog: fenced,
         lock: Some(lock),
-        index: parts.index.as_ref(),
-        parquet: parts.parquet,
+        index: generation.index.as_ref(),
+        parquet: &generation.parquet,
         job_id,
         counters: &counters,
         keeps_job_counters: false,
@@ -385,7 +453,9 @@ pub async fn end_queued_job(
 /// Waits for the workers to finish a job this process queued (ending it itself if they
 /// finished its work but not the job), then completes `report` with what they did: the
 /// job's final status and check, the files that failed or held no text, and its points.
+/// `named`, the catalog bound to the collection's name, lists the live workers.
 pub async fn wait_for_queued_job(
+    named: &CollectionCatalog,
     catalog: &CollectionCatalog,
     index: &dyn VectorIndex,
     parquet: &ParquetCopy,
@@ -406,7 +476,7 @@ pub async fn wait_for_queued_job(
             break job;
         }
         if !quiet && last_said.elapsed() >= Duration::from_secs(5) {
-            let workers = catalog.live_workers().await?.len();
+            let workers = named.live_workers().await?.len();
             eprintln!(
                 "ingest: job {job_id}: {} pending, {} leased, {} done, {} parked; {workers} live workers",
                 depth.pending, depth.leased, depth.done, depth.parked
@@ -438,7 +508,7 @@ pub async fn wait_for_queued_job(
     report.queue = Some(super::QueueOutcome {
         depth: catalog.queue_depth(&job_id).await?,
         parked: catalog.parked_items(&job_id).await?,
-        workers: catalog.live_workers().await?,
+        workers: named.live_workers().await?,
     });
     report.elapsed_seconds += started.elapsed().as_secs_f64();
     Ok(report)

@@ -527,6 +527,10 @@ impl VectorIndex for EmbeddedIndex {
         Ok(())
     }
 
+    async fn aliased_to(&self) -> Result<Option<String>> {
+        Ok(None)
+    }
+
     async fn drop_collection(&self) -> Result<()> {
         let mut guard = self.shard.write().await;
         if let Some(shard) = guard.take() {

@@ -180,6 +180,9 @@ pub trait VectorIndex: Send + Sync {
     /// one together. The embedded engine has no aliases and does nothing: there, the
     /// catalog's pointer to the live generation is the switch.
     async fn serve_as(&self, alias: &str) -> Result<()>;
+    /// When this collection's name is an alias, the collection it names; `None` when it is a
+    /// collection's own name or names nothing (and always in the embedded engine).
+    async fn aliased_to(&self) -> Result<Option<String>>;
     /// Called once at the end of a job: build indexes, flush.
     async fn finish(&self) -> Result<()>;
     /// How long a remote store has been unreachable, for the progress line; `None` for a
@@ -253,6 +256,43 @@ pub async fn for_each_page(
         match next {
             Some(next) => offset = Some(next),
             None => return Ok(()),
+        }
+    }
+}
+
+/// The first difference between two collections, compared point for point (ids, dense and
+/// sparse vectors, payloads) a page at a time in id order, or `None` when they hold the same
+/// points; memory holds one page of each.
+pub async fn first_difference(a: &dyn VectorIndex, b: &dyn VectorIndex) -> Result<Option<String>> {
+    const PAGE: usize = 1000;
+    let (mut offset, mut compared) = (None, 0u64);
+    loop {
+        let ((left, next_left), (right, next_right)) =
+            (a.scroll(offset, PAGE, true).await?, b.scroll(offset, PAGE, true).await?);
+        for pair in left.iter().zip(&right) {
+            if pair.0 != pair.1 {
+                let (l, r) = pair;
+                let what = if l.id != r.id { "a point's id" } else { "the vectors or payload of a point" };
+                return Ok(Some(format!(
+                    "{what} differs after {compared} equal points ({} in {:?}, {} in {:?})",
+                    l.id,
+                    a.collection(),
+                    r.id,
+                    b.collection()
+                )));
+            }
+            compared += 1;
+        }
+        if left.len() != right.len() || next_left != next_right {
+            return Ok(Some(format!(
+                "{:?} and {:?} hold different numbers of points (they part after {compared} equal points)",
+                a.collection(),
+                b.collection()
+            )));
+        }
+        match next_left {
+            Some(next) => offset = Some(next),
+            None => return Ok(None),
         }
     }
 }

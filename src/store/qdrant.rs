@@ -118,6 +118,15 @@ impl QdrantIndex {
         })
     }
 
+    /// Every alias on the server.
+    async fn aliases(&self) -> Result<Vec<qdrant_client::qdrant::AliasDescription>> {
+        let listed = self
+            .outage_clock
+            .call(|| async { self.client.list_aliases().await.map_err(|e| classify(e, "list aliases")) })
+            .await?;
+        Ok(listed.aliases)
+    }
+
     /// A client of the server's collections service, on its own connection. qdrant-client
     /// sends one alias action per request; a switch needs two in one request (drop the old
     /// target, set the new one), which only the generated client sends.
@@ -641,11 +650,7 @@ impl VectorIndex for QdrantIndex {
     }
 
     async fn serve_as(&self, alias: &str) -> Result<()> {
-        let aliases = self
-            .outage_clock
-            .call(|| async { self.client.list_aliases().await.map_err(|e| classify(e, "list aliases")) })
-            .await?
-            .aliases;
+        let aliases = self.aliases().await?;
         let current = aliases.iter().find(|a| a.alias_name == alias);
         if current.is_some_and(|a| a.collection_name == self.collection) {
             return Ok(());
@@ -668,6 +673,11 @@ impl VectorIndex for QdrantIndex {
             })
             .await?;
         Ok(())
+    }
+
+    async fn aliased_to(&self) -> Result<Option<String>> {
+        let aliases = self.aliases().await?;
+        Ok(aliases.into_iter().find(|a| a.alias_name == self.collection).map(|a| a.collection_name))
     }
 
     async fn finish(&self) -> Result<()> {

@@ -133,6 +133,14 @@ impl Workspace {
         ingest::store::open(location, collection, ingest::retry::RetryPolicy::default()).await.unwrap()
     }
 
+    /// The store collection of `collection`'s live generation, opened: on a Qdrant server the
+    /// one its name is an alias of, which is what a lost collection loses.
+    pub async fn live_index(&self, collection: &str) -> std::sync::Arc<dyn ingest::store::VectorIndex> {
+        let generations = self.catalog().await.collection(collection).generations().await.unwrap();
+        let live = ingest::catalog::live_generation(&generations).expect("a live generation");
+        self.index(&live.store_collection).await
+    }
+
     /// Every point of `collection`, by id. An embedded engine is closed again before
     /// returning, so the binary can open it next.
     pub fn stored_points(&self, collection: &str, with_vectors: bool) -> BTreeMap<uuid::Uuid, ingest::store::Point> {

@@ -207,16 +207,23 @@ fn a_lost_collection_lock_stops_the_run_and_a_rerun_completes() {
 /// Generations are recorded once, however often the record is retried, and the catalog
 /// refuses a second live generation of a collection.
 async fn generations_are_recorded_once_and_one_is_live(url: &str) {
-    use ingest::catalog::{GenerationRecipe, GenerationState};
+    use ingest::catalog::{GenerationRecipe, GenerationState, StoreNaming};
     let catalog = Catalog::connect(url).await.unwrap();
     let named = catalog.collection("c");
     let recipe =
         |model: &str| GenerationRecipe { model_id: model.into(), vector_dim: 384, chunk_size: 200, chunk_overlap: 32 };
-    let first = named.add_generation(&recipe("a"), GenerationState::Live).await.unwrap();
-    let again = named.add_generation(&recipe("a"), GenerationState::Live).await.unwrap();
+    let add = async |model, state| named.add_generation(&recipe(model), state, StoreNaming::BehindAlias).await.unwrap();
+    let first = add("a", GenerationState::Live).await;
+    let again = add("a", GenerationState::Live).await;
     assert_eq!((first.number, again.number), (1, 1), "a retried record returns the one recorded");
-    let building = named.add_generation(&recipe("b"), GenerationState::Building).await.unwrap();
-    assert_eq!(named.add_generation(&recipe("b"), GenerationState::Building).await.unwrap().number, building.number);
+    assert_eq!(
+        (first.name.as_str(), first.store_collection.as_str()),
+        ("c", "c-g1"),
+        "behind the alias from the first"
+    );
+    let building = add("b", GenerationState::Building).await;
+    assert_eq!(add("b", GenerationState::Building).await.number, building.number);
+    assert_eq!((building.name.as_str(), building.store_collection.as_str()), ("c-g2", "c-g2"));
     assert_eq!(named.generations().await.unwrap().len(), 2);
 
     named.set_live_generation(building.number).await.unwrap();
@@ -230,7 +237,8 @@ async fn generations_are_recorded_once_and_one_is_live(url: &str) {
         .await;
     assert!(second_live.is_err(), "the catalog recorded a second live generation");
     let other = catalog.collection("other");
-    other.add_generation(&recipe("a"), GenerationState::Live).await.unwrap();
+    let own = other.add_generation(&recipe("a"), GenerationState::Live, StoreNaming::OwnNameFirst).await.unwrap();
+    assert_eq!(own.store_collection, "other", "the embedded engine's generation 1 keeps the collection's name");
     assert_eq!(other.generations().await.unwrap().len(), 1, "each collection has its own live generation");
 }
 

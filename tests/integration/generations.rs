@@ -539,4 +539,102 @@ fn a_new_generation_keeps_the_layout_of_the_live_one_on_a_real_qdrant_cluster() 
     assert_eq!(rebuilt["generation"]["number"], 3, "{rebuilt:#}");
     let third = layout_of(&url, &format!("{collection}-g3"));
     assert_eq!((third.0, third.1, third.2), (3, Some(2), Some(1)));
+
+    // A peer dies during the next switch, to another model: the run finishes on the two peers
+    // left, and a reader of the name sees no failure and one change of model.
+    let reader = crate::switch_on_servers::Reader::start(&url, &collection);
+    let (docs, e5) = (ws.docs(), e5());
+    let flags = [docs.as_os_str(), "--json".as_ref(), "--quiet".as_ref(), "--model-dir".as_ref(), e5.as_os_str()];
+    let mut switching = ws
+        .command(flags.into_iter().chain(servers.iter().map(OsStr::new)))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let fourth = format!("{collection}-g4");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !collection_exists(&url, &fourth) {
+        assert!(std::time::Instant::now() < deadline, "generation 4's collection never appeared");
+        assert!(switching.try_wait().unwrap().is_none(), "the run ended before a peer could be killed");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let peer = ClusterPeer::kill_the_last();
+    let switched = switching.wait_with_output().unwrap();
+    peer.start_again();
+    let reads = reader.stop();
+    let switched = json_of(&switched, 0);
+    assert_eq!((&switched["generation"]["number"], &switched["generation"]["live"]), (&4.into(), &true.into()));
+    reads.assert_moved_through(
+        "a peer killed during a switch",
+        &[&model_id(&models_home().join(DEFAULT_MODEL)), &model_id(&e5)],
+    );
+}
+
+fn collection_exists(url: &str, collection: &str) -> bool {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let client = qdrant_client::Qdrant::from_url(url).skip_compatibility_check().build().unwrap();
+        client.collection_exists(collection).await.unwrap_or(false)
+    })
+}
+
+/// A peer of the real cluster `scripts/test.sh` started (its pids in
+/// `INGEST_TEST_QDRANT_CLUSTER_PIDS`), as it was started, so that it can be started again.
+struct ClusterPeer {
+    command: Vec<std::ffi::OsString>,
+    env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
+    cwd: PathBuf,
+    pids: PathBuf,
+}
+
+impl ClusterPeer {
+    /// Kills the cluster's last peer (not the one the tests talk to) with SIGKILL.
+    fn kill_the_last() -> Self {
+        use std::os::unix::ffi::OsStrExt;
+        let pids = PathBuf::from(std::env::var("INGEST_TEST_QDRANT_CLUSTER_PIDS").expect("the cluster's pids file"));
+        let listed = std::fs::read_to_string(&pids).unwrap();
+        let pid: i32 = listed.lines().rfind(|l| !l.trim().is_empty()).unwrap().trim().parse().unwrap();
+        let split = |bytes: Vec<u8>| -> Vec<std::ffi::OsString> {
+            bytes.split(|&b| b == 0).filter(|s| !s.is_empty()).map(|s| OsStr::from_bytes(s).to_owned()).collect()
+        };
+        let command = split(std::fs::read(format!("/proc/{pid}/cmdline")).unwrap());
+        let env = split(std::fs::read(format!("/proc/{pid}/environ")).unwrap())
+            .into_iter()
+            .filter_map(|pair| {
+                let bytes = pair.as_bytes();
+                let at = bytes.iter().position(|&b| b == b'=')?;
+                Some((OsStr::from_bytes(&bytes[..at]).to_owned(), OsStr::from_bytes(&bytes[at + 1..]).to_owned()))
+            })
+            .collect();
+        let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap();
+        // SAFETY: a signal to a process this test suite's script started.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        Self { command, env, cwd, pids }
+    }
+
+    /// Starts the peer again, as it was, and waits until it answers; its pid joins the
+    /// pids file, so that `scripts/test.sh` stops it at the end.
+    #[allow(clippy::zombie_processes)] // left running for the tests after this one; scripts/test.sh stops it
+    fn start_again(self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.cwd.join("log")).unwrap();
+        let child = std::process::Command::new(&self.command[0])
+            .args(&self.command[1..])
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(&self.cwd)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut pids = std::fs::OpenOptions::new().append(true).open(&self.pids).unwrap();
+        std::io::Write::write_all(&mut pids, format!("{}\n", child.id()).as_bytes()).unwrap();
+        let port = self.env.iter().find(|(k, _)| k == "QDRANT__SERVICE__HTTP_PORT").map(|(_, v)| v.clone()).unwrap();
+        let ready = format!("127.0.0.1:{}", port.to_string_lossy());
+        for _ in 0..120 {
+            if std::net::TcpStream::connect(&ready).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        panic!("the peer killed did not start again");
+    }
 }

@@ -287,7 +287,9 @@ fn restore_brings_the_sparse_vectors_back(ws: Workspace) {
 
     match ws.backend {
         Backend::Embedded => std::fs::remove_dir_all(ws.data().join("qdrant").join("documents")).unwrap(),
-        Backend::Servers { .. } => block_on(async { ws.index("documents").await.drop_collection().await.unwrap() }),
+        Backend::Servers { .. } => {
+            block_on(async { ws.live_index("documents").await.drop_collection().await.unwrap() })
+        }
     }
     assert!(ws.stored_points("documents", false).is_empty());
     let restored = ws.ingest_json(["restore", "--json", "--quiet"], 0);
@@ -401,9 +403,11 @@ fn recreate_collection_as_an_older_build_did(ws: &Workspace, points: &BTreeMap<u
                 CreateCollectionBuilder, CreateFieldIndexCollectionBuilder, Distance, FieldType, PointStruct,
                 UpsertPointsBuilder, VectorParamsBuilder,
             };
+            // That build kept its points under the collection's own name, and its catalog had no generations.
+            block_on(async { ws.live_index("documents").await.drop_collection().await.unwrap() });
+            ws.execute_on_catalog("DELETE FROM generations");
             block_on(async {
                 let client = qdrant_client::Qdrant::from_url(&qdrant.url()).skip_compatibility_check().build().unwrap();
-                client.delete_collection("documents").await.unwrap();
                 let create = CreateCollectionBuilder::new("documents")
                     .vectors_config(VectorParamsBuilder::new(384, Distance::Cosine));
                 client.create_collection(create).await.unwrap();
@@ -461,6 +465,11 @@ fn migrate_gives_an_older_collection_its_sparse_vectors_without_the_model(ws: Wo
         "migrate must say it rewrote {total} points\n{}",
         show(&migrated)
     );
+    if let Backend::Servers { qdrant, .. } = &ws.backend {
+        // On a server, migrate also moves the collection out of its name, which becomes an alias.
+        assert!(said.contains(r#"moved from collection "documents" into "documents-g1""#), "{}", show(&migrated));
+        assert_eq!(qdrant.aliases(), [("documents".to_string(), "documents-g1".to_string())]);
+    }
     let after = ws.stored_points("documents", true);
     assert_points_are_hybrid(&after);
     assert_eq!(after.keys().collect::<Vec<_>>(), before.keys().collect::<Vec<_>>());

@@ -22,5 +22,6 @@ mod restore_verify;
 mod scoped_deletes;
 mod search_model;
 mod server_faults;
+mod switch_on_servers;
 mod vector_store;
 mod workers;

@@ -42,7 +42,7 @@ fn round_trip(ws: Workspace) {
     let before = searches(&ws);
     assert_eq!(verify(&ws, false, 0)["clean"], true);
 
-    block_on(async { ws.index("documents").await.drop_collection().await.unwrap() });
+    block_on(async { ws.live_index("documents").await.drop_collection().await.unwrap() });
     assert!(ws.stored_points("documents", false).is_empty());
     let restored = ws.ingest_json(["restore", "--json", "--quiet"], 0);
     assert_eq!(restored["points_restored"], report["points"], "{restored:#}");
@@ -63,7 +63,7 @@ fn round_trip(ws: Workspace) {
     let stored = ws.stored_points("documents", true);
     assert_eq!(rows.len(), stored.len());
     assert!(rows.iter().all(|row| stored[&row.id] == *row), "the export equals the stored points");
-    block_on(async { ws.index("documents").await.drop_collection().await.unwrap() });
+    block_on(async { ws.live_index("documents").await.drop_collection().await.unwrap() });
     ws.ingest_json(["restore".as_ref(), out.as_os_str(), "--json".as_ref(), "--quiet".as_ref()], 0);
     assert_eq!(searches(&ws), before);
     assert_eq!(verify(&ws, false, 0)["clean"], true);
@@ -173,7 +173,7 @@ fn repair_recovers_each_point_from_whichever_side_holds_it(ws: Workspace) {
     assert!(written > 0, "{repaired:#}");
     assert_eq!(common::snapshot(&ws), before, "points, rows and the parquet copy are whole again");
     // The rows written back are a real copy: the collection restores from them.
-    block_on(async { ws.index("documents").await.drop_collection().await.unwrap() });
+    block_on(async { ws.live_index("documents").await.drop_collection().await.unwrap() });
     ws.ingest_json(["restore", "--json", "--quiet"], 0);
     assert_eq!(searches(&ws), searched);
 
@@ -255,7 +255,7 @@ fn a_bad_parquet_file_is_named_and_skipped() {
     indexed_tree(&ws);
     let dir = ws.data().join("parquet").join("documents");
     std::fs::write(dir.join("garbage.parquet"), b"PAR1 not really parquet").unwrap();
-    block_on(async { ws.index("documents").await.drop_collection().await.unwrap() });
+    block_on(async { ws.live_index("documents").await.drop_collection().await.unwrap() });
     let output = ws.ingest(["restore", "--quiet"]);
     assert_eq!(output.status.code(), Some(2), "{}", show(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);

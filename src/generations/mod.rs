@@ -21,11 +21,9 @@
 //! alias follows in one `update_aliases` call, so every client of the alias moves at once; a
 //! run that finds the alias behind the catalog (a crash between the two) sets it again.
 //!
-//! On a Qdrant server an alias cannot share its name with a collection, so a collection
-//! indexed before generations (generation 1, stored under the collection's own name) is
-//! copied, points and vectors as stored, into `<collection>-g1` before its first switch,
-//! and the old collection is dropped just before the alias takes its name. Clients that
-//! read the name directly see no collection for that moment, once.
+//! On a Qdrant server the collection's name is an alias ([`name`]): of `<collection>-g1`
+//! from the first run, or, for a collection indexed before generations, once its first switch
+//! has moved generation 1 out of the name.
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
@@ -38,30 +36,43 @@ use crate::catalog::{
 use crate::consistency;
 use crate::model::{self, ModelInfo};
 use crate::pipeline::{FailedFile, JobReport, RunStatus};
-use crate::store::for_each_page;
-use crate::workspace::{generations_of, open_store, open_store_like, Workspace};
+use crate::workspace::{generations_of, open_store, Workspace};
+
+pub mod name;
+
+pub use name::Moved;
 
 /// Enters the generation a run with `recipe` writes to. Returns whether it is one beside
 /// the live generation, which the run must not touch. A dry run records nothing: where a
 /// run would start a new generation, it enters that generation as it would be, empty.
 pub async fn enter_for_run(workspace: &mut Workspace, recipe: &GenerationRecipe, dry_run: bool) -> Result<bool> {
+    if !dry_run && name::move_pending(workspace).await? {
+        // A move out of the name that a crash interrupted is finished before anything is written.
+        name::free_the_name(workspace).await?;
+    }
     let generations = generations_of(workspace.named()).await?;
     let next = generations.last().map_or(1, |g| g.number + 1);
-    let named = workspace.named().clone();
+    let (named, naming) = (workspace.named().clone(), workspace.store_naming());
     let add = async |state| match dry_run {
-        true => Ok(named.planned_generation(next, recipe)),
-        false => named.add_generation(recipe, state).await,
+        true => Ok(named.planned_generation(next, recipe, naming)),
+        false => named.add_generation(recipe, state, naming).await,
     };
     let Some(live) = live_generation(&generations) else {
         let first = add(GenerationState::Live).await?;
         workspace.enter(first).await?;
+        if !dry_run {
+            name::name_the_live(workspace).await?;
+        }
         return Ok(false);
     };
     if !dry_run {
-        align_alias(workspace, live).await?;
+        name::align_alias(workspace).await?;
     }
     if live.recipe.same_vectors(recipe) {
         workspace.enter(live.clone()).await?;
+        if !dry_run {
+            name::name_the_live(workspace).await?;
+        }
         return Ok(false);
     }
     let resumed = generations.iter().rev().find(|g| g.state != GenerationState::Live && g.recipe.same_vectors(recipe));
@@ -105,6 +116,9 @@ pub struct BuiltBeside {
     /// The files the live generation serves that it lacks, when that is why.
     #[serde(skip_serializing_if = "Missing::is_empty")]
     pub missing: Missing,
+    /// The move of generation 1 out of the collection's name that its switch made first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub moved: Option<Moved>,
 }
 
 impl BuiltBeside {
@@ -121,6 +135,7 @@ impl BuiltBeside {
             replaced: None,
             waiting: None,
             missing: Missing::default(),
+            moved: None,
         }
     }
 }
@@ -256,67 +271,29 @@ async fn out_of_sync(workspace: &Workspace, generation: &GenerationRow) -> Resul
     }))
 }
 
-/// Makes the collection's name serve generation `number`: the catalog's pointer, then, on a
-/// Qdrant server, the alias. Returns the generation that was live before, if another.
-pub async fn switch(workspace: &Workspace, number: i64) -> Result<Option<i64>> {
-    free_the_name(workspace).await?;
+/// What a switch did.
+#[derive(Debug, Clone, Default)]
+pub struct Served {
+    /// The generation that was live before, if another.
+    pub replaced: Option<i64>,
+    /// The move of generation 1 out of the collection's name, made first.
+    pub moved: Option<Moved>,
+}
+
+/// Makes the collection's name serve generation `number`: on a Qdrant server, a generation
+/// still stored under the name is moved out of it first; then the catalog's pointer moves,
+/// then the alias.
+pub async fn switch(workspace: &Workspace, number: i64) -> Result<Served> {
+    let moved = name::free_the_name(workspace).await?;
     let generations = workspace.named().generations().await?;
     let was_live = live_generation(&generations).map(|g| g.number);
     let to = generations.iter().find(|g| g.number == number).context("the generation to switch to")?;
     workspace.ensure_locks_held().await?;
     workspace.named().set_live_generation(number).await?;
+    crate::kill_point::kill_point("switch:pointer");
     workspace.ensure_locks_held().await?;
     open_store(workspace.settings(), &to.store_collection).await?.serve_as(&workspace.settings().collection).await?;
-    Ok(was_live.filter(|&n| n != number))
-}
-
-/// On a Qdrant server, points the alias at the live generation if it points elsewhere (a
-/// switch interrupted between the catalog and the alias).
-async fn align_alias(workspace: &Workspace, live: &GenerationRow) -> Result<()> {
-    if workspace.settings().qdrant_url.is_some() && live.store_collection != workspace.settings().collection {
-        open_store(workspace.settings(), &live.store_collection)
-            .await?
-            .serve_as(&workspace.settings().collection)
-            .await?;
-    }
-    Ok(())
-}
-
-/// On a Qdrant server, moves a generation stored under the collection's own name into
-/// `<collection>-g<number>`, so that the alias can take the name: its points are copied as
-/// stored (vectors and payloads, no model), a page at a time, counted, the old collection dropped, and the
-/// catalog told. Each step can be repeated after a crash.
-async fn free_the_name(workspace: &Workspace) -> Result<()> {
-    let settings = workspace.settings();
-    if settings.qdrant_url.is_none() {
-        return Ok(());
-    }
-    for generation in workspace.named().generations().await? {
-        if generation.store_collection != settings.collection {
-            continue;
-        }
-        let moved_to = format!("{}-g{}", settings.collection, generation.number);
-        let source = open_store(settings, &generation.store_collection).await?;
-        if source.exists().await? {
-            // Laid out as the collection it replaces: its shards, replicas and storage settings.
-            let target = open_store_like(settings, &moved_to, Some(&generation.store_collection)).await?;
-            target.ensure_collection(generation.recipe.vector_dim as usize).await?;
-            // A page at a time: a collection need not fit in memory to be moved.
-            for_each_page(source.as_ref(), true, async |page| target.upsert(page).await).await?;
-            let (copied, stored) = (target.count(None).await?, source.count(None).await?);
-            if copied != stored {
-                bail!(
-                    "copying generation {} into {moved_to} left {copied} of its {stored} points; nothing was switched, \
-                     run again",
-                    generation.number
-                );
-            }
-            workspace.ensure_locks_held().await?;
-            source.drop_collection().await?;
-        }
-        workspace.named().set_generation_store(generation.number, &moved_to).await?;
-    }
-    Ok(())
+    Ok(Served { replaced: was_live.filter(|&n| n != number), moved })
 }
 
 /// What `ingest switch --generation N` found and did.
@@ -331,6 +308,8 @@ pub struct Switched {
     pub replaced: Option<i64>,
     /// What it lacks of the live generation: served no more after the switch.
     pub missing: Missing,
+    /// The move of generation 1 out of the collection's name, made first.
+    pub moved: Option<Moved>,
 }
 
 /// Makes the collection's name serve the generation `workspace` works on (`--generation N`),
@@ -350,6 +329,7 @@ pub async fn switch_asked(workspace: &Workspace, confirm: bool) -> Result<Switch
         switched: false,
         replaced: None,
         missing: Missing::default(),
+        moved: None,
     };
     let generations = workspace.named().generations().await?;
     let live = live_generation(&generations);
@@ -370,7 +350,8 @@ pub async fn switch_asked(workspace: &Workspace, confirm: bool) -> Result<Switch
         switched.missing = missing_from(workspace, &generation, live).await?;
     }
     if switched.missing.is_empty() || confirm {
-        switched.replaced = switch(workspace, number).await?;
+        let served = switch(workspace, number).await?;
+        (switched.replaced, switched.moved) = (served.replaced, served.moved);
         switched.switched = true;
     }
     Ok(switched)
@@ -406,7 +387,7 @@ pub async fn rollback(workspace: &Workspace) -> Result<RolledBack> {
             to.number
         );
     }
-    let was_live = switch(workspace, to.number).await?;
+    let was_live = switch(workspace, to.number).await?.replaced;
     Ok(RolledBack { collection: collection.clone(), live: to.number, model: to.recipe.model_id.clone(), was_live })
 }
 
@@ -437,7 +418,7 @@ pub async fn gc(workspace: &Workspace, dry_run: bool) -> Result<Vec<Collected>> 
             );
         }
         if !dry_run {
-            align_alias(workspace, live).await?;
+            name::align_alias(workspace).await?;
         }
     }
     let doomed = |g: &GenerationRow| match asked {
