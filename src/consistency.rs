@@ -5,6 +5,9 @@
 //! rebuilt from parquet without embedding ([`restore`]), or a [`Health`] report of where the
 //! three disagree, repaired on request ([`verify`]).
 //!
+//! [`restore`] streams: it holds a flag per point and a page or an upload's worth of
+//! points, never the whole copy or collection. [`verify`] still reads both whole.
+//!
 //! [`check_touched`] is the cheap check a job runs at its end: only the files it touched,
 //! against the collection, plus the collection's total.
 //!
@@ -22,8 +25,8 @@ use uuid::Uuid;
 
 use crate::catalog::{CollectionCatalog, FileRow, FileStatus, JobCounters, JobRow, JobStatus};
 use crate::hash::point_id;
-use crate::parquet_copy::{read_points, ParquetCopy};
-use crate::store::{all_points, delete_documents_in_batches, upsert_in_batches, Point, VectorIndex};
+use crate::parquet_copy::{point_batches, read_points, ParquetCopy};
+use crate::store::{all_points, delete_documents_in_batches, for_each_page, upsert_in_batches, Point, VectorIndex};
 
 /// A parquet file that could not be used, and why.
 #[derive(Debug, Clone, Serialize)]
@@ -46,22 +49,27 @@ impl LiveRows {
     /// Refuses to go on when the copy as a whole is unusable: nothing may be changed on the
     /// strength of a copy that is not there.
     pub fn require_usable(&self, dir: &Path) -> Result<()> {
-        match &self.unusable {
-            None => Ok(()),
-            Some(reason) => anyhow::bail!(
-                "the parquet copy at {} cannot be used ({reason}), so nothing was changed; mount or restore that \
-                 directory and run again (if the copy is lost for good, `ingest export --out {}` writes it again \
-                 from the collection)",
-                dir.display(),
-                dir.display()
-            ),
-        }
+        require_usable(&self.unusable, dir)
+    }
+}
+
+/// Refuses to go on when a parquet copy is `unusable`.
+fn require_usable(unusable: &Option<String>, dir: &Path) -> Result<()> {
+    match unusable {
+        None => Ok(()),
+        Some(reason) => anyhow::bail!(
+            "the parquet copy at {} cannot be used ({reason}), so nothing was changed; mount or restore that \
+             directory and run again (if the copy is lost for good, `ingest export --out {}` writes it again from \
+             the collection)",
+            dir.display(),
+            dir.display()
+        ),
     }
 }
 
 /// The completed files among `files`, by `doc_id`.
-fn completed_by_doc(files: &[FileRow]) -> HashMap<String, FileRow> {
-    files.iter().filter(|f| f.status() == FileStatus::Completed).map(|f| (f.doc_id.clone(), f.clone())).collect()
+fn completed_by_doc(files: Vec<FileRow>) -> HashMap<String, FileRow> {
+    files.into_iter().filter(|f| f.status() == FileStatus::Completed).map(|f| (f.doc_id.clone(), f)).collect()
 }
 
 /// Reads every parquet file under `dir` and keeps the live rows. A file with the wrong
@@ -85,25 +93,97 @@ pub fn live_rows(dir: &Path, dim: usize, completed: &HashMap<String, FileRow>) -
             }
         };
         for point in points {
-            let is_live = completed.get(&point.payload.doc_id).is_some_and(|f| {
-                f.embedded_job_id.as_deref() == Some(point.payload.job_id.as_str())
-                    && (point.payload.chunk_index as i64) < f.vectors_created
-            });
-            if is_live {
+            if is_live(&point, completed) {
                 live.rows.insert(point.id, point);
             }
         }
     }
-    if !completed.is_empty() && live.unreadable.len() == file_count {
-        live.unusable = Some(if !dir.is_dir() {
+    live.unusable = unusable_copy(dir, completed, file_count, live.unreadable.len());
+    Ok(live)
+}
+
+/// Whether a parquet row is live: see the module's documentation.
+fn is_live(row: &Point, completed: &HashMap<String, FileRow>) -> bool {
+    completed.get(&row.payload.doc_id).is_some_and(|f| {
+        f.embedded_job_id.as_deref() == Some(row.payload.job_id.as_str())
+            && (row.payload.chunk_index as i64) < f.vectors_created
+    })
+}
+
+/// Why a parquet copy of `file_count` files, `unreadable` of them unreadable, cannot be used
+/// as a whole; `None` when it can.
+fn unusable_copy(
+    dir: &Path,
+    completed: &HashMap<String, FileRow>,
+    file_count: usize,
+    unreadable: usize,
+) -> Option<String> {
+    (!completed.is_empty() && unreadable == file_count).then(|| {
+        if !dir.is_dir() {
             "the directory does not exist".to_string()
         } else if file_count == 0 {
             format!("it holds no parquet file, yet the catalog has {} completed files", completed.len())
         } else {
             format!("none of its {file_count} parquet files can be read")
-        });
+        }
+    })
+}
+
+/// What a first reading of a parquet copy found, a batch at a time, keeping none of its
+/// rows: the files that can be opened, and which chunks of each completed file have a live
+/// row (one flag a chunk).
+struct Census {
+    files: Vec<std::path::PathBuf>,
+    chunks: HashMap<String, Vec<bool>>,
+    unreadable: Vec<UnreadableFile>,
+    unusable: Option<String>,
+}
+
+impl Census {
+    fn take(dir: &Path, dim: usize, completed: &HashMap<String, FileRow>) -> Self {
+        let mut census = Census { files: Vec::new(), chunks: HashMap::new(), unreadable: Vec::new(), unusable: None };
+        let files = match ParquetCopy::at(dir.to_path_buf(), dim).files() {
+            Ok(files) => files,
+            Err(error) => {
+                census.unusable = Some(format!("{error:#}"));
+                return census;
+            }
+        };
+        let file_count = files.len();
+        for file in files {
+            // A file that breaks off keeps the rows read before the break: the restore reads
+            // the same rows again, and names the file.
+            let read = point_batches(&file, dim).and_then(|batches| {
+                for batch in batches {
+                    for row in batch?.iter().filter(|row| is_live(row, completed)) {
+                        let file = &completed[&row.payload.doc_id];
+                        let chunks = census
+                            .chunks
+                            .entry(row.payload.doc_id.clone())
+                            .or_insert_with(|| vec![false; file.vectors_created.max(0) as usize]);
+                        chunks[row.payload.chunk_index as usize] = true;
+                    }
+                }
+                Ok(())
+            });
+            match read {
+                Ok(()) => census.files.push(file),
+                Err(error) => {
+                    let reason = format!("{error:#}");
+                    census.unreadable.push(UnreadableFile { path: file.display().to_string(), reason });
+                    census.files.push(file);
+                }
+            }
+        }
+        let unopened = census.unreadable.len();
+        census.unusable = unusable_copy(dir, completed, file_count, unopened);
+        census
     }
-    Ok(live)
+
+    /// How many of `file`'s chunks have a live row.
+    fn rows_of(&self, file: &FileRow) -> i64 {
+        self.chunks.get(&file.doc_id).map_or(0, |chunks| chunks.iter().filter(|&&seen| seen).count() as i64)
+    }
 }
 
 /// The ids of the points a completed file should have.
@@ -118,11 +198,6 @@ fn agrees_with_catalog(file: &FileRow, chunk: u32, point: &Point) -> bool {
         && point.payload.path == file.path
         && point.payload.chunk_index == chunk
         && file.embedded_job_id.as_deref() == Some(point.payload.job_id.as_str())
-}
-
-/// Whether every point `file` should have is stored and agrees with the catalog.
-fn points_agree(file: &FileRow, stored: &BTreeMap<Uuid, Point>) -> bool {
-    point_ids(file).zip(0..).all(|(id, chunk)| stored.get(&id).is_some_and(|p| agrees_with_catalog(file, chunk, p)))
 }
 
 /// Deletes `ids` in requests of 1,000.
@@ -140,17 +215,22 @@ pub struct Upload {
     pub parallelism: usize,
 }
 
-async fn upload(index: &dyn VectorIndex, points: Vec<Point>, upload: Upload, quiet: bool) -> Result<u64> {
-    let total = points.len();
-    let done = std::sync::atomic::AtomicUsize::new(0);
+/// How far an upload has come, of how many points.
+struct Progress {
+    total: u64,
+    done: std::sync::atomic::AtomicUsize,
+    quiet: bool,
+}
+
+/// Uploads `points`, saying how far the whole upload (`progress`) has come after each batch.
+async fn upload(index: &dyn VectorIndex, points: Vec<Point>, upload: Upload, progress: &Progress) -> Result<()> {
     upsert_in_batches(index, &points, upload.batch_size, upload.parallelism, |n| {
-        let so_far = done.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
-        if !quiet {
-            eprintln!("restore: {so_far}/{total} points uploaded");
+        let so_far = progress.done.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
+        if !progress.quiet {
+            eprintln!("restore: {so_far}/{} points uploaded", progress.total);
         }
     })
-    .await?;
-    Ok(total as u64)
+    .await
 }
 
 /// What a restore did.
@@ -170,6 +250,12 @@ pub struct RestoreReport {
 
 /// Rebuilds the collection from the parquet files in `dir`, without embedding. Safe to run
 /// again after a crash: ids are deterministic, so uploads overwrite.
+///
+/// Memory holds the catalog's completed files, one flag a point, and a page or an upload's
+/// worth of points, never the whole copy or collection: a first reading of the copy counts
+/// the live rows of each file; a scan of the collection, a page at a time, deletes what the
+/// catalog does not back and finds the files whose points are all there; then each parquet
+/// file is read again, a batch at a time, and its live rows uploaded.
 pub async fn restore(
     catalog: &CollectionCatalog,
     index: &dyn VectorIndex,
@@ -179,35 +265,74 @@ pub async fn restore(
     quiet: bool,
 ) -> Result<RestoreReport> {
     let collection = index.collection().to_string();
-    let completed = completed_by_doc(&catalog.files().await?);
-    let live = live_rows(dir, dim, &completed)?;
-    live.require_usable(dir)?;
+    let completed = completed_by_doc(catalog.files().await?);
+    let census = Census::take(dir, dim, &completed);
+    require_usable(&census.unusable, dir)?;
     index.ensure_collection(dim).await?;
-    // What the collection already holds; none of it is needed when it is empty.
-    let stored = if index.count(None).await? == 0 { BTreeMap::new() } else { all_points(index, false).await? };
 
-    let mut rows_per_doc: HashMap<&str, i64> = HashMap::new();
-    for row in live.rows.values() {
-        *rows_per_doc.entry(row.payload.doc_id.as_str()).or_default() += 1;
-    }
     // A file is restored from its rows; without all of them, its points are kept when they
     // are all there and agree with the catalog; only a file that has lost both is re-embedded.
-    let (restorable, unrestorable): (Vec<&FileRow>, Vec<&FileRow>) = completed
-        .values()
-        .partition(|f| rows_per_doc.get(f.doc_id.as_str()).copied().unwrap_or(0) == f.vectors_created);
-    let (kept, lost): (Vec<&FileRow>, Vec<&FileRow>) = unrestorable.into_iter().partition(|f| points_agree(f, &stored));
+    let restorable: HashMap<&str, &FileRow> =
+        completed.values().filter(|f| census.rows_of(f) == f.vectors_created).map(|f| (f.doc_id.as_str(), f)).collect();
+    // For each file not restorable: its points stored, and those that agree with the catalog.
+    let mut stored: HashMap<&str, (u64, i64)> = HashMap::new();
+    let mut orphan_points_deleted = 0;
+    for_each_page(index, false, async |page| {
+        let mut orphans = Vec::new();
+        for point in page {
+            let file = completed.get(point.payload.doc_id.as_str());
+            let chunk = point.payload.chunk_index;
+            let backed =
+                file.is_some_and(|f| point.id == point_id(&f.doc_id, chunk) && (chunk as i64) < f.vectors_created);
+            match file {
+                Some(file) if backed && !restorable.contains_key(file.doc_id.as_str()) => {
+                    let (present, agreeing) = stored.entry(file.doc_id.as_str()).or_default();
+                    *present += 1;
+                    *agreeing += agrees_with_catalog(file, chunk, &point) as i64;
+                }
+                _ if backed => {}
+                _ => orphans.push(point.id),
+            }
+        }
+        orphan_points_deleted += orphans.len() as u64;
+        delete_points(index, &orphans).await
+    })
+    .await?;
+    let (mut kept, mut lost) = (0u64, Vec::new());
+    for file in completed.values().filter(|f| !restorable.contains_key(f.doc_id.as_str())) {
+        if stored.get(file.doc_id.as_str()).map_or(0, |&(_, agreeing)| agreeing) == file.vectors_created {
+            kept += 1;
+        } else {
+            lost.push(file);
+        }
+    }
+    // The points of a file that is embedded again go with it.
+    let lost_docs: Vec<String> = lost.iter().map(|f| f.doc_id.clone()).collect();
+    delete_documents_in_batches(index, &lost_docs).await?;
+    orphan_points_deleted +=
+        lost.iter().map(|f| stored.get(f.doc_id.as_str()).map_or(0, |&(present, _)| present)).sum::<u64>();
     let mut files_to_reembed: Vec<String> = lost.iter().map(|f| f.path.clone()).collect();
     files_to_reembed.sort();
-    let expected: BTreeSet<Uuid> = restorable.iter().chain(&kept).flat_map(|f| point_ids(f)).collect();
-    let restorable: BTreeSet<&str> = restorable.iter().map(|f| f.doc_id.as_str()).collect();
 
-    let points: Vec<Point> =
-        live.rows.into_values().filter(|p| restorable.contains(p.payload.doc_id.as_str())).collect();
-    let points_restored = upload(index, points, settings, quiet).await?;
+    let total: i64 = restorable.values().map(|f| f.vectors_created).sum();
+    let progress = Progress { total: total.max(0) as u64, done: Default::default(), quiet };
+    let mut pending = Vec::new();
+    for file in &census.files {
+        // Read as far as it reads: the census counted the same rows.
+        let Ok(batches) = point_batches(file, dim) else { continue };
+        for batch in batches.map_while(Result::ok) {
+            pending.extend(
+                batch
+                    .into_iter()
+                    .filter(|row| is_live(row, &completed) && restorable.contains_key(row.payload.doc_id.as_str())),
+            );
+            if pending.len() >= settings.batch_size * settings.parallelism {
+                upload(index, std::mem::take(&mut pending), settings, &progress).await?;
+            }
+        }
+    }
+    upload(index, pending, settings, &progress).await?;
 
-    // Whatever else the collection holds is not backed by the catalog.
-    let orphans: Vec<Uuid> = stored.keys().filter(|id| !expected.contains(id)).copied().collect();
-    delete_points(index, &orphans).await?;
     if !files_to_reembed.is_empty() {
         catalog.mark_pending(&files_to_reembed).await?;
     }
@@ -215,11 +340,11 @@ pub async fn restore(
     Ok(RestoreReport {
         collection,
         files_restored: restorable.len() as u64,
-        files_kept: kept.len() as u64,
-        points_restored,
-        orphan_points_deleted: orphans.len() as u64,
+        files_kept: kept,
+        points_restored: progress.done.load(std::sync::atomic::Ordering::Relaxed) as u64,
+        orphan_points_deleted,
         files_to_reembed,
-        unreadable: live.unreadable,
+        unreadable: census.unreadable,
     })
 }
 
@@ -383,7 +508,7 @@ pub async fn verify(
     repair: Option<Upload>,
 ) -> Result<(Health, Option<Repair>)> {
     let files = catalog.files().await?;
-    let completed = completed_by_doc(&files);
+    let completed = completed_by_doc(files.clone());
     let live = live_rows(parquet_dir, dim, &completed)?;
     if repair.is_some() {
         live.require_usable(parquet_dir)?;
@@ -472,7 +597,9 @@ pub async fn verify(
         repaired.parquet_rows_written = rows_from_points.len() as u64;
     }
     delete_points(index, &orphans).await?;
-    repaired.points_reuploaded = upload(index, reupload, settings, true).await?;
+    repaired.points_reuploaded = reupload.len() as u64;
+    let progress = Progress { total: repaired.points_reuploaded, done: Default::default(), quiet: true };
+    upload(index, reupload, settings, &progress).await?;
     if !reembed.is_empty() {
         let doc_ids: Vec<String> = reembed.iter().map(|f| f.doc_id.clone()).collect();
         delete_documents_in_batches(index, &doc_ids).await?;

@@ -147,7 +147,7 @@ impl ParquetCopy {
         self.write_atomically(&target, |writer| {
             for part in earlier.iter().chain(&parts) {
                 for batch in read_batches(part, self.dim)? {
-                    writer.write(&batch).with_context(|| format!("copying rows of {}", part.display()))?;
+                    writer.write(&batch?).with_context(|| format!("copying rows of {}", part.display()))?;
                 }
             }
             Ok(())
@@ -268,9 +268,9 @@ fn to_batch(points: &[Point], dim: usize) -> Result<RecordBatch> {
     RecordBatch::try_new(schema(dim), columns).context("assembling a parquet batch")
 }
 
-/// The batches of a copy, in the current schema: the columns an older version lacks are
-/// null.
-fn read_batches(path: &Path, dim: usize) -> Result<Vec<RecordBatch>> {
+/// The batches of a copy, in the current schema, read one at a time: the columns an older
+/// version lacks are null.
+fn read_batches(path: &Path, dim: usize) -> Result<impl Iterator<Item = Result<RecordBatch>>> {
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
         .with_context(|| format!("{} is not a readable parquet file", path.display()))?;
@@ -288,20 +288,18 @@ fn read_batches(path: &Path, dim: usize) -> Result<Vec<RecordBatch>> {
     else {
         bail!("{} does not have the expected schema for {dim}-dimensional vectors (found {found})", path.display());
     };
-    reader
-        .build()
-        .with_context(|| format!("reading {}", path.display()))?
-        .map(|batch| {
-            let batch = batch.with_context(|| format!("{} is corrupt", path.display()))?;
-            if columns_found == expected.fields().len() {
-                return Ok(batch);
-            }
-            let mut columns = batch.columns().to_vec();
-            let missing = &expected.fields()[columns_found..];
-            columns.extend(missing.iter().map(|f| new_null_array(f.data_type(), batch.num_rows())));
-            RecordBatch::try_new(expected.clone(), columns).context("adding the columns an older file lacks")
-        })
-        .collect()
+    let shown = path.display().to_string();
+    let batches = reader.build().with_context(|| format!("reading {shown}"))?;
+    Ok(batches.map(move |batch| {
+        let batch = batch.with_context(|| format!("{shown} is corrupt"))?;
+        if columns_found == expected.fields().len() {
+            return Ok(batch);
+        }
+        let mut columns = batch.columns().to_vec();
+        let missing = &expected.fields()[columns_found..];
+        columns.extend(missing.iter().map(|f| new_null_array(f.data_type(), batch.num_rows())));
+        RecordBatch::try_new(expected.clone(), columns).context("adding the columns an older file lacks")
+    }))
 }
 
 /// The dimension of the vectors of the parquet copy in `dir`, from its first file's schema;
@@ -321,9 +319,25 @@ pub fn dimension_in(dir: &Path) -> Result<Option<usize>> {
 /// without this build's sparse vector (written before it, or by another analyzer) gets one
 /// made from its text.
 pub fn read_points(path: &Path, dim: usize) -> Result<Vec<Point>> {
-    let analyzer = Analyzer::english();
     let mut points = Vec::new();
-    for batch in read_batches(path, dim)? {
+    for batch in point_batches(path, dim)? {
+        points.extend(batch?);
+    }
+    Ok(points)
+}
+
+/// The rows of a parquet copy as points, as [`read_points`] reads them, a record batch (at
+/// most 1,024 rows) at a time: a reader holds one batch of a file, never the whole file.
+/// Schema and dimension are checked when the file is opened.
+pub fn point_batches(path: &Path, dim: usize) -> Result<impl Iterator<Item = Result<Vec<Point>>>> {
+    let (analyzer, path) = (Analyzer::english(), path.to_path_buf());
+    Ok(read_batches(&path, dim)?.map(move |batch| points_of(&batch?, &path, &analyzer)))
+}
+
+/// The points of one record batch of the file at `path`.
+fn points_of(batch: &RecordBatch, path: &Path, analyzer: &Analyzer) -> Result<Vec<Point>> {
+    let mut points = Vec::with_capacity(batch.num_rows());
+    {
         let column = |name: &str| batch.column_by_name(name).expect("schema checked");
         let text = |name: &str| column(name).as_any().downcast_ref::<StringArray>().expect("schema checked").clone();
         let (doc_id, point_id, file_path, content, content_hash, model, job_id) = (
