@@ -90,14 +90,15 @@ pub async fn align_alias(workspace: &Workspace) -> Result<()> {
         return Ok(());
     }
     let name = open_store(settings, &settings.collection).await?;
-    if name.aliased_to().await?.as_deref() == Some(live.store_collection.as_str()) {
+    let named = name.aliased_to().await?;
+    if named.as_deref() == Some(live.store_collection.as_str()) {
         return Ok(());
     }
     let store = open_store(settings, &live.store_collection).await?;
     if !store.exists().await? {
         return Ok(());
     }
-    if name.exists().await? && name.aliased_to().await?.is_none() {
+    if named.is_none() && name.exists().await? {
         bail!(
             "the Qdrant server holds a collection named {:?}, which this catalog does not know: its name must be \
              the alias of generation {} ({:?}); move that collection away (or use another --collection)",

@@ -73,47 +73,30 @@ impl Workspace {
         args
     }
 
-    /// The catalog this workspace's runs write to.
-    pub async fn catalog(&self) -> ingest::catalog::Catalog {
-        let url = match &self.backend {
+    /// The URL of the catalog this workspace's runs write to.
+    pub fn catalog_url(&self) -> String {
+        match &self.backend {
             Backend::Embedded => ingest::catalog::Catalog::sqlite_url(&self.data()),
             Backend::Servers { postgres, .. } => postgres.url.clone(),
-        };
+        }
+    }
+
+    /// The catalog this workspace's runs write to.
+    pub async fn catalog(&self) -> ingest::catalog::Catalog {
+        let url = self.catalog_url();
         ingest::catalog::Catalog::connect(&url).await.expect("connecting to the workspace's catalog")
     }
 
     /// Runs one SQL statement on this workspace's catalog, as an operator (or an older build
     /// of `ingest`) could have.
     pub fn execute_on_catalog(&self, sql: &str) {
-        let url = match &self.backend {
-            Backend::Embedded => ingest::catalog::Catalog::sqlite_url(&self.data()),
-            Backend::Servers { postgres, .. } => postgres.url.clone(),
-        };
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        runtime.block_on(async {
-            sqlx::any::install_default_drivers();
-            let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url).await.unwrap();
-            sqlx::query(sql).execute(&mut conn).await.unwrap();
-        });
+        execute_sql(&self.catalog_url(), sql);
     }
 
     /// The first column of the first row of one SQL query on this workspace's catalog, as a
     /// number (PostgreSQL `BIGINT`).
     pub fn catalog_number(&self, sql: &str) -> i64 {
-        let url = match &self.backend {
-            Backend::Embedded => ingest::catalog::Catalog::sqlite_url(&self.data()),
-            Backend::Servers { postgres, .. } => postgres.url.clone(),
-        };
-        let sql = sql.to_string();
-        std::thread::spawn(move || {
-            tokio::runtime::Runtime::new().unwrap().block_on(async {
-                sqlx::any::install_default_drivers();
-                let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url).await.unwrap();
-                sqlx::query_scalar::<_, i64>(&sql).fetch_one(&mut conn).await.unwrap()
-            })
-        })
-        .join()
-        .unwrap()
+        sql_number(&self.catalog_url(), sql)
     }
 
     /// The collection this workspace's runs write to, opened as the binary opens it.
@@ -211,6 +194,31 @@ impl Workspace {
     {
         json_of(&self.ingest(args), expected_code)
     }
+}
+
+/// Runs one SQL statement on the catalog at `url`.
+pub fn execute_sql(url: &str, sql: &str) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        sqlx::any::install_default_drivers();
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(url).await.unwrap();
+        sqlx::query(sql).execute(&mut conn).await.unwrap();
+    });
+}
+
+/// The first column of the first row of one SQL query on the catalog at `url`, as a number
+/// (PostgreSQL `BIGINT`); on a thread of its own, so that it can be called from async tests.
+pub fn sql_number(url: &str, sql: &str) -> i64 {
+    let (url, sql) = (url.to_string(), sql.to_string());
+    std::thread::spawn(move || {
+        tokio::runtime::Runtime::new().unwrap().block_on(async {
+            sqlx::any::install_default_drivers();
+            let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url).await.unwrap();
+            sqlx::query_scalar::<_, i64>(&sql).fetch_one(&mut conn).await.unwrap()
+        })
+    })
+    .join()
+    .unwrap()
 }
 
 /// Asserts a finished command's exit code and parses its stdout as JSON.

@@ -307,23 +307,11 @@ fn a_legacy_collection_moved_out_of_its_name_survives_a_crash_at_each_step() {
 
 impl Servers {
     fn postgres_number(&self, sql: &str) -> i64 {
-        let url = self.postgres.url.clone();
-        let sql = sql.to_string();
-        block_on(async move {
-            sqlx::any::install_default_drivers();
-            let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url).await.unwrap();
-            sqlx::query_scalar::<_, i64>(&sql).fetch_one(&mut conn).await.unwrap()
-        })
+        common::sql_number(&self.postgres.url, sql)
     }
 
     fn execute(&self, sql: &str) {
-        let url = self.postgres.url.clone();
-        let sql = sql.to_string();
-        block_on(async move {
-            sqlx::any::install_default_drivers();
-            let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url).await.unwrap();
-            sqlx::query(&sql).execute(&mut conn).await.unwrap();
-        })
+        common::execute_sql(&self.postgres.url, sql)
     }
 }
 
