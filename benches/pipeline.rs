@@ -24,7 +24,11 @@
 //! 9. retrieval quality on man pages with known answers (`benches/retrieval/`): recall@1,
 //!    recall@5, MRR@10 and query latency per search mode;
 //! 10. every installed model (`ingest models`) on the real documents of section 6: the
-//!     pipeline's chunks/s over that model's bare chunks/s on the same chunk texts.
+//!     pipeline's chunks/s over that model's bare chunks/s on the same chunk texts;
+//! 11. scale (`benches/scale/`): the first run, a no-change re-run, verify, repair, restore
+//!     (beside a bare upsert loop) and export at 100,000 to 1,000,000 points, through the
+//!     binary, with each step's peak RSS, on the embedded default and on PostgreSQL with a
+//!     real Qdrant.
 //!
 //! The other corpora are generated with fixed seeds. Run: `cargo bench --bench pipeline -- --quick`
 //! (minutes) or without `--quick` (100,000 files). Prints tables and writes
@@ -36,6 +40,8 @@
 mod qdrant_server;
 #[path = "retrieval/mod.rs"]
 mod retrieval;
+#[path = "scale/mod.rs"]
+mod scale;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -1033,21 +1039,43 @@ fn per_model(bench: &Bench) -> Result<serde_json::Value> {
 const CLAIM_BATCH: usize = 4;
 
 /// A fresh PostgreSQL database for the length of `work`, which gets its URL.
-fn with_fresh_database<T>(bench: &Bench, work: impl AsyncFnOnce(&str) -> Result<T>) -> Result<T> {
+/// A database of its own on the benchmarks' PostgreSQL.
+struct FreshDatabase {
+    url: String,
+    name: String,
+    admin: String,
+}
+
+/// Creates a database of its own on the PostgreSQL at `DATABASE_URL_TEST` (else the local one).
+fn fresh_database(bench: &Bench) -> Result<FreshDatabase> {
     let admin =
         std::env::var("DATABASE_URL_TEST").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let database = format!("ingest_bench_{}", uuid::Uuid::new_v4().simple());
+    let name = format!("ingest_bench_{}", uuid::Uuid::new_v4().simple());
     let base = admin.rsplit_once('/').context("DATABASE_URL_TEST has no database name")?.0.to_string();
+    admin_sql(bench, &admin, &format!("CREATE DATABASE {name}"))?;
+    Ok(FreshDatabase { url: format!("{base}/{name}"), name, admin })
+}
+
+fn drop_database(bench: &Bench, database: FreshDatabase) -> Result<()> {
+    admin_sql(bench, &database.admin, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", database.name))
+}
+
+fn admin_sql(bench: &Bench, admin: &str, sql: &str) -> Result<()> {
     bench.runtime.block_on(async {
         sqlx::any::install_default_drivers();
-        let mut admin_connection = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
+        let mut connection = <sqlx::AnyConnection as sqlx::Connection>::connect(admin)
             .await
             .with_context(|| format!("PostgreSQL at {admin} is not reachable; run scripts/ensure_postgres.sh"))?;
-        sqlx::query(&format!("CREATE DATABASE {database}")).execute(&mut admin_connection).await?;
-        let result = work(&format!("{base}/{database}")).await;
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)")).execute(&mut admin_connection).await?;
-        result
+        sqlx::query(sql).execute(&mut connection).await?;
+        anyhow::Ok(())
     })
+}
+
+fn with_fresh_database<T>(bench: &Bench, work: impl AsyncFnOnce(&str) -> Result<T>) -> Result<T> {
+    let database = fresh_database(bench)?;
+    let result = bench.runtime.block_on(work(&database.url));
+    drop_database(bench, database)?;
+    result
 }
 
 /// Section 7: the work queue's claims, then real documents through workers.
@@ -1275,7 +1303,7 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let quick = std::env::args().any(|a| a == "--quick");
     // (the name that selects a section on the command line, its key in the JSON, the section)
-    let sections: [(&str, &str, Section); 10] = [
+    let sections: [(&str, &str, Section); 11] = [
         ("efficiency", "pipeline_efficiency", pipeline_efficiency),
         ("rerun", "no_change_rerun", no_change_rerun),
         ("restore", "restore", restore_ratio),
@@ -1286,6 +1314,7 @@ fn main() -> Result<()> {
         ("lines", "long_lines", long_lines),
         ("retrieval", "retrieval", retrieval::retrieval),
         ("models", "per_model", per_model),
+        ("scale", "scale", scale::scale),
     ];
     if let Some(unknown) = args.iter().find(|a| !sections.iter().any(|(name, ..)| name == a)) {
         let names: Vec<&str> = sections.iter().map(|(name, ..)| *name).collect();

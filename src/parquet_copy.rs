@@ -122,16 +122,11 @@ impl ParquetCopy {
         self.write_file(&format!("{job_id}-part{part}"), points)
     }
 
-    /// Writes `points` atomically as `<name>.parquet`, in row groups of at most 10,000 rows.
+    /// Writes `points` atomically as `<name>.parquet`.
     pub fn write_file(&self, name: &str, points: &[Point]) -> Result<PathBuf> {
-        let path = self.dir.join(format!("{name}.parquet"));
-        self.write_atomically(&path, |writer| {
-            for group in points.chunks(10_000) {
-                writer.write(&to_batch(group, self.dim)?).context("writing rows")?;
-            }
-            Ok(())
-        })?;
-        Ok(path)
+        let mut file = self.create(name)?;
+        file.write(points)?;
+        file.finish()
     }
 
     /// Merges a job's parts into `<job_id>.parquet` (with its rows, when a compaction cut
@@ -144,14 +139,13 @@ impl ParquetCopy {
         }
         let target = self.dir.join(format!("{job_id}.parquet"));
         let earlier = target.exists().then(|| target.clone());
-        self.write_atomically(&target, |writer| {
-            for part in earlier.iter().chain(&parts) {
-                for batch in read_batches(part, self.dim)? {
-                    writer.write(&batch?).with_context(|| format!("copying rows of {}", part.display()))?;
-                }
+        let mut file = self.start(target)?;
+        for part in earlier.iter().chain(&parts) {
+            for batch in read_batches(part, self.dim)? {
+                file.writer.write(&batch?).with_context(|| format!("copying rows of {}", part.display()))?;
             }
-            Ok(())
-        })?;
+        }
+        let target = file.finish()?;
         for part in parts {
             std::fs::remove_file(&part).with_context(|| format!("removing {}", part.display()))?;
         }
@@ -181,7 +175,12 @@ impl ParquetCopy {
         Ok(files)
     }
 
-    fn write_atomically(&self, target: &Path, fill: impl FnOnce(&mut ArrowWriter<File>) -> Result<()>) -> Result<()> {
+    /// Starts writing `<name>.parquet`, a batch of points at a time: see [`FileWriter`].
+    pub fn create(&self, name: &str) -> Result<FileWriter> {
+        self.start(self.dir.join(format!("{name}.parquet")))
+    }
+
+    fn start(&self, target: PathBuf) -> Result<FileWriter> {
         std::fs::create_dir_all(&self.dir).with_context(|| format!("creating {}", self.dir.display()))?;
         let name = target.file_name().context("parquet target has no name")?.to_string_lossy();
         let temp = self.dir.join(format!(".{name}.tmp"));
@@ -192,13 +191,38 @@ impl ParquetCopy {
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid zstd level")))
             .set_max_row_group_size(ROWS_PER_GROUP)
             .build();
-        let mut writer = ArrowWriter::try_new(file, schema(self.dim), Some(properties)).context("starting parquet")?;
-        fill(&mut writer)?;
+        let writer = ArrowWriter::try_new(file, schema(self.dim), Some(properties)).context("starting parquet")?;
+        Ok(FileWriter { writer, temp, target, dir: self.dir.clone(), dim: self.dim })
+    }
+}
+
+/// A parquet file being written, under a hidden temporary name that readers skip, until
+/// [`FileWriter::finish`] syncs it and renames it into place: a crash leaves no half file.
+pub struct FileWriter {
+    writer: ArrowWriter<File>,
+    temp: PathBuf,
+    target: PathBuf,
+    dir: PathBuf,
+    dim: usize,
+}
+
+impl FileWriter {
+    /// Appends `points`, in row groups of at most [`ROWS_PER_GROUP`] rows.
+    pub fn write(&mut self, points: &[Point]) -> Result<()> {
+        for group in points.chunks(ROWS_PER_GROUP) {
+            self.writer.write(&to_batch(group, self.dim)?).context("writing rows")?;
+        }
+        Ok(())
+    }
+
+    /// Finishes the file and moves it into place; returns its path.
+    pub fn finish(self) -> Result<PathBuf> {
+        let FileWriter { writer, temp, target, dir, .. } = self;
         let file = writer.into_inner().context("finishing parquet")?;
         file.sync_all().with_context(|| format!("syncing {}", temp.display()))?;
-        std::fs::rename(&temp, target).with_context(|| format!("renaming {}", temp.display()))?;
-        File::open(&self.dir).and_then(|d| d.sync_all()).with_context(|| format!("syncing {}", self.dir.display()))?;
-        Ok(())
+        std::fs::rename(&temp, &target).with_context(|| format!("renaming {}", temp.display()))?;
+        File::open(&dir).and_then(|d| d.sync_all()).with_context(|| format!("syncing {}", dir.display()))?;
+        Ok(target)
     }
 }
 

@@ -10,6 +10,14 @@ use sqlx::Row;
 
 use super::{now, CollectionCatalog, Completion, FileFacts, FileRow, FileStatus, KnownFile};
 
+/// How many of a collection's files a job embedded, and left failed and deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobFiles {
+    pub embedded: i64,
+    pub failed: i64,
+    pub deleted: i64,
+}
+
 impl CollectionCatalog {
     /// The number of points the collection should hold: the sum of `vectors_created` over
     /// its completed files.
@@ -36,12 +44,45 @@ impl CollectionCatalog {
         self.rows_as_json(FILE_FIELDS, filter, values).await
     }
 
+    /// At most `limit` completed files whose `doc_id` comes after `after`, in `doc_id` order:
+    /// the completed files a page at a time, from `after = ""`.
+    pub async fn completed_files_after(&self, after: &str, limit: usize) -> Result<Vec<FileRow>> {
+        let filter = format!("AND status = $2 AND doc_id > $3 ORDER BY doc_id LIMIT {limit}");
+        let values = [FileStatus::Completed.as_str().to_string(), after.to_string()];
+        let mut files: Vec<FileRow> = self.rows_as_json(FILE_FIELDS, &filter, &values).await?;
+        files.sort_unstable_by(|a, b| a.doc_id.cmp(&b.doc_id));
+        Ok(files)
+    }
+
+    /// The files job `job_id` embedded (`embedded_job_id`), and those it left failed and
+    /// deleted, as the collection's file rows count them now.
+    pub async fn job_file_counts(&self, job_id: &str) -> Result<JobFiles> {
+        self.retrying(|| async {
+            let row = sqlx::query(
+                "SELECT CAST(COALESCE(SUM(CASE WHEN embedded_job_id = $2 THEN 1 ELSE 0 END), 0) AS BIGINT) AS embedded,
+                        CAST(COALESCE(SUM(CASE WHEN job_id = $2 AND status = $3 THEN 1 ELSE 0 END), 0) AS BIGINT) AS failed,
+                        CAST(COALESCE(SUM(CASE WHEN job_id = $2 AND status = $4 THEN 1 ELSE 0 END), 0) AS BIGINT) AS deleted
+                 FROM files WHERE collection = $1",
+            )
+            .bind(&self.name)
+            .bind(job_id)
+            .bind(FileStatus::Failed.as_str())
+            .bind(FileStatus::Deleted.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .context("counting a job's files")?;
+            Ok(JobFiles { embedded: row.try_get("embedded")?, failed: row.try_get("failed")?, deleted: row.try_get("deleted")? })
+        })
+        .await
+    }
+
     /// What a run needs of each file the collection holds (see [`KnownFile`]), in any order.
     pub async fn known_files(&self) -> Result<Vec<KnownFile>> {
         self.rows_as_json(KNOWN_FILE_FIELDS, "", &[]).await
     }
 
-    /// The `fields` of the collection's file rows that `filter` lets through, decoded as `T`.
+    /// The `fields` of the collection's file rows that `filter` lets through, decoded as `T`;
+    /// `filter` may end in `ORDER BY` and `LIMIT`.
     pub(super) async fn rows_as_json<T: serde::de::DeserializeOwned>(
         &self,
         fields: &str,
@@ -51,10 +92,11 @@ impl CollectionCatalog {
         // The rows travel as one JSON array of arrays built by the database: decoding them
         // one by one through the `Any` driver costs about 15 µs a row, which would make a
         // no-change re-run over 100,000 files wait on the catalog rather than the disk.
+        let rows = format!("(SELECT * FROM files WHERE collection = $1 {filter}) AS files");
         let sql = if self.is_postgres {
-            format!("SELECT COALESCE(json_agg(json_build_array({fields})), '[]')::text AS rows FROM files WHERE collection = $1 {filter}")
+            format!("SELECT COALESCE(json_agg(json_build_array({fields})), '[]')::text AS rows FROM {rows}")
         } else {
-            format!("SELECT json_group_array(json_array({fields})) AS rows FROM files WHERE collection = $1 {filter}")
+            format!("SELECT json_group_array(json_array({fields})) AS rows FROM {rows}")
         };
         let text: String = self
             .retrying(|| async {

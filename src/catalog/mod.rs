@@ -61,6 +61,7 @@ mod queue;
 mod rows;
 
 use crate::redact::redact_url;
+pub use files::JobFiles;
 pub use generations::{
     generation_name, live_generation, GenerationMove, GenerationRecipe, GenerationRow, GenerationState, MoveStep,
     StoreNaming,

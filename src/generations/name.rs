@@ -24,7 +24,7 @@ use serde::Serialize;
 use crate::catalog::{live_generation, GenerationMove, GenerationRow, MoveStep};
 use crate::kill_point::kill_point;
 use crate::lock::Busy;
-use crate::store::{first_difference, for_each_page, VectorIndex};
+use crate::store::{first_difference, for_each_page, upsert_in_batches, VectorIndex};
 use crate::workspace::{open_store, open_store_like, Workspace};
 
 /// The one-time move of a generation out of the collection's name.
@@ -250,14 +250,27 @@ async fn move_out(workspace: &Workspace, generation: &GenerationRow) -> Result<O
     Ok(Some(moved))
 }
 
+/// Points a copy writes in one request, and requests in flight.
+const COPY_BATCH: usize = 4000;
+const COPY_PARALLELISM: usize = 2;
+
 /// Empties `copy`, lays it out as `source` and copies every point of `source` into it, as
-/// stored, a page at a time.
+/// stored: read a page at a time, written in parallel batches.
 async fn copy_into(source: &dyn VectorIndex, copy: &dyn VectorIndex, generation: &GenerationRow) -> Result<()> {
     if copy.exists().await? {
         copy.drop_collection().await.with_context(|| format!("emptying {:?} before the copy", copy.collection()))?;
     }
     copy.ensure_collection(generation.recipe.vector_dim as usize).await?;
-    for_each_page(source, true, async |page| copy.upsert(page).await).await
+    let mut read = Vec::new();
+    for_each_page(source, true, async |page| {
+        read.extend(page);
+        if read.len() >= COPY_BATCH * COPY_PARALLELISM {
+            upsert_in_batches(copy, &std::mem::take(&mut read), COPY_BATCH, COPY_PARALLELISM, |_| {}).await?;
+        }
+        Ok(())
+    })
+    .await?;
+    upsert_in_batches(copy, &read, COPY_BATCH, COPY_PARALLELISM, |_| {}).await
 }
 
 /// Seconds from the recorded drop (taken just before it) to now; `clock` measures this

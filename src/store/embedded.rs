@@ -519,6 +519,17 @@ impl VectorIndex for EmbeddedIndex {
         .await
     }
 
+    async fn retrieve(&self, ids: &[Uuid]) -> Result<Vec<StoredPoint>> {
+        let ids: Vec<PointId> = ids.iter().map(|&id| PointId::Uuid(id)).collect();
+        self.blocking(move |shard| {
+            let records = shard
+                .retrieve(&ids, Some(WithPayloadInterface::Bool(true)), Some(WithVector::Bool(true)))
+                .map_err(edge_error)?;
+            records.into_iter().map(|record| from_record(record.id, record.payload, record.vector)).collect()
+        })
+        .await
+    }
+
     async fn exists(&self) -> Result<bool> {
         Ok(self.shard.read().await.is_some() || self.exists_on_disk())
     }

@@ -169,6 +169,9 @@ pub trait VectorIndex: Send + Sync {
     /// Exact number of points of `doc_id` whose `chunk_index` is `from` or more: the points
     /// [`VectorIndex::delete_tail`] with `keep = from` would delete.
     async fn count_tail(&self, doc_id: &str, from: u32) -> Result<u64>;
+    /// The points with these ids that the collection holds, with their vectors, in the order
+    /// asked; absent ids are left out.
+    async fn retrieve(&self, ids: &[Uuid]) -> Result<Vec<StoredPoint>>;
     /// A page of points in id order, starting at `offset`.
     async fn scroll(&self, offset: Option<Uuid>, limit: usize, with_vectors: bool) -> Result<ScrollPage>;
     /// Whether the collection exists.

@@ -20,11 +20,11 @@ use qdrant_client::qdrant::{
     points_selector::PointsSelectorOneOf, r#match::MatchValue, vector_output, vectors_config, vectors_output,
     AliasOperations, ChangeAliases, CollectionConfig, CollectionParams, Condition, CountPointsBuilder, CreateAlias,
     CreateCollection, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder, CreateVectorNameRequestBuilder,
-    DeleteAlias, DeletePointsBuilder, Distance, FieldType, Filter, Fusion, Modifier, NamedVectors, PointId,
-    PointStruct, PointsIdsList, PrefetchQueryBuilder, Query as QdrantQuery, QueryPointsBuilder, Range, RetrievedPoint,
-    ScrollPointsBuilder, SparseVectorCreationConfigBuilder, SparseVectorParamsBuilder, SparseVectorsConfigBuilder,
-    UpsertPointsBuilder, Vector, VectorInput, VectorOutput, VectorParams, VectorParamsBuilder, VectorsConfig,
-    VectorsOutput,
+    DeleteAlias, DeletePointsBuilder, Distance, FieldType, Filter, Fusion, GetPointsBuilder, Modifier, NamedVectors,
+    PointId, PointStruct, PointsIdsList, PrefetchQueryBuilder, Query as QdrantQuery, QueryPointsBuilder, Range,
+    RetrievedPoint, ScrollPointsBuilder, SparseVectorCreationConfigBuilder, SparseVectorParamsBuilder,
+    SparseVectorsConfigBuilder, UpsertPointsBuilder, Vector, VectorInput, VectorOutput, VectorParams,
+    VectorParamsBuilder, VectorsConfig, VectorsOutput,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
 use std::sync::Arc;
@@ -630,6 +630,22 @@ impl VectorIndex for QdrantIndex {
             None => None,
         };
         Ok((points, next))
+    }
+
+    async fn retrieve(&self, ids: &[Uuid]) -> Result<Vec<StoredPoint>> {
+        let response = self
+            .outage_clock
+            .call(|| async {
+                let ids: Vec<PointId> = ids.iter().map(|id| PointId::from(id.to_string())).collect();
+                let request = GetPointsBuilder::new(&self.collection, ids).with_payload(true).with_vectors(true);
+                self.client.get_points(request).await.map_err(|e| classify(e, "retrieve"))
+            })
+            .await?;
+        response
+            .result
+            .into_iter()
+            .map(|RetrievedPoint { id, payload, vectors, .. }| stored_point(id, payload, vectors))
+            .collect()
     }
 
     async fn exists(&self) -> Result<bool> {

@@ -5,7 +5,7 @@
 //! under a temporary directory. It implements the calls `ingest` makes (health check,
 //! collection exists/create/get/delete with an unnamed dense vector and sparse vectors,
 //! adding a sparse vector to a collection, upsert of unnamed or named dense and sparse
-//! vectors, delete by filter or ids, count, scroll, queries by nearest dense or sparse
+//! vectors, delete by filter or ids, count, scroll, retrieval by ids, queries by nearest dense or sparse
 //! vector and reciprocal-rank fusion of prefetches, payload index creation, collection
 //! aliases: changing them atomically, listing them, and every call taking an alias in place of
 //! its collection's name) and the filter shapes real Qdrant accepts for keyword, integer,
@@ -390,6 +390,20 @@ fn vector_output(vector: VectorInternal) -> Result<grpc::VectorOutput, Status> {
 }
 
 /// A point's vectors as Qdrant answers them: its one unnamed vector alone, or all of them by name.
+/// A stored point as scroll and get answer it.
+fn retrieved_point(
+    id: PointId,
+    payload: Option<qdrant_edge::Payload>,
+    vector: Option<VectorStructInternal>,
+) -> Result<grpc::RetrievedPoint, Status> {
+    Ok(grpc::RetrievedPoint {
+        id: Some(grpc_id(id)),
+        payload: to_grpc_payload(payload)?,
+        vectors: vectors_output(vector)?,
+        ..Default::default()
+    })
+}
+
 fn vectors_output(vector: Option<VectorStructInternal>) -> Result<Option<grpc::VectorsOutput>, Status> {
     use grpc::vectors_output::VectorsOptions;
     let options = match vector {
@@ -860,14 +874,7 @@ impl grpc::points_server::Points for Service {
         let (records, next) = shard.scroll(scroll).map_err(internal)?;
         let result = records
             .into_iter()
-            .map(|Record { id, payload, vector, .. }| {
-                Ok(grpc::RetrievedPoint {
-                    id: Some(grpc_id(id)),
-                    payload: to_grpc_payload(payload)?,
-                    vectors: vectors_output(vector)?,
-                    ..Default::default()
-                })
-            })
+            .map(|Record { id, payload, vector, .. }| retrieved_point(id, payload, vector))
             .collect::<Result<Vec<_>, Status>>()?;
         Ok(Response::new(grpc::ScrollResponse { next_page_offset: next.map(grpc_id), result, ..Default::default() }))
     }
@@ -927,8 +934,23 @@ impl grpc::points_server::Points for Service {
         Ok(Response::new(done()))
     }
 
-    async fn get(&self, _request: Request<grpc::GetPoints>) -> Reply<grpc::GetResponse> {
-        Err(unsupported("get"))
+    async fn get(&self, request: Request<grpc::GetPoints>) -> Reply<grpc::GetResponse> {
+        self.enter().await?;
+        let request = request.into_inner();
+        let shard = self.shard(&request.collection_name)?;
+        let ids = request.ids.into_iter().map(|id| edge_id(Some(id))).collect::<Result<Vec<_>, Status>>()?;
+        let records = shard
+            .retrieve(
+                &ids,
+                Some(WithPayloadInterface::Bool(with_payload(request.with_payload)?)),
+                Some(WithVector::Bool(with_vectors(request.with_vectors)?)),
+            )
+            .map_err(internal)?;
+        let result = records
+            .into_iter()
+            .map(|record| retrieved_point(record.id, record.payload, record.vector))
+            .collect::<Result<Vec<_>, Status>>()?;
+        Ok(Response::new(grpc::GetResponse { result, ..Default::default() }))
     }
 
     async fn update_vectors(

@@ -314,3 +314,144 @@ fn check_files_finds_files_changed_or_gone_since_indexing() {
     let name = |v: &serde_json::Value| v[0].as_str().unwrap().rsplit('/').next().unwrap().to_string();
     assert_eq!((name(&disk["changed"]), name(&disk["missing"])), ("tides.txt".into(), "comets.txt".into()));
 }
+
+/// `ingest ARGS --json` walking the id space in ranges of `points` expected points.
+fn in_ranges(ws: &Workspace, points: u64, args: &[&str], code: i32) -> serde_json::Value {
+    let output = ws.command(args).env("INGEST_POINTS_PER_RANGE", points.to_string()).output().unwrap();
+    common::json_of(&output, code)
+}
+
+/// The health report without its examples, which name the same files in another order.
+fn health_without_examples(mut report: serde_json::Value) -> serde_json::Value {
+    let examples = report["health"]["examples"].take();
+    let mut examples: Vec<String> = serde_json::from_value(examples).unwrap();
+    examples.sort();
+    report["health"]["examples"] = serde_json::json!(examples);
+    report["health"].take()
+}
+
+/// Verify, repair and restore walk the collection one range of point ids at a time; over a
+/// dozen ranges they find and do what one range does, on both backends.
+fn many_ranges_find_and_repair_what_one_range_finds(ws: Workspace) {
+    indexed_tree(&ws);
+    let before = searches(&ws);
+    let stored = ws.stored_points("documents", true);
+    let expected = stored.len() as u64;
+    let range = (expected / 12).max(1);
+    let mut changed: Point = stored.values().nth(1).unwrap().clone();
+    changed.payload.content = "tampered".into();
+    let mut foreign: Point = stored.values().next().unwrap().clone();
+    foreign.id = uuid::Uuid::new_v4();
+    foreign.payload.doc_id = "not-a-document".into();
+    let victims: Vec<uuid::Uuid> = stored.keys().skip(2).step_by(5).copied().collect();
+    block_on(async {
+        let index = ws.index("documents").await;
+        index.delete_points(&victims).await.unwrap();
+        index.upsert(vec![changed, foreign]).await.unwrap();
+    });
+
+    let one = verify(&ws, false, 2);
+    let many = in_ranges(&ws, range, &["verify", "--json"], 2);
+    assert_eq!(health_without_examples(many), health_without_examples(one.clone()), "{one:#}");
+    assert_eq!(one["health"]["missing_points"], victims.len(), "{one:#}");
+    assert_eq!((&one["health"]["stale_points"], &one["health"]["orphan_points"]), (&1.into(), &1.into()), "{one:#}");
+
+    let repaired = in_ranges(&ws, range, &["verify", "--repair", "--json"], 0);
+    assert_eq!(repaired["repair"]["points_reuploaded"], victims.len() + 1, "{repaired:#}");
+    assert_eq!(repaired["repair"]["orphans_deleted"], 1, "{repaired:#}");
+    assert_eq!(verify(&ws, false, 0)["clean"], true);
+    assert_eq!(searches(&ws), before);
+
+    block_on(async { ws.live_index("documents").await.drop_collection().await.unwrap() });
+    let restored = in_ranges(&ws, range, &["restore", "--json", "--quiet"], 0);
+    assert_eq!(restored["points_restored"], expected, "{restored:#}");
+    assert_eq!(restored["files_restored"], 5, "{restored:#}");
+    let payloads = |points: &std::collections::BTreeMap<uuid::Uuid, Point>| {
+        points.iter().map(|(id, point)| (*id, point.payload.clone())).collect::<Vec<_>>()
+    };
+    assert_eq!(payloads(&ws.stored_points("documents", false)), payloads(&stored), "every point is back, as it was");
+    assert_eq!(searches(&ws), before);
+    assert_eq!(in_ranges(&ws, range, &["verify", "--json"], 0)["clean"], true);
+}
+
+#[test]
+fn many_ranges_find_and_repair_what_one_range_finds_embedded() {
+    many_ranges_find_and_repair_what_one_range_finds(Workspace::new());
+}
+
+#[test]
+fn many_ranges_find_and_repair_what_one_range_finds_on_servers() {
+    many_ranges_find_and_repair_what_one_range_finds(Workspace::on_servers());
+}
+
+/// The most data memory (`RLIMIT_DATA`: heap and private mappings) `verify` and `restore`
+/// get in [`verify_and_restore_run_under_a_memory_limit`].
+const DATA_LIMIT_MIB: u64 = 256;
+
+/// `ingest ARGS` with its data memory limited to `mib` MiB.
+fn with_data_limit(ws: &Workspace, mib: u64, args: &[&str]) -> std::process::Output {
+    use std::os::unix::process::CommandExt as _;
+    let mut command = ws.command(args);
+    let bytes = mib << 20;
+    // SAFETY: between fork and exec only setrlimit, which is async-signal-safe, is called.
+    unsafe {
+        command.pre_exec(move || {
+            let limit = libc::rlimit { rlim_cur: bytes, rlim_max: bytes };
+            match libc::setrlimit(libc::RLIMIT_DATA, &limit) {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            }
+        });
+    }
+    command.output().unwrap()
+}
+
+/// Verify and restore hold a page of points at a time, not the collection: under a data limit
+/// that reading the whole collection (about 15 KiB a point) exceeds from some 15,000 points,
+/// they check and rebuild `INGEST_TEST_MEMORY_POINTS` points (default 20,000), each the
+/// chunk of a file of its own, indexed by a real run. The same limit cut ten times lower
+/// stops them, so the limit holds.
+#[test]
+fn verify_and_restore_run_under_a_memory_limit() {
+    let points: u64 = std::env::var("INGEST_TEST_MEMORY_POINTS").ok().and_then(|n| n.parse().ok()).unwrap_or(20_000);
+    let ws = Workspace::new();
+    let docs = ws.docs();
+    for file in 0..points {
+        let dir = docs.join(format!("d{:03}", file / 1000));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("n{file:06}.txt")), "One short note, the same in every folder.").unwrap();
+    }
+    let first = ws.ingest_json([docs.as_os_str(), "--json".as_ref(), "--quiet".as_ref()], 0);
+    assert_eq!(first["points"], points, "{first:#}");
+
+    let starved = with_data_limit(&ws, DATA_LIMIT_MIB / 10, &["verify", "--json"]);
+    assert!(!starved.status.success(), "verify ran in {} MiB: the limit does not hold", DATA_LIMIT_MIB / 10);
+    let health = common::json_of(&with_data_limit(&ws, DATA_LIMIT_MIB, &["verify", "--json"]), 0);
+    assert_eq!(health["health"]["stored_points"], points, "{health:#}");
+
+    block_on(async { ws.live_index("documents").await.drop_collection().await.unwrap() });
+    let restored = common::json_of(&with_data_limit(&ws, DATA_LIMIT_MIB, &["restore", "--json", "--quiet"]), 0);
+    assert_eq!(restored["points_restored"], points, "{restored:#}");
+    let health = common::json_of(&with_data_limit(&ws, DATA_LIMIT_MIB, &["verify", "--json"]), 0);
+    assert_eq!(health["clean"], true, "{health:#}");
+}
+
+/// A restore killed (SIGKILL) after its first uploads, run again, uploads only the points
+/// still missing, and the collection is whole.
+#[test]
+fn a_restore_cut_short_resumes_where_it_stopped() {
+    use std::os::unix::process::ExitStatusExt as _;
+    let ws = Workspace::new();
+    let total = indexed_tree(&ws)["points"].as_u64().unwrap();
+    block_on(async { ws.live_index("documents").await.drop_collection().await.unwrap() });
+    let args = ["restore", "--json", "--quiet", "--upload-batch-size", "4", "--upload-parallelism", "1"];
+    let killed = ws.command(args).env("INGEST_KILL_AT", "upload:batch").output().unwrap();
+    assert_eq!(killed.status.signal(), Some(libc::SIGKILL), "{}", show(&killed));
+    let partial = ws.stored_points("documents", false).len() as u64;
+    assert!(partial > 0 && partial < total, "{partial} of {total} points before the kill");
+
+    let resumed = ws.ingest_json(args, 0);
+    assert_eq!(resumed["points_restored"], total - partial, "{resumed:#}");
+    assert_eq!(ws.stored_points("documents", false).len() as u64, total);
+    assert_eq!(verify(&ws, false, 0)["clean"], true);
+}
