@@ -162,7 +162,7 @@ fn drop_parquet_rows(dir: &Path, dim: usize) -> Result<u64> {
                 .into_iter()
                 .filter(|_| {
                     row += 1;
-                    row % 100 != 0
+                    !row.is_multiple_of(100)
                 })
                 .collect();
             writer.write(&kept)?;
