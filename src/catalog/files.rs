@@ -44,14 +44,23 @@ impl CollectionCatalog {
         self.rows_as_json(FILE_FIELDS, filter, values).await
     }
 
-    /// At most `limit` completed files whose `doc_id` comes after `after`, in `doc_id` order:
-    /// the completed files a page at a time, from `after = ""`.
-    pub async fn completed_files_after(&self, after: &str, limit: usize) -> Result<Vec<FileRow>> {
-        let filter = format!("AND status = $2 AND doc_id > $3 ORDER BY doc_id LIMIT {limit}");
-        let values = [FileStatus::Completed.as_str().to_string(), after.to_string()];
-        let mut files: Vec<FileRow> = self.rows_as_json(FILE_FIELDS, &filter, &values).await?;
-        files.sort_unstable_by(|a, b| a.doc_id.cmp(&b.doc_id));
-        Ok(files)
+    /// Hands every completed file to `each`, a page of at most `page` files at a time in
+    /// `doc_id` order: the completed files without holding them all.
+    pub async fn for_each_completed_file(&self, page: usize, mut each: impl FnMut(FileRow)) -> Result<()> {
+        let filter = format!("AND status = $2 AND doc_id > $3 ORDER BY doc_id LIMIT {page}");
+        let mut after = String::new();
+        loop {
+            let values = [FileStatus::Completed.as_str().to_string(), after];
+            let mut files: Vec<FileRow> = self.rows_as_json(FILE_FIELDS, &filter, &values).await?;
+            files.sort_unstable_by(|a, b| a.doc_id.cmp(&b.doc_id));
+            let full = files.len() == page;
+            let Some(last) = files.last() else { return Ok(()) };
+            after = last.doc_id.clone();
+            files.into_iter().for_each(&mut each);
+            if !full {
+                return Ok(());
+            }
+        }
     }
 
     /// The files job `job_id` embedded (`embedded_job_id`), and those it left failed and

@@ -57,12 +57,8 @@ pub struct DiskCheck {
 /// bytes with the hash the catalog recorded.
 async fn check_files_on_disk(catalog: &CollectionCatalog) -> Result<DiskCheck> {
     let mut check = DiskCheck::default();
-    let mut after = String::new();
-    loop {
-        let page = catalog.completed_files_after(&after, 1_000).await?;
-        let Some(last) = page.last() else { break };
-        after = last.doc_id.clone();
-        for file in page {
+    catalog
+        .for_each_completed_file(1_000, |file| {
             check.checked += 1;
             match std::fs::read(&file.path) {
                 Err(_) => check.missing.push(file.path),
@@ -71,8 +67,8 @@ async fn check_files_on_disk(catalog: &CollectionCatalog) -> Result<DiskCheck> {
                 }
                 Ok(_) => {}
             }
-        }
-    }
+        })
+        .await?;
     check.missing.sort();
     check.changed.sort();
     Ok(check)

@@ -24,7 +24,7 @@ use super::{delete_points, upload, Health, Progress, UnreadableFile, Upload};
 use crate::catalog::{CollectionCatalog, FileRow};
 use crate::hash::point_id;
 use crate::parquet_copy::{point_batches, ParquetCopy};
-use crate::store::{delete_documents_in_batches, Point, VectorIndex};
+use crate::store::{delete_documents_in_batches, Point, VectorIndex, DOCUMENTS_PER_DELETE};
 
 /// Expected points a range holds at most (a completed file counting as four, for its row).
 const POINTS_PER_RANGE: u64 = 1_000_000;
@@ -153,19 +153,7 @@ struct Expected {
 impl Expected {
     async fn read(catalog: &CollectionCatalog, range: IdRange) -> Result<Self> {
         let mut expected = Expected { files: Vec::new(), slots: HashMap::new() };
-        let mut after = String::new();
-        loop {
-            let page = catalog.completed_files_after(&after, CATALOG_PAGE).await?;
-            let Some(last) = page.last() else { break };
-            after = last.doc_id.clone();
-            let full = page.len() == CATALOG_PAGE;
-            for file in page {
-                expected.add(file, range);
-            }
-            if !full {
-                break;
-            }
-        }
+        catalog.for_each_completed_file(CATALOG_PAGE, |file| expected.add(file, range)).await?;
         Ok(expected)
     }
 
@@ -343,7 +331,7 @@ pub(super) async fn walk(
     findings.unusable = copy.unusable;
     if mode.upload().is_some() && !findings.lost.is_empty() {
         let doc_ids: Vec<String> = findings.lost.keys().cloned().collect();
-        for group in doc_ids.chunks(500) {
+        for group in doc_ids.chunks(DOCUMENTS_PER_DELETE) {
             findings.lost_points_deleted += index.count_documents(group).await?;
         }
         delete_documents_in_batches(index, &doc_ids).await?;
