@@ -28,7 +28,10 @@
 //! 11. scale (`benches/scale/`): the first run, a no-change re-run, verify, repair, restore
 //!     (beside a bare upsert loop) and export at 100,000 to 1,000,000 points, through the
 //!     binary, with each step's peak RSS, on the embedded default and on PostgreSQL with a
-//!     real Qdrant.
+//!     real Qdrant;
+//! 12. the search service (`benches/serve/`): `ingest serve` under 1, 8 and 32 concurrent
+//!     clients per search mode (requests/s, p50/p95/p99 latency), beside `ingest search` per
+//!     process and the bare model's query-embedding rate.
 //!
 //! The other corpora are generated with fixed seeds. Run: `cargo bench --bench pipeline -- --quick`
 //! (minutes) or without `--quick` (100,000 files). Prints tables and writes
@@ -42,6 +45,8 @@ mod qdrant_server;
 mod retrieval;
 #[path = "scale/mod.rs"]
 mod scale;
+#[path = "serve/mod.rs"]
+mod serve;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -1303,7 +1308,7 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let quick = std::env::args().any(|a| a == "--quick");
     // (the name that selects a section on the command line, its key in the JSON, the section)
-    let sections: [(&str, &str, Section); 11] = [
+    let sections: [(&str, &str, Section); 12] = [
         ("efficiency", "pipeline_efficiency", pipeline_efficiency),
         ("rerun", "no_change_rerun", no_change_rerun),
         ("restore", "restore", restore_ratio),
@@ -1315,6 +1320,7 @@ fn main() -> Result<()> {
         ("retrieval", "retrieval", retrieval::retrieval),
         ("models", "per_model", per_model),
         ("scale", "scale", scale::scale),
+        ("serve", "search_service", serve::serve),
     ];
     if let Some(unknown) = args.iter().find(|a| !sections.iter().any(|(name, ..)| name == a)) {
         let names: Vec<&str> = sections.iter().map(|(name, ..)| *name).collect();

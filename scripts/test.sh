@@ -20,6 +20,21 @@ if ! "$pyenv/bin/python" -c "import pyarrow, fastembed, onnx" 2>/dev/null; then
 fi
 export INGEST_TEST_PYTHON="$pyenv/bin/python"
 
+# Debian's Chromium, for the test of the search page in a real headless browser; without it,
+# that test says it did not run.
+install_chromium() {
+    "$@" apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 ||
+        { "$@" apt-get update >/dev/null 2>&1 && "$@" apt-get install -y --no-install-recommends chromium >/dev/null 2>&1; }
+}
+if ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then
+    echo "test: installing Debian's chromium for the search page's browser test"
+    if [[ $(id -u) -eq 0 ]]; then
+        install_chromium || echo "test: chromium could not be installed; the browser test will say it did not run"
+    elif command -v sudo >/dev/null; then
+        install_chromium sudo -n || echo "test: chromium could not be installed; the browser test will say it did not run"
+    fi
+fi
+
 export DATABASE_URL_TEST="${DATABASE_URL_TEST:-postgres://postgres@127.0.0.1:5432/postgres}"
 
 # A real Qdrant, one node and a three-peer cluster on loopback, for the tests of the server

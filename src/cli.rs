@@ -79,6 +79,9 @@ pub enum Command {
     Gc(GcArgs),
     /// List the installed embedding models: name, id, dimension, max tokens, pooling, prefixes.
     Models,
+    /// Serve search over HTTP: POST /search, GET /collections, /healthz, /metrics, /openapi.json
+    /// and a search page at /, always with the live generation's model.
+    Serve(ServeArgs),
     /// Work on the collection's queued jobs (planned by `ingest DIR --workers N`), alongside
     /// workers on other machines sharing the same PostgreSQL, Qdrant and files.
     Worker(WorkerArgs),
@@ -247,6 +250,48 @@ pub struct WorkerArgs {
     pub max_retries: Option<i64>,
     #[command(flatten)]
     pub tuning: Tuning,
+    /// Serve Prometheus metrics at http://ADDR/metrics (host:port): claims, files done and
+    /// failed, lease losses, retries and outage waits, queue depth per job, embed and stage seconds
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// The address to listen on (host:port); loopback only by default
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// A file holding the token every request (but /, /healthz and /openapi.json) must send as
+    /// `Authorization: Bearer <token>`
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Searches served at once; one more is answered 429 at once
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub queue: usize,
+    /// Seconds a search has to answer; after that it is answered 504
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub timeout: f64,
+    /// ONNX Runtime threads of each query model
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub model_threads: usize,
+}
+
+impl ServeArgs {
+    /// The service's options, checked.
+    pub fn command(&self) -> anyhow::Result<ingest::commands::ServeCommand> {
+        let timeout = std::time::Duration::try_from_secs_f64(self.timeout)
+            .map_err(|_| anyhow::anyhow!("--timeout must be a positive number of seconds (got {})", self.timeout))?;
+        Ok(ingest::commands::ServeCommand {
+            options: ingest::serve::ServeOptions {
+                listen: self.listen,
+                queue: self.queue,
+                timeout,
+                model_threads: self.model_threads,
+                ..ingest::serve::ServeOptions::default()
+            },
+            token_file: self.token_file.clone(),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -476,7 +521,7 @@ impl From<Tuning> for settings::Tuning {
 
 impl From<WorkerArgs> for WorkerOptions {
     fn from(args: WorkerArgs) -> Self {
-        let WorkerArgs { once, lease, max_retries, tuning } = args;
-        Self { once, lease, max_retries, tuning: tuning.into() }
+        let WorkerArgs { once, lease, max_retries, tuning, metrics_listen } = args;
+        Self { once, lease, max_retries, tuning: tuning.into(), metrics_listen }
     }
 }

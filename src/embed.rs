@@ -117,7 +117,14 @@ impl Embedder {
 
     /// Embeds a search query, with the model's query prefix.
     pub fn embed_query(&mut self, query: &str) -> Result<Vec<f32>> {
-        self.run_one(format!("{}{}", self.info.query_prefix, query))
+        self.embed_queries(&[query])?.pop().context("the model returned no vector")
+    }
+
+    /// Embeds search queries in one model call, each with the model's query prefix; one
+    /// vector per query, in order.
+    pub fn embed_queries(&mut self, queries: &[&str]) -> Result<Vec<Vec<f32>>> {
+        let texts: Vec<String> = queries.iter().map(|query| format!("{}{query}", self.info.query_prefix)).collect();
+        self.run(&texts)
     }
 
     /// One model call on one text, its prefix already in place.

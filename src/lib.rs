@@ -27,10 +27,14 @@
 //! Around them:
 //!
 //! - [`search`]: query text → top hits.
+//! - [`serve`]: HTTP requests → searches of the live generation with its model, the
+//!   collections, health and metrics (`ingest serve`).
 //! - [`consistency`]: catalog + parquet + collection → a restored collection, or a health report and repairs;
 //!   the files a job touched → [`consistency::Verification`], the job's own end check.
 //! - [`progress`]: stage counters → progress bar or log lines.
 //! - [`lock`]: one run at a time per collection.
+//! - [`metrics`]: a worker's counters, queue and servers → Prometheus text at
+//!   `ingest worker --metrics-listen`.
 //! - [`redact`]: a URL → the same URL fit to print, its password and secret parameters hidden.
 //! - [`retry`]: backoff, jitter and the outage limit for the remote services.
 //! - [`settings`]: the options given, environment and TOML → validated [`settings::Settings`],
@@ -60,6 +64,7 @@ pub mod generations;
 pub mod hash;
 pub mod kill_point;
 pub mod lock;
+pub mod metrics;
 pub mod model;
 mod onnx_graph;
 pub mod output;
@@ -70,6 +75,7 @@ pub mod redact;
 pub mod retry;
 pub mod scan;
 pub mod search;
+pub mod serve;
 pub mod settings;
 pub mod sparse;
 pub mod store;

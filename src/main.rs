@@ -139,6 +139,17 @@ async fn dispatch(cli: Cli) -> Result<Exit> {
             output::models(settings, &commands::models(settings).await?)?;
             Exit::Ok
         }
+        Some(Command::Serve(args)) => {
+            let command = args.command()?;
+            let with_token = command.token_file.is_some();
+            commands::serve(settings, command, |address| {
+                if let Err(error) = output::serving(settings, address, with_token) {
+                    eprintln!("ingest serve: {error:#}");
+                }
+            })
+            .await?;
+            Exit::Ok
+        }
         Some(Command::Worker(args)) => {
             let report = commands::worker(settings, &args.into()).await?;
             output::worker_report(settings, &report)?;

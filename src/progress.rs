@@ -39,11 +39,99 @@ pub struct Counters {
     pub scan_finished: AtomicBool,
     /// Time spent working, per stage.
     pub stages: StageClock,
+    /// Files that failed, by [`FailureClass`].
+    failures: [AtomicU64; FailureClass::ALL.len()],
 }
 
 impl Counters {
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts a file that failed for `reason`.
+    pub fn failed(&self, reason: &str) {
+        Self::add(&self.failures[FailureClass::of(reason) as usize], 1);
+    }
+
+    /// Files that failed for a reason of `class`.
+    pub fn failures_of(&self, class: FailureClass) -> u64 {
+        self.failures[class as usize].load(Ordering::Relaxed)
+    }
+}
+
+/// The kind of reason a file failed for, as metrics count them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureClass {
+    /// Its extraction outlasted `--file-timeout`.
+    Timeout,
+    /// Its extractor ran out of the memory `--extract-memory` gives it.
+    Memory,
+    /// Its extractor process crashed.
+    Crashed,
+    /// Over a size or chunk limit.
+    TooLarge,
+    /// Encrypted or password-protected.
+    Encrypted,
+    /// Not what its extension says, or damaged.
+    Corrupt,
+    /// It could not be read from disk.
+    Unreadable,
+    Other,
+}
+
+impl FailureClass {
+    pub const ALL: [FailureClass; 8] = [
+        Self::Timeout,
+        Self::Memory,
+        Self::Crashed,
+        Self::TooLarge,
+        Self::Encrypted,
+        Self::Corrupt,
+        Self::Unreadable,
+        Self::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Memory => "memory",
+            Self::Crashed => "crashed",
+            Self::TooLarge => "too_large",
+            Self::Encrypted => "encrypted",
+            Self::Corrupt => "corrupt",
+            Self::Unreadable => "unreadable",
+            Self::Other => "other",
+        }
+    }
+
+    /// The class of a failed file's reason, as the stages word it.
+    pub fn of(reason: &str) -> Self {
+        let has = |words: &[&str]| words.iter().any(|w| reason.contains(w));
+        if has(&["timed out", "(--file-timeout)"]) {
+            Self::Timeout
+        } else if has(&["ran out of memory"]) {
+            Self::Memory
+        } else if has(&["crashed"]) {
+            Self::Crashed
+        } else if has(&["larger than", "too many chunks"]) {
+            Self::TooLarge
+        } else if has(&["encrypted"]) {
+            Self::Encrypted
+        } else if has(&["cannot read file", "Permission denied", "No such file"]) {
+            Self::Unreadable
+        } else if has(&[
+            "not a valid",
+            "corrupt",
+            "unreadable",
+            "malformed",
+            "looks binary",
+            "not valid UTF-8",
+            "parser failed",
+        ]) {
+            Self::Corrupt
+        } else {
+            Self::Other
+        }
     }
 }
 
@@ -234,4 +322,37 @@ pub fn peak_memory_mib() -> Option<f64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_reasons_fall_into_their_classes() {
+        let cases = [
+            ("timed out after 60 s; raise --file-timeout to give such files more time", FailureClass::Timeout),
+            ("ran out of memory: it needed more than its 1024 MiB (--extract-memory)", FailureClass::Memory),
+            ("PDF extractor crashed (killed by signal 6)", FailureClass::Crashed),
+            (
+                "file is larger than the 100 MiB limit (200 bytes); raise --max-file-size to index it",
+                FailureClass::TooLarge,
+            ),
+            ("too many chunks to embed: about 90000 (…), over the limit of 50000 per file", FailureClass::TooLarge),
+            ("not a valid DOCX file: it is encrypted (password-protected)", FailureClass::Encrypted),
+            ("not a valid XLSX file: the file is not a zip package", FailureClass::Corrupt),
+            ("corrupt or unreadable PDF: failed parsing cross reference table", FailureClass::Corrupt),
+            ("file looks binary (it contains NUL bytes), not text", FailureClass::Corrupt),
+            ("cannot read file: Permission denied (os error 13) (on worker host a)", FailureClass::Unreadable),
+            ("file name is not valid UTF-8; rename the file to index it", FailureClass::Corrupt),
+            ("something new", FailureClass::Other),
+        ];
+        for (reason, class) in cases {
+            assert_eq!(FailureClass::of(reason), class, "{reason}");
+        }
+        let counters = Counters::default();
+        counters.failed(cases[0].0);
+        counters.failed(cases[0].0);
+        assert_eq!((counters.failures_of(FailureClass::Timeout), counters.failures_of(FailureClass::Other)), (2, 0));
+    }
 }

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -83,11 +83,33 @@ pub struct OutageClock {
     notice: Mutex<Option<String>>,
     /// Set when the job is cancelled: a call waiting out an outage gives up at once.
     cancel: Mutex<Option<Arc<AtomicBool>>>,
+    /// Calls retried after the service could not be reached, and the time spent waiting to,
+    /// for the metrics.
+    retries: AtomicU64,
+    waited_nanos: AtomicU64,
 }
 
 impl OutageClock {
     pub fn new(service: &'static str, policy: RetryPolicy) -> Self {
-        Self { service, policy, down_since: Mutex::new(None), notice: Mutex::new(None), cancel: Mutex::new(None) }
+        Self {
+            service,
+            policy,
+            down_since: Mutex::new(None),
+            notice: Mutex::new(None),
+            cancel: Mutex::new(None),
+            retries: AtomicU64::new(0),
+            waited_nanos: AtomicU64::new(0),
+        }
+    }
+
+    /// Calls retried so far after the service could not be reached.
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+
+    /// Time spent so far waiting for the service to come back.
+    pub fn waited(&self) -> Duration {
+        Duration::from_nanos(self.waited_nanos.load(Ordering::Relaxed))
     }
 
     /// The service's name, as messages show it.
@@ -141,7 +163,9 @@ impl OutageClock {
                         first_line(&error)
                     );
                     *self.notice.lock().expect("notice lock") = Some(notice);
-                    let resume = Instant::now() + delay;
+                    self.retries.fetch_add(1, Ordering::Relaxed);
+                    let (waiting, resume) = (Instant::now(), Instant::now() + delay);
+                    let _count_the_wait = CountOnDrop(&self.waited_nanos, waiting);
                     while Instant::now() < resume {
                         if self.cancelled() {
                             self.end_outage();
@@ -163,6 +187,16 @@ impl OutageClock {
         if self.down_since.lock().expect("outage clock lock").take().is_some() {
             self.notice.lock().expect("notice lock").take();
         }
+    }
+}
+
+/// Adds the time since it was made to a counter of nanoseconds when dropped, however the
+/// wait it times ends.
+struct CountOnDrop<'a>(&'a AtomicU64, Instant);
+
+impl Drop for CountOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(self.1.elapsed().as_nanos() as u64, Ordering::Relaxed);
     }
 }
 

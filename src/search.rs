@@ -10,9 +10,12 @@
 //! collection whose points have no sparse vectors yet is searched dense only, and says so.
 
 use anyhow::{bail, Result};
+use async_trait::async_trait;
 
 use crate::embed::Embedder;
 use crate::extract::Origin;
+use crate::model::{self, ModelInfo};
+use crate::settings::Settings;
 use crate::sparse::{Analyzer, ANALYZER_VERSION};
 use crate::store::{Hit, PointFilter, Query, SearchMode, VectorIndex};
 
@@ -83,23 +86,85 @@ pub fn path_prefix(dir: &std::path::Path) -> Result<String> {
     Ok(if dir.is_dir() && !absolute.ends_with('/') { format!("{absolute}/") } else { absolute })
 }
 
+/// The model to embed the query with: the one that built the collection (`built_by`). A
+/// collection whose model is unknown (an empty one) takes the model given (or the default).
+pub fn query_model(settings: &Settings, built_by: Option<String>) -> Result<ModelInfo> {
+    let given = ModelInfo::load(settings.model_dir.as_deref());
+    let Some(built_by) = built_by else {
+        return given;
+    };
+    let given = match given {
+        Ok(model) if model.id == built_by => return Ok(model),
+        Ok(model) => Some(model),
+        Err(_) if settings.model_dir.is_some() => return given,
+        Err(_) => None,
+    };
+    if settings.model_dir.is_none() {
+        if let Some(model) = model::installed_with_id(&built_by)? {
+            return Ok(model);
+        }
+    }
+    let collection = &settings.collection;
+    // Without --model-dir, the default model was only a guess: say what is missing.
+    match given.filter(|_| settings.model_dir.is_some()) {
+        Some(model) => bail!(
+            "collection {collection:?} was built by model {built_by}, but this search would embed the query with {}; \
+             give --model-dir the directory of {built_by} (`ingest models` lists the installed ones)",
+            model.id
+        ),
+        None => bail!(
+            "collection {collection:?} was built by model {built_by}, which is not installed; give --model-dir its \
+             directory, or search with --mode sparse, which needs no model"
+        ),
+    }
+}
+
 /// How many points each side ranks before fusion: enough that a point ranked well by one
 /// side alone still reaches the fused top `limit`.
 pub fn candidates(limit: usize) -> usize {
     (limit * 5).max(50)
 }
 
-/// Runs `request` on `index`. `embedder` embeds the query for the dense side; a sparse
-/// search needs none.
+/// Where a search's query vector comes from: a model loaded by this process, or one shared
+/// by the requests of a service.
+#[async_trait]
+pub trait QueryModel: Send {
+    /// The query's dense vector, with the model's query prefix.
+    async fn embed_query(&mut self, query: &str) -> Result<Vec<f32>>;
+}
+
+#[async_trait]
+impl QueryModel for Embedder {
+    async fn embed_query(&mut self, query: &str) -> Result<Vec<f32>> {
+        Embedder::embed_query(self, query)
+    }
+}
+
+/// Runs `request` on `index`. `model` embeds the query for the dense side; a sparse search
+/// needs none.
 pub async fn search(
     index: &dyn VectorIndex,
-    embedder: Option<&mut Embedder>,
+    model: Option<&mut dyn QueryModel>,
     request: &SearchRequest,
+) -> Result<SearchResults> {
+    let gap = match request.mode {
+        SearchMode::Dense => None,
+        SearchMode::Hybrid | SearchMode::Sparse => sparse_gap(index).await?,
+    };
+    search_knowing_gap(index, model, request, gap).await
+}
+
+/// [`search`], told already what [`sparse_gap`] says of `index`.
+pub async fn search_knowing_gap(
+    index: &dyn VectorIndex,
+    model: Option<&mut dyn QueryModel>,
+    request: &SearchRequest,
+    sparse_gap: Option<String>,
 ) -> Result<SearchResults> {
     let mut mode = request.mode;
     let mut note = None;
     if mode != SearchMode::Dense {
-        if let Some(gap) = sparse_gap(index).await? {
+        if let Some(gap) = sparse_gap {
             if mode == SearchMode::Sparse {
                 bail!("{gap}; until then, search with --mode dense");
             }
@@ -119,9 +184,9 @@ pub async fn search(
         }
         (mode, note) = (SearchMode::Dense, Some(format!("{reason}; searching dense vectors only")));
     }
-    let dense = match (mode, embedder) {
+    let dense = match (mode, model) {
         (SearchMode::Sparse, _) => None,
-        (_, Some(embedder)) => Some(embedder.embed_query(&request.query)?),
+        (_, Some(model)) => Some(model.embed_query(&request.query).await?),
         (_, None) => bail!("a {} search needs the model; give --model-dir", mode.as_str()),
     };
     let query = |dense: Option<Vec<f32>>, sparse, limit| Query {
@@ -164,6 +229,29 @@ pub async fn search(
         })
         .collect();
     Ok(SearchResults { mode, note, hits, with_ranks: request.with_ranks })
+}
+
+/// A hit as `--json` and the search service give it: score, path, chunk index, document
+/// id, model and content, its `place` as a reader cites it, the origin fields it has (page,
+/// page_end, sheet, slide, heading, title), and with `with_ranks` where each side alone
+/// ranked it.
+pub fn hit_json(ranked: &RankedHit, with_ranks: bool) -> serde_json::Value {
+    let point = &ranked.hit.point;
+    let mut row = serde_json::json!({
+        "score": ranked.hit.score, "path": point.payload.path, "chunk_index": point.payload.chunk_index,
+        "doc_id": point.payload.doc_id, "model": point.payload.model, "content": point.payload.content,
+        "place": place(&point.payload.origin),
+    });
+    if let (Some(row), true) = (row.as_object_mut(), with_ranks) {
+        row.insert("dense_rank".into(), ranked.dense_rank.into());
+        row.insert("sparse_rank".into(), ranked.sparse_rank.into());
+    }
+    if let (Some(row), Ok(serde_json::Value::Object(origin))) =
+        (row.as_object_mut(), serde_json::to_value(&point.payload.origin))
+    {
+        row.extend(origin);
+    }
+    row
 }
 
 /// Where in its file a chunk is, as a reader cites it: `p.12` (`pp.12-13` across pages),

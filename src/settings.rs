@@ -108,6 +108,8 @@ pub struct WorkerOptions {
     /// Times an item's lease may run out before it is parked.
     pub max_retries: Option<i64>,
     pub tuning: Tuning,
+    /// Where to serve the worker's Prometheus metrics, if anywhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Defaults read from a TOML file; every key is optional. No `Debug`: the URLs may carry
@@ -493,7 +495,7 @@ pub fn in_range<T: PartialOrd + Display>(flag: &str, value: T, range: RangeInclu
 
 /// Upper bounds of the numeric settings: far above any sensible value, low enough that no
 /// arithmetic on them overflows.
-const DAY_SECONDS: f64 = 86_400.0;
+pub const DAY_SECONDS: f64 = 86_400.0;
 const WEEK_SECONDS: f64 = 7.0 * DAY_SECONDS;
 const MAX_SHARDS: u32 = 1000;
 const MAX_REPLICAS: u32 = 100;

@@ -42,9 +42,20 @@ const QUERY_THREADS: usize = 1;
 
 /// One query of the corpus and the file name of its right answer.
 #[derive(serde::Deserialize)]
-struct Query {
-    query: String,
+pub struct Query {
+    pub query: String,
     answer: String,
+}
+
+/// The queries of the corpus in `dir`, from its `queries.jsonl`.
+pub fn read_queries(dir: &Path) -> Result<Vec<Query>> {
+    let queries: Vec<Query> = std::fs::read_to_string(dir.join("queries.jsonl"))?
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()
+        .context("queries.jsonl")?;
+    anyhow::ensure!(!queries.is_empty(), "{} has no queries", dir.display());
+    Ok(queries)
 }
 
 /// What running a query needs, in every mode.
@@ -67,7 +78,7 @@ fn run_query(searcher: &mut Searcher, mode: &str, query: &str) -> Result<Vec<Hit
     let request = SearchRequest { query: query.into(), limit: HITS, mode, ..SearchRequest::default() };
     let results = searcher.bench.runtime.block_on(ingest::search::search(
         searcher.index,
-        Some(&mut searcher.embedder),
+        Some(&mut searcher.embedder as &mut dyn ingest::search::QueryModel),
         &request,
     ))?;
     anyhow::ensure!(
@@ -94,7 +105,7 @@ fn ranked_documents(hits: &[Hit]) -> Vec<String> {
 }
 
 /// The `q` quantile of `values` (nearest rank).
-fn quantile(values: &[f64], q: f64) -> f64 {
+pub fn quantile(values: &[f64], q: f64) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     sorted.get(((sorted.len().max(1) - 1) as f64 * q).round() as usize).copied().unwrap_or(f64::NAN)
@@ -103,7 +114,7 @@ fn quantile(values: &[f64], q: f64) -> f64 {
 /// The corpus of `count` pages under `target/bench/retrieval/`, built by the script unless
 /// a build of the same count by the same script is there. Returns its directory and the
 /// seconds the build took (`None` when reused).
-fn corpus(count: usize) -> Result<(PathBuf, Option<f64>)> {
+pub fn corpus(count: usize) -> Result<(PathBuf, Option<f64>)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let script = root.join("scripts/retrieval_corpus.py");
     let dir = root.join(format!("target/bench/retrieval/man-{count}"));
@@ -178,12 +189,7 @@ pub fn retrieval(bench: &Bench) -> Result<serde_json::Value> {
     let count = if bench.quick { 80 } else { 300 };
     let (dir, build_seconds) = corpus(count)?;
     let docs = dir.join("docs");
-    let queries: Vec<Query> = std::fs::read_to_string(dir.join("queries.jsonl"))?
-        .lines()
-        .map(serde_json::from_str)
-        .collect::<Result<_, _>>()
-        .context("queries.jsonl")?;
-    anyhow::ensure!(!queries.is_empty(), "{} has no queries", dir.display());
+    let queries = read_queries(&dir)?;
     let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("manifest.json"))?)?;
 
     let load_before = crate::load_average();

@@ -115,6 +115,22 @@ pub struct GenerationRow {
     pub live_at: Option<String>,
 }
 
+impl super::Catalog {
+    /// The names of the collections that have generations, in order.
+    pub async fn collection_names(&self) -> Result<Vec<String>> {
+        self.retrying(|| async {
+            let rows = sqlx::query("SELECT DISTINCT collection FROM generations ORDER BY collection")
+                .fetch_all(&self.pool)
+                .await
+                .context("reading the catalog's collections")?;
+            rows.iter()
+                .map(|row| row.try_get::<String, _>("collection").context("reading a collection's name"))
+                .collect()
+        })
+        .await
+    }
+}
+
 impl CollectionCatalog {
     /// The collection's generations, oldest first.
     pub async fn generations(&self) -> Result<Vec<GenerationRow>> {

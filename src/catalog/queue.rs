@@ -93,6 +93,8 @@ pub struct WorkItem {
 pub struct Fence {
     pub owner: String,
     holdings: Mutex<Holdings>,
+    /// Claims lost since the fence was made, reported or not.
+    lost_so_far: std::sync::atomic::AtomicU64,
 }
 
 /// What a [`Fence`] knows of its worker's claims.
@@ -106,7 +108,7 @@ struct Holdings {
 
 impl Fence {
     pub fn new(owner: String) -> Self {
-        Self { owner, holdings: Mutex::new(Holdings::default()) }
+        Self { owner, holdings: Mutex::new(Holdings::default()), lost_so_far: Default::default() }
     }
 
     fn holdings(&self) -> std::sync::MutexGuard<'_, Holdings> {
@@ -148,6 +150,7 @@ impl Fence {
             if holdings.held.get(&claim.path) == Some(claim) {
                 holdings.held.remove(&claim.path);
                 holdings.lost.push(claim.clone());
+                self.lost_so_far.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         }
     }
@@ -160,6 +163,11 @@ impl Fence {
         holdings.lost = others;
         of_job.sort_by_key(|c| c.seq);
         of_job.into_iter().map(|c| c.path).collect()
+    }
+
+    /// How many claims the worker has lost since the fence was made.
+    pub fn lost_so_far(&self) -> u64 {
+        self.lost_so_far.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// How many items the worker holds.

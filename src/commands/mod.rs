@@ -7,7 +7,7 @@
 //! takes any lock.
 //!
 //! One file per command: `run` (`ingest DIR`), `worker`, `search`, `status`, `check`,
-//! `migrate`, `export` and `models`; `consistency` holds `restore` and `verify`, and
+//! `migrate`, `export`, `models` and `serve`; `consistency` holds `restore` and `verify`, and
 //! `generations` holds `switch`, `rollback` and `gc`. Here: the signal
 //! handling of the commands that can be cancelled.
 
@@ -22,6 +22,7 @@ mod migrate;
 mod models;
 mod run;
 mod search;
+mod serve;
 mod status;
 mod worker;
 
@@ -33,6 +34,7 @@ pub use migrate::{migrate, Migrated};
 pub use models::{models, Models};
 pub use run::run;
 pub use search::search;
+pub use serve::{serve, ServeCommand};
 pub use status::{status, GenerationStatus, Status};
 pub use worker::worker;
 

@@ -14,7 +14,6 @@
 use anyhow::{bail, Result};
 
 use crate::embed::Embedder;
-use crate::model::{self, ModelInfo};
 use crate::search::{self, SearchRequest, SearchResults};
 use crate::settings::{in_range, Settings};
 use crate::store::SearchMode;
@@ -40,45 +39,13 @@ pub async fn search(settings: &Settings, request: &SearchRequest) -> Result<Sear
                 Some(generation) => Some(generation.recipe.model_id.clone()),
                 None => index.scroll(None, 1, false).await?.0.into_iter().next().map(|p| p.payload.model),
             };
-            Some(Embedder::new(query_model(settings, built_by).await?, 1)?)
+            Some(Embedder::new(crate::search::query_model(settings, built_by)?, 1)?)
         }
     };
-    let mut results = crate::search::search(index.as_ref(), embedder.as_mut(), request).await?;
+    let model = embedder.as_mut().map(|embedder| embedder as &mut dyn crate::search::QueryModel);
+    let mut results = crate::search::search(index.as_ref(), model, request).await?;
     if let Some(alias) = alias {
         results.note = Some(results.note.map_or(alias.clone(), |note| format!("{note}; {alias}")));
     }
     Ok(results)
-}
-
-/// The model to embed the query with: the one that built the collection (`built_by`). A
-/// collection whose model is unknown (an empty one) takes the model given (or the default).
-async fn query_model(settings: &Settings, built_by: Option<String>) -> Result<ModelInfo> {
-    let given = ModelInfo::load(settings.model_dir.as_deref());
-    let Some(built_by) = built_by else {
-        return given;
-    };
-    let given = match given {
-        Ok(model) if model.id == built_by => return Ok(model),
-        Ok(model) => Some(model),
-        Err(_) if settings.model_dir.is_some() => return given,
-        Err(_) => None,
-    };
-    if settings.model_dir.is_none() {
-        if let Some(model) = model::installed_with_id(&built_by)? {
-            return Ok(model);
-        }
-    }
-    let collection = &settings.collection;
-    // Without --model-dir, the default model was only a guess: say what is missing.
-    match given.filter(|_| settings.model_dir.is_some()) {
-        Some(model) => bail!(
-            "collection {collection:?} was built by model {built_by}, but this search would embed the query with {}; \
-             give --model-dir the directory of {built_by} (`ingest models` lists the installed ones)",
-            model.id
-        ),
-        None => bail!(
-            "collection {collection:?} was built by model {built_by}, which is not installed; give --model-dir its \
-             directory, or search with --mode sparse, which needs no model"
-        ),
-    }
 }

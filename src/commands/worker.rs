@@ -9,7 +9,8 @@
 //! it, that model, and a job of a generation built by another is refused with why. Before
 //! each claim it reads the generations again, so a switch, a rollback or a new build beside
 //! the live one reaches a worker that runs for days; when the live generation changes, it
-//! checks the collection's name on the Qdrant server, as every command does.
+//! checks the collection's name on the Qdrant server, as every command does. With
+//! `--metrics-listen`, its Prometheus metrics are served there ([`crate::metrics`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use anyhow::{Context, Result};
 use super::cancel_on_signals;
 use crate::catalog::{CollectionCatalog, GenerationState, JobRow};
 use crate::generations::{installed_model, name};
+use crate::metrics::WorkerMetrics;
 use crate::model::ModelInfo;
 use crate::parquet_copy::ParquetCopy;
 use crate::pipeline::worker::{run_worker, GenerationParts, Generations, WorkerParts, WorkerReport};
@@ -38,11 +40,23 @@ pub async fn worker(settings: &Settings, args: &WorkerOptions) -> Result<WorkerR
     let generations =
         CollectionGenerations { workspace: &workspace, given, opened: Default::default(), live: Default::default() };
     let job_settings = |job: &JobRow| settings.worker_job(job, &args.tuning, program.clone());
+    let metrics = match args.metrics_listen {
+        Some(address) => {
+            let metrics = Arc::new(WorkerMetrics::new(workspace.named().clone()));
+            let bound = crate::metrics::listen(address, metrics.clone()).await?;
+            if !settings.quiet {
+                eprintln!("ingest worker: metrics at http://{bound}/metrics");
+            }
+            Some(metrics)
+        }
+        None => None,
+    };
     let parts = WorkerParts {
         named: workspace.named(),
         generations: &generations,
         database_url: settings.database_url.as_deref().unwrap_or_default(),
         job_settings: &job_settings,
+        metrics,
     };
     run_worker(parts, &worker, cancel_on_signals(), settings.quiet).await
 }

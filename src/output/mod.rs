@@ -7,7 +7,7 @@
 //! One file per command whose rendering is more than a line or two: `run` (a job's report),
 //! `worker`, `search`, `status`, `consistency` (`restore` and `verify`), `generations`
 //! (`switch`, `rollback` and `gc`), `models`; `check`,
-//! `migrate` and `export` are here.
+//! `migrate`, `export` and where `serve` listens are here.
 //!
 //! Every line goes out through `say!`: a reader that closes standard output early
 //! (`ingest status | head -1`) ends the command with [`StdoutClosed`], quietly, as `ls | head`
@@ -112,6 +112,27 @@ pub fn export(settings: &Settings, exported: &Exported) -> Result<()> {
         say!("{}", serde_json::json!({ "path": path, "points": points }))?;
     } else if !settings.quiet {
         say!("exported {points} points of collection {:?} to {}", settings.collection, path.display())?;
+    }
+    Ok(())
+}
+
+/// Says where `ingest serve` listens, once it does: on stderr, so that standard output stays
+/// free; with `--json`, one JSON line on stdout that a supervising program can read.
+pub fn serving(settings: &Settings, address: std::net::SocketAddr, with_token: bool) -> Result<()> {
+    if settings.json {
+        say!("{}", serde_json::json!({ "listening": format!("http://{address}"), "collection": settings.collection }))?;
+    } else if !settings.quiet {
+        eprintln!(
+            "ingest serve: listening on http://{address} (collection {:?}{}); stop with Ctrl-C",
+            settings.collection,
+            if with_token { ", token required" } else { "" }
+        );
+    }
+    if !address.ip().is_loopback() && !with_token {
+        eprintln!(
+            "ingest serve: warning: {} is reachable from other machines and no --token-file is set: anyone who reaches it can search",
+            address.ip()
+        );
     }
     Ok(())
 }

@@ -17,28 +17,8 @@ pub fn search_hits(settings: &Settings, results: &SearchResults) -> Result<()> {
         eprintln!("ingest: {note}");
     }
     if settings.json {
-        let rows: Vec<_> = results
-            .hits
-            .iter()
-            .map(|ranked| {
-                let h = &ranked.hit;
-                let mut row = serde_json::json!({
-                    "score": h.score, "path": h.point.payload.path, "chunk_index": h.point.payload.chunk_index,
-                    "doc_id": h.point.payload.doc_id, "model": h.point.payload.model, "content": h.point.payload.content,
-                });
-                if let (Some(row), true) = (row.as_object_mut(), results.with_ranks) {
-                    row.insert("dense_rank".into(), ranked.dense_rank.into());
-                    row.insert("sparse_rank".into(), ranked.sparse_rank.into());
-                }
-                // The origin fields the chunk has: page, page_end, sheet, slide, heading, title.
-                if let (Some(row), Ok(serde_json::Value::Object(origin))) =
-                    (row.as_object_mut(), serde_json::to_value(&h.point.payload.origin))
-                {
-                    row.extend(origin);
-                }
-                row
-            })
-            .collect();
+        let rows: Vec<_> =
+            results.hits.iter().map(|ranked| crate::search::hit_json(ranked, results.with_ranks)).collect();
         print_json(&rows)?;
     } else {
         for hit in results.hits.iter().map(|ranked| &ranked.hit) {

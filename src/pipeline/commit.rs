@@ -192,6 +192,7 @@ impl<'a> Committer<'a> {
             }
             Outcome::Failed { facts, previous, reason } => {
                 if self.record_without_points(&facts, previous, FileStatus::Failed, &reason).await? {
+                    self.stages.counters.failed(&reason);
                     self.report.failed.push(FailedFile { path: facts.path, reason });
                 }
             }

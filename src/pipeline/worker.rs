@@ -32,6 +32,7 @@ use crate::catalog::{CollectionCatalog, Fence, FileStatus, JobCounters, JobRow, 
 use crate::consistency::Touched;
 use crate::embed::Embedder;
 use crate::hash;
+use crate::metrics::{WatchedGeneration, WorkerMetrics};
 use crate::model::ModelInfo;
 use crate::parquet_copy::ParquetCopy;
 use crate::progress::Counters;
@@ -114,6 +115,8 @@ pub struct WorkerParts<'a> {
     pub database_url: &'a str,
     /// The settings of a job on this machine, from its row (its directory, chunking).
     pub job_settings: &'a dyn Fn(&JobRow) -> Result<JobSettings>,
+    /// Where the worker's metrics are read from, when they are served.
+    pub metrics: Option<Arc<WorkerMetrics>>,
 }
 
 /// Runs a worker until it is cancelled, or (with `once`) the collection's queue is empty.
@@ -128,6 +131,9 @@ pub async fn run_worker(
     let worker = format!("{host}-{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let fence = Arc::new(Fence::new(worker.clone()));
     let fenced = parts.named.fenced(fence.clone());
+    if let Some(metrics) = &parts.metrics {
+        metrics.watch_fence(fence.clone());
+    }
     let mut listener = sqlx::postgres::PgListener::connect(parts.database_url)
         .await
         .context("connecting to PostgreSQL to listen for work")?;
@@ -162,6 +168,16 @@ pub async fn run_worker(
     let outcome = async {
         while !cancel.load(Ordering::SeqCst) {
             let generations = parts.generations.current().await?;
+            if let Some(metrics) = &parts.metrics {
+                let watched = generations
+                    .iter()
+                    .map(|g| WatchedGeneration { number: g.number, catalog: g.catalog.clone() })
+                    .collect();
+                let clocks = std::iter::once(parts.named.outage_clock().clone())
+                    .chain(generations.iter().filter_map(|g| g.index.outage_clock()))
+                    .collect();
+                metrics.watch_generations(watched, clocks);
+            }
             for generation in &generations {
                 for job_id in generation.catalog.queued_jobs_to_end().await? {
                     let (catalog, index, parquet) =
@@ -224,6 +240,7 @@ pub async fn run_worker(
                 settings,
                 &cancel,
                 quiet,
+                parts.metrics.as_deref(),
             )
             .await?;
             drop(lock);
@@ -278,7 +295,7 @@ async fn cancelled(cancel: &AtomicBool) {
 }
 
 /// Works on one job until nothing in its queue is left to claim.
-#[allow(clippy::too_many_arguments)] // the job, the worker's leases, and its parts
+#[allow(clippy::too_many_arguments)] // the job, the worker's leases, its parts and its metrics
 async fn work_job(
     settings: &JobSettings,
     fenced: &CollectionCatalog,
@@ -290,9 +307,13 @@ async fn work_job(
     worker: &WorkerSettings,
     cancel: &Arc<AtomicBool>,
     quiet: bool,
+    metrics: Option<&WorkerMetrics>,
 ) -> Result<JobReport> {
     let started = Instant::now();
     let counters = Arc::new(Counters::default());
+    if let Some(metrics) = metrics {
+        metrics.watch_job(counters.clone());
+    }
     let fingerprint = LogicFingerprint::new(&embedder.info.id, settings.chunk_size, settings.chunk_overlap);
     let source = ClaimSource {
         runtime: tokio::runtime::Handle::current(),

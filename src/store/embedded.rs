@@ -12,6 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use async_trait::async_trait;
@@ -46,6 +47,17 @@ pub struct EmbeddedIndex {
     /// that died before `finish` lost no points; its segments are optimised by the next run
     /// that changes something.)
     changed: AtomicBool,
+    /// Set for a long-lived reader (a search service): it never asks a writer to let go of
+    /// the collection, and lets go of it when a writer asks ([`VectorIndex::let_go_if_asked`]),
+    /// reading a copy meanwhile.
+    reader: Option<ReaderCopy>,
+}
+
+/// The copy a reader reads while a writer holds the collection: its directory, or `None`
+/// while the reader reads the collection itself.
+#[derive(Default)]
+struct ReaderCopy {
+    copy: std::sync::Mutex<Option<PathBuf>>,
 }
 
 impl EmbeddedIndex {
@@ -57,7 +69,27 @@ impl EmbeddedIndex {
             shard: RwLock::new(None),
             writes: Arc::new(std::sync::Mutex::new(())),
             changed: AtomicBool::new(false),
+            reader: None,
         }
+    }
+
+    /// Opens `collection` for a long-lived process that only reads it: it lets go of the
+    /// collection to any process that asks for it, reading a copy until that process ends.
+    /// Copies that readers killed before they could remove them are removed.
+    pub fn open_reader(data_dir: &Path, collection: &str) -> Self {
+        let index = Self { reader: Some(ReaderCopy::default()), ..Self::open(data_dir, collection) };
+        let prefix = format!(".{collection}.copy-");
+        if let Ok(entries) = std::fs::read_dir(data_dir.join("qdrant")) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let owner = name.strip_prefix(&prefix).and_then(|pid| pid.parse::<u32>().ok());
+                // SAFETY: signal 0 sends nothing; it only asks whether the process exists.
+                if owner.is_some_and(|pid| unsafe { libc::kill(pid as libc::pid_t, 0) } != 0) {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+        index
     }
 
     /// Whether the collection exists on disk (loaded or not).
@@ -81,21 +113,25 @@ impl EmbeddedIndex {
                 self.collection
             );
         }
-        let path = self.path.clone();
-        let shard = tokio::task::spawn_blocking(move || {
-            EdgeShard::load(&path, None).map_err(|e| {
-                if e.to_string().contains("WouldBlock") {
-                    anyhow!(
-                        "the embedded collection at {} is in use by another ingest process; wait for it to finish",
-                        path.display()
-                    )
-                } else {
-                    anyhow!("cannot open the embedded collection at {}: {e}", path.display())
-                }
-            })
-        })
-        .await
-        .context("embedded store task failed")??;
+        // Another process holding the collection (a search service, which reads it) is
+        // asked to let go of it, and waited for.
+        let asked_until = Instant::now() + HELD_WAIT;
+        let shard = loop {
+            let path = self.path.clone();
+            let loaded = tokio::task::spawn_blocking(move || EdgeShard::load(&path, None))
+                .await
+                .context("embedded store task failed")?;
+            match loaded {
+                Ok(shard) => break shard,
+                Err(error) if error.to_string().contains("WouldBlock") && self.reader.is_some() => bail!(
+                    "the embedded collection at {} is being written by another ingest process; it can be read again \
+                     when that process ends",
+                    self.path.display()
+                ),
+                Err(error) if error.to_string().contains("WouldBlock") => self.wait_for_holder(asked_until).await?,
+                Err(error) => bail!("cannot open the embedded collection at {}: {error}", self.path.display()),
+            }
+        };
         if shard.config().optimizers != optimizers() {
             shard.set_optimizers_config(optimizers()).map_err(edge_error)?;
         }
@@ -114,6 +150,87 @@ impl EmbeddedIndex {
 }
 
 impl EmbeddedIndex {
+    /// Takes the lock the engine keeps on the collection's write-ahead log while it has the
+    /// collection loaded, asking the process that holds it to let go, as a load does; `None`
+    /// when the collection has no log.
+    async fn hold_write_ahead_log(&self) -> Result<Option<std::fs::File>> {
+        let wal = self.path.join("wal");
+        let asked_until = Instant::now() + HELD_WAIT;
+        loop {
+            let log = match std::fs::File::open(&wal) {
+                Ok(log) => log,
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(error) => return Err(error).with_context(|| format!("opening {}", wal.display())),
+            };
+            if log.try_lock().is_ok() {
+                return Ok(Some(log));
+            }
+            self.wait_for_holder(asked_until).await?;
+        }
+    }
+
+    /// A reader's turn ([`VectorIndex::let_go_if_asked`]): while it reads the collection and
+    /// another process asks for it, copy the collection, read the copy, and let go; while it
+    /// reads a copy and no living process asks any more, read the collection again (once it
+    /// loads) and remove the copy.
+    async fn take_turns(&self, reader: &ReaderCopy) -> Result<()> {
+        let wanted = wanted_by_another(&self.path).is_some();
+        let copy = reader.copy.lock().map_err(|_| anyhow!("a reader's copy lock was poisoned"))?.clone();
+        match (wanted, copy) {
+            (true, None) => {
+                // Nothing loaded, nothing held.
+                let Some(own) = self.shard.read().await.clone() else {
+                    return Ok(());
+                };
+                // Reads go on from the collection while it is copied: nothing writes it meanwhile.
+                let copy = self.path.with_file_name(format!(".{}.copy-{}", self.collection, std::process::id()));
+                let (from, to) = (self.path.clone(), copy.clone());
+                let copied = tokio::task::spawn_blocking(move || {
+                    let _ = std::fs::remove_dir_all(&to);
+                    copy_dir(&from, &to).with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+                    EdgeShard::load(&to, None).map_err(edge_error)
+                })
+                .await
+                .context("embedded store task failed")??;
+                *self.shard.write().await = Some(Arc::new(copied));
+                *reader.copy.lock().map_err(|_| anyhow!("a reader's copy lock was poisoned"))? = Some(copy);
+                // The collection is let go of once the reads still holding it end.
+                drop(own);
+            }
+            (false, Some(copy)) => {
+                let path = self.path.clone();
+                let loaded = tokio::task::spawn_blocking(move || EdgeShard::load(&path, None))
+                    .await
+                    .context("embedded store task failed")?;
+                // Still held (a writer that has not asked): the copy serves until it lets go.
+                let Ok(own) = loaded else {
+                    return Ok(());
+                };
+                *self.shard.write().await = Some(Arc::new(own));
+                *reader.copy.lock().map_err(|_| anyhow!("a reader's copy lock was poisoned"))? = None;
+                let _ = std::fs::remove_dir_all(&copy);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Asks the process holding the collection to let go of it, and waits a moment before
+    /// the next try; an error once `asked_until` has passed.
+    async fn wait_for_holder(&self, asked_until: Instant) -> Result<()> {
+        if Instant::now() >= asked_until {
+            bail!(
+                "the embedded collection at {} is in use by another ingest process, which did not let go of it \
+                 within {} s; wait for it to finish, or stop it",
+                self.path.display(),
+                HELD_WAIT.as_secs()
+            );
+        }
+        ask_to_let_go(&self.path);
+        tokio::time::sleep(HELD_RETRY).await;
+        Ok(())
+    }
+
     /// Like [`Self::blocking`], one writer at a time.
     async fn writing<T: Send + 'static>(
         &self,
@@ -176,6 +293,54 @@ fn release_stored_pages(collection_dir: &Path) {
         // SAFETY: advice only; MADV_PAGEOUT leaves the range's contents as they are.
         unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_PAGEOUT) };
     }
+}
+
+/// Copies the directory `from` to `to`, which must not exist, with everything under it.
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
+/// How long a process waits for an embedded collection that another holds.
+const HELD_WAIT: Duration = Duration::from_secs(60);
+
+/// How often it tries again meanwhile.
+const HELD_RETRY: Duration = Duration::from_millis(100);
+
+/// The file beside the collection `collection_dir` in which a process that waits for it
+/// writes its process id: `<collection>.wanted`.
+fn wanted_file(collection_dir: &Path) -> PathBuf {
+    let name = collection_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    collection_dir.with_file_name(format!("{name}.wanted"))
+}
+
+/// Tells whoever holds the collection `collection_dir` that this process waits for it
+/// (see [`wanted_by_another`]). Best effort: a process that cannot write the file waits all
+/// the same.
+fn ask_to_let_go(collection_dir: &Path) {
+    let _ = std::fs::write(wanted_file(collection_dir), std::process::id().to_string());
+}
+
+/// The id of another living process waiting for the collection `collection_dir`; `None`
+/// when none is (a file left by a process that has ended is removed).
+pub(super) fn wanted_by_another(collection_dir: &Path) -> Option<u32> {
+    let file = wanted_file(collection_dir);
+    let pid: u32 = std::fs::read_to_string(&file).ok()?.trim().parse().ok()?;
+    // SAFETY: signal 0 sends nothing; it only asks whether the process exists.
+    let alive = pid != std::process::id() && unsafe { libc::kill(pid as libc::pid_t, 0) } == 0;
+    if !alive {
+        let _ = std::fs::remove_file(&file);
+    }
+    alive.then_some(pid)
 }
 
 /// How the engine optimises the collection: it merges segments and drops deleted points, but
@@ -547,6 +712,8 @@ impl VectorIndex for EmbeddedIndex {
         if let Some(shard) = guard.take() {
             drop(shard);
         }
+        // A process reading the collection (a search service) lets go of it first.
+        let _held = self.hold_write_ahead_log().await?;
         // Renamed first, in one step, then deleted: an interrupted drop leaves no half-deleted
         // collection that a later command could take for a whole one, only a tombstone that the
         // next drop of this collection removes.
@@ -560,6 +727,13 @@ impl VectorIndex for EmbeddedIndex {
             std::fs::remove_dir_all(&tombstone).with_context(|| format!("removing {}", tombstone.display()))?;
         }
         Ok(())
+    }
+
+    async fn let_go_if_asked(&self) -> Result<()> {
+        match &self.reader {
+            Some(reader) => self.take_turns(reader).await,
+            None => Ok(()),
+        }
     }
 
     async fn finish(&self) -> Result<()> {

@@ -188,6 +188,12 @@ pub trait VectorIndex: Send + Sync {
     async fn aliased_to(&self) -> Result<Option<String>>;
     /// Called once at the end of a job: build indexes, flush.
     async fn finish(&self) -> Result<()>;
+    /// Called every moment by a long-lived reader (the search service): an embedded
+    /// collection opened by [`open_reader`] lets go of its files to a process that asks for
+    /// them, and takes them back when that process has ended. A server needs nothing.
+    async fn let_go_if_asked(&self) -> Result<()> {
+        Ok(())
+    }
     /// How long a remote store has been unreachable, for the progress line; `None` for a
     /// store that cannot be.
     fn outage_clock(&self) -> Option<std::sync::Arc<crate::retry::OutageClock>> {
@@ -354,6 +360,20 @@ impl StoreLocation<'_> {
             );
         }
         Ok(())
+    }
+}
+
+/// [`open`], for a long-lived process that only reads the collection: on the embedded
+/// engine, which one process at a time may hold, it lets go of the collection to any process
+/// that asks for it ([`VectorIndex::let_go_if_asked`]), reading a copy until that one ends.
+pub async fn open_reader(
+    location: StoreLocation<'_>,
+    collection: &str,
+    policy: crate::retry::RetryPolicy,
+) -> Result<std::sync::Arc<dyn VectorIndex>> {
+    match location.qdrant_url {
+        Some(_) => open(location, collection, policy).await,
+        None => Ok(std::sync::Arc::new(embedded::EmbeddedIndex::open_reader(location.data_dir, collection))),
     }
 }
 

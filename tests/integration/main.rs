@@ -21,6 +21,7 @@ mod model_stages;
 mod restore_verify;
 mod scoped_deletes;
 mod search_model;
+mod serve;
 mod server_faults;
 mod switch_on_servers;
 mod vector_store;

@@ -423,3 +423,71 @@ fn workers_need_the_servers_and_say_so_in_one_sentence() {
     assert_eq!(output.status.code(), Some(1), "{}", show(&output));
     assert!(String::from_utf8_lossy(&output.stderr).contains("PostgreSQL"), "{}", show(&output));
 }
+
+/// The value of the sample `name` (with its labels) in a Prometheus text; `None` when absent.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    let line = text.lines().find(|line| line.starts_with(name) && line[name.len()..].starts_with(' '))?;
+    line[name.len()..].trim().parse().ok()
+}
+
+#[test]
+fn a_worker_serves_its_metrics_while_it_works() {
+    let ws = Workspace::on_servers();
+    let docs = ws.docs();
+    tree(&docs);
+    std::fs::write(docs.join("broken.docx"), b"this is not a zip package").unwrap();
+    let planned = plan(&ws, &docs, "0", &["--no-wait"]);
+    let report = json_of(&planned, 0);
+    let job = report["job_id"].as_str().unwrap_or_else(|| panic!("{report:#}")).to_string();
+    // The server dies in the middle of the worker's first upsert, and comes back: the worker
+    // waits for it, retries, and says so.
+    ws.qdrant().crash_during_next_upsert(Duration::from_millis(500));
+    // A worker that stays up (no --once), serving its metrics on a port the system chooses.
+    let mut worker = ws
+        .command(["worker", "--lease", LEASE, "--threads", "1", "--extractors", "1", "--metrics-listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting a worker");
+    let mut stderr = std::io::BufReader::new(worker.stderr.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+    let address: std::net::SocketAddr = line
+        .trim()
+        .strip_prefix("ingest worker: metrics at http://")
+        .and_then(|rest| rest.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("the worker says where its metrics are: {line:?}"))
+        .parse()
+        .unwrap();
+    let files = 17;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let metrics = loop {
+        let text = common::service::request(address, "GET", "/metrics", &[], b"").body;
+        if sample(&text, "ingest_worker_files_done_total") == Some(files as f64) {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "the worker's metrics never counted every file:\n{text}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    unsafe { libc::kill(worker.id() as libc::pid_t, libc::SIGTERM) };
+    let stopped = worker.wait().unwrap();
+    assert!(stopped.code().is_some(), "{stopped}");
+
+    assert_eq!(sample(&metrics, "ingest_worker_claims_total"), Some(files as f64), "{metrics}");
+    assert_eq!(sample(&metrics, "ingest_worker_failures_total{reason=\"corrupt\"}"), Some(1.0), "{metrics}");
+    assert_eq!(sample(&metrics, "ingest_worker_failures_total{reason=\"timeout\"}"), Some(0.0), "{metrics}");
+    assert!(sample(&metrics, "ingest_worker_chunks_embedded_total").unwrap() > 0.0, "{metrics}");
+    assert!(sample(&metrics, "ingest_worker_embed_seconds_total").unwrap() > 0.0, "{metrics}");
+    assert!(sample(&metrics, "ingest_worker_stage_seconds_total{stage=\"upsert\"}").unwrap() > 0.0, "{metrics}");
+    assert!(sample(&metrics, "ingest_worker_retries_total{service=\"Qdrant\"}").unwrap() >= 1.0, "{metrics}");
+    assert!(
+        sample(&metrics, "ingest_worker_outage_wait_seconds_total{service=\"Qdrant\"}").unwrap() > 0.0,
+        "{metrics}"
+    );
+    assert_eq!(sample(&metrics, "ingest_worker_lease_losses_total"), Some(0.0), "{metrics}");
+    let done = format!("ingest_worker_queue_items{{job=\"{job}\",generation=\"1\",state=\"done\"}}");
+    let queued = sample(&metrics, &done);
+    assert!(queued.is_none() || queued == Some(files as f64), "{metrics}");
+    assert!(metrics.contains("ingest_worker_live_generation{collection=\"documents\",generation=\"1\""), "{metrics}");
+    assert!(!metrics.contains("postgres://"), "no URL in the metrics");
+}
