@@ -24,6 +24,8 @@ use crate::Bench;
 
 const MODES: &[&str] = &["dense", "sparse", "hybrid"];
 const CLIENTS: &[usize] = &[1, 8, 32];
+/// The collection the harness's jobs write.
+const COLLECTION: &str = "bench";
 /// Hits asked per query, as `ingest search` gives by default.
 const K: usize = 5;
 /// ONNX Runtime threads of the service's model and of the bare model: the machine's cores.
@@ -57,7 +59,7 @@ pub fn serve(bench: &Bench) -> Result<serde_json::Value> {
     for query in queries.iter().take(5) {
         let started = Instant::now();
         let output = Command::new(env!("CARGO_BIN_EXE_ingest"))
-            .args(["search", query, "-k", &K.to_string(), "--json", "--data-dir"])
+            .args(["search", query, "-k", &K.to_string(), "--json", "--collection", COLLECTION, "--data-dir"])
             .arg(&data)
             .output()
             .context("ingest search")?;
@@ -70,7 +72,8 @@ pub fn serve(bench: &Bench) -> Result<serde_json::Value> {
     let bare_eight = bare_rate(bench, &queries, 8, seconds)?;
 
     let mut service = Command::new(env!("CARGO_BIN_EXE_ingest"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--json", "--model-threads", &MODEL_THREADS.to_string()])
+        .args(["serve", "--listen", "127.0.0.1:0", "--json", "--collection", COLLECTION])
+        .args(["--model-threads", &MODEL_THREADS.to_string()])
         .arg("--data-dir")
         .arg(&data)
         .stdout(Stdio::piped())

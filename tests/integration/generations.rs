@@ -52,7 +52,8 @@ fn hit_models(ws: &Workspace, extra: &[&str]) -> Vec<String> {
     hits.as_array().unwrap().iter().map(|hit| hit["model"].as_str().unwrap().to_string()).collect()
 }
 
-fn tree(docs: &Path) {
+/// Four small files; the one about the login shell answers the searches of these tests.
+pub(crate) fn tree(docs: &Path) {
     std::fs::create_dir_all(docs).unwrap();
     write(docs, "shell.txt", "The chsh command changes the login shell of a user account.");
     write(docs, "bees.txt", "Honey bees dance to tell the hive where the flowers are.");

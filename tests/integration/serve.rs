@@ -9,18 +9,11 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use crate::generations::tree;
 use common::service::{request, Service};
-use common::{show, text, write, Workspace};
+use common::{show, write, Workspace};
 use ingest::model::{models_home, ModelInfo, DEFAULT_MODEL};
 use serde_json::{json, Value};
-
-fn tree(docs: &Path) {
-    std::fs::create_dir_all(docs).unwrap();
-    write(docs, "shell.txt", "The chsh command changes the login shell of a user account.");
-    write(docs, "bees.txt", "Honey bees dance to tell the hive where the flowers are.");
-    write(docs, "rivers.txt", &text("rivers", 6));
-    write(docs, "glaciers.txt", &text("glaciers", 6));
-}
 
 fn indexed(ws: Workspace) -> Workspace {
     tree(&ws.docs());
@@ -225,15 +218,16 @@ fn a_missing_model_is_a_503_with_its_reason_and_sparse_search_still_answers() {
 /// Requests in a loop on another thread until stopped: the answers' statuses and models.
 struct Loop {
     stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<Vec<(u16, String, String)>>,
+    answers: Arc<std::sync::Mutex<Vec<(u16, String, String)>>>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 impl Loop {
     fn start(service: &Service, question: &'static str) -> Self {
         let (stop, address) = (Arc::new(AtomicBool::new(false)), service.address);
-        let stopping = stop.clone();
+        let answers = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (stopping, answered) = (stop.clone(), answers.clone());
         let thread = std::thread::spawn(move || {
-            let mut answers = Vec::new();
             let body = json!({ "query": question, "k": 3 }).to_string();
             while !stopping.load(Ordering::SeqCst) {
                 let answer =
@@ -243,16 +237,25 @@ impl Loop {
                 } else {
                     String::new()
                 };
-                answers.push((answer.status, model, answer.body));
+                answered.lock().unwrap().push((answer.status, model, answer.body));
             }
-            answers
         });
-        Self { stop, thread }
+        Self { stop, answers, thread }
+    }
+
+    /// Waits, for a minute at most, until the loop has had an answer from `model`.
+    fn wait_for_model(&self, model: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while self.answers.lock().unwrap().last().map(|(_, m, _)| m.as_str()) != Some(model) {
+            assert!(std::time::Instant::now() < deadline, "the service never answered with {model}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 
     fn finish(self) -> Vec<(u16, String, String)> {
         self.stop.store(true, Ordering::SeqCst);
-        self.thread.join().unwrap()
+        self.thread.join().unwrap();
+        std::mem::take(&mut self.answers.lock().unwrap())
     }
 }
 
@@ -286,28 +289,15 @@ fn switch_and_rollback_during_requests(ws: Workspace) {
     // A run with another model builds generation 2 beside the live one and switches to it.
     let built = ws.ingest([ws.docs().as_os_str(), "--quiet".as_ref(), "--model-dir".as_ref(), e5.as_os_str()]);
     assert!(built.status.success(), "{}", show(&built));
-    wait_for_model(&service, &e5_id);
+    requests.wait_for_model(&e5_id);
     let rolled_back = ws.ingest(["rollback"]);
     assert!(rolled_back.status.success(), "{}", show(&rolled_back));
-    wait_for_model(&service, &default_id);
+    requests.wait_for_model(&default_id);
     let answers = requests.finish();
     let failed: Vec<_> = answers.iter().filter(|(status, ..)| *status != 200).collect();
     assert!(failed.is_empty(), "every request answered through the switch and the rollback: {failed:?}");
     assert_eq!(model_changes(&answers), [default_id.clone(), e5_id, default_id], "one change of model each");
     assert!(answers.len() >= 3, "{} answers", answers.len());
-}
-
-/// Waits, for a minute at most, until a search is answered by `model`.
-fn wait_for_model(service: &Service, model: &str) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let answer = service.get("/search?q=shell&k=1").json();
-        if answer["model"] == model {
-            return;
-        }
-        assert!(std::time::Instant::now() < deadline, "the service never answered with {model}: {answer:#}");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
 }
 
 #[test]
@@ -378,4 +368,31 @@ fn the_search_page_shows_hits_with_their_citations_in_a_real_browser() {
     browse(&[&format!("--screenshot={}", screenshot.display())]);
     let png = std::fs::read(&screenshot).expect("chromium wrote the screenshot");
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{} bytes", png.len());
+}
+
+#[test]
+fn a_full_queue_is_a_429_and_a_slow_store_a_504_on_servers() {
+    let ws = indexed(Workspace::on_servers());
+    let service = Service::start(&ws, &["--queue", "1", "--timeout", "1.5"]);
+    assert_eq!(service.get("/search?q=bees&mode=sparse").status, 200);
+    // Every call to the store now takes 1 s: the first search holds the one place, the
+    // second is refused at once; a search that needs two calls runs out of time.
+    ws.qdrant().delay_every_call(std::time::Duration::from_millis(1000));
+    let address = service.address;
+    let slow = std::thread::spawn(move || request(address, "GET", "/search?q=bees&mode=sparse", &[], b""));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let refused = service.get("/search?q=bees&mode=sparse");
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert!(started.elapsed() < std::time::Duration::from_millis(500), "refused at once");
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert!(refused.json()["error"].as_str().unwrap().contains("busy"), "{}", refused.body);
+    let slow = slow.join().unwrap();
+    assert!(matches!(slow.status, 200 | 504), "{} {}", slow.status, slow.body);
+    // With ranks, a search makes several calls: more than its 1.5 s.
+    let timed_out = service.get("/search?q=bees&mode=sparse&ranks=true");
+    assert_eq!(timed_out.status, 504, "{}", timed_out.body);
+    assert!(timed_out.json()["error"].as_str().unwrap().contains("longer than 1.5 s"), "{}", timed_out.body);
+    ws.qdrant().delay_every_call(std::time::Duration::ZERO);
+    assert_eq!(service.get("/search?q=bees&mode=sparse").status, 200, "the service recovers");
 }
