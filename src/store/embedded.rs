@@ -206,9 +206,26 @@ impl EmbeddedIndex {
                 let Ok(own) = loaded else {
                     return Ok(());
                 };
-                *self.shard.write().await = Some(Arc::new(own));
+                let read_before = self.shard.write().await.replace(Arc::new(own));
                 *reader.copy.lock().map_err(|_| anyhow!("a reader's copy lock was poisoned"))? = None;
-                let _ = std::fs::remove_dir_all(&copy);
+                // The copy goes once the reads still on it have ended and it is closed: the
+                // engine writes its files as it closes.
+                tokio::task::spawn_blocking(move || {
+                    let mut last = read_before;
+                    while let Some(shard) = last {
+                        match Arc::try_unwrap(shard) {
+                            Ok(closing) => {
+                                drop(closing);
+                                last = None;
+                            }
+                            Err(shared) => {
+                                last = Some(shared);
+                                std::thread::sleep(HELD_RETRY);
+                            }
+                        }
+                    }
+                    let _ = std::fs::remove_dir_all(&copy);
+                });
             }
             _ => {}
         }
