@@ -288,6 +288,9 @@ async fn search_reader(reader: &Reader, query: &SearchQuery) -> std::result::Res
         crate::store::SearchMode::Dense => None,
         _ => reader.sparse_gap().await.map_err(Refusal::unavailable)?,
     };
+    if let (crate::store::SearchMode::Sparse, Some(gap)) = (request.mode, &gap) {
+        return Err(Refusal::BadRequest(format!("{gap}; until then, search with mode dense")));
+    }
     let mut model = match request.mode {
         crate::store::SearchMode::Sparse => None,
         _ => Some(reader.query_model()?),
@@ -296,17 +299,9 @@ async fn search_reader(reader: &Reader, query: &SearchQuery) -> std::result::Res
     crate::search::search_knowing_gap(reader.index.as_ref(), model, request, gap).await.map_err(|error| {
         match error.downcast_ref::<queries::Full>() {
             Some(full) => Refusal::Busy(full.to_string()),
-            None if request.mode == crate::store::SearchMode::Sparse && gap_refused(&error) => {
-                Refusal::BadRequest(format!("{error:#}"))
-            }
             None => Refusal::unavailable(error),
         }
     })
-}
-
-/// Whether a sparse search failed because the collection has no sparse vectors yet.
-fn gap_refused(error: &anyhow::Error) -> bool {
-    format!("{error:#}").contains("search with --mode dense")
 }
 
 /// The answer: which collection, generation and model answered, the mode that ranked, a note
