@@ -243,6 +243,10 @@ impl Readers {
                 eprintln!("ingest serve: collection {:?}: {error:#}", reader.collection);
             }
             let pinned = key.0 == self.settings.collection && self.settings.generation == Some(key.1);
+            // Only a reader idle for a while is asked about: the catalog is not read every moment.
+            if pinned || lock(&reader.last_used).elapsed() <= IDLE_READER {
+                continue;
+            }
             let live = match reader.generation.as_ref() {
                 Some(generation) => self
                     .catalog
@@ -253,7 +257,7 @@ impl Readers {
                     .unwrap_or(true),
                 None => true,
             };
-            if !live && !pinned && lock(&reader.last_used).elapsed() > IDLE_READER {
+            if !live {
                 lock(&self.open).remove(&key);
             }
         }
