@@ -31,13 +31,18 @@
 //!     real Qdrant;
 //! 12. the search service (`benches/serve/`): `ingest serve` under 1, 8 and 32 concurrent
 //!     clients per search mode (requests/s, p50/p95/p99 latency), beside `ingest search` per
-//!     process and the bare model's query-embedding rate.
+//!     process and the bare model's query-embedding rate;
+//! 13. OCR (`benches/ocr/`): pages of real text rendered at 300 and 150 dpi and read back,
+//!     with their character error rate, pages/s with one reader and one per core, and the
+//!     share of a mixed run's time the scans add.
 //!
 //! The other corpora are generated with fixed seeds. Run: `cargo bench --bench pipeline -- --quick`
 //! (minutes) or without `--quick` (100,000 files). Prints tables and writes
 //! `target/bench/results.json`. Name sections to run only those, e.g.
 //! `cargo bench --bench pipeline -- --quick rerun memory`.
 
+#[path = "ocr/mod.rs"]
+mod ocr;
 #[allow(dead_code)]
 #[path = "../tests/common/qdrant_server.rs"]
 mod qdrant_server;
@@ -45,6 +50,8 @@ mod qdrant_server;
 mod retrieval;
 #[path = "scale/mod.rs"]
 mod scale;
+#[path = "../tests/common/scans.rs"]
+mod scans;
 #[path = "serve/mod.rs"]
 mod serve;
 
@@ -185,7 +192,7 @@ fn job_settings(root: &Path, collection: &str, batching: Batching) -> Result<Job
     Ok(JobSettings {
         root: std::fs::canonicalize(root)?,
         collection: collection.into(),
-        scan: ScanOptions::new(&[], &[], false, false)?,
+        scan: ScanOptions::new(&[], &[], false, false, false)?,
         chunk_size: 200,
         chunk_overlap: 32,
         embed_batching: batching,
@@ -203,7 +210,10 @@ fn job_settings(root: &Path, collection: &str, batching: Batching) -> Result<Job
             timeout: Duration::from_secs(60),
             memory_limit_mib: 1024,
             processes: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            ocr: Default::default(),
         },
+        ocr: ingest::extract::ocr::OcrSettings::new(ingest::extract::ocr::OcrMode::Off, "eng".into(), 1)
+            .map_err(anyhow::Error::msg)?,
         queued: false,
     })
 }
@@ -271,7 +281,7 @@ fn pipeline_efficiency(bench: &Bench) -> Result<serde_json::Value> {
     for entry in std::fs::read_dir(&docs)? {
         let path = entry?.path();
         let extension = path.extension().unwrap().to_string_lossy().to_string();
-        let document = ingest::extract::extract_in_process(&extension, &std::fs::read(&path)?)?;
+        let document = ingest::extract::extract_in_process(&extension, &std::fs::read(&path)?, &Default::default())?;
         texts.extend(chunker.chunk(&document).into_iter().map(|c| c.content));
     }
     let counted = count_tokens(&bench.model, &texts);
@@ -344,7 +354,7 @@ fn seed_catalog(bench: &Bench, docs: &Path, data: &Path) -> Result<()> {
     bench.runtime.block_on(async {
         let job = catalog.create_job(&bench_job(&root.display().to_string(), &bench.model.id, bench.model.dim)).await?;
         let mut facts = Vec::new();
-        for item in ingest::scan::scan(&root, &ScanOptions::new(&[], &[], false, false)?) {
+        for item in ingest::scan::scan(&root, &ScanOptions::new(&[], &[], false, false, false)?) {
             let ScanItem::File(entry) = item else { continue };
             let bytes = std::fs::read(entry.path())?;
             facts.push(FileFacts {
@@ -1308,7 +1318,7 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let quick = std::env::args().any(|a| a == "--quick");
     // (the name that selects a section on the command line, its key in the JSON, the section)
-    let sections: [(&str, &str, Section); 12] = [
+    let sections: [(&str, &str, Section); 13] = [
         ("efficiency", "pipeline_efficiency", pipeline_efficiency),
         ("rerun", "no_change_rerun", no_change_rerun),
         ("restore", "restore", restore_ratio),
@@ -1321,6 +1331,7 @@ fn main() -> Result<()> {
         ("models", "per_model", per_model),
         ("scale", "scale", scale::scale),
         ("serve", "search_service", serve::serve),
+        ("ocr", "ocr", ocr::ocr),
     ];
     if let Some(unknown) = args.iter().find(|a| !sections.iter().any(|(name, ..)| name == a)) {
         let names: Vec<&str> = sections.iter().map(|(name, ..)| *name).collect();

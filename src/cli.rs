@@ -10,7 +10,9 @@ use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use ingest::extract::ocr::OcrMode;
 use ingest::extract::pool::EXTRACTOR_SUBCOMMAND;
+use ingest::extract::OcrRequest;
 use ingest::settings::{self, CommonOptions, RunOptions, WorkerOptions};
 
 // No `Debug` here or on `GlobalArgs` (a doc comment would become help text): they hold the
@@ -234,6 +236,36 @@ pub struct Tuning {
     /// Extractor processes, hence files extracted at once [default: the number of cores]
     #[arg(long, value_name = "N", alias = "extract-workers")]
     pub extractors: Option<usize>,
+    /// Read text from scans with OCR (Tesseract, installed by ./scripts/setup.sh --ocr): auto
+    /// reads PDF pages without a text layer, and images (png, jpg, tif, webp); force reads
+    /// every page; off reads none [default: auto]
+    #[arg(long, value_enum)]
+    pub ocr: Option<OcrChoice>,
+    /// Tesseract's languages, joined by + [default: eng]
+    #[arg(long, value_name = "LANGUAGES")]
+    pub ocr_languages: Option<String>,
+    /// Pages one file may need read by OCR; a file needing more fails before any is read
+    /// [default: 200]
+    #[arg(long, value_name = "PAGES")]
+    pub max_ocr_pages: Option<u32>,
+}
+
+/// `--ocr`'s values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OcrChoice {
+    Auto,
+    Off,
+    Force,
+}
+
+impl From<OcrChoice> for OcrMode {
+    fn from(choice: OcrChoice) -> Self {
+        match choice {
+            OcrChoice::Auto => OcrMode::Auto,
+            OcrChoice::Off => OcrMode::Off,
+            OcrChoice::Force => OcrMode::Force,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -299,6 +331,21 @@ pub struct ExtractorArgs {
     /// Address space limit (RLIMIT_AS) in MiB, set before the first request
     #[arg(long, value_name = "MIB")]
     pub memory_limit: u64,
+    /// What to do with scanned pages and images: off, auto or force
+    #[arg(long, default_value = "off")]
+    pub ocr: OcrMode,
+    /// Tesseract's languages, joined by +
+    #[arg(long, default_value = "eng")]
+    pub ocr_languages: String,
+    /// Pages one file may need read by OCR
+    #[arg(long, default_value_t = 0)]
+    pub max_ocr_pages: u32,
+}
+
+impl ExtractorArgs {
+    pub fn ocr(&self) -> OcrRequest {
+        OcrRequest { mode: self.ocr, languages: self.ocr_languages.clone(), max_pages: self.max_ocr_pages }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -502,6 +549,9 @@ impl From<Tuning> for settings::Tuning {
             max_file_chunks,
             extract_memory,
             extractors,
+            ocr,
+            ocr_languages,
+            max_ocr_pages,
         } = args;
         Self {
             embed_batch_size,
@@ -515,6 +565,9 @@ impl From<Tuning> for settings::Tuning {
             max_file_chunks,
             extract_memory,
             extractors,
+            ocr: ocr.map(OcrMode::from),
+            ocr_languages,
+            max_ocr_pages,
         }
     }
 }

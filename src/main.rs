@@ -30,7 +30,7 @@ fn main() -> ExitCode {
     // An extractor process serves its parent over stdin and stdout, before any runtime,
     // catalog or store exists.
     if let Some(Command::Extractor(args)) = &cli.command {
-        return match ingest::extract::pool::serve(args.memory_limit) {
+        return match ingest::extract::pool::serve(args.memory_limit, &args.ocr()) {
             Ok(()) => ExitCode::from(Exit::Ok.code()),
             Err(error) => {
                 eprintln!("error: extractor process: {error:#}");

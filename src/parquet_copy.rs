@@ -6,13 +6,15 @@
 //! FixedSizeList<Float32, dim>, `created_at`, and the chunk's origin: `page`, `page_end`,
 //! `slide` (u32) and `sheet`, `heading`, `title` (strings), null where the format has none),
 //! `sparse_indices` (List<UInt32>) and `sparse_values` (List<Float32>), the chunk's BM25
-//! term weights, and `analyzer`, the analyzer that made them), zstd-compressed, from which
-//! the collection can be rebuilt without embedding.
+//! term weights, and `analyzer`, the analyzer that made them), and `ocr` (true when OCR read
+//! some of the chunk's text, null otherwise), zstd-compressed, from which the collection can
+//! be rebuilt without embedding.
 //!
 //! The schema's version is in the file's metadata (`ingest.schema_version`). Older files
 //! are still read: version 1 files, written before the origin columns existed, have rows
 //! without an origin; version 1 and 2 rows have no sparse vector, so reading makes it from
-//! the row's text, as it does for any row whose analyzer is not this build's.
+//! the row's text, as it does for any row whose analyzer is not this build's; rows before
+//! version 4 were never read by OCR.
 //!
 //! Every file is written under a temporary name, synced, then renamed: a crash never
 //! leaves a half-file that looks whole. A row is live when the catalog's completed file
@@ -25,8 +27,8 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use arrow::array::{
-    new_null_array, Array, ArrayRef, FixedSizeListArray, Float32Array, Float32Builder, ListArray, ListBuilder,
-    RecordBatch, StringArray, TimestampMicrosecondArray, UInt32Array, UInt32Builder,
+    new_null_array, Array, ArrayRef, BooleanArray, FixedSizeListArray, Float32Array, Float32Builder, ListArray,
+    ListBuilder, RecordBatch, StringArray, TimestampMicrosecondArray, UInt32Array, UInt32Builder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -39,8 +41,8 @@ use crate::sparse::{Analyzer, SparseVector, ANALYZER_VERSION};
 use crate::store::{extension_of, Point, PointPayload};
 
 /// The version of the schema this build writes: 2 added the origin columns, 3 the sparse
-/// vector.
-pub const SCHEMA_VERSION: &str = "3";
+/// vector, 4 the OCR mark.
+pub const SCHEMA_VERSION: &str = "4";
 
 /// The metadata key of the schema version.
 const SCHEMA_VERSION_KEY: &str = "ingest.schema_version";
@@ -67,11 +69,17 @@ fn sparse_fields() -> Vec<Field> {
     ]
 }
 
+/// The column version 4 added, after those of version 3: whether OCR read the chunk's text.
+fn ocr_field() -> Field {
+    Field::new("ocr", DataType::Boolean, true)
+}
+
 /// The arrow schema of a copy with `dim`-dimensional vectors.
 pub fn schema(dim: usize) -> SchemaRef {
     let mut fields = schema_v1_fields(dim);
     fields.extend(origin_fields());
     fields.extend(sparse_fields());
+    fields.push(ocr_field());
     let metadata = [(SCHEMA_VERSION_KEY.to_string(), SCHEMA_VERSION.to_string())].into();
     Arc::new(Schema::new_with_metadata(fields, metadata))
 }
@@ -288,6 +296,7 @@ fn to_batch(points: &[Point], dim: usize) -> Result<RecordBatch> {
         Arc::new(sparse_indices.finish()),
         Arc::new(sparse_values.finish()),
         Arc::new(points.iter().map(|p| p.payload.analyzer.as_deref()).collect::<StringArray>()),
+        Arc::new(points.iter().map(|p| p.payload.origin.ocr.then_some(true)).collect::<BooleanArray>()),
     ];
     RecordBatch::try_new(schema(dim), columns).context("assembling a parquet batch")
 }
@@ -306,7 +315,8 @@ fn read_batches(path: &Path, dim: usize) -> Result<impl Iterator<Item = Result<R
     };
     let version_1 = schema_v1_fields(dim).len();
     let version_2 = version_1 + origin_fields().len();
-    let Some(columns_found) = [expected.fields().len(), version_2, version_1]
+    let version_3 = version_2 + sparse_fields().len();
+    let Some(columns_found) = [expected.fields().len(), version_3, version_2, version_1]
         .into_iter()
         .find(|&columns| same(&expected.fields()[..columns]))
     else {
@@ -385,6 +395,7 @@ fn points_of(batch: &RecordBatch, path: &Path, analyzer: &Analyzer) -> Result<Ve
         let list = |name: &str| column(name).as_any().downcast_ref::<ListArray>().expect("schema checked").clone();
         let (sparse_indices, sparse_values, analyzers) =
             (list("sparse_indices"), list("sparse_values"), text("analyzer"));
+        let ocr = column("ocr").as_any().downcast_ref::<BooleanArray>().expect("schema checked").clone();
         for row in 0..batch.num_rows() {
             let vector = vectors.value(row);
             let vector = vector.as_any().downcast_ref::<Float32Array>().expect("schema checked").values().to_vec();
@@ -425,6 +436,7 @@ fn points_of(batch: &RecordBatch, path: &Path, analyzer: &Analyzer) -> Result<Ve
                         slide: get_number(&slide, row),
                         heading: get_text(&heading, row),
                         title: get_text(&title, row),
+                        ocr: ocr.is_valid(row) && ocr.value(row),
                     },
                 },
             });
@@ -460,6 +472,7 @@ mod tests {
                     slide: None,
                     heading: Some(format!("Section {index}")),
                     title: None,
+                    ocr: index == 3,
                 },
             },
         }

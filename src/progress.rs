@@ -35,6 +35,10 @@ pub struct Counters {
     pub points_written: AtomicU64,
     /// Files the extension filter passed over.
     pub filtered_out: AtomicU64,
+    /// Pages (and images) read by OCR.
+    pub ocr_pages: AtomicU64,
+    /// Files with scanned pages OCR was not asked to read (it is off or missing).
+    pub ocr_unread_files: AtomicU64,
     /// Set once the scan has finished, so `files_seen` is the total.
     pub scan_finished: AtomicBool,
     /// Time spent working, per stage.
@@ -233,8 +237,11 @@ pub enum Stage {
     Walk,
     /// Reading changed files and hashing their contents.
     Hash,
-    /// Turning file contents into text (in extractor processes for every format but text and Markdown).
+    /// Turning file contents into text (in extractor processes for every format but text and
+    /// Markdown), OCR aside.
     Extract,
+    /// Reading scanned pages and images with OCR, in the extractor processes.
+    Ocr,
     /// Splitting text into chunks with the model's tokenizer.
     Chunk,
     /// Weighing each chunk's terms for its BM25 sparse vector.
@@ -257,7 +264,7 @@ pub enum Stage {
 /// several threads can exceed the wall time); waiting on other stages is not counted.
 #[derive(Debug, Default)]
 pub struct StageClock {
-    nanos: [AtomicU64; 11],
+    nanos: [AtomicU64; 12],
 }
 
 impl StageClock {
@@ -287,6 +294,7 @@ impl StageClock {
             walk: of(Stage::Walk),
             hash: of(Stage::Hash),
             extract: of(Stage::Extract),
+            ocr: of(Stage::Ocr),
             chunk: of(Stage::Chunk),
             sparse: of(Stage::Sparse),
             cache: of(Stage::Cache),
@@ -305,6 +313,7 @@ pub struct StageSeconds {
     pub walk: f64,
     pub hash: f64,
     pub extract: f64,
+    pub ocr: f64,
     pub chunk: f64,
     pub sparse: f64,
     pub cache: f64,

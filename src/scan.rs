@@ -28,7 +28,7 @@ use std::time::UNIX_EPOCH;
 use anyhow::{Context, Result};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
-use crate::extract::KNOWN_EXTENSIONS;
+use crate::extract::{IMAGE_EXTENSIONS, KNOWN_EXTENSIONS};
 
 /// What to keep while walking.
 #[derive(Debug, Clone)]
@@ -48,12 +48,14 @@ pub struct ScanOptions {
 
 impl ScanOptions {
     /// Options for a walk. No `extensions` means [`KNOWN_EXTENSIONS`] and files without an
-    /// extension; `sniff_unknown` adds files of any other extension.
+    /// extension, and [`IMAGE_EXTENSIONS`] with `images` (when the run reads them by OCR);
+    /// `sniff_unknown` adds files of any other extension.
     pub fn new(
         extensions: &[String],
         ignore_globs: &[String],
         follow_external_links: bool,
         sniff_unknown: bool,
+        images: bool,
     ) -> Result<Self> {
         let mut builder = GlobSetBuilder::new();
         for pattern in ignore_globs {
@@ -61,7 +63,8 @@ impl ScanOptions {
         }
         let extensionless = extensions.is_empty();
         let extensions = if extensions.is_empty() {
-            KNOWN_EXTENSIONS.iter().map(|(extension, _)| extension.to_string()).collect()
+            let images = IMAGE_EXTENSIONS.iter().filter(|_| images);
+            KNOWN_EXTENSIONS.iter().map(|(extension, _)| extension).chain(images).map(|e| e.to_string()).collect()
         } else {
             extensions.iter().map(|e| e.trim_start_matches('.').to_ascii_lowercase()).collect()
         };
@@ -376,9 +379,9 @@ mod tests {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, "x").unwrap();
         }
-        let options = ScanOptions::new(&[], &["skip/**".into()], false, false).unwrap();
+        let options = ScanOptions::new(&[], &["skip/**".into()], false, false, false).unwrap();
         assert_eq!(files(dir.path(), &options), vec!["a.txt", "b.MD", "e.pdf"]);
-        let only_txt = ScanOptions::new(&[".TXT".into()], &[], false, false).unwrap();
+        let only_txt = ScanOptions::new(&[".TXT".into()], &[], false, false, false).unwrap();
         assert_eq!(files(dir.path(), &only_txt), vec!["a.txt", "skip/d.txt"]);
     }
 
@@ -390,21 +393,25 @@ mod tests {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, "x").unwrap();
         }
-        let defaults = ScanOptions::new(&[], &[], false, false).unwrap();
+        let defaults = ScanOptions::new(&[], &[], false, false, false).unwrap();
         assert_eq!(files(dir.path(), &defaults), vec!["README", "a.txt", "notes.rst", "sub/NEWS"]);
         let filtered = scan(dir.path(), &defaults).filter(|item| matches!(item, ScanItem::Filtered)).count();
         assert_eq!(filtered, 3, "b.xyz, .hidden and the object under .git are counted as filtered");
-        let sniffing = ScanOptions::new(&[], &[], false, true).unwrap();
+        let sniffing = ScanOptions::new(&[], &[], false, true, false).unwrap();
         assert_eq!(files(dir.path(), &sniffing), vec!["README", "a.txt", "b.xyz", "notes.rst", "sub/NEWS"]);
-        let explicit = ScanOptions::new(&["txt".into()], &[], false, false).unwrap();
+        let explicit = ScanOptions::new(&["txt".into()], &[], false, false, false).unwrap();
         assert_eq!(files(dir.path(), &explicit), vec!["a.txt"], "an explicit filter takes no extensionless files");
+        std::fs::write(dir.path().join("scan.TIF"), "x").unwrap();
+        assert!(!files(dir.path(), &defaults).contains(&"scan.TIF".to_string()), "images only when OCR reads them");
+        let with_images = ScanOptions::new(&[], &[], false, false, true).unwrap();
+        assert!(files(dir.path(), &with_images).contains(&"scan.TIF".to_string()));
         assert!(defaults.in_scope(dir.path(), &dir.path().join("sub/NEWS")));
         assert!(!defaults.in_scope(dir.path(), &dir.path().join(".git/HEAD")));
     }
 
     #[test]
     fn scope_follows_root_extensions_and_ignored_directories() {
-        let options = ScanOptions::new(&["txt".into()], &["skip".into()], false, false).unwrap();
+        let options = ScanOptions::new(&["txt".into()], &["skip".into()], false, false, false).unwrap();
         let root = Path::new("/docs");
         assert!(options.in_scope(root, Path::new("/docs/a.txt")));
         assert!(options.in_scope(root, Path::new("/docs/sub/A.TXT")));
@@ -421,7 +428,7 @@ mod tests {
         std::os::unix::fs::symlink(dir.path(), dir.path().join("sub/loop")).unwrap();
         std::fs::write(dir.path().join("sub/ok.txt"), "x").unwrap();
         std::fs::write(dir.path().join(std::ffi::OsStr::from_bytes(b"caf\xe9.txt")), "x").unwrap();
-        let seen = files(dir.path(), &ScanOptions::new(&[], &[], false, false).unwrap());
+        let seen = files(dir.path(), &ScanOptions::new(&[], &[], false, false, false).unwrap());
         assert!(seen.contains(&"sub/ok.txt".to_string()), "{seen:?}");
         assert!(seen.iter().any(|s| s == "problem: symbolic link loop"), "{seen:?}");
         assert!(seen.iter().any(|s| s.starts_with("rejected: file name is not valid UTF-8")), "{seen:?}");
@@ -440,7 +447,7 @@ mod tests {
         symlink(outside.path().join("y.txt"), root.path().join("linked_file.txt")).unwrap();
         symlink(outside.path().join("z.rs"), root.path().join("unwanted.rs")).unwrap();
 
-        let seen = files(root.path(), &ScanOptions::new(&[], &[], false, false).unwrap());
+        let seen = files(root.path(), &ScanOptions::new(&[], &[], false, false, false).unwrap());
         assert_eq!(seen.len(), 3, "{seen:?}");
         assert_eq!(seen[0], "a.txt");
         let note = |target: &Path| {
@@ -452,7 +459,7 @@ mod tests {
         assert_eq!(seen[1], note(&outside.path().join("dir")), "a directory link is noted once, not per file");
         assert_eq!(seen[2], note(&outside.path().join("y.txt")));
 
-        let followed = files(root.path(), &ScanOptions::new(&[], &[], true, false).unwrap());
+        let followed = files(root.path(), &ScanOptions::new(&[], &[], true, false, false).unwrap());
         assert_eq!(followed, vec!["a.txt", "linked_dir/x.txt", "linked_file.txt"]);
     }
 
@@ -465,7 +472,7 @@ mod tests {
         std::fs::write(root.path().join("real/sub/b.txt"), "b").unwrap();
         symlink(root.path().join("real/a.txt"), root.path().join("real/a_link.txt")).unwrap();
         symlink(root.path().join("real"), root.path().join("alias")).unwrap();
-        let seen = files(root.path(), &ScanOptions::new(&[], &[], false, false).unwrap());
+        let seen = files(root.path(), &ScanOptions::new(&[], &[], false, false, false).unwrap());
         assert_eq!(seen, vec!["alias/a.txt", "alias/sub/b.txt"], "each under the first path walked");
     }
 }

@@ -255,7 +255,8 @@ pub fn hit_json(ranked: &RankedHit, with_ranks: bool) -> serde_json::Value {
 }
 
 /// Where in its file a chunk is, as a reader cites it: `p.12` (`pp.12-13` across pages),
-/// `slide 3`, `sheet Budget`, then `› heading` when it has one; empty when it has none.
+/// `slide 3`, `sheet Budget`, then `› heading` when it has one, and `(OCR)` when OCR read
+/// its text; empty when it has none.
 pub fn place(origin: &Origin) -> String {
     let mut parts = Vec::new();
     match (origin.page, origin.page_end) {
@@ -271,6 +272,9 @@ pub fn place(origin: &Origin) -> String {
     }
     if let Some(heading) = &origin.heading {
         parts.push(format!("› {}", snippet(heading, 60)));
+    }
+    if origin.ocr {
+        parts.push("(OCR)".to_string());
     }
     parts.join(" ")
 }
@@ -301,6 +305,7 @@ mod tests {
         assert_eq!(at(Origin::default()), "");
         assert_eq!(at(Origin { page: Some(12), page_end: Some(12), ..Origin::default() }), "p.12");
         assert_eq!(at(Origin { page: Some(12), page_end: Some(13), ..Origin::default() }), "pp.12-13");
+        assert_eq!(at(Origin { page: Some(2), page_end: Some(2), ocr: true, ..Origin::default() }), "p.2 (OCR)");
         assert_eq!(at(Origin { slide: Some(3), title: Some("Deck".into()), ..Origin::default() }), "slide 3");
         assert_eq!(
             at(Origin { sheet: Some("Budget".into()), heading: Some("Rent".into()), ..Origin::default() }),

@@ -18,7 +18,8 @@ use serde::Deserialize;
 
 use crate::catalog::JobRow;
 use crate::embed::Batching;
-use crate::extract::ExtractorSettings;
+use crate::extract::ocr::{OcrMode, OcrSettings};
+use crate::extract::{ExtractorSettings, OcrRequest};
 use crate::pipeline::worker::WorkerSettings;
 use crate::pipeline::JobSettings;
 use crate::retry::RetryPolicy;
@@ -96,6 +97,12 @@ pub struct Tuning {
     pub extract_memory: Option<u64>,
     /// Extractor processes.
     pub extractors: Option<usize>,
+    /// Whether scanned pages and images are read by OCR.
+    pub ocr: Option<OcrMode>,
+    /// Tesseract's languages, `+`-separated.
+    pub ocr_languages: Option<String>,
+    /// Pages one file may need read by OCR.
+    pub max_ocr_pages: Option<u32>,
 }
 
 /// What was given for `ingest worker`.
@@ -139,6 +146,9 @@ pub struct FileConfig {
     pub extract_memory: Option<u64>,
     #[serde(alias = "extract_workers")]
     pub extractors: Option<usize>,
+    pub ocr: Option<OcrMode>,
+    pub ocr_languages: Option<String>,
+    pub max_ocr_pages: Option<u32>,
     pub extensions: Option<Vec<String>>,
     pub sniff_unknown_extensions: Option<bool>,
     pub ignore: Option<Vec<String>>,
@@ -260,6 +270,7 @@ impl Settings {
             if args.extensions.is_empty() { f.extensions.clone().unwrap_or_default() } else { args.extensions.clone() };
         let ignore = if args.ignore.is_empty() { f.ignore.clone().unwrap_or_default() } else { args.ignore.clone() };
         let tuning = self.tuning(&args.tuning)?;
+        let ocr = self.ocr(&args.tuning)?;
         let max_retries = in_range("max-retries", args.max_retries.or(f.max_retries).unwrap_or(3), 1..=MAX_RETRIES)?;
         if let Some(workers) = args.workers {
             in_range("workers", workers, 0..=MAX_PROCESSES)?;
@@ -275,6 +286,7 @@ impl Settings {
                 &ignore,
                 args.follow_external_links,
                 args.sniff_unknown_extensions || f.sniff_unknown_extensions.unwrap_or(false),
+                ocr.reads(),
             )?,
             chunk_size,
             chunk_overlap,
@@ -288,7 +300,8 @@ impl Settings {
             dry_run: args.dry_run,
             max_retries,
             allow_mass_delete: args.allow_mass_delete,
-            extraction: tuning.extraction(extractor_program),
+            extraction: tuning.extraction(extractor_program, ocr.request()),
+            ocr,
             queued: args.workers.is_some(),
         })
     }
@@ -391,6 +404,20 @@ impl Settings {
 
     /// How this process embeds, writes and extracts: the flags, else the TOML file, else the
     /// defaults, each checked against its range.
+    /// A run's OCR: the mode, languages and page cap from the flags or the file (default
+    /// `auto`, `eng`, [`DEFAULT_MAX_OCR_PAGES`]), and the engine found on this machine.
+    pub fn ocr(&self, given: &Tuning) -> Result<OcrSettings> {
+        let f = &self.file;
+        let mode = given.ocr.or(f.ocr).unwrap_or_default();
+        let languages = given.ocr_languages.clone().or_else(|| f.ocr_languages.clone()).unwrap_or_else(|| "eng".into());
+        let max_pages = in_range(
+            "max-ocr-pages",
+            given.max_ocr_pages.or(f.max_ocr_pages).unwrap_or(DEFAULT_MAX_OCR_PAGES),
+            1..=MAX_OCR_PAGES,
+        )?;
+        OcrSettings::new(mode, languages, max_pages).map_err(anyhow::Error::msg)
+    }
+
     fn tuning(&self, given: &Tuning) -> Result<CheckedTuning> {
         let f = &self.file;
         let defaults = Batching::default();
@@ -471,13 +498,15 @@ struct CheckedTuning {
 }
 
 impl CheckedTuning {
-    /// The extractor processes' settings; `program` is the `ingest` binary they run.
-    fn extraction(&self, program: PathBuf) -> ExtractorSettings {
+    /// The extractor processes' settings; `program` is the `ingest` binary they run, `ocr`
+    /// what they do with scans.
+    fn extraction(&self, program: PathBuf, ocr: OcrRequest) -> ExtractorSettings {
         ExtractorSettings {
             program,
             timeout: self.file_timeout,
             memory_limit_mib: self.extract_memory_mib,
             processes: self.extractors,
+            ocr,
         }
     }
 }
@@ -492,6 +521,11 @@ pub fn in_range<T: PartialOrd + Display>(flag: &str, value: T, range: RangeInclu
         bail!("--{flag} must be between {} and {} (got {value})", range.start(), range.end())
     }
 }
+
+/// Pages one file may need read by OCR, unless `--max-ocr-pages` says otherwise: some five
+/// minutes of OCR on one core, and more pages than most scanned documents have.
+pub const DEFAULT_MAX_OCR_PAGES: u32 = 200;
+const MAX_OCR_PAGES: u32 = 1_000_000;
 
 /// Upper bounds of the numeric settings: far above any sensible value, low enough that no
 /// arithmetic on them overflows.

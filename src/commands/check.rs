@@ -1,14 +1,16 @@
 //! # `ingest check`
 //!
 //! In: [`Settings`]. Out: a [`CheckReport`]: for each part (the model, the catalog, the
-//! vector store), what it is, or why it is unreachable or incompatible. Each part is
-//! checked whatever became of the others.
+//! vector store, OCR), what it is, or why it is unreachable or incompatible. Each part is
+//! checked whatever became of the others. OCR is optional: missing, it is reported as such,
+//! and fails the check only when the settings force it or name languages it lacks.
 
 use anyhow::Result;
 
 use crate::embed::Embedder;
+use crate::extract::ocr::OcrMode;
 use crate::model::ModelInfo;
-use crate::settings::Settings;
+use crate::settings::{Settings, Tuning};
 use crate::workspace::{open_catalog, Workspace};
 
 /// What `ingest check` found of each part: a line on what it is, or why it is wrong.
@@ -19,12 +21,14 @@ pub struct CheckReport {
     pub catalog: Result<String>,
     /// The vector store is reachable, and the collection, if it exists, fits the model.
     pub vector_store: Result<String>,
+    /// The OCR engine and its languages, or that there is none.
+    pub ocr: Result<String>,
 }
 
 impl CheckReport {
     /// Each part, named, in the order checked.
-    pub fn parts(&self) -> [(&'static str, &Result<String>); 3] {
-        [("model", &self.model), ("catalog", &self.catalog), ("vector store", &self.vector_store)]
+    pub fn parts(&self) -> [(&'static str, &Result<String>); 4] {
+        [("model", &self.model), ("catalog", &self.catalog), ("vector store", &self.vector_store), ("ocr", &self.ocr)]
     }
 
     /// Whether every part is fine.
@@ -85,5 +89,24 @@ pub async fn check(settings: &Settings) -> CheckReport {
         Ok(format!("{place}, collection {:?}{served} holds {} points", settings.collection, index.count(None).await?))
     }
     .await;
-    CheckReport { model: model_outcome, catalog: catalog_outcome, vector_store: store_outcome }
+    CheckReport { model: model_outcome, catalog: catalog_outcome, vector_store: store_outcome, ocr: ocr(settings) }
+}
+
+/// What OCR a run with these settings (its configuration file's, without flags) would have.
+fn ocr(settings: &Settings) -> Result<String> {
+    let ocr = settings.ocr(&Tuning::default())?;
+    Ok(match &ocr.engine {
+        Ok(engine) if ocr.reads() => format!(
+            "tesseract {} with poppler {}, languages installed: {}; runs read {} ({})",
+            engine.tesseract,
+            engine.renderer,
+            engine.languages.join(", "),
+            ocr.languages,
+            match ocr.mode {
+                OcrMode::Force => "every page",
+                _ => "PDF pages without text, and images",
+            }
+        ),
+        _ => format!("{}; scanned pages stay without text", ocr.unread_reason()),
+    })
 }

@@ -10,16 +10,18 @@
 //! process; so are files without an extension (or of an unknown one), which are sniffed: text
 //! when valid UTF-8 (or UTF-16 with a byte-order mark) without NUL bytes, otherwise
 //! [`ExtractError::NotText`], a file to skip rather than a failure. The parsers of every other
-//! format (PDF, DOCX, HTML, spreadsheets, PPTX, ODT, EPUB) can loop forever, overflow their
+//! format (PDF, DOCX, HTML, spreadsheets, PPTX, ODT, EPUB, images) can loop forever, overflow their
 //! stack or abort on hostile files, so they run in worker processes of an [`ExtractorPool`]
 //! ([`pool`]), under a time and a memory limit; [`extract_in_process`] is what those workers
 //! run. Inside a worker, parsers also run behind `catch_unwind`, so a parser panic fails only
 //! its file. One module per format: [`pdf`], [`docx`], [`html`], [`spreadsheet`], [`pptx`],
-//! [`odt`], [`epub`]; [`package`] reads the zip packages and XML parts several of them share.
+//! [`odt`], [`epub`]; [`package`] reads the zip packages and XML parts several of them share;
+//! [`ocr`] reads the PDF pages that are scans, and images, as the run's [`OcrRequest`] asks.
 
 pub mod docx;
 pub mod epub;
 pub mod html;
+pub mod ocr;
 pub mod odt;
 pub mod package;
 pub mod pdf;
@@ -32,6 +34,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
+pub use ocr::{OcrRequest, OcrTally};
 pub use pool::{ExtractorPool, ExtractorSettings};
 
 /// The text of one file.
@@ -44,6 +47,8 @@ pub struct Document {
     pub title: Option<String>,
     /// Where each part of `text` came from, in increasing offset order.
     pub anchors: Vec<Anchor>,
+    /// The pages OCR read, and those it was not asked to.
+    pub ocr: OcrTally,
 }
 
 /// A place in the file that `text` from `offset` (a byte offset) on belongs to, until the
@@ -87,6 +92,9 @@ pub struct Origin {
     /// The document's title.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
+    /// The chunk's text, or part of it, was read by OCR from a scan or an image.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ocr: bool,
 }
 
 impl Document {
@@ -96,7 +104,7 @@ impl Document {
     }
 
     /// Where the text from byte `start` to byte `end` came from: the last anchor of each kind
-    /// at or before `start`, and the page `end` falls on.
+    /// at or before `start`, the page `end` falls on, and whether OCR read any of its pages.
     pub fn origin(&self, start: usize, end: usize) -> Origin {
         let mut origin = Origin { title: self.title.clone(), ..Origin::default() };
         let before_end = self.anchors.partition_point(|a| a.offset < end.max(start + 1));
@@ -113,6 +121,9 @@ impl Document {
                 Place::Slide(slide) => _ = origin.slide.get_or_insert(*slide),
                 Place::Heading(heading) => _ = origin.heading.get_or_insert_with(|| heading.clone()),
             }
+        }
+        if let (Some(first), Some(last)) = (origin.page, origin.page_end) {
+            origin.ocr = self.ocr.pages.iter().any(|page| (first..=last).contains(page));
         }
         origin
     }
@@ -132,6 +143,13 @@ pub enum ExtractError {
     Invalid { format: Format, reason: String },
     #[error("no extractable text (the document holds only whitespace, images or scans)")]
     NoText,
+    /// No text, and this many pages that are scans (or an image) which OCR was not asked to
+    /// read: the run says why.
+    #[error("no extractable text: {0} scanned pages were not read by OCR")]
+    NeedsOcr(u32),
+    /// OCR of a page failed, or a file needs more pages read than allowed.
+    #[error("OCR failed: {0}")]
+    Ocr(String),
     /// A file sniffed for text (no extension, or an unknown one) whose contents are not text.
     #[error("not text: {0}")]
     NotText(String),
@@ -160,6 +178,8 @@ pub enum Format {
     Pptx,
     Odt,
     Epub,
+    /// PNG, JPEG, TIFF and WebP images, read by OCR.
+    Image,
     /// No extension, or one not known: indexed when its contents turn out to be text.
     Sniffed,
 }
@@ -196,8 +216,15 @@ pub const KNOWN_EXTENSIONS: &[(&str, Format)] = &[
     ("ini", Format::Text),
 ];
 
+/// The extensions of images, read by OCR: a walk keeps them by default only when the run
+/// reads them.
+pub const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "tif", "tiff", "webp"];
+
 impl Format {
     pub fn from_extension(extension: &str) -> Self {
+        if IMAGE_EXTENSIONS.contains(&extension) {
+            return Self::Image;
+        }
         KNOWN_EXTENSIONS.iter().find(|(known, _)| *known == extension).map_or(Self::Sniffed, |&(_, format)| format)
     }
 
@@ -215,6 +242,7 @@ impl Format {
             Self::Pptx => "PPTX",
             Self::Odt => "ODT",
             Self::Epub => "EPUB",
+            Self::Image => "image",
         }
     }
 
@@ -225,7 +253,12 @@ impl Format {
 
     /// The format named `name` (as [`Format::name`] says it), among those with an extension.
     pub fn from_name(name: &str) -> Option<Self> {
-        KNOWN_EXTENSIONS.iter().map(|&(_, format)| format).find(|format| format.name() == name)
+        KNOWN_EXTENSIONS.iter().map(|&(_, format)| format).chain([Self::Image]).find(|format| format.name() == name)
+    }
+
+    /// Whether OCR may read the format's files: PDFs (their scanned pages) and images.
+    pub fn reads_scans(self) -> bool {
+        matches!(self, Self::Pdf | Self::Image)
     }
 
     /// An [`ExtractError::Invalid`] of this format.
@@ -250,6 +283,7 @@ impl Format {
             Self::Odt => "odt-1",
             // 2: a chapter the spine lists again is read once.
             Self::Epub => "epub-2",
+            Self::Image => "image-1",
             Self::Sniffed => "sniff-1",
         }
     }
@@ -283,33 +317,37 @@ pub fn extract(
     if Format::from_extension(extension).needs_worker() {
         extractors.extract_until(extension, bytes, deadline, cancel)
     } else {
-        extract_in_process(extension, bytes)
+        extract_in_process(extension, bytes, &OcrRequest::default())
     }
 }
 
-/// Extracts the text of a file from its bytes in this process, whatever the format: what the
-/// worker processes run.
-pub fn extract_in_process(extension: &str, bytes: &[u8]) -> Result<Document, ExtractError> {
+/// Extracts the text of a file from its bytes in this process, whatever the format, reading
+/// scans as `ocr` asks: what the worker processes run.
+pub fn extract_in_process(extension: &str, bytes: &[u8], ocr: &OcrRequest) -> Result<Document, ExtractError> {
     if bytes.is_empty() {
         return Err(ExtractError::Empty);
     }
     let format = Format::from_extension(extension);
-    let document = without_panicking(|| parse(format, bytes)).map_err(|panic| match format {
+    let document = without_panicking(|| parse(format, bytes, ocr)).map_err(|panic| match format {
         Format::Pdf => ExtractError::Pdf(panic),
         _ => format.invalid(panic),
     })??;
     if document.text.trim().is_empty() {
-        return Err(ExtractError::NoText);
+        return Err(match document.ocr.unread {
+            0 => ExtractError::NoText,
+            unread => ExtractError::NeedsOcr(unread),
+        });
     }
     Ok(document)
 }
 
 /// The document of a file of `format`, by its extractor.
-fn parse(format: Format, bytes: &[u8]) -> Result<Document, ExtractError> {
+fn parse(format: Format, bytes: &[u8], ocr: &OcrRequest) -> Result<Document, ExtractError> {
     Ok(match format {
         Format::Text => Document::plain(plain_text(bytes)?),
         Format::Markdown => markdown(plain_text(bytes)?),
-        Format::Pdf => pdf::extract(bytes)?,
+        Format::Pdf => pdf::extract(bytes, ocr)?,
+        Format::Image => image(bytes, ocr)?,
         Format::Docx => docx::extract(bytes)?,
         Format::Html => html::extract(&decoded_text(format, bytes)?),
         Format::Xlsx | Format::Xls | Format::Ods => spreadsheet::extract(format, bytes)?,
@@ -318,6 +356,47 @@ fn parse(format: Format, bytes: &[u8]) -> Result<Document, ExtractError> {
         Format::Epub => epub::extract(bytes)?,
         Format::Sniffed => Document::plain(sniffed_text(bytes)?),
     })
+}
+
+/// The document of an image, read by OCR: one page, or one per frame of a multi-page TIFF.
+/// With OCR off, a document without text and one unread page; an image too small to hold a
+/// line of text (an icon) has none, and one larger than [`ocr::MAX_PIXELS`] fails unread.
+fn image(bytes: &[u8], ocr: &OcrRequest) -> Result<Document, ExtractError> {
+    if ocr.mode == ocr::OcrMode::Off {
+        return Ok(Document { ocr: OcrTally { unread: 1, ..OcrTally::default() }, ..Document::default() });
+    }
+    let size =
+        imagesize::blob_size(bytes).map_err(|e| Format::Image.invalid(format!("its size is unreadable ({e})")))?;
+    let pixels = size.width as f64 * size.height as f64;
+    if size.width.min(size.height) < ocr::MIN_IMAGE_SIDE || pixels < ocr::MIN_IMAGE_PIXELS {
+        // An icon or a button: no text worth the time.
+        return Ok(Document::default());
+    }
+    if pixels > ocr::MAX_PIXELS {
+        return Err(ExtractError::Ocr(format!(
+            "the image is {}×{} pixels, more than the {:.0} million OCR reads",
+            size.width,
+            size.height,
+            ocr::MAX_PIXELS / 1e6
+        )));
+    }
+    let started = std::time::Instant::now();
+    let text = ocr::read_image_bytes(bytes, &ocr.languages).map_err(ExtractError::Ocr)?;
+    let frames: Vec<&str> = text.split('\u{c}').map(str::trim).collect();
+    if frames.len() > ocr.max_pages.max(1) as usize {
+        return Err(ExtractError::Ocr(format!(
+            "the image has {} frames, more than --max-ocr-pages {}; raise it to read such files",
+            frames.len(),
+            ocr.max_pages
+        )));
+    }
+    let pages: Vec<ocr::PageText> = (1..)
+        .zip(frames)
+        .map(|(number, text)| ocr::PageText { number, text: text.to_string(), size: (0.0, 0.0), shows_image: true })
+        .collect();
+    let mut document = pdf::paged(&pages);
+    document.ocr = OcrTally { pages: pages.iter().map(|p| p.number).collect(), time: started.elapsed(), unread: 0 };
+    Ok(document)
 }
 
 /// A Markdown document, with an anchor at each ATX heading (`# Title`) outside fenced code
@@ -346,7 +425,7 @@ fn markdown(text: String) -> Document {
         }
         offset += line.len();
     }
-    Document { text, is_markdown: true, title: None, anchors }
+    Document { text, is_markdown: true, anchors, ..Document::default() }
 }
 
 /// The text of a file whose format is text-based (HTML): UTF-8 or UTF-16 with a byte-order
@@ -442,12 +521,17 @@ pub fn install_quiet_parser_panics() {
 mod tests {
     use super::*;
 
+    /// Extracts without OCR.
+    fn in_process(extension: &str, bytes: &[u8]) -> Result<Document, ExtractError> {
+        extract_in_process(extension, bytes, &OcrRequest::default())
+    }
+
     #[test]
     fn plain_text_and_markdown() {
-        let doc = extract_in_process("txt", "héllo world".as_bytes()).unwrap();
+        let doc = in_process("txt", "héllo world".as_bytes()).unwrap();
         assert_eq!(doc.text, "héllo world");
         assert!(!doc.is_markdown);
-        assert!(extract_in_process("md", b"# Title\n\nbody").unwrap().is_markdown);
+        assert!(in_process("md", b"# Title\n\nbody").unwrap().is_markdown);
     }
 
     #[test]
@@ -467,23 +551,23 @@ mod tests {
 
     #[test]
     fn files_without_a_known_extension_are_sniffed() {
-        let readme = extract_in_process("", b"\xEF\xBB\xBFREADME for the tool\n").unwrap();
+        let readme = in_process("", b"\xEF\xBB\xBFREADME for the tool\n").unwrap();
         assert_eq!(readme.text, "README for the tool\n", "the UTF-8 byte-order mark is dropped");
         let utf16: Vec<u8> =
             [0xFF, 0xFE].into_iter().chain("Notes, en français".encode_utf16().flat_map(u16::to_le_bytes)).collect();
-        assert_eq!(extract_in_process("", &utf16).unwrap().text, "Notes, en français");
-        assert_eq!(extract_in_process("txt", &utf16).unwrap().text, "Notes, en français");
-        assert!(matches!(extract_in_process("", b"\x7fELF\x02\x01\x01\0\0"), Err(ExtractError::NotText(_))));
-        assert!(matches!(extract_in_process("xyz", b"caf\xe9 au lait"), Err(ExtractError::NotText(_))));
-        assert_eq!(extract_in_process("rst", b"Title\n=====\n").unwrap().text, "Title\n=====\n");
+        assert_eq!(in_process("", &utf16).unwrap().text, "Notes, en français");
+        assert_eq!(in_process("txt", &utf16).unwrap().text, "Notes, en français");
+        assert!(matches!(in_process("", b"\x7fELF\x02\x01\x01\0\0"), Err(ExtractError::NotText(_))));
+        assert!(matches!(in_process("xyz", b"caf\xe9 au lait"), Err(ExtractError::NotText(_))));
+        assert_eq!(in_process("rst", b"Title\n=====\n").unwrap().text, "Title\n=====\n");
     }
 
     #[test]
     fn bad_inputs_get_distinct_reasons() {
-        assert_eq!(extract_in_process("txt", b""), Err(ExtractError::Empty));
-        assert!(matches!(extract_in_process("txt", b"ab\0cd"), Err(ExtractError::Binary(_))));
-        assert_eq!(extract_in_process("md", b"   \n\t "), Err(ExtractError::NoText));
-        let invalid = |extension: &str, bytes: &[u8]| match extract_in_process(extension, bytes) {
+        assert_eq!(in_process("txt", b""), Err(ExtractError::Empty));
+        assert!(matches!(in_process("txt", b"ab\0cd"), Err(ExtractError::Binary(_))));
+        assert_eq!(in_process("md", b"   \n\t "), Err(ExtractError::NoText));
+        let invalid = |extension: &str, bytes: &[u8]| match in_process(extension, bytes) {
             Err(ExtractError::Invalid { format, reason }) => (format.name(), reason),
             other => panic!("{extension}: {other:?}"),
         };
@@ -496,9 +580,9 @@ mod tests {
             assert!(reason.contains("encrypted"), "{extension}: {reason}");
             assert!(invalid(extension, b"PK\x03\x04 cut short").1.contains("unreadable"));
         }
-        let html = extract_in_process("html", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR").unwrap_err();
+        let html = in_process("html", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR").unwrap_err();
         assert!(html.to_string().starts_with("not a valid HTML file: it looks binary"), "{html}");
-        assert!(matches!(extract_in_process("pdf", b"%PDF-1.4\n1 0 obj"), Err(ExtractError::Pdf(_))));
+        assert!(matches!(in_process("pdf", b"%PDF-1.4\n1 0 obj"), Err(ExtractError::Pdf(_))));
     }
 
     fn fixture(path: &str) -> Vec<u8> {
@@ -508,7 +592,7 @@ mod tests {
     /// The fixture at `path`, extracted by its extension.
     fn extracted(path: &str) -> Document {
         let extension = path.rsplit_once('.').map_or("", |(_, e)| e);
-        extract_in_process(extension, &fixture(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+        in_process(extension, &fixture(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
     /// The text from each anchor of the kind `pick` accepts to the next one of that kind.
@@ -539,13 +623,26 @@ mod tests {
             (1..=5).map(Place::Page).collect::<Vec<_>>()
         );
         assert!(pages[0].1.contains("Growing tomatoes") && pages[3].1.contains("blossom end rot"), "{pages:#?}");
-        assert!(matches!(extract_in_process("pdf", &fixture("bad/truncated.pdf")), Err(ExtractError::Pdf(_))));
+        assert!(matches!(in_process("pdf", &fixture("bad/truncated.pdf")), Err(ExtractError::Pdf(_))));
+    }
+
+    #[test]
+    fn icons_are_not_read_and_posters_are_refused_unread() {
+        let png = |width: u32, height: u32| {
+            let header =
+                [&b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR"[..], &width.to_be_bytes(), &height.to_be_bytes()].concat();
+            [header.as_slice(), &[8, 0, 0, 0, 0], &[0; 4]].concat()
+        };
+        let auto = OcrRequest { mode: ocr::OcrMode::Auto, languages: "eng".into(), max_pages: 1 };
+        assert_eq!(extract_in_process("png", &png(16, 16), &auto), Err(ExtractError::NoText));
+        let poster = extract_in_process("png", &png(20_000, 20_000), &auto);
+        assert!(matches!(&poster, Err(ExtractError::Ocr(reason)) if reason.contains("20000×20000")), "{poster:?}");
+        assert_eq!(in_process("png", &png(800, 600)), Err(ExtractError::NeedsOcr(1)), "OCR off: unread");
     }
 
     #[test]
     fn markdown_headings_are_anchored_outside_code() {
-        let doc = extract_in_process("md", b"# Bread\n\nintro\n\n```sh\n# not a heading\n```\n## Proofing ##\ntext\n")
-            .unwrap();
+        let doc = in_process("md", b"# Bread\n\nintro\n\n```sh\n# not a heading\n```\n## Proofing ##\ntext\n").unwrap();
         assert_eq!(headings(&doc), ["Bread", "Proofing"]);
         assert_eq!(doc.origin(doc.text.find("text").unwrap(), doc.text.len()).heading.as_deref(), Some("Proofing"));
     }
@@ -647,7 +744,7 @@ mod tests {
             if matches!(format, Format::Text | Format::Markdown | Format::Pdf | Format::Sniffed) {
                 continue;
             }
-            match extract_in_process(extension, &std::fs::read(&path).unwrap()) {
+            match in_process(extension, &std::fs::read(&path).unwrap()) {
                 Err(error @ ExtractError::Invalid { format: named, .. }) => {
                     assert_eq!(named, format, "{}: {error}", path.display());
                     assert!(error.to_string().starts_with(&format!("not a valid {} file: ", format.name())));

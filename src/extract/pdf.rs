@@ -1,25 +1,27 @@
 //! # PDF
 //!
-//! In: the bytes of a PDF. Out: a [`Document`] with the text of its pages in order (as
-//! `pdf-extract` lays it out), each page's text trimmed and separated from the next by a
-//! paragraph break, so that the last word of a page never runs into the first of the next,
-//! and an anchor where each page's text begins, numbered from 1 (a page without text shares
-//! the anchor offset of the next page that has some). An encrypted PDF is read when its user
-//! password is empty, and refused plainly otherwise.
+//! In: the bytes of a PDF and the run's [`OcrRequest`]. Out: a [`Document`] with the text of
+//! its pages in order (as `pdf-extract` lays it out, or as OCR reads a page that is a scan),
+//! each page's text trimmed and separated from the next by a paragraph break, so that the
+//! last word of a page never runs into the first of the next, and an anchor where each
+//! page's text begins, numbered from 1 (a page without text shares the anchor offset of the
+//! next page that has some). An encrypted PDF is read when its user password is empty, and
+//! refused plainly otherwise.
 
 use std::cell::RefCell;
 use std::io;
 use std::rc::Rc;
 
-use pdf_extract::{MediaBox, OutputDev, OutputError, PlainTextOutput, Transform};
+use pdf_extract::{Dictionary, MediaBox, Object, ObjectId, OutputDev, OutputError, PlainTextOutput, Transform};
 
+use super::ocr::{self, OcrRequest, PageText};
 use super::{Anchor, Document, ExtractError, Place};
 
 /// What separates the text of consecutive pages.
 const PAGE_BREAK: &str = "\n\n";
 
-/// Extracts the text of a PDF, page by page.
-pub fn extract(bytes: &[u8]) -> Result<Document, ExtractError> {
+/// Extracts the text of a PDF, page by page, reading the pages that are scans as `ocr` asks.
+pub fn extract(bytes: &[u8], ocr: &OcrRequest) -> Result<Document, ExtractError> {
     let failed = |e: &dyn std::fmt::Display| ExtractError::Pdf(e.to_string());
     let mut pdf = pdf_extract::Document::load_mem(bytes).map_err(|e| failed(&e))?;
     if pdf.is_encrypted() && pdf.decrypt("").is_err() {
@@ -36,31 +38,55 @@ pub fn extract(bytes: &[u8]) -> Result<Document, ExtractError> {
     let page_starts = std::mem::take(&mut output.page_starts);
     drop(output);
     let text = String::from_utf8(text.take()).map_err(|e| failed(&e))?;
-    Ok(paged(&text, &page_starts))
+    let page_ids = pdf.get_pages();
+    let mut pages =
+        split_pages(&text, &page_starts, |number| page_ids.get(&number).is_none_or(|&id| shows_image(&pdf, id)));
+    let tally = ocr::read_scanned_pages(bytes, &mut pages, ocr)?;
+    let mut document = paged(&pages);
+    document.ocr = tally;
+    Ok(document)
 }
 
-/// The document of `text` as `pdf-extract` wrote it, where each `(page, offset)` of
-/// `page_starts` says where a page began: each page's text trimmed of the whitespace
-/// `pdf-extract` leaves at its edges, pages joined by [`PAGE_BREAK`] (`pdf-extract` itself
+/// The pages of `text` as `pdf-extract` wrote it, where each `(page, offset, size)` of
+/// `page_starts` says where a page began and how large it is, each page's text trimmed of
+/// the whitespace `pdf-extract` leaves at its edges; `shows_image` says whether a page
+/// (by number) draws an image.
+fn split_pages(
+    text: &str,
+    page_starts: &[(u32, usize, (f64, f64))],
+    shows_image: impl Fn(u32) -> bool,
+) -> Vec<PageText> {
+    let ends = page_starts.iter().skip(1).map(|&(_, start, _)| start).chain([text.len()]);
+    page_starts
+        .iter()
+        .zip(ends)
+        .map(|(&(number, start, size), end)| PageText {
+            number,
+            text: text[start..end].trim().to_string(),
+            size,
+            shows_image: shows_image(number),
+        })
+        .collect()
+}
+
+/// The document of `pages`: their texts joined by [`PAGE_BREAK`] (`pdf-extract` itself
 /// starts a new line between pages only when the first line of a page stands at another
 /// height than the last line of the page before), and an anchor where each page's text
 /// begins.
-fn paged(text: &str, page_starts: &[(u32, usize)]) -> Document {
+pub(super) fn paged(pages: &[PageText]) -> Document {
     let mut document = Document::default();
     // Pages whose text has not begun yet: the empty ones before the next page with text.
     let mut waiting = Vec::new();
-    let ends = page_starts.iter().skip(1).map(|&(_, start)| start).chain([text.len()]);
-    for (&(page, start), end) in page_starts.iter().zip(ends) {
-        waiting.push(page);
-        let page_text = text[start..end].trim();
-        if page_text.is_empty() {
+    for page in pages {
+        waiting.push(page.number);
+        if page.text.is_empty() {
             continue;
         }
         if !document.text.is_empty() {
             document.text.push_str(PAGE_BREAK);
         }
         anchor_pages(&mut document, &mut waiting);
-        document.text.push_str(page_text);
+        document.text.push_str(&page.text);
     }
     anchor_pages(&mut document, &mut waiting);
     document
@@ -70,6 +96,46 @@ fn paged(text: &str, page_starts: &[(u32, usize)]) -> Document {
 fn anchor_pages(document: &mut Document, pages: &mut Vec<u32>) {
     let offset = document.text.len();
     document.anchors.extend(pages.drain(..).map(|page| Anchor { offset, place: Place::Page(page) }));
+}
+
+/// Whether the page `page` draws an image: an image among its resources' XObjects (or those
+/// of a form it draws, a few levels deep), or an inline image in its content. A page whose
+/// structure cannot be read counts as showing one, so that OCR gets to look at it.
+fn shows_image(pdf: &pdf_extract::Document, page: ObjectId) -> bool {
+    let Ok((own, inherited)) = pdf.get_page_resources(page) else { return true };
+    let inherited = inherited.into_iter().filter_map(|id| pdf.get_dictionary(id).ok());
+    own.into_iter().chain(inherited).any(|resources| resources_show_image(pdf, resources, 0))
+        || pdf.get_page_content(page).is_ok_and(|content| has_inline_image(&content))
+}
+
+/// How deep forms drawing forms are followed.
+const MAX_FORM_DEPTH: u32 = 4;
+
+/// The dictionary `object` is, or refers to.
+fn dictionary<'a>(pdf: &'a pdf_extract::Document, object: &'a Object) -> Option<&'a Dictionary> {
+    pdf.dereference(object).ok().and_then(|(_, o)| o.as_dict().ok())
+}
+
+fn resources_show_image(pdf: &pdf_extract::Document, resources: &Dictionary, depth: u32) -> bool {
+    let Some(xobjects) = resources.get(b"XObject").ok().and_then(|o| dictionary(pdf, o)) else { return false };
+    xobjects.iter().any(|(_, xobject)| {
+        let Some(stream) = pdf.dereference(xobject).ok().and_then(|(_, o)| o.as_stream().ok()) else { return false };
+        match stream.dict.get(b"Subtype").and_then(Object::as_name) {
+            Ok(b"Image") => true,
+            Ok(b"Form") if depth < MAX_FORM_DEPTH => stream
+                .dict
+                .get(b"Resources")
+                .ok()
+                .and_then(|o| dictionary(pdf, o))
+                .is_some_and(|inner| resources_show_image(pdf, inner, depth + 1)),
+            _ => false,
+        }
+    })
+}
+
+/// Whether a content stream holds the `BI` operator that begins an inline image.
+fn has_inline_image(content: &[u8]) -> bool {
+    content.windows(4).any(|w| w[0].is_ascii_whitespace() && &w[1..3] == b"BI" && w[3].is_ascii_whitespace())
 }
 
 /// Where the text goes: a buffer [`PageMarks`] can measure while it is being written.
@@ -90,8 +156,9 @@ impl io::Write for Sink {
 struct PageMarks<'a> {
     text: Rc<RefCell<Vec<u8>>>,
     inner: PlainTextOutput<&'a mut dyn io::Write>,
-    /// Each page's number and the offset in `text` where its output begins.
-    page_starts: Vec<(u32, usize)>,
+    /// Each page's number, the offset in `text` where its output begins, and its size in
+    /// points.
+    page_starts: Vec<(u32, usize, (f64, f64))>,
 }
 
 impl OutputDev for PageMarks<'_> {
@@ -101,7 +168,8 @@ impl OutputDev for PageMarks<'_> {
         media_box: &MediaBox,
         art_box: Option<(f64, f64, f64, f64)>,
     ) -> Result<(), OutputError> {
-        self.page_starts.push((page, self.text.borrow().len()));
+        let size = (media_box.urx - media_box.llx, media_box.ury - media_box.lly);
+        self.page_starts.push((page, self.text.borrow().len(), size));
         self.inner.begin_page(page, media_box, art_box)
     }
 
@@ -172,8 +240,11 @@ mod tests {
 
     #[test]
     fn level_lines_on_consecutive_pages_do_not_run_together() {
-        let pdf =
-            extract(&one_line_pages(&["The arm is moved by a controller.", "In chess, the king is safe."])).unwrap();
+        let pdf = extract(
+            &one_line_pages(&["The arm is moved by a controller.", "In chess, the king is safe."]),
+            &OcrRequest::default(),
+        )
+        .unwrap();
         assert_eq!(pdf.text, "The arm is moved by a controller.\n\nIn chess, the king is safe.");
         let second = pdf.text.find("In chess").unwrap();
         assert_eq!(
@@ -185,10 +256,11 @@ mod tests {
     #[test]
     fn pages_are_trimmed_and_empty_ones_anchor_with_the_next() {
         let pages = ["\nFirst page.  ", "\n", " \n\nSecond page\n   ", ""];
-        let starts: Vec<(u32, usize)> = (1..)
+        let starts: Vec<(u32, usize, (f64, f64))> = (1..)
             .zip(pages.iter().scan(0, |offset, page| Some(std::mem::replace(offset, *offset + page.len()))))
+            .map(|(page, offset)| (page, offset, (595.0, 842.0)))
             .collect();
-        let document = paged(&pages.concat(), &starts);
+        let document = paged(&split_pages(&pages.concat(), &starts, |_| false));
         assert_eq!(document.text, "First page.\n\nSecond page");
         let offsets: Vec<(u32, usize)> = document
             .anchors
@@ -199,5 +271,18 @@ mod tests {
             })
             .collect();
         assert_eq!(offsets, [(1, 0), (2, 13), (3, 13), (4, document.text.len())]);
+    }
+
+    #[test]
+    fn a_text_layer_shows_no_image_and_needs_no_ocr() {
+        let bytes = one_line_pages(&["A page of text."]);
+        let pdf = pdf_extract::Document::load_mem(&bytes).unwrap();
+        let page = pdf.get_pages()[&1];
+        assert!(!shows_image(&pdf, page));
+        assert!(has_inline_image(b"q 10 0 0 10 0 0 cm\nBI /W 1 /H 1 ID x EI Q"));
+        assert!(!has_inline_image(b"BT (BIG) Tj ET"));
+        let forced = OcrRequest { mode: ocr::OcrMode::Auto, languages: "eng".into(), max_pages: 0 };
+        let document = extract(&bytes, &forced).unwrap();
+        assert_eq!(document.ocr, ocr::OcrTally::default(), "no page is a scan, so the cap of 0 is never met");
     }
 }

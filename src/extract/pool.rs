@@ -23,7 +23,9 @@
 //!   `0`, `is_markdown` (0 or 1), field `text`, field `title` (empty for none), then the
 //!   anchors: a little-endian `u64` count and, for each, a `u64` byte offset, a kind byte
 //!   (`0` page, `1` sheet, `2` slide, `3` heading) and a field (a `u32` for pages and
-//!   slides, the name for sheets and headings), for a document; or
+//!   slides, the name for sheets and headings), then what OCR did: a `u64` count of pages
+//!   it read and each page as a `u32`, the nanoseconds it took (`u64`) and the pages it
+//!   was not asked to read (`u32`), for a document; or
 //!   `1`, the [`ExtractError`] kind, field `message` for a reason (for a file its format's
 //!   extractor cannot read: the format's name, a newline, the reason).
 //!
@@ -44,7 +46,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::{Anchor, Document, ExtractError, Format, Place};
+use super::{Anchor, Document, ExtractError, Format, OcrRequest, OcrTally, Place};
 
 /// The hidden subcommand that runs [`serve`].
 pub const EXTRACTOR_SUBCOMMAND: &str = "extractor";
@@ -58,7 +60,8 @@ const STDERR_TAIL_BYTES: usize = 8192;
 /// How the pool runs its children.
 #[derive(Debug, Clone)]
 pub struct ExtractorSettings {
-    /// The `ingest` binary, run as `PROGRAM extractor --memory-limit MIB`.
+    /// The `ingest` binary, run as `PROGRAM extractor --memory-limit MIB --ocr MODE
+    /// --ocr-languages LANGUAGES --max-ocr-pages N`.
     pub program: PathBuf,
     /// How long one file may take, its extraction and then its chunking together; a child
     /// still busy then is killed.
@@ -67,6 +70,8 @@ pub struct ExtractorSettings {
     pub memory_limit_mib: u64,
     /// Children at most, hence files extracted at once.
     pub processes: usize,
+    /// What the children do with scanned pages and images.
+    pub ocr: OcrRequest,
 }
 
 /// Child processes that extract files (PDF, DOCX, HTML, spreadsheets, ...), shared by the threads that call
@@ -89,7 +94,7 @@ impl ExtractorPool {
     /// A pool with no children yet: they start as calls need them.
     pub fn new(settings: ExtractorSettings) -> anyhow::Result<Self> {
         anyhow::ensure!(settings.processes > 0, "an extractor pool needs at least one process");
-        let spawner = Spawner::new(&settings.program, settings.memory_limit_mib)
+        let spawner = Spawner::new(&settings.program, settings.memory_limit_mib, &settings.ocr)
             .context("starting the thread that starts extractor processes")?;
         Ok(Self { settings, slots: Mutex::new(Slots { idle: Vec::new(), live: 0 }), returned: Condvar::new(), spawner })
     }
@@ -176,13 +181,14 @@ struct Spawner {
 }
 
 impl Spawner {
-    fn new(program: &Path, memory_limit_mib: u64) -> io::Result<Self> {
+    fn new(program: &Path, memory_limit_mib: u64, ocr: &OcrRequest) -> io::Result<Self> {
         let (requests, incoming) = mpsc::channel::<mpsc::Sender<io::Result<ExtractorProcess>>>();
         let program = program.to_path_buf();
+        let ocr = ocr.clone();
         std::thread::Builder::new().name("extractor-spawner".into()).spawn(move || {
             for reply in incoming {
                 // A caller that stopped waiting drops the reply, and with it the new child.
-                reply.send(ExtractorProcess::start(&program, memory_limit_mib)).ok();
+                reply.send(ExtractorProcess::start(&program, memory_limit_mib, &ocr)).ok();
             }
         })?;
         Ok(Self { requests })
@@ -222,11 +228,13 @@ struct ExtractorProcess {
 }
 
 impl ExtractorProcess {
-    fn start(program: &Path, memory_limit_mib: u64) -> io::Result<Self> {
+    fn start(program: &Path, memory_limit_mib: u64, ocr: &OcrRequest) -> io::Result<Self> {
         let parent = std::process::id();
         let mut command = Command::new(program);
         command
             .args([EXTRACTOR_SUBCOMMAND, "--memory-limit", &memory_limit_mib.to_string()])
+            .args(["--ocr", ocr.mode.as_str(), "--ocr-languages", &ocr.languages])
+            .args(["--max-ocr-pages", &ocr.max_pages.to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -363,8 +371,8 @@ fn crash_cause(status: Option<ExitStatus>, stderr: &str, memory_limit_mib: u64) 
 }
 
 /// The child's side: sets the memory limit, then answers requests on stdin, one at a time,
-/// until stdin closes.
-pub fn serve(memory_limit_mib: u64) -> anyhow::Result<()> {
+/// reading scans as `ocr` asks, until stdin closes.
+pub fn serve(memory_limit_mib: u64, ocr: &OcrRequest) -> anyhow::Result<()> {
     super::run_behind_the_model();
     limit_address_space(memory_limit_mib)
         .with_context(|| format!("setting the extractor's memory limit to {memory_limit_mib} MiB"))?;
@@ -374,7 +382,7 @@ pub fn serve(memory_limit_mib: u64) -> anyhow::Result<()> {
     while let Some((extension, bytes)) = read_request(&mut input).context("reading a request")? {
         #[cfg(feature = "fault-injection")]
         fault::inject(&bytes);
-        let result = super::extract_in_process(&extension, &bytes);
+        let result = super::extract_in_process(&extension, &bytes, ocr);
         write_response(&mut output, &result).context("writing a response")?;
     }
     Ok(())
@@ -467,6 +475,13 @@ fn write_response(output: &mut impl Write, result: &Result<Document, ExtractErro
                 output.write_all(&[kind])?;
                 write_field(output, value)?;
             }
+            let ocr = &document.ocr;
+            output.write_all(&(ocr.pages.len() as u64).to_le_bytes())?;
+            for page in &ocr.pages {
+                output.write_all(&page.to_le_bytes())?;
+            }
+            output.write_all(&(ocr.time.as_nanos() as u64).to_le_bytes())?;
+            output.write_all(&ocr.unread.to_le_bytes())?;
         }
         Err(error) => {
             let (kind, message) = error_to_wire(error);
@@ -484,6 +499,18 @@ const ANCHOR_HEADING: u8 = 3;
 
 fn invalid_data(message: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, message)
+}
+
+fn read_u64(input: &mut impl Read) -> io::Result<u64> {
+    let mut bytes = [0u8; 8];
+    input.read_exact(&mut bytes)?;
+    Ok(u64::from_le_bytes(bytes))
+}
+
+fn read_u32(input: &mut impl Read) -> io::Result<u32> {
+    let mut bytes = [0u8; 4];
+    input.read_exact(&mut bytes)?;
+    Ok(u32::from_le_bytes(bytes))
 }
 
 fn read_response(input: &mut impl Read) -> io::Result<Result<Document, ExtractError>> {
@@ -518,7 +545,13 @@ fn read_response(input: &mut impl Read) -> io::Result<Result<Document, ExtractEr
                 anchors.push(Anchor { offset: u64::from_le_bytes(offset) as usize, place });
             }
             let title = (!title.is_empty()).then_some(title);
-            Ok(Ok(Document { text: field, is_markdown: markdown == 1, title, anchors }))
+            let mut ocr = OcrTally::default();
+            for _ in 0..read_u64(input)? {
+                ocr.pages.push(read_u32(input)?);
+            }
+            ocr.time = Duration::from_nanos(read_u64(input)?);
+            ocr.unread = read_u32(input)?;
+            Ok(Ok(Document { text: field, is_markdown: markdown == 1, title, anchors, ocr }))
         }
         [RESPONSE_ERROR, kind] => Ok(Err(error_from_wire(kind, field)?)),
         [tag, value] => Err(invalid_data(format!("malformed response header [{tag}, {value}]"))),
@@ -534,6 +567,8 @@ fn error_to_wire(error: &ExtractError) -> (u8, std::borrow::Cow<'_, str>) {
         ExtractError::NoText => (4, "".into()),
         ExtractError::NotText(message) => (5, message.into()),
         ExtractError::Extractor(message) | ExtractError::NoExtractor(message) => (6, message.into()),
+        ExtractError::NeedsOcr(pages) => (7, pages.to_string().into()),
+        ExtractError::Ocr(message) => (8, message.into()),
     }
 }
 
@@ -550,6 +585,8 @@ fn error_from_wire(kind: u8, message: String) -> io::Result<ExtractError> {
         4 => ExtractError::NoText,
         5 => ExtractError::NotText(message),
         6 => ExtractError::Extractor(message),
+        7 => ExtractError::NeedsOcr(message.parse().map_err(|_| invalid_data(format!("a page count of {message:?}")))?),
+        8 => ExtractError::Ocr(message),
         other => return Err(invalid_data(format!("unknown extraction error kind {other}"))),
     })
 }
@@ -626,6 +663,7 @@ mod tests {
                 Anchor { offset: 7, place: Place::Slide(12) },
                 Anchor { offset: 9, place: Place::Heading("Rent".into()) },
             ],
+            ocr: OcrTally { pages: vec![1, 4], time: Duration::from_millis(1500), unread: 2 },
         }));
         for error in [
             ExtractError::Empty,
@@ -637,6 +675,8 @@ mod tests {
             ExtractError::NoText,
             ExtractError::NotText("it contains NUL bytes".into()),
             ExtractError::Extractor("PDF extractor timed out after 60 s".into()),
+            ExtractError::NeedsOcr(3),
+            ExtractError::Ocr("page 2: tesseract was killed by signal 9".into()),
         ] {
             response_round_trip(Err(error));
         }

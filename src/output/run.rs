@@ -65,6 +65,12 @@ pub fn job_report(settings: &Settings, report: &JobReport) -> Result<()> {
         for file in &report.no_text {
             say!("  no text: {}: {}", file.path, file.reason)?;
         }
+        if report.ocr_pages > 0 {
+            say!("  OCR: {} pages read in {:.1}s", report.ocr_pages, report.stage_seconds.ocr)?;
+        }
+        if let Some(unread) = &report.ocr_unread {
+            say!("  OCR: {} files have scanned pages left unread: {}", unread.files, unread.reason)?;
+        }
         for line in listing(&report.not_text, "  skipped: ", "  ", " skipped as not text") {
             say!("{line}")?;
         }

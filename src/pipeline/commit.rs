@@ -14,7 +14,9 @@ use std::time::Instant;
 use anyhow::Result;
 use tokio::sync::mpsc;
 
-use super::{EmbeddedFile, Extracted, FailedFile, JobReport, JobSettings, Outcome, RefusedDeletes, RunStatus, Stages};
+use super::{
+    EmbeddedFile, Extracted, FailedFile, JobReport, JobSettings, OcrUnread, Outcome, RefusedDeletes, RunStatus, Stages,
+};
 use crate::catalog::{Completion, FileFacts, FileStatus, JobCounters, KnownFile};
 use crate::consistency::Touched;
 use crate::hash;
@@ -88,6 +90,11 @@ impl Tally {
             bytes_read: counters.bytes_read.load(Ordering::Relaxed),
             chunks,
             cache_hits: counters.cache_hits.load(Ordering::Relaxed),
+            ocr_pages: counters.ocr_pages.load(Ordering::Relaxed),
+            ocr_unread: match counters.ocr_unread_files.load(Ordering::Relaxed) {
+                0 => None,
+                files => Some(OcrUnread { files, reason: settings.ocr.unread_reason() }),
+            },
             points: counters.points_written.load(Ordering::Relaxed),
             elapsed_seconds: elapsed,
             chunks_per_second: chunks as f64 / elapsed.max(1e-9),

@@ -51,11 +51,14 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::catalog::{
-    CollectionCatalog, CollectionLock, FileFacts, JobStatus, KnownFile, NewJob, ParkedItem, QueueDepth, WorkerRow,
+    CollectionCatalog, CollectionLock, FileFacts, FileStatus, JobStatus, KnownFile, NewJob, ParkedItem, QueueDepth,
+    WorkerRow,
 };
 use crate::chunk::{Chunk, Chunker};
 use crate::consistency::Verification;
 use crate::embed::{Batching, Embedder};
+use crate::extract::ocr::{OcrMode, OcrSettings};
+use crate::extract::OcrTally;
 use crate::extract::{ExtractorSettings, Format};
 use crate::model::ModelInfo;
 use crate::parquet_copy::ParquetCopy;
@@ -104,8 +107,11 @@ pub struct JobSettings {
     /// Delete the points of vanished files even when they are more than half of the root's
     /// indexed files (see [`MASS_DELETE_HANDFUL`]).
     pub allow_mass_delete: bool,
-    /// The extractor processes: their program, time and memory limits, and how many.
+    /// The extractor processes: their program, time and memory limits, how many, and what
+    /// they do with scans.
     pub extraction: ExtractorSettings,
+    /// The run's OCR, and the engine found for it.
+    pub ocr: OcrSettings,
     /// Plan only: record the work in PostgreSQL's queue for `ingest worker` processes,
     /// instead of doing it in this process.
     pub queued: bool,
@@ -226,6 +232,11 @@ pub struct JobReport {
     pub chunks: u64,
     /// Chunks whose vectors came from the embedding cache instead of the model.
     pub cache_hits: u64,
+    /// Pages and images read by OCR (their time is `stage_seconds.ocr`).
+    pub ocr_pages: u64,
+    /// Files with scanned pages left unread, and why (OCR off or not installed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ocr_unread: Option<OcrUnread>,
     pub points: u64,
     pub elapsed_seconds: f64,
     pub chunks_per_second: f64,
@@ -237,6 +248,13 @@ pub struct JobReport {
     /// For a run that built a generation beside the live one: what became of it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub generation: Option<crate::generations::BuiltBeside>,
+}
+
+/// Files whose scanned pages were not read, and why: said once per run.
+#[derive(Debug, Clone, Serialize)]
+pub struct OcrUnread {
+    pub files: u64,
+    pub reason: String,
 }
 
 /// What became of a queued job's work items, as its planner saw last.
@@ -353,20 +371,74 @@ struct PlannedChange {
 }
 
 /// The logic fingerprint: what, besides a file's bytes, decides its points: the model, the
-/// chunking, and the version of the extractor of the file's format.
+/// chunking, the version of the extractor of the file's format, and, for a file OCR read
+/// (or had to leave unread), the OCR engine and languages.
 #[derive(Debug, Clone)]
 pub struct LogicFingerprint {
     model_and_chunking: String,
+    /// What the run's OCR depends on ([`OcrSettings::fingerprint`]); `None` when it reads
+    /// nothing.
+    ocr: Option<String>,
 }
+
+/// The OCR part of a file whose scanned pages were left unread.
+const OCR_UNREAD: &str = "ocr:unread";
 
 impl LogicFingerprint {
     pub fn new(model_id: &str, chunk_size: usize, chunk_overlap: usize) -> Self {
-        Self { model_and_chunking: format!("{model_id}|chunk:{chunk_size}/{chunk_overlap}") }
+        Self { model_and_chunking: format!("{model_id}|chunk:{chunk_size}/{chunk_overlap}"), ocr: None }
     }
 
-    /// The fingerprint of a file with this (lower-case) extension.
+    /// This fingerprint in a run whose OCR reads as `ocr` says.
+    pub fn reading_scans(self, ocr: &OcrSettings) -> Self {
+        Self { ocr: ocr.fingerprint(), ..self }
+    }
+
+    /// The fingerprint of a file with this (lower-case) extension, before it is read: what
+    /// the row of a file that fails records.
     pub fn of(&self, extension: &str) -> String {
         format!("{}|{}", self.model_and_chunking, Format::from_extension(extension).extractor_version())
+    }
+
+    /// The fingerprint a file's row records once it is read, `ocr` saying what OCR did with
+    /// it, and `has_text` whether it had text: [`Self::of`], and, for a format OCR may read,
+    /// the run's OCR fingerprint when OCR read a page (or, on, found no text at all), or
+    /// [`OCR_UNREAD`] when scanned pages were left unread.
+    pub fn recorded(&self, extension: &str, ocr: &OcrTally, has_text: bool) -> String {
+        let base = self.of(extension);
+        if !Format::from_extension(extension).reads_scans() {
+            return base;
+        }
+        let read = !ocr.pages.is_empty() || !has_text;
+        match (&self.ocr, ocr.unread) {
+            (_, 1..) => format!("{base}|{OCR_UNREAD}"),
+            (Some(reading), 0) if read => format!("{base}|{reading}"),
+            (None, 0) if !has_text => format!("{base}|{OCR_UNREAD}"),
+            _ => base,
+        }
+    }
+
+    /// Whether a file whose row records `stored`, with `status` (completed or without text),
+    /// needs no new reading in this run: its fingerprint is this run's, except that turning
+    /// OCR off, or losing it, re-reads nothing (the scans read before keep their text); a
+    /// run that forces OCR re-reads the files read from their text layers; and a file of a
+    /// format OCR may read that had no text before OCR existed is read again once it does.
+    pub fn settles(&self, stored: Option<&str>, status: FileStatus, extension: &str) -> bool {
+        let base = self.of(extension);
+        let Some(rest) = stored.and_then(|stored| stored.strip_prefix(base.as_str())) else { return false };
+        if !Format::from_extension(extension).reads_scans() {
+            return rest.is_empty();
+        }
+        let forced = self.ocr.as_deref().is_some_and(|ocr| ocr.starts_with(OcrMode::Force.fingerprint_prefix()));
+        match (rest.strip_prefix('|'), &self.ocr) {
+            _ if rest.is_empty() => match status {
+                FileStatus::Completed => !forced,
+                _ => self.ocr.is_none(),
+            },
+            (Some(part), Some(reading)) => part == reading,
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
     }
 }
 
@@ -452,7 +524,7 @@ pub async fn run_job(
 /// The job's logic fingerprint with `model`, once its chunking is checked against the model.
 fn job_fingerprint(settings: &JobSettings, model: &ModelInfo) -> Result<LogicFingerprint> {
     Chunker::check(settings.chunk_size, settings.chunk_overlap, model.max_passage_sequence()?)?;
-    Ok(LogicFingerprint::new(&model.id, settings.chunk_size, settings.chunk_overlap))
+    Ok(LogicFingerprint::new(&model.id, settings.chunk_size, settings.chunk_overlap).reading_scans(&settings.ocr))
 }
 
 /// A job that writes, begun: its row, and its walk under way.
@@ -600,6 +672,45 @@ mod tests {
         let formats = ["txt", "md", "pdf", "docx", "html", "xlsx", "pptx", "odt", "epub", ""];
         let distinct: std::collections::BTreeSet<String> = formats.iter().map(|e| of(e)).collect();
         assert_eq!(distinct.len(), formats.len() - 1, "md and docx share a version string; the rest differ");
+    }
+
+    #[test]
+    fn ocr_re_reads_only_the_files_it_read_or_left_unread() {
+        let plain = LogicFingerprint::new("m@1", 200, 20);
+        let reading = |mode: &str, languages: &str| LogicFingerprint {
+            ocr: Some(format!("{mode}tesseract-5/poppler-22/{languages}")),
+            ..plain.clone()
+        };
+        let (eng, deu, forced) =
+            (reading("ocr-auto:", "eng"), reading("ocr-auto:", "eng+deu"), reading("ocr-force:", "eng"));
+        let scanned = OcrTally { pages: vec![2], ..OcrTally::default() };
+        let unread = OcrTally { unread: 3, ..OcrTally::default() };
+        let none = OcrTally::default();
+        let completed = FileStatus::Completed;
+        // A text layer everywhere: kept under any OCR but forced.
+        let layered = eng.recorded("pdf", &none, true);
+        assert_eq!(layered, plain.of("pdf"));
+        for fingerprint in [&plain, &eng, &deu] {
+            assert!(fingerprint.settles(Some(&layered), completed, "pdf"));
+        }
+        assert!(!forced.settles(Some(&layered), completed, "pdf"), "force re-reads text layers");
+        // Read by OCR: kept while the engine and languages stay, and when OCR goes away.
+        let read = eng.recorded("pdf", &scanned, true);
+        assert!(eng.settles(Some(&read), completed, "pdf"));
+        assert!(!deu.settles(Some(&read), completed, "pdf"), "other languages re-read it");
+        assert!(plain.settles(Some(&read), completed, "pdf"), "OCR off or missing keeps what it read");
+        assert_eq!(eng.recorded("png", &scanned, true), read.replace("pdf-3", "image-1"));
+        // Left unread: read once OCR is there.
+        let left = plain.recorded("pdf", &unread, false);
+        assert!(plain.settles(Some(&left), FileStatus::NoText, "pdf"));
+        assert!(!eng.settles(Some(&left), FileStatus::NoText, "pdf"));
+        // No text from before OCR existed: read again once it does.
+        assert!(plain.settles(Some(&plain.of("pdf")), FileStatus::NoText, "pdf"));
+        assert!(!eng.settles(Some(&plain.of("pdf")), FileStatus::NoText, "pdf"));
+        // Other formats ignore OCR.
+        assert_eq!(eng.recorded("docx", &none, true), plain.of("docx"));
+        assert!(forced.settles(Some(&plain.of("docx")), completed, "docx"));
+        assert!(!eng.settles(Some(&format!("{}|x", plain.of("docx"))), completed, "docx"));
     }
 
     #[test]

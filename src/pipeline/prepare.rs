@@ -26,7 +26,7 @@ use crate::chunk::{ChunkLimits, Chunker, FileTime};
 use crate::extract::{self, ExtractorPool};
 use crate::hash::{self, HashedFile};
 use crate::model::ModelInfo;
-use crate::progress::{Counters, Stage, StageClock};
+use crate::progress::{Counters, Stage};
 use crate::scan::{FileEntry, ScanItem};
 use crate::sparse::Analyzer;
 
@@ -62,7 +62,8 @@ pub(super) fn spawn(
         chunk_overlap: settings.chunk_overlap,
         built: OnceLock::new(),
     };
-    let fingerprint = LogicFingerprint::new(&model.id, settings.chunk_size, settings.chunk_overlap);
+    let fingerprint =
+        LogicFingerprint::new(&model.id, settings.chunk_size, settings.chunk_overlap).reading_scans(&settings.ocr);
     let analyzer = Analyzer::english();
     let (settings, counters, cancel) = (settings.clone(), counters.clone(), cancel.clone());
     let thread = std::thread::Builder::new().name("prepare".into()).spawn(move || {
@@ -81,7 +82,7 @@ pub(super) fn spawn(
                     fingerprint: &fingerprint,
                     chunker: &chunker,
                     analyzer: &analyzer,
-                    clock: &counters.stages,
+                    counters: &counters,
                     cancel: &cancel,
                 };
                 extract_threads.push(
@@ -214,13 +215,13 @@ impl<Changed: ChangedFiles> Preparer<'_, Changed> {
             };
             Counters::add(&counters.files_seen, 1);
             let previous = known.remove(&entry.path_text);
-            let fingerprint = fingerprint.of(&entry.extension);
-            let fingerprint = fingerprint.as_str();
             let settled = previous.as_ref().filter(|p| {
                 !settings.full
                     && matches!(p.status, FileStatus::Completed | FileStatus::NoText)
-                    && p.logic_fingerprint.as_deref() == Some(fingerprint)
+                    && fingerprint.settles(p.logic_fingerprint.as_deref(), p.status, &entry.extension)
             });
+            let fingerprint = fingerprint.of(&entry.extension);
+            let fingerprint = fingerprint.as_str();
             let same_stat = |p: &KnownFile| p.size == entry.size as i64 && p.modified_ns == entry.modified_ns;
             if settled.is_some_and(same_stat) {
                 Counters::add(&counters.unchanged, 1);
@@ -318,7 +319,7 @@ struct ExtractStage<'a> {
     fingerprint: &'a LogicFingerprint,
     chunker: &'a LazyChunker,
     analyzer: &'a Analyzer,
-    clock: &'a StageClock,
+    counters: &'a Counters,
     cancel: &'a AtomicBool,
 }
 
@@ -341,18 +342,26 @@ impl ExtractStage<'_> {
     /// Extracts and chunks one file within its limits: `settings.extraction.timeout` for the
     /// two together, and at most `settings.max_file_chunks` chunks.
     fn prepare_file(&self, hashed: HashedFile, previous: Option<KnownFile>) -> Result<Outcome> {
-        let Self { settings, extractors, fingerprint, chunker, analyzer, clock, cancel } = *self;
+        let Self { settings, extractors, fingerprint, chunker, analyzer, counters, cancel } = *self;
+        let clock = &counters.stages;
         let timeout = settings.extraction.timeout;
         let started = Instant::now();
-        let fingerprint = fingerprint.of(&hashed.entry.extension);
-        let facts = facts_of(&hashed.entry, Some(hashed.content_hash.clone()), &fingerprint);
-        let extension = &hashed.entry.extension;
-        let extracted = clock
-            .time(Stage::Extract, || extract::extract(extension, &hashed.bytes, extractors, started + timeout, cancel));
+        let extension = hashed.entry.extension.clone();
+        let mut facts = facts_of(&hashed.entry, Some(hashed.content_hash.clone()), &fingerprint.of(&extension));
+        let extracted = extract::extract(&extension, &hashed.bytes, extractors, started + timeout, cancel);
+        // OCR has a stage of its own, though it runs within the extraction.
+        let ocr = extracted.as_ref().map(|document| document.ocr.clone()).unwrap_or_default();
+        clock.add(Stage::Extract, started.elapsed().saturating_sub(ocr.time));
+        clock.add(Stage::Ocr, ocr.time);
+        Counters::add(&counters.ocr_pages, ocr.pages.len() as u64);
         // The bytes are no longer needed: the chunks are made from the document's text.
         drop(hashed);
         Ok(match extracted {
             Ok(document) => {
+                if document.ocr.unread > 0 {
+                    Counters::add(&counters.ocr_unread_files, 1);
+                }
+                facts.logic_fingerprint = fingerprint.recorded(&extension, &document.ocr, true);
                 let chunker = chunker.get()?;
                 let time = FileTime { limit: timeout, spent: started.elapsed() };
                 let limits = ChunkLimits { time: Some(time), max_chunks: settings.max_file_chunks, cancel };
@@ -374,6 +383,13 @@ impl ExtractStage<'_> {
                 }))
             }
             Err(error @ (extract::ExtractError::NoText | extract::ExtractError::Empty)) => {
+                facts.logic_fingerprint = fingerprint.recorded(&extension, &ocr, false);
+                Outcome::Changed(Extracted::NoText { facts, previous, reason: error.to_string() })
+            }
+            Err(error @ extract::ExtractError::NeedsOcr(unread)) => {
+                Counters::add(&counters.ocr_unread_files, 1);
+                let unread = extract::OcrTally { unread, ..extract::OcrTally::default() };
+                facts.logic_fingerprint = fingerprint.recorded(&extension, &unread, false);
                 Outcome::Changed(Extracted::NoText { facts, previous, reason: error.to_string() })
             }
             Err(error @ extract::ExtractError::NotText(_)) => {

@@ -314,7 +314,8 @@ async fn work_job(
     if let Some(metrics) = metrics {
         metrics.watch_job(counters.clone());
     }
-    let fingerprint = LogicFingerprint::new(&embedder.info.id, settings.chunk_size, settings.chunk_overlap);
+    let fingerprint = LogicFingerprint::new(&embedder.info.id, settings.chunk_size, settings.chunk_overlap)
+        .reading_scans(&settings.ocr);
     let source = ClaimSource {
         runtime: tokio::runtime::Handle::current(),
         catalog: fenced.clone(),

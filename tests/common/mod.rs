@@ -5,6 +5,7 @@
 
 pub mod postgres;
 pub mod qdrant_server;
+pub mod scans;
 pub mod service;
 
 use std::collections::BTreeMap;

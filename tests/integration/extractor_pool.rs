@@ -127,6 +127,7 @@ fn each_fault_is_reported_in_time_and_the_next_file_gets_a_fresh_extractor() {
         timeout,
         memory_limit_mib: 512,
         processes: 1,
+        ocr: Default::default(),
     })
     .unwrap();
     let cancel = AtomicBool::new(false);
@@ -155,7 +156,7 @@ fn each_fault_is_reported_in_time_and_the_next_file_gets_a_fresh_extractor() {
     assert_eq!(epub, Err(ingest::extract::Format::Epub.invalid("the file is not a zip package")));
     let deck = std::fs::read(fixtures_dir().join("coffee/espresso-brewing.pptx")).unwrap();
     let across = pool.extract("pptx", &deck, &cancel).unwrap();
-    assert_eq!(across, ingest::extract::extract_in_process("pptx", &deck).unwrap());
+    assert_eq!(across, ingest::extract::extract_in_process("pptx", &deck, &Default::default()).unwrap());
     assert_eq!(across.anchors.len(), 4, "{across:?}");
     assert_eq!(across.title.as_deref(), Some("Espresso training for new baristas"));
 }
@@ -168,6 +169,7 @@ fn extractors_run_in_parallel_and_a_cancel_stops_the_wait() {
         timeout: Duration::from_secs(30),
         memory_limit_mib: 512,
         processes: 3,
+        ocr: Default::default(),
     })
     .unwrap();
     let cancel = AtomicBool::new(false);

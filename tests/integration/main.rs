@@ -18,6 +18,7 @@ mod incremental;
 mod long_lines;
 mod model_reference;
 mod model_stages;
+mod ocr;
 mod restore_verify;
 mod scoped_deletes;
 mod search_model;

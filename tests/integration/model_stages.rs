@@ -173,7 +173,7 @@ fn long_documents() -> Vec<(String, Document)> {
         if bytes.len() <= ingest::chunk::WINDOW_BYTES || total > 1_500_000 {
             continue;
         }
-        if let Ok(document) = ingest::extract::extract_in_process(&extension, &bytes) {
+        if let Ok(document) = ingest::extract::extract_in_process(&extension, &bytes, &Default::default()) {
             if document.text.len() > ingest::chunk::WINDOW_BYTES {
                 total += document.text.len();
                 found.push((name, document));

@@ -47,6 +47,7 @@ fn point(doc: &str, index: u32, direction: usize) -> Point {
                     slide: Some(2),
                     heading: Some("Rent and bills".into()),
                     title: Some("Household".into()),
+                    ocr: true,
                 }
             } else {
                 Origin::default()
