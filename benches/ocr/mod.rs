@@ -51,14 +51,17 @@ pub fn ocr(bench: &Bench) -> Result<serde_json::Value> {
         // One reader, page after page.
         let started = Instant::now();
         let (mut errors, mut characters) = (0usize, 0usize);
-        let mut worst = 0f64;
+        let (mut worst, mut worst_page) = (0f64, String::new());
         for (source, image) in &images {
             let read = ingest::extract::extract_in_process("png", image, &request)
                 .map(|document| document.text)
                 .unwrap_or_default();
             let (expected, got) = (normalized(source), normalized(&read));
             let distance = levenshtein(&expected, &got);
-            worst = worst.max(distance as f64 / expected.len().max(1) as f64);
+            let rate = distance as f64 / expected.len().max(1) as f64;
+            if rate > worst {
+                (worst, worst_page) = (rate, source.lines().find(|l| !l.trim().is_empty()).unwrap_or("").to_string());
+            }
             errors += distance;
             characters += expected.len();
         }
@@ -85,12 +88,14 @@ pub fn ocr(bench: &Bench) -> Result<serde_json::Value> {
             worst * 100.0,
             if dpi == 300 { " (target < 2%)" } else { "" }
         );
+        println!("   the worst page begins {worst_page:?}");
         println!("   {one_reader:.2} pages/s with one reader, {all_cores:.2} pages/s with {cores} (one per core)");
         figures.insert(
             format!("dpi_{dpi}"),
             json!({
                 "pages": images.len(), "characters": characters, "character_error_rate": cer,
-                "worst_page_error_rate": worst, "pages_per_second_one_reader": one_reader,
+                "worst_page_error_rate": worst, "worst_page_begins": worst_page,
+                "pages_per_second_one_reader": one_reader,
                 "pages_per_second_all_cores": all_cores, "cores": cores,
             }),
         );

@@ -271,6 +271,21 @@ impl PageText {
     }
 }
 
+/// What this process does as each page's OCR begins: the extractor process tells its parent,
+/// which gives the file its time limit again for the page.
+static PAGE_BEGINS: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>> = std::sync::OnceLock::new();
+
+/// Sets what this process does as each page's OCR begins (once; later calls are ignored).
+pub fn on_each_page(hook: Box<dyn Fn() + Send + Sync>) {
+    PAGE_BEGINS.set(hook).ok();
+}
+
+fn page_begins() {
+    if let Some(hook) = PAGE_BEGINS.get() {
+        hook();
+    }
+}
+
 /// Replaces the text of the pages `request` has read by OCR, rendering them from the PDF in
 /// `pdf`; counts the pages that needed it when OCR is off.
 pub fn read_scanned_pages(pdf: &[u8], pages: &mut [PageText], request: &OcrRequest) -> Result<OcrTally, ExtractError> {
@@ -295,6 +310,7 @@ pub fn read_scanned_pages(pdf: &[u8], pages: &mut [PageText], request: &OcrReque
     let started = Instant::now();
     let file = SpooledPdf::write(pdf).map_err(|e| ExtractError::Ocr(format!("cannot spool the PDF to disk: {e}")))?;
     for index in wanted {
+        page_begins();
         let page = &mut pages[index];
         let text = read_pdf_page(file.path(), page, &request.languages)
             .map_err(|reason| ExtractError::Ocr(format!("page {}: {reason}", page.number)))?;
@@ -339,6 +355,7 @@ fn read_pdf_page(pdf: &std::path::Path, page: &PageText, languages: &str) -> Res
 /// The text of an image file's bytes (PNG, JPEG, TIFF, WebP): every frame of a multi-page
 /// TIFF, frames separated by a form feed.
 pub fn read_image_bytes(bytes: &[u8], languages: &str) -> Result<String, String> {
+    page_begins();
     let mut child = tesseract(Stdio::piped(), languages)?;
     let mut stdin = child.stdin.take().ok_or("tesseract's input was not piped")?;
     std::thread::scope(|scope| {

@@ -28,6 +28,10 @@
 //!   was not asked to read (`u32`), for a document; or
 //!   `1`, the [`ExtractError`] kind, field `message` for a reason (for a file its format's
 //!   extractor cannot read: the format's name, a newline, the reason).
+//! - Before its response, the child may say, any number of times, that it begins reading a
+//!   page by OCR: `2`, `0`, an empty field. Each such word gives the file the pool's whole
+//!   timeout again from then: `--file-timeout` bounds the parsing and each page's OCR, not
+//!   all of a long scan together (at most `--max-ocr-pages` pages are read).
 //!
 //! The request carries the file's bytes rather than its path: the child extracts exactly the
 //! bytes whose hash the catalog records, even if the file changes meanwhile, and the parent
@@ -118,7 +122,7 @@ impl ExtractorPool {
         let mut process = self.take().map_err(|error| {
             ExtractError::NoExtractor(format!("cannot start the {format_name} extractor: {error:#}"))
         })?;
-        match process.run(extension, bytes, deadline, cancel) {
+        match process.run(extension, bytes, deadline, self.settings.timeout, cancel) {
             Ok(result) => {
                 self.put_back(process);
                 result
@@ -215,8 +219,17 @@ fn died(error: &io::Error) -> bool {
     matches!(error.kind(), io::ErrorKind::UnexpectedEof | io::ErrorKind::BrokenPipe)
 }
 
+/// What a child sends about the file it works on.
+#[derive(Debug, PartialEq)]
+enum Frame {
+    /// It begins reading a page by OCR.
+    OcrPage,
+    /// Its response: the document, or why there is none.
+    Response(Result<Document, ExtractError>),
+}
+
 /// What a reader thread decodes from a child's stdout; an error ends the stream.
-type Responses = mpsc::Receiver<io::Result<Result<Document, ExtractError>>>;
+type Responses = mpsc::Receiver<io::Result<Frame>>;
 
 /// One child process and the threads that read its pipes. Dropping it kills the child.
 struct ExtractorProcess {
@@ -265,7 +278,7 @@ impl ExtractorProcess {
         std::thread::Builder::new().name("extractor-out".into()).spawn(move || {
             let mut stdout = BufReader::new(stdout);
             loop {
-                let response = read_response(&mut stdout);
+                let response = read_frame(&mut stdout);
                 let ended = response.is_err();
                 if sender.send(response).is_err() || ended {
                     return;
@@ -288,19 +301,23 @@ impl ExtractorProcess {
         matches!(self.child.try_wait(), Ok(None))
     }
 
-    /// Sends one file and waits for its response until `deadline`.
+    /// Sends one file and waits for its response until `deadline`, or, once the child
+    /// begins a page of OCR, until `per_page` after the latest page began, if later.
     fn run(
         &mut self,
         extension: &str,
         bytes: &[u8],
-        deadline: Instant,
+        mut deadline: Instant,
+        per_page: Duration,
         cancel: &AtomicBool,
     ) -> Result<Result<Document, ExtractError>, Failure> {
         write_request(&mut self.stdin, extension, bytes).map_err(Failure::Ended)?;
         loop {
             let wait = deadline.saturating_duration_since(Instant::now()).min(CANCEL_POLL);
             match self.responses.recv_timeout(wait) {
-                Ok(response) => return response.map_err(Failure::Ended),
+                Ok(Ok(Frame::OcrPage)) => deadline = deadline.max(Instant::now() + per_page),
+                Ok(Ok(Frame::Response(response))) => return Ok(response),
+                Ok(Err(error)) => return Err(Failure::Ended(error)),
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     return Err(Failure::Ended(io::ErrorKind::UnexpectedEof.into()))
                 }
@@ -378,12 +395,18 @@ pub fn serve(memory_limit_mib: u64, ocr: &OcrRequest) -> anyhow::Result<()> {
         .with_context(|| format!("setting the extractor's memory limit to {memory_limit_mib} MiB"))?;
     let responses = take_stdout().context("taking stdout for responses")?;
     let mut input = io::stdin().lock();
-    let mut output = BufWriter::new(responses);
+    let output = std::sync::Arc::new(Mutex::new(BufWriter::new(responses)));
+    let pages = output.clone();
+    super::ocr::on_each_page(Box::new(move || {
+        // A word that cannot be written is a parent gone: the response's write says so.
+        write_ocr_page(&mut *pages.lock().unwrap_or_else(PoisonError::into_inner)).ok();
+    }));
     while let Some((extension, bytes)) = read_request(&mut input).context("reading a request")? {
         #[cfg(feature = "fault-injection")]
         fault::inject(&bytes);
         let result = super::extract_in_process(&extension, &bytes, ocr);
-        write_response(&mut output, &result).context("writing a response")?;
+        let mut output = output.lock().unwrap_or_else(PoisonError::into_inner);
+        write_response(&mut *output, &result).context("writing a response")?;
     }
     Ok(())
 }
@@ -456,6 +479,13 @@ fn read_request(input: &mut impl BufRead) -> io::Result<Option<(String, Vec<u8>)
 
 const RESPONSE_DOCUMENT: u8 = 0;
 const RESPONSE_ERROR: u8 = 1;
+const OCR_PAGE: u8 = 2;
+
+fn write_ocr_page(output: &mut impl Write) -> io::Result<()> {
+    output.write_all(&[OCR_PAGE, 0])?;
+    write_field(output, b"")?;
+    output.flush()
+}
 
 fn write_response(output: &mut impl Write, result: &Result<Document, ExtractError>) -> io::Result<()> {
     match result {
@@ -513,11 +543,12 @@ fn read_u32(input: &mut impl Read) -> io::Result<u32> {
     Ok(u32::from_le_bytes(bytes))
 }
 
-fn read_response(input: &mut impl Read) -> io::Result<Result<Document, ExtractError>> {
+fn read_frame(input: &mut impl Read) -> io::Result<Frame> {
     let mut head = [0u8; 2];
     input.read_exact(&mut head)?;
     let field = utf8(read_field(input)?)?;
-    match head {
+    let response = match head {
+        [OCR_PAGE, 0] => return Ok(Frame::OcrPage),
         [RESPONSE_DOCUMENT, markdown @ (0 | 1)] => {
             let title = utf8(read_field(input)?)?;
             let mut count = [0u8; 8];
@@ -551,11 +582,12 @@ fn read_response(input: &mut impl Read) -> io::Result<Result<Document, ExtractEr
             }
             ocr.time = Duration::from_nanos(read_u64(input)?);
             ocr.unread = read_u32(input)?;
-            Ok(Ok(Document { text: field, is_markdown: markdown == 1, title, anchors, ocr }))
+            Ok(Document { text: field, is_markdown: markdown == 1, title, anchors, ocr })
         }
-        [RESPONSE_ERROR, kind] => Ok(Err(error_from_wire(kind, field)?)),
-        [tag, value] => Err(invalid_data(format!("malformed response header [{tag}, {value}]"))),
-    }
+        [RESPONSE_ERROR, kind] => Err(error_from_wire(kind, field)?),
+        [tag, value] => return Err(invalid_data(format!("malformed response header [{tag}, {value}]"))),
+    };
+    Ok(Frame::Response(response))
 }
 
 fn error_to_wire(error: &ExtractError) -> (u8, std::borrow::Cow<'_, str>) {
@@ -645,8 +677,11 @@ mod tests {
 
     fn response_round_trip(result: Result<Document, ExtractError>) {
         let mut wire = Vec::new();
+        write_ocr_page(&mut wire).unwrap();
         write_response(&mut wire, &result).unwrap();
-        assert_eq!(read_response(&mut wire.as_slice()).unwrap(), result);
+        let mut input = wire.as_slice();
+        assert_eq!(read_frame(&mut input).unwrap(), Frame::OcrPage);
+        assert_eq!(read_frame(&mut input).unwrap(), Frame::Response(result));
     }
 
     #[test]
@@ -698,7 +733,7 @@ mod tests {
         let mut wire = Vec::new();
         write_response(&mut wire, &Ok(Document::plain("some text".into()))).unwrap();
         for cut in [1, 2, 9, wire.len() - 1] {
-            let error = read_response(&mut &wire[..cut]).unwrap_err();
+            let error = read_frame(&mut &wire[..cut]).unwrap_err();
             assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof, "cut at {cut}");
         }
         let error = read_request(&mut &wire[..wire.len() - 1]).unwrap_err();
@@ -706,11 +741,11 @@ mod tests {
 
         let mut bad_tag = wire.clone();
         bad_tag[0] = 7;
-        assert_eq!(read_response(&mut bad_tag.as_slice()).unwrap_err().kind(), io::ErrorKind::InvalidData);
+        assert_eq!(read_frame(&mut bad_tag.as_slice()).unwrap_err().kind(), io::ErrorKind::InvalidData);
         let mut bad_kind = Vec::new();
         write_response(&mut bad_kind, &Err(ExtractError::NoText)).unwrap();
         bad_kind[1] = 200;
-        assert_eq!(read_response(&mut bad_kind.as_slice()).unwrap_err().kind(), io::ErrorKind::InvalidData);
+        assert_eq!(read_frame(&mut bad_kind.as_slice()).unwrap_err().kind(), io::ErrorKind::InvalidData);
     }
 
     #[test]

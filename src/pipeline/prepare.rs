@@ -363,7 +363,8 @@ impl ExtractStage<'_> {
                 }
                 facts.logic_fingerprint = fingerprint.recorded(&extension, &document.ocr, true);
                 let chunker = chunker.get()?;
-                let time = FileTime { limit: timeout, spent: started.elapsed() };
+                // OCR's pages had time limits of their own.
+                let time = FileTime { limit: timeout, spent: started.elapsed().saturating_sub(ocr.time) };
                 let limits = ChunkLimits { time: Some(time), max_chunks: settings.max_file_chunks, cancel };
                 // A file stopped by a cancel fails here like one whose extraction was cut short,
                 // and like it is dropped by the caller, which sees the cancel too.

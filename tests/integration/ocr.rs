@@ -205,6 +205,13 @@ fn with_ocr_off_or_missing_scans_stay_without_text_said_once_and_are_read_once_i
     assert_eq!(missing.status.code(), Some(0), "{said}");
     assert_eq!(said.matches("./scripts/setup.sh --ocr").count(), 1, "{said}");
     assert!(said.contains("OCR: 2 files have scanned pages left unread: OCR is not available"), "{said}");
+    let check = ws.command(["check"]).env("PATH", "/nonexistent").output().unwrap();
+    let checked = String::from_utf8_lossy(&check.stdout);
+    assert_eq!(check.status.code(), Some(0), "OCR is optional\n{}", show(&check));
+    assert!(checked.contains("ok      ocr: OCR is not available (tesseract is not installed;"), "{checked}");
+    let check = ws.ingest(["check"]);
+    let checked = String::from_utf8_lossy(&check.stdout);
+    assert!(checked.contains("ok      ocr: tesseract ") && checked.contains("languages installed: "), "{checked}");
     let forced = ws.command([dir, "--ocr", "force"]).env("PATH", "/nonexistent").output().unwrap();
     let refusal = String::from_utf8_lossy(&forced.stderr);
     assert_eq!(forced.status.code(), Some(1), "{}", show(&forced));
