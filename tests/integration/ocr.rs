@@ -8,19 +8,23 @@
 use crate::common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::scans::{self, TextPage};
 use common::{json_of, show, Workspace};
 
-/// Whether the OCR programs are here; says so when they are not.
-fn ocr_here(test: &str) -> bool {
-    let here = scans::ocr_installed();
-    if !here {
+/// A workspace with an empty `docs/`, when the OCR programs are here; `None`, said plainly,
+/// when they are not.
+fn scans_workspace(test: &str) -> Option<(Workspace, PathBuf)> {
+    if !scans::ocr_installed() {
         eprintln!("DID NOT RUN: {test} needs tesseract and pdftoppm; ./scripts/setup.sh --ocr installs them");
+        return None;
     }
-    here
+    let ws = Workspace::new();
+    let docs = ws.docs();
+    std::fs::create_dir_all(&docs).unwrap();
+    Some((ws, docs))
 }
 
 const LEASE: &[&str] = &[
@@ -60,7 +64,6 @@ const FIGURE: &[&str] = &["Figure caption inside the scanned diagram: compost", 
 
 /// The scans, text PDFs and a note, written under `docs`.
 fn write_scans(docs: &Path) {
-    std::fs::create_dir_all(docs).unwrap();
     let contract = scans::text_pdf(&[
         TextPage::prose(LEASE),
         TextPage {
@@ -95,12 +98,8 @@ fn file_name(hit: &serde_json::Value) -> &str {
 
 #[test]
 fn scans_and_images_are_found_by_a_sentence_on_them_and_text_layers_are_not_read_by_ocr() {
-    if !ocr_here("scans_and_images_are_found_by_a_sentence_on_them") {
-        return;
-    }
-    let ws = Workspace::new();
-    write_scans(&ws.docs());
-    let docs = ws.docs();
+    let Some((ws, docs)) = scans_workspace("scans_and_images_are_found_by_a_sentence_on_them") else { return };
+    write_scans(&docs);
     let run = |extra: &[&str]| {
         let args = [docs.to_str().unwrap(), "--json", "--quiet", "--chunk-size", "48", "--chunk-overlap", "0"];
         ws.ingest_json(args.iter().chain(extra), 0)
@@ -178,12 +177,7 @@ fn scans_and_images_are_found_by_a_sentence_on_them_and_text_layers_are_not_read
 
 #[test]
 fn with_ocr_off_or_missing_scans_stay_without_text_said_once_and_are_read_once_it_is_there() {
-    if !ocr_here("with_ocr_off_or_missing_scans_stay_without_text") {
-        return;
-    }
-    let ws = Workspace::new();
-    let docs = ws.docs();
-    std::fs::create_dir_all(&docs).unwrap();
+    let Some((ws, docs)) = scans_workspace("with_ocr_off_or_missing_scans_stay_without_text") else { return };
     for (name, lines) in [("lease.pdf", LEASE), ("fax.pdf", FAX)] {
         std::fs::write(docs.join(name), scans::scanned_pdf(&scans::text_pdf(&[TextPage::prose(lines)]), 300)).unwrap();
     }
@@ -254,12 +248,9 @@ fn descendants(root: u32) -> Vec<(u32, u32, Vec<String>)> {
 
 #[test]
 fn a_page_bomb_stops_at_the_cap_and_a_killed_ocr_fails_only_its_file() {
-    if !ocr_here("a_page_bomb_stops_at_the_cap_and_a_killed_ocr_fails_only_its_file") {
+    let Some((ws, docs)) = scans_workspace("a_page_bomb_stops_at_the_cap_and_a_killed_ocr_fails_only_its_file") else {
         return;
-    }
-    let ws = Workspace::new();
-    let docs = ws.docs();
-    std::fs::create_dir_all(&docs).unwrap();
+    };
     std::fs::write(docs.join("bomb.pdf"), scans::page_bomb(10_000)).unwrap();
     let long: Vec<TextPage> = (1..=5).map(|_| TextPage::prose(LEASE)).collect();
     std::fs::write(docs.join("long-scan.pdf"), scans::scanned_pdf(&scans::text_pdf(&long), 300)).unwrap();
