@@ -296,17 +296,20 @@ pub(super) async fn walk(
     if mode.upload().is_some() {
         require_usable(&copy.unusable, dir)?;
     }
-    let held_points = index.exists().await? && index.count(None).await? > 0;
-    if matches!(mode, Mode::Restore(_)) {
+    let existed = index.exists().await?;
+    let held_points = existed && index.count(None).await? > 0;
+    let restoring = matches!(mode, Mode::Restore(_));
+    if restoring {
         index.ensure_collection(dim).await?;
     }
-    let quiet = quiet || !matches!(mode, Mode::Restore(_));
+    let quiet = quiet || !restoring;
     let mut walk = Walk {
         index,
         dir,
         dim,
         mode,
-        exists: index.exists().await?,
+        // A restore has just created it.
+        exists: existed || restoring,
         compare_first: held_points,
         copy,
         findings: Findings {

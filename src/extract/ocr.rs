@@ -433,15 +433,19 @@ fn bounded(mut command: Command) -> Command {
     command
 }
 
-/// A PDF's bytes in a temporary file for `pdftoppm`, removed on drop (a file left by an
-/// extractor process killed meanwhile is named after its process id).
+/// How the names of spooled PDFs begin, before the process id of the extractor process.
+const SPOOL_PREFIX: &str = "ingest-ocr-";
+
+/// A PDF's bytes in a temporary file for `pdftoppm`, removed on drop; a file left by an
+/// extractor process killed meanwhile (at its time limit) is named after its process id, and
+/// removed by the next one ([`remove_spooled_leftovers`]).
 struct SpooledPdf(std::path::PathBuf);
 
 impl SpooledPdf {
     fn write(bytes: &[u8]) -> std::io::Result<Self> {
         use std::sync::atomic::{AtomicU64, Ordering};
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        let name = format!("ingest-ocr-{}-{}.pdf", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        let name = format!("{SPOOL_PREFIX}{}-{}.pdf", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
         let spooled = Self(std::env::temp_dir().join(name));
         std::fs::write(&spooled.0, bytes)?;
         Ok(spooled)
@@ -455,6 +459,27 @@ impl SpooledPdf {
 impl Drop for SpooledPdf {
     fn drop(&mut self) {
         std::fs::remove_file(&self.0).ok();
+    }
+}
+
+/// Removes the spooled PDFs of extractor processes that no longer run: what a process killed
+/// at its time limit left in the temporary directory. Best effort.
+pub fn remove_spooled_leftovers() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(owner) =
+            name.to_str().and_then(|n| n.strip_prefix(SPOOL_PREFIX)).and_then(|rest| rest.split('-').next())
+        else {
+            continue;
+        };
+        let Ok(pid) = owner.parse::<libc::pid_t>() else { continue };
+        // SAFETY: kill with signal 0 only asks whether the process exists.
+        let gone =
+            unsafe { libc::kill(pid, 0) } != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone {
+            std::fs::remove_file(entry.path()).ok();
+        }
     }
 }
 
@@ -483,6 +508,22 @@ mod tests {
         assert!(page("Bates 000123", true).looks_scanned(), "a stamp on a scan");
         assert!(!page("", false).looks_scanned(), "a blank page has nothing to read");
         assert!(!page(&"words ".repeat(20), true).looks_scanned(), "a text layer with a figure");
+    }
+
+    #[test]
+    fn spooled_pdfs_of_dead_extractors_are_removed_and_live_ones_kept() {
+        let mut ended = Command::new("true").spawn().unwrap();
+        let dead = ended.id();
+        ended.wait().unwrap();
+        let left = std::env::temp_dir().join(format!("{SPOOL_PREFIX}{dead}-0.pdf"));
+        std::fs::write(&left, b"%PDF").unwrap();
+        let live = SpooledPdf::write(b"%PDF").unwrap();
+        remove_spooled_leftovers();
+        assert!(!left.exists(), "the file of a process that ended is removed");
+        assert!(live.path().exists(), "this process's own is kept");
+        let path = live.path().to_path_buf();
+        drop(live);
+        assert!(!path.exists());
     }
 
     #[test]

@@ -394,6 +394,7 @@ pub fn serve(memory_limit_mib: u64, ocr: &OcrRequest) -> anyhow::Result<()> {
     limit_address_space(memory_limit_mib)
         .with_context(|| format!("setting the extractor's memory limit to {memory_limit_mib} MiB"))?;
     let responses = take_stdout().context("taking stdout for responses")?;
+    super::ocr::remove_spooled_leftovers();
     let mut input = io::stdin().lock();
     let output = std::sync::Arc::new(Mutex::new(BufWriter::new(responses)));
     let pages = output.clone();

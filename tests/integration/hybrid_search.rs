@@ -317,7 +317,8 @@ fn restore_brings_the_sparse_vectors_back_on_servers() {
 }
 
 /// Rewrites every file of the parquet copy as a version 2 file, as a build before sparse
-/// vectors wrote it: without the last three columns, `ingest.schema_version` "2".
+/// vectors wrote it: without the last four columns (the sparse vector's three and OCR's
+/// mark), `ingest.schema_version` "2".
 fn downgrade_parquet_copy(ws: &Workspace) {
     use arrow::array::RecordBatch;
     use arrow::datatypes::Schema;
@@ -329,10 +330,10 @@ fn downgrade_parquet_copy(ws: &Workspace) {
     for file in files {
         let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap()).unwrap();
         let schema = reader.schema().clone();
-        assert_eq!(schema.metadata().get("ingest.schema_version").map(String::as_str), Some("3"), "{schema:#?}");
+        assert_eq!(schema.metadata().get("ingest.schema_version").map(String::as_str), Some("4"), "{schema:#?}");
         let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-        let kept = names.len() - 3;
-        assert_eq!(names[kept..], ["sparse_indices", "sparse_values", "analyzer"], "{names:?}");
+        let kept = names.len() - 4;
+        assert_eq!(names[kept..], ["sparse_indices", "sparse_values", "analyzer", "ocr"], "{names:?}");
         assert_eq!(names[kept - 1], "title", "a version 2 file ends with the origin columns: {names:?}");
         let fields: Vec<_> = schema.fields()[..kept].to_vec();
         let metadata = [("ingest.schema_version".to_string(), "2".to_string())].into();

@@ -280,7 +280,8 @@ assert pa.types.is_fixed_size_list(v) and v.list_size == 384 and v.value_type ==
 assert s.field("chunk_index").type == pa.uint32()
 assert str(s.field("created_at").type) == "timestamp[us, tz=UTC]", s.field("created_at").type
 assert s.field("page").type == pa.uint32() and s.field("page").nullable, s.field("page")
-assert s.metadata[b"ingest.schema_version"] == b"3", s.metadata
+assert s.metadata[b"ingest.schema_version"] == b"4", s.metadata
+assert s.field("ocr").type == pa.bool_() and s.field("ocr").nullable, s.field("ocr")
 assert s.field("sparse_indices").type == pa.list_(pa.field("item", pa.uint32(), nullable=False)), s.field("sparse_indices")
 assert s.field("sparse_values").type == pa.list_(pa.field("item", pa.float32(), nullable=False)), s.field("sparse_values")
 assert all(len(i) == len(v) > 0 for i, v in zip(table.column("sparse_indices").to_pylist(), table.column("sparse_values").to_pylist()))
@@ -296,7 +297,7 @@ print(table.num_rows, ",".join(s.names))
     assert_eq!(
         columns,
         "doc_id,chunk_index,point_id,path,content,content_hash,model,job_id,vector,created_at,\
-         page,page_end,sheet,slide,heading,title,sparse_indices,sparse_values,analyzer"
+         page,page_end,sheet,slide,heading,title,sparse_indices,sparse_values,analyzer,ocr"
     );
 }
 
