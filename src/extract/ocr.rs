@@ -11,7 +11,8 @@
 //! large that the image would pass [`MAX_PIXELS`], and read by a `tesseract` run of its own
 //! that finds the page's orientation first (a scan fed sideways reads as well as one fed
 //! upright). Both programs run in the extractor process's address space limit and die with
-//! it (`PR_SET_PDEATHSIG`), so the file's time and memory limits bound them too.
+//! it (`PR_SET_PDEATHSIG`), so the file's memory limit bounds them too; its time limit bounds
+//! each page, as the extractor process tells its parent when a page begins ([`on_each_page`]).
 //!
 //! Which pages: in `auto` mode, a page whose text layer holds fewer than
 //! [`MIN_CHARS_PER_SQUARE_INCH`] visible characters for its area and which shows an image
