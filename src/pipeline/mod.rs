@@ -403,7 +403,7 @@ impl LogicFingerprint {
     /// The fingerprint a file's row records once it is read, `ocr` saying what OCR did with
     /// it, and `has_text` whether it had text: [`Self::of`], and, for a format OCR may read,
     /// the run's OCR fingerprint when OCR read a page (or, on, found no text at all), or
-    /// [`OCR_UNREAD`] when scanned pages were left unread.
+    /// `ocr:unread` when scanned pages were left unread.
     pub fn recorded(&self, extension: &str, ocr: &OcrTally, has_text: bool) -> String {
         let base = self.of(extension);
         if !Format::from_extension(extension).reads_scans() {
