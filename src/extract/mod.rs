@@ -16,11 +16,12 @@
 //! run. Inside a worker, parsers also run behind `catch_unwind`, so a parser panic fails only
 //! its file. One module per format: [`pdf`], [`docx`], [`html`], [`spreadsheet`], [`pptx`],
 //! [`odt`], [`epub`]; [`package`] reads the zip packages and XML parts several of them share;
-//! [`ocr`] reads the PDF pages that are scans, and images, as the run's [`OcrRequest`] asks.
+//! [`ocr`] reads the PDF pages that are scans, and [`image`]s, as the run's [`OcrRequest`] asks.
 
 pub mod docx;
 pub mod epub;
 pub mod html;
+pub mod image;
 pub mod ocr;
 pub mod odt;
 pub mod package;
@@ -347,7 +348,7 @@ fn parse(format: Format, bytes: &[u8], ocr: &OcrRequest) -> Result<Document, Ext
         Format::Text => Document::plain(plain_text(bytes)?),
         Format::Markdown => markdown(plain_text(bytes)?),
         Format::Pdf => pdf::extract(bytes, ocr)?,
-        Format::Image => image(bytes, ocr)?,
+        Format::Image => image::extract(bytes, ocr)?,
         Format::Docx => docx::extract(bytes)?,
         Format::Html => html::extract(&decoded_text(format, bytes)?),
         Format::Xlsx | Format::Xls | Format::Ods => spreadsheet::extract(format, bytes)?,
@@ -356,47 +357,6 @@ fn parse(format: Format, bytes: &[u8], ocr: &OcrRequest) -> Result<Document, Ext
         Format::Epub => epub::extract(bytes)?,
         Format::Sniffed => Document::plain(sniffed_text(bytes)?),
     })
-}
-
-/// The document of an image, read by OCR: one page, or one per frame of a multi-page TIFF.
-/// With OCR off, a document without text and one unread page; an image too small to hold a
-/// line of text (an icon) has none, and one larger than [`ocr::MAX_PIXELS`] fails unread.
-fn image(bytes: &[u8], ocr: &OcrRequest) -> Result<Document, ExtractError> {
-    if ocr.mode == ocr::OcrMode::Off {
-        return Ok(Document { ocr: OcrTally { unread: 1, ..OcrTally::default() }, ..Document::default() });
-    }
-    let size =
-        imagesize::blob_size(bytes).map_err(|e| Format::Image.invalid(format!("its size is unreadable ({e})")))?;
-    let pixels = size.width as f64 * size.height as f64;
-    if size.width.min(size.height) < ocr::MIN_IMAGE_SIDE || pixels < ocr::MIN_IMAGE_PIXELS {
-        // An icon or a button: no text worth the time.
-        return Ok(Document::default());
-    }
-    if pixels > ocr::MAX_PIXELS {
-        return Err(ExtractError::Ocr(format!(
-            "the image is {}×{} pixels, more than the {:.0} million OCR reads",
-            size.width,
-            size.height,
-            ocr::MAX_PIXELS / 1e6
-        )));
-    }
-    let started = std::time::Instant::now();
-    let text = ocr::read_image_bytes(bytes, &ocr.languages).map_err(ExtractError::Ocr)?;
-    let frames: Vec<&str> = text.split('\u{c}').map(str::trim).collect();
-    if frames.len() > ocr.max_pages.max(1) as usize {
-        return Err(ExtractError::Ocr(format!(
-            "the image has {} frames, more than --max-ocr-pages {}; raise it to read such files",
-            frames.len(),
-            ocr.max_pages
-        )));
-    }
-    let pages: Vec<ocr::PageText> = (1..)
-        .zip(frames)
-        .map(|(number, text)| ocr::PageText { number, text: text.to_string(), size: (0.0, 0.0), shows_image: true })
-        .collect();
-    let mut document = pdf::paged(&pages);
-    document.ocr = OcrTally { pages: pages.iter().map(|p| p.number).collect(), time: started.elapsed(), unread: 0 };
-    Ok(document)
 }
 
 /// A Markdown document, with an anchor at each ATX heading (`# Title`) outside fenced code
