@@ -65,15 +65,6 @@ impl OcrMode {
             Self::Force => "force",
         }
     }
-
-    /// How an [`OcrSettings::fingerprint`] of this mode begins.
-    pub fn fingerprint_prefix(self) -> &'static str {
-        match self {
-            Self::Off => "ocr-off:",
-            Self::Auto => "ocr-auto:",
-            Self::Force => "ocr-force:",
-        }
-    }
 }
 
 impl FromStr for OcrMode {
@@ -207,8 +198,8 @@ impl OcrSettings {
     /// the mode, the engine, its renderer and the languages; `None` when nothing is read.
     pub fn fingerprint(&self) -> Option<String> {
         let engine = self.engine.as_ref().ok().filter(|_| self.reads())?;
-        let prefix = self.mode.fingerprint_prefix();
-        Some(format!("{prefix}tesseract-{}/poppler-{}/{}", engine.tesseract, engine.renderer, self.languages))
+        let (mode, languages) = (self.mode.as_str(), &self.languages);
+        Some(format!("ocr-{mode}:tesseract-{}/poppler-{}/{languages}", engine.tesseract, engine.renderer))
     }
 
     /// What the extractor processes are asked to do.

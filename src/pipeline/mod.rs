@@ -379,6 +379,8 @@ pub struct LogicFingerprint {
     /// What the run's OCR depends on ([`OcrSettings::fingerprint`]); `None` when it reads
     /// nothing.
     ocr: Option<String>,
+    /// The run reads every page by OCR, text layers too (`--ocr force`).
+    forces_ocr: bool,
 }
 
 /// The OCR part of a file whose scanned pages were left unread.
@@ -386,12 +388,16 @@ const OCR_UNREAD: &str = "ocr:unread";
 
 impl LogicFingerprint {
     pub fn new(model_id: &str, chunk_size: usize, chunk_overlap: usize) -> Self {
-        Self { model_and_chunking: format!("{model_id}|chunk:{chunk_size}/{chunk_overlap}"), ocr: None }
+        Self {
+            model_and_chunking: format!("{model_id}|chunk:{chunk_size}/{chunk_overlap}"),
+            ocr: None,
+            forces_ocr: false,
+        }
     }
 
     /// This fingerprint in a run whose OCR reads as `ocr` says.
     pub fn reading_scans(self, ocr: &OcrSettings) -> Self {
-        Self { ocr: ocr.fingerprint(), ..self }
+        Self { ocr: ocr.fingerprint(), forces_ocr: ocr.reads() && ocr.mode == OcrMode::Force, ..self }
     }
 
     /// The fingerprint of a file with this (lower-case) extension, before it is read: what
@@ -429,10 +435,9 @@ impl LogicFingerprint {
         if !Format::from_extension(extension).reads_scans() {
             return rest.is_empty();
         }
-        let forced = self.ocr.as_deref().is_some_and(|ocr| ocr.starts_with(OcrMode::Force.fingerprint_prefix()));
         match (rest.strip_prefix('|'), &self.ocr) {
             _ if rest.is_empty() => match status {
-                FileStatus::Completed => !forced,
+                FileStatus::Completed => !self.forces_ocr,
                 _ => self.ocr.is_none(),
             },
             (Some(part), Some(reading)) => part == reading,
@@ -679,6 +684,7 @@ mod tests {
         let plain = LogicFingerprint::new("m@1", 200, 20);
         let reading = |mode: &str, languages: &str| LogicFingerprint {
             ocr: Some(format!("{mode}tesseract-5/poppler-22/{languages}")),
+            forces_ocr: mode == "ocr-force:",
             ..plain.clone()
         };
         let (eng, deu, forced) =
