@@ -239,10 +239,10 @@ impl QdrantIndex {
         Filter::must([Condition::matches("doc_id", doc_ids.to_vec())])
     }
 
-    /// The points of `doc_id` whose `chunk_index` is `from` or more.
-    fn tail_filter(doc_id: &str, from: u32) -> Filter {
+    /// The points of any of `doc_ids` whose `chunk_index` is `from` or more.
+    fn tail_filter(doc_ids: &[String], from: u32) -> Filter {
         Filter::must([
-            Self::doc_filter(doc_id),
+            Condition::matches("doc_id", doc_ids.to_vec()),
             Condition::range("chunk_index", Range { gte: Some(from as f64), ..Default::default() }),
         ])
     }
@@ -327,10 +327,12 @@ fn classify(error: QdrantError, doing: &str) -> anyhow::Error {
         QdrantError::ResourceExhaustedError { .. } | QdrantError::Io(_) => true,
         QdrantError::ResponseError { status } => match status.code() {
             Code::Unavailable | Code::DeadlineExceeded | Code::Aborted | Code::Cancelled | Code::Unknown => true,
-            // The client reports a refused or broken connection as an internal error.
+            // The client reports a refused or broken connection as an internal error; a node
+            // that removes a collection's directory while its own background work still writes
+            // into it answers "Directory not empty", and the next try finds the work finished.
             Code::Internal => {
                 let message = status.message().to_ascii_lowercase();
-                ["failed to connect", "transport", "connection", "broken pipe", "h2 protocol"]
+                ["failed to connect", "transport", "connection", "broken pipe", "h2 protocol", "directory not empty"]
                     .iter()
                     .any(|sign| message.contains(sign))
                     || cluster_in_flux(&message)
@@ -547,7 +549,8 @@ impl VectorIndex for QdrantIndex {
     }
 
     async fn delete_tail(&self, doc_id: &str, keep: u32) -> Result<()> {
-        self.delete(Self::tail_filter(doc_id, keep).into(), "delete stale chunks").await
+        let doc_id = [doc_id.to_string()];
+        self.delete(Self::tail_filter(&doc_id, keep).into(), "delete stale chunks").await
     }
 
     async fn query(&self, query: Query) -> Result<Vec<Hit>> {
@@ -602,8 +605,11 @@ impl VectorIndex for QdrantIndex {
         self.count_matching(Some(Self::documents_filter(doc_ids))).await
     }
 
-    async fn count_tail(&self, doc_id: &str, from: u32) -> Result<u64> {
-        self.count_matching(Some(Self::tail_filter(doc_id, from))).await
+    async fn count_tail(&self, doc_ids: &[String], from: u32) -> Result<u64> {
+        if doc_ids.is_empty() {
+            return Ok(0);
+        }
+        self.count_matching(Some(Self::tail_filter(doc_ids, from))).await
     }
 
     async fn scroll(&self, offset: Option<Uuid>, limit: usize, with_vectors: bool) -> Result<ScrollPage> {
@@ -715,12 +721,13 @@ mod tests {
     }
 
     #[test]
-    fn a_cluster_in_flux_is_waited_out_and_a_bad_request_is_not() {
+    fn a_cluster_in_flux_or_a_busy_directory_is_waited_out_and_a_bad_request_is_not() {
         for (code, message) in [
             (tonic::Code::InvalidArgument, "Bad request: Shard 0 is not active on peer 2979974762066354"),
             (tonic::Code::Internal, "Service internal error: Waiting for consensus operation commit failed"),
             (tonic::Code::Internal, "Service internal error: No active replica for shard 3"),
             (tonic::Code::FailedPrecondition, "Shard transfer in progress"),
+            (tonic::Code::Internal, "Service internal error: Directory not empty (os error 39)"),
             (tonic::Code::Unavailable, "anything at all"),
         ] {
             assert!(is_retried(answer(code, message)), "{code:?}: {message}");
