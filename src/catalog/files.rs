@@ -46,21 +46,76 @@ impl CollectionCatalog {
 
     /// Hands every completed file to `each`, a page of at most `page` files at a time in
     /// `doc_id` order: the completed files without holding them all.
-    pub async fn for_each_completed_file(&self, page: usize, mut each: impl FnMut(FileRow)) -> Result<()> {
-        let filter = format!("AND status = $2 AND doc_id > $3 ORDER BY doc_id LIMIT {page}");
-        let mut after = String::new();
+    pub async fn for_each_completed_file(&self, page: usize, each: impl FnMut(FileRow)) -> Result<()> {
+        let completed = [FileStatus::Completed.as_str().to_string()];
+        self.for_each_row(FILE_FIELDS, "AND status = $2", &completed, |f: &FileRow| &f.doc_id, page, each).await
+    }
+
+    /// Hands what a run needs of every file row (see [`KnownFile`]), deleted ones included,
+    /// to `each`, a page of at most `page` rows at a time in `doc_id` order.
+    pub async fn for_each_known_file(&self, page: usize, each: impl FnMut(KnownFile)) -> Result<()> {
+        self.for_each_row(KNOWN_FILE_FIELDS, "", &[], |f: &KnownFile| &f.doc_id, page, each).await
+    }
+
+    /// Hands the `fields` of the file rows `filter` lets through (its values bound from `$2`
+    /// on) to `each`, decoded as `T`, a page of at most `page` rows at a time in `doc_id`
+    /// order (`doc_id_of` reads it), so that no more than a page is ever held.
+    async fn for_each_row<T: serde::de::DeserializeOwned>(
+        &self,
+        fields: &str,
+        filter: &str,
+        values: &[String],
+        doc_id_of: impl Fn(&T) -> &str,
+        page: usize,
+        mut each: impl FnMut(T),
+    ) -> Result<()> {
+        let after_value = values.len() + 2;
+        let filter = format!("{filter} AND doc_id > ${after_value} ORDER BY doc_id LIMIT {page}");
+        let mut values = values.to_vec();
+        values.push(String::new());
         loop {
-            let values = [FileStatus::Completed.as_str().to_string(), after];
-            let mut files: Vec<FileRow> = self.rows_as_json(FILE_FIELDS, &filter, &values).await?;
-            files.sort_unstable_by(|a, b| a.doc_id.cmp(&b.doc_id));
-            let full = files.len() == page;
-            let Some(last) = files.last() else { return Ok(()) };
-            after = last.doc_id.clone();
-            files.into_iter().for_each(&mut each);
+            let mut rows: Vec<T> = self.rows_as_json(fields, &filter, &values).await?;
+            // The page is in order; the rows built from it need not be.
+            rows.sort_unstable_by(|a, b| doc_id_of(a).cmp(doc_id_of(b)));
+            let full = rows.len() == page;
+            let Some(last) = rows.last() else { return Ok(()) };
+            *values.last_mut().expect("the keyset value was pushed") = doc_id_of(last).to_string();
+            rows.into_iter().for_each(&mut each);
             if !full {
                 return Ok(());
             }
         }
+    }
+
+    /// Has PostgreSQL learn the file rows' statistics again, after a job that wrote many of
+    /// them: without, its planner may take a page of rows in `doc_id` order (as
+    /// [`Self::for_each_known_file`] reads them) for a few hundred rows and sort the whole
+    /// collection's for each page, until autovacuum comes by. SQLite keeps to the index.
+    pub async fn refresh_statistics(&self) -> Result<()> {
+        if !self.is_postgres {
+            return Ok(());
+        }
+        self.retrying(|| async {
+            sqlx::query("ANALYZE files").execute(&self.pool).await.context("refreshing the catalog's statistics")?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// What a run needs of the rows of files with these `doc_ids` (see [`KnownFile`]).
+    pub async fn known_files_with_doc_ids(&self, doc_ids: &[String]) -> Result<Vec<KnownFile>> {
+        self.known_files_where("doc_id", doc_ids).await
+    }
+
+    /// What a run needs of the rows whose `column` holds one of `values`, 500 values a query.
+    pub(super) async fn known_files_where(&self, column: &str, values: &[String]) -> Result<Vec<KnownFile>> {
+        let mut found = Vec::with_capacity(values.len());
+        for group in values.chunks(500) {
+            let placeholders: Vec<String> = (0..group.len()).map(|i| format!("${}", i + 2)).collect();
+            let filter = format!("AND {column} IN ({})", placeholders.join(", "));
+            found.extend(self.rows_as_json::<KnownFile>(KNOWN_FILE_FIELDS, &filter, group).await?);
+        }
+        Ok(found)
     }
 
     /// The files job `job_id` embedded (`embedded_job_id`), and those it left failed and
@@ -83,11 +138,6 @@ impl CollectionCatalog {
             Ok(JobFiles { embedded: row.try_get("embedded")?, failed: row.try_get("failed")?, deleted: row.try_get("deleted")? })
         })
         .await
-    }
-
-    /// What a run needs of each file the collection holds (see [`KnownFile`]), in any order.
-    pub async fn known_files(&self) -> Result<Vec<KnownFile>> {
-        self.rows_as_json(KNOWN_FILE_FIELDS, "", &[]).await
     }
 
     /// The `fields` of the collection's file rows that `filter` lets through, decoded as `T`;
@@ -127,31 +177,33 @@ impl CollectionCatalog {
         self.retrying(|| async {
             let mut tx = self.pool.begin().await.context("starting a catalog transaction")?;
             let at = now();
-            let mut lost = Vec::new();
-            for file in files {
-                if !self.holds(&mut tx, &file.path, false).await? {
-                    lost.push(file.path.clone());
-                    continue;
-                }
-                bind_facts(
-                    sqlx::query(
-                        "INSERT INTO files (collection, path, doc_id, size, modified_ns, extension, content_hash,
+            let (held, lost) = self.held(&mut tx, files, |file| &file.path, false).await?;
+            for group in held.chunks(ROWS_PER_STATEMENT) {
+                // $1..$4 are shared; each file's facts take 7 more.
+                let rows = value_rows(group.len(), 7, |at| {
+                    format!(
+                        "($1, ${at}, ${}, ${}, ${}, ${}, ${}, ${}, $2, $3, $4)",
+                        at + 1,
+                        at + 2,
+                        at + 3,
+                        at + 4,
+                        at + 5,
+                        at + 6
+                    )
+                });
+                let sql = format!(
+                    "INSERT INTO files (collection, path, doc_id, size, modified_ns, extension, content_hash,
                         logic_fingerprint, status, job_id, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                     VALUES {rows}
                      ON CONFLICT (collection, path) DO UPDATE SET doc_id = excluded.doc_id, size = excluded.size,
                         modified_ns = excluded.modified_ns, extension = excluded.extension,
                         content_hash = excluded.content_hash, logic_fingerprint = excluded.logic_fingerprint,
-                        status = excluded.status, job_id = excluded.job_id, updated_at = excluded.updated_at",
-                    ),
-                    &self.name,
-                    file,
-                )
-                .bind(FileStatus::Processing.as_str())
-                .bind(job_id)
-                .bind(&at)
-                .execute(&mut *tx)
-                .await
-                .with_context(|| format!("marking {} processing", file.path))?;
+                        status = excluded.status, job_id = excluded.job_id, updated_at = excluded.updated_at"
+                );
+                let query =
+                    sqlx::query(&sql).bind(&self.name).bind(FileStatus::Processing.as_str()).bind(job_id).bind(&at);
+                let query = group.iter().fold(query, |query, file| bind_file_facts(query, file));
+                query.execute(&mut *tx).await.context("marking files processing")?;
             }
             tx.commit().await.context("committing processing marks")?;
             Ok(lost)
@@ -166,27 +218,21 @@ impl CollectionCatalog {
             .retrying(|| async {
                 let mut tx = self.pool.begin().await.context("starting a catalog transaction")?;
                 let at = now();
-                let mut lost = Vec::new();
-                for file in done {
-                    if !self.holds(&mut tx, &file.path, true).await? {
-                        lost.push(file.path.clone());
-                        continue;
-                    }
-                    sqlx::query(
-                        "UPDATE files SET status = $1, error = NULL, retry_count = 0, chunks_created = $2,
-                        vectors_created = $3, job_id = $4, embedded_job_id = $4, updated_at = $5
-                     WHERE collection = $6 AND path = $7",
-                    )
-                    .bind(FileStatus::Completed.as_str())
-                    .bind(file.chunks)
-                    .bind(file.vectors)
-                    .bind(job_id)
-                    .bind(&at)
-                    .bind(&self.name)
-                    .bind(&file.path)
-                    .execute(&mut *tx)
-                    .await
-                    .with_context(|| format!("marking {} completed", file.path))?;
+                let (held, lost) = self.held(&mut tx, done, |file| &file.path, true).await?;
+                for group in held.chunks(ROWS_PER_STATEMENT) {
+                    // $1..$4 are shared; each file takes 3 more.
+                    let rows = value_rows(group.len(), 3, |at| format!("(${at}, ${}, ${})", at + 1, at + 2));
+                    let sql = format!(
+                        "UPDATE files SET status = $1, error = NULL, retry_count = 0, chunks_created = done.chunks,
+                            vectors_created = done.vectors, job_id = $2, embedded_job_id = $2, updated_at = $3
+                         FROM (SELECT column1 AS path, column2 AS chunks, column3 AS vectors FROM (VALUES {rows}) AS rows)
+                            AS done
+                         WHERE files.collection = $4 AND files.path = done.path"
+                    );
+                    let query = sqlx::query(&sql).bind(FileStatus::Completed.as_str()).bind(job_id).bind(&at).bind(&self.name);
+                    let query =
+                        group.iter().fold(query, |query, file| query.bind(&file.path).bind(file.chunks).bind(file.vectors));
+                    query.execute(&mut *tx).await.context("marking files completed")?;
                 }
                 tx.commit().await.context("committing completions")?;
                 Ok(lost)
@@ -194,6 +240,25 @@ impl CollectionCatalog {
             .await?;
         self.forget_claims(&done.iter().map(|f| f.path.clone()).collect::<Vec<_>>());
         Ok(lost)
+    }
+
+    /// Of `files`, those whose leases a fenced catalog still holds (all, unfenced), checked
+    /// inside `tx` (`finish`: as [`Self::holds`] takes it); and the paths of the others.
+    async fn held<'f, T>(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        files: &'f [T],
+        path_of: impl Fn(&T) -> &String,
+        finish: bool,
+    ) -> Result<(Vec<&'f T>, Vec<String>)> {
+        let (mut held, mut lost) = (Vec::with_capacity(files.len()), Vec::new());
+        for file in files {
+            match self.holds(tx, path_of(file), finish).await? {
+                true => held.push(file),
+                false => lost.push(path_of(file).clone()),
+            }
+        }
+        Ok((held, lost))
     }
 
     /// Records a file that has no points, with the reason: `failed` (then `retry_count`
@@ -308,14 +373,26 @@ impl CollectionCatalog {
     }
 }
 
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+/// Rows a statement that writes many files writes at most: 500 of 7 values stay far within
+/// SQLite's and PostgreSQL's limits on bound values.
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// `rows` rows of a multi-row statement, each of `width` values bound from `$5` on; `row`
+/// writes one, given the number of its first value.
+fn value_rows(rows: usize, width: usize, row: impl Fn(usize) -> String) -> String {
+    (0..rows).map(|n| row(5 + n * width)).collect::<Vec<_>>().join(", ")
+}
+
 /// Binds `$1..$8` of a files upsert: the collection and the file's facts.
-fn bind_facts<'q>(
-    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
-    collection: &'q str,
-    file: &'q FileFacts,
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+fn bind_facts<'q>(query: AnyQuery<'q>, collection: &'q str, file: &'q FileFacts) -> AnyQuery<'q> {
+    bind_file_facts(query.bind(collection), file)
+}
+
+/// Binds the file's facts, from its path to its logic fingerprint: seven values.
+fn bind_file_facts<'q>(query: AnyQuery<'q>, file: &'q FileFacts) -> AnyQuery<'q> {
     query
-        .bind(collection)
         .bind(&file.path)
         .bind(&file.doc_id)
         .bind(file.size)
@@ -329,6 +406,6 @@ fn bind_facts<'q>(
 const FILE_FIELDS: &str = "path, doc_id, size, modified_ns, extension, content_hash, logic_fingerprint, status,
     error, retry_count, chunks_created, vectors_created, job_id, embedded_job_id";
 /// The columns of [`KnownFile`], in its field order.
-pub(super) const KNOWN_FILE_FIELDS: &str =
+const KNOWN_FILE_FIELDS: &str =
     "path, doc_id, size, modified_ns, extension, content_hash, logic_fingerprint, status, error, retry_count,
     vectors_created";

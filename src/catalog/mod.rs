@@ -68,7 +68,9 @@ pub use generations::{
 };
 pub use locks::{CollectionLock, LockLost};
 pub use queue::{Claim, Fence, ItemState, ParkedItem, QueueDepth, WorkItem, WorkKind, WorkerRow, WORK_CHANNEL};
-pub use rows::{Completion, FileFacts, FileRow, FileStatus, JobCounters, JobRow, JobStatus, KnownFile, NewJob};
+pub use rows::{
+    Completion, FileFacts, FileRow, FileStatus, JobCounters, JobRow, JobStatus, KnownFile, NewJob, PreviousRow,
+};
 
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)

@@ -25,7 +25,6 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use sqlx::Row;
 
-use super::files::KNOWN_FILE_FIELDS;
 use super::{Catalog, CollectionCatalog, FileRow, JobStatus, KnownFile};
 
 /// The database's clock in milliseconds since the epoch, in SQL.
@@ -386,14 +385,8 @@ impl CollectionCatalog {
 
     /// What a worker needs of the rows of these paths (see [`KnownFile`]), where they exist.
     pub async fn known_files_at(&self, paths: &[String]) -> Result<HashMap<String, KnownFile>> {
-        let mut found = HashMap::new();
-        for group in paths.chunks(500) {
-            let placeholders: Vec<String> = (0..group.len()).map(|i| format!("${}", i + 2)).collect();
-            let filter = format!("AND path IN ({})", placeholders.join(", "));
-            let rows: Vec<KnownFile> = self.rows_as_json(KNOWN_FILE_FIELDS, &filter, group).await?;
-            found.extend(rows.into_iter().map(|f| (f.path.clone(), f)));
-        }
-        Ok(found)
+        let rows = self.known_files_where("path", paths).await?;
+        Ok(rows.into_iter().map(|f| (f.path.clone(), f)).collect())
     }
 
     /// The rows of files the job `job_id` last touched.

@@ -153,11 +153,25 @@ pub struct KnownFile {
     pub vectors_created: i64,
 }
 
-impl KnownFile {
+/// What the stages after change detection need of a changed file's row: whether the file
+/// was indexed before, and what of its points the store may still hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PreviousRow {
+    pub status: FileStatus,
+    pub vectors_created: i64,
+}
+
+impl PreviousRow {
     /// Whether the store may hold points of this file: it has vectors of record, or it did
     /// not complete (a run may have stopped between its upsert and its completion).
     pub fn may_have_points(&self) -> bool {
         self.vectors_created > 0 || self.status != FileStatus::Completed
+    }
+}
+
+impl From<&KnownFile> for PreviousRow {
+    fn from(file: &KnownFile) -> Self {
+        PreviousRow { status: file.status, vectors_created: file.vectors_created }
     }
 }
 

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use super::{
     EmbeddedFile, Extracted, FailedFile, JobReport, JobSettings, OcrUnread, Outcome, RefusedDeletes, RunStatus, Stages,
 };
-use crate::catalog::{Completion, FileFacts, FileStatus, JobCounters, KnownFile};
+use crate::catalog::{Completion, FileFacts, FileStatus, JobCounters, KnownFile, PreviousRow};
 use crate::consistency::Touched;
 use crate::hash;
 use crate::progress::{Counters, Progress, Stage};
@@ -253,7 +253,7 @@ impl<'a> Committer<'a> {
     async fn record_without_points(
         &mut self,
         facts: &FileFacts,
-        previous: Option<KnownFile>,
+        previous: Option<PreviousRow>,
         status: FileStatus,
         reason: &str,
     ) -> Result<bool> {
@@ -261,7 +261,7 @@ impl<'a> Committer<'a> {
         if !self.stages.catalog.lost_leases(path).await?.is_empty() {
             return Ok(false);
         }
-        if previous.as_ref().is_some_and(KnownFile::may_have_points) {
+        if previous.is_some_and(|p| p.may_have_points()) {
             self.stages.index.delete_documents(std::slice::from_ref(&facts.doc_id)).await?;
         }
         if !self.stages.catalog.record_without_points(self.stages.job_id, facts, status, reason).await? {

@@ -39,7 +39,6 @@
 //! instead of a walk. This file holds the job's settings, the messages between the stages,
 //! its report, and [`run_job`]: a local run, from its start to its end, in order.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -51,8 +50,8 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::catalog::{
-    CollectionCatalog, CollectionLock, FileFacts, FileStatus, JobStatus, KnownFile, NewJob, ParkedItem, QueueDepth,
-    WorkerRow,
+    CollectionCatalog, CollectionLock, FileFacts, FileStatus, JobStatus, KnownFile, NewJob, ParkedItem, PreviousRow,
+    QueueDepth, WorkerRow,
 };
 use crate::chunk::{Chunk, Chunker};
 use crate::consistency::Verification;
@@ -68,12 +67,14 @@ use crate::store::VectorIndex;
 
 mod commit;
 mod embed;
+mod known;
 pub mod plan;
 mod prepare;
 mod seal;
 pub mod worker;
 
 use commit::{Committer, Tally};
+use known::KnownFiles;
 use prepare::{facts_of, ChunkBudget, Planning, Preparer, ToExtract, PREPARED_CHUNKS};
 
 /// How a job runs.
@@ -303,7 +304,7 @@ pub struct Plan {
 /// A file's chunks, ready for the model.
 struct PreparedFile {
     facts: FileFacts,
-    previous: Option<KnownFile>,
+    previous: Option<PreviousRow>,
     chunks: Vec<Chunk>,
     /// Each chunk's BM25 sparse vector, in the order of `chunks`.
     sparse: Vec<crate::sparse::SparseVector>,
@@ -331,7 +332,7 @@ enum Outcome<Change = Extracted> {
     },
     Failed {
         facts: FileFacts,
-        previous: Option<KnownFile>,
+        previous: Option<PreviousRow>,
         reason: String,
     },
     ScanProblem(FailedFile),
@@ -357,10 +358,10 @@ enum Extracted {
     Embedded(EmbeddedFile),
     /// Read and understood, but holding no text to index (an empty file, a scan without a
     /// text layer): recorded as such, not as a failure.
-    NoText { facts: FileFacts, previous: Option<KnownFile>, reason: String },
+    NoText { facts: FileFacts, previous: Option<PreviousRow>, reason: String },
     /// A file taken for its contents (no extension, or an unknown one) that is not text:
     /// skipped, and recorded like a file without text so that re-runs pass it by.
-    NotText { facts: FileFacts, previous: Option<KnownFile>, reason: String },
+    NotText { facts: FileFacts, previous: Option<PreviousRow>, reason: String },
 }
 
 /// Planning (a dry run, or a job queued for workers): a changed file, to be embedded.
@@ -538,8 +539,8 @@ struct Begun {
     walker: JoinHandle<()>,
     /// The walked entries, at most [`WALK_AHEAD`] ahead of their taker.
     walked: crossbeam_channel::Receiver<ScanItem>,
-    /// The catalog's rows of the collection, by path.
-    known: HashMap<String, KnownFile>,
+    /// The catalog's view of the collection.
+    known: KnownFiles,
     counters: Arc<Counters>,
 }
 
@@ -590,7 +591,7 @@ async fn begin_job(
             }
         })?
     };
-    let known = known_files(catalog).await?;
+    let known = known_files(settings, catalog).await?;
     catalog.set_job_status(&job_id, JobStatus::Processing, None).await?;
     Ok(Begun { job_id, walker, walked, known, counters })
 }
@@ -647,8 +648,9 @@ impl Stages<'_> {
     }
 }
 
-async fn known_files(catalog: &CollectionCatalog) -> Result<HashMap<String, KnownFile>> {
-    Ok(catalog.known_files().await?.into_iter().map(|f| (f.path.clone(), f)).collect())
+/// The catalog's view of the collection, for a walk of `settings.root`.
+async fn known_files(settings: &JobSettings, catalog: &CollectionCatalog) -> Result<KnownFiles> {
+    KnownFiles::load(catalog, |path| settings.scan.in_scope(&settings.root, path)).await
 }
 
 /// How many walked entries the walk may run ahead of the prepare stage.

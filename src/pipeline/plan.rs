@@ -8,17 +8,16 @@
 //! run) and [`queue_job`] (the queued job) are the entry points, each returning the run's
 //! [`JobReport`].
 
-use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::Result;
 
 use super::{
-    Begun, FailedFile, JobReport, JobSettings, LogicFingerprint, Outcome, Plan, PlannedChange, Planning, Preparer,
-    RefusedDeletes, RunStatus, Tally,
+    Begun, FailedFile, JobReport, JobSettings, KnownFiles, LogicFingerprint, Outcome, Plan, PlannedChange, Planning,
+    Preparer, RefusedDeletes, RunStatus, Tally,
 };
-use crate::catalog::{CollectionCatalog, FileFacts, FileStatus, JobStatus, KnownFile, WorkItem, WorkKind};
+use crate::catalog::{CollectionCatalog, FileFacts, FileStatus, JobStatus, KnownFile, PreviousRow, WorkItem, WorkKind};
 use crate::model::ModelInfo;
 use crate::parquet_copy::ParquetCopy;
 use crate::progress::Counters;
@@ -35,17 +34,18 @@ struct Findings {
     /// Known files no longer on disk (unless the run refused to delete them).
     vanished: Vec<KnownFile>,
     /// Files the walk or the hash found unreadable (too large, a name that is not UTF-8).
-    failed: Vec<(FileFacts, Option<KnownFile>, String)>,
+    failed: Vec<(FileFacts, Option<PreviousRow>, String)>,
     /// Files whose content is unchanged though their size or mtime moved.
     restat: Vec<(String, i64, i64)>,
 }
 
 /// Judges every walked item against `known`, reading only the files whose stat moved.
+/// Blocks the calling thread (see [`Preparer::run`]).
 fn find(
     settings: &JobSettings,
     fingerprint: &LogicFingerprint,
     walked: impl IntoIterator<Item = ScanItem>,
-    known: HashMap<String, KnownFile>,
+    known: KnownFiles,
     counters: &Counters,
     cancel: &AtomicBool,
 ) -> Result<Findings> {
@@ -103,10 +103,10 @@ pub async fn plan_job(
 ) -> Result<JobReport> {
     let started = Instant::now();
     let fingerprint = super::job_fingerprint(settings, model)?;
-    let known = super::known_files(catalog).await?;
+    let known = super::known_files(settings, catalog).await?;
     let counters = Counters::default();
     let walked = scan::scan(&settings.root, &settings.scan);
-    let found = find(settings, &fingerprint, walked, known, &counters, cancel)?;
+    let found = tokio::task::block_in_place(|| find(settings, &fingerprint, walked, known, &counters, cancel))?;
     let mut report = found.tally.into_report(String::new(), settings, RunStatus::DryRun, &counters, started, None);
     report.plan = Some(found.plan);
     Ok(report)
@@ -155,7 +155,7 @@ async fn enqueue_job(
     fingerprint: &LogicFingerprint,
     job_id: &str,
     walked: crossbeam_channel::Receiver<ScanItem>,
-    known: HashMap<String, KnownFile>,
+    known: KnownFiles,
     counters: &Counters,
     cancel: &AtomicBool,
 ) -> Result<Tally> {
@@ -164,7 +164,7 @@ async fn enqueue_job(
         catalog.refresh_stat(path, *size, *modified_ns).await?;
     }
     for (facts, previous, reason) in &found.failed {
-        if previous.as_ref().is_some_and(KnownFile::may_have_points) {
+        if previous.is_some_and(|p| p.may_have_points()) {
             index.delete_documents(std::slice::from_ref(&facts.doc_id)).await?;
         }
         catalog.record_without_points(job_id, facts, FileStatus::Failed, reason).await?;

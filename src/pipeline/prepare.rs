@@ -8,8 +8,6 @@
 //! [`spawn`] starts the stage's thread, and with it the extract threads and their extractor
 //! processes.
 
-use std::collections::HashMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
@@ -17,11 +15,12 @@ use std::time::Instant;
 
 use anyhow::Result;
 
+use super::known::{KnownFiles, Recorded};
 use super::{
     EmbeddedFile, Extracted, FailedFile, JobSettings, LogicFingerprint, Outcome, PlannedChange, PreparedFile,
     RefusedDeletes, Source, Stages,
 };
-use crate::catalog::{FileFacts, FileStatus, KnownFile};
+use crate::catalog::{FileFacts, FileStatus, KnownFile, PreviousRow};
 use crate::chunk::{ChunkLimits, Chunker, FileTime};
 use crate::extract::{self, ExtractorPool};
 use crate::hash::{self, HashedFile};
@@ -117,7 +116,7 @@ pub(super) struct Preparer<'a, Changed> {
 /// A changed file on its way to the extract threads.
 pub(super) struct ToExtract {
     pub(super) hashed: HashedFile,
-    pub(super) previous: Option<KnownFile>,
+    pub(super) previous: Option<PreviousRow>,
 }
 
 /// Where the prepare stage sends changed files.
@@ -157,11 +156,13 @@ impl ChangedFiles for Planning {
 
 impl<Changed: ChangedFiles> Preparer<'_, Changed> {
     /// Judges each walked item against `known`, the catalog's view of the collection. Each
-    /// file found on disk is taken out of `known`, so what remains at the end has vanished.
+    /// file found on disk is marked in `known`, so what is left unmarked at the end has
+    /// vanished. Runs on a thread of its own, outside the runtime (see
+    /// [`KnownFiles::unseen_rows`]).
     pub(super) fn run(
         &self,
         walked: impl IntoIterator<Item = ScanItem>,
-        mut known: HashMap<String, KnownFile>,
+        mut known: KnownFiles,
         out: &crossbeam_channel::Sender<Outcome<Changed::Change>>,
     ) -> Result<()> {
         let Self { settings, fingerprint, counters, cancel, changed } = *self;
@@ -172,10 +173,7 @@ impl<Changed: ChangedFiles> Preparer<'_, Changed> {
             false => Err(anyhow::anyhow!("the {stage} stage stopped")),
         };
         let send = |outcome| out.send(outcome).or_else(|_| stopped("embed"));
-        let in_scope = |file: &KnownFile| {
-            file.status != FileStatus::Deleted && settings.scan.in_scope(&settings.root, Path::new(&file.path))
-        };
-        let indexed_in_scope = known.values().filter(|f| in_scope(f)).count();
+        let indexed_in_scope = known.in_scope();
         // Entries the walk could not read, with why: nothing beneath them was looked at.
         let mut unwalked: Vec<(String, String)> = Vec::new();
         // Links the walk did not follow: what lies beneath them is out of scope.
@@ -197,8 +195,8 @@ impl<Changed: ChangedFiles> Preparer<'_, Changed> {
                 }
                 ScanItem::Rejected { path_text, extension, reason } => {
                     Counters::add(&counters.files_seen, 1);
-                    let previous = known.remove(&path_text);
-                    if previous.as_ref().is_some_and(|p| p.status == FileStatus::Completed) {
+                    let previous = known.take(&path_text).map(|p| p.previous());
+                    if previous.is_some_and(|p| p.status == FileStatus::Completed) {
                         send(Outcome::NotChecked(FailedFile { path: path_text, reason }))?;
                         continue;
                     }
@@ -214,57 +212,58 @@ impl<Changed: ChangedFiles> Preparer<'_, Changed> {
                 ScanItem::File(entry) => entry,
             };
             Counters::add(&counters.files_seen, 1);
-            let previous = known.remove(&entry.path_text);
-            let settled = previous.as_ref().filter(|p| {
+            let recorded = known.take(&entry.path_text);
+            let settled = recorded.filter(|p| {
                 !settings.full
                     && matches!(p.status, FileStatus::Completed | FileStatus::NoText)
-                    && fingerprint.settles(p.logic_fingerprint.as_deref(), p.status, &entry.extension)
+                    && fingerprint.settles(p.logic_fingerprint, p.status, &entry.extension)
             });
             let fingerprint = fingerprint.of(&entry.extension);
             let fingerprint = fingerprint.as_str();
-            let same_stat = |p: &KnownFile| p.size == entry.size as i64 && p.modified_ns == entry.modified_ns;
-            if settled.is_some_and(same_stat) {
+            let same_stat = |p: &Recorded| p.size == entry.size as i64 && p.modified_ns == entry.modified_ns;
+            if settled.as_ref().is_some_and(same_stat) {
                 Counters::add(&counters.unchanged, 1);
                 Counters::add(&counters.files_done, 1);
                 continue;
             }
-            let given_up = previous.as_ref().filter(|p| {
+            let given_up = recorded.filter(|p| {
                 !settings.full
                     && p.status == FileStatus::Failed
                     && p.retry_count >= settings.max_retries
                     && same_stat(p)
-                    && p.logic_fingerprint.as_deref() == Some(fingerprint)
+                    && p.logic_fingerprint == Some(fingerprint)
             });
             if let Some(p) = given_up {
                 let reason = format!(
                     "failed {} runs in a row, not retried until it changes (or with --full): {}",
                     p.retry_count,
-                    p.error.as_deref().unwrap_or("unknown error")
+                    p.error.unwrap_or("unknown error")
                 );
                 send(Outcome::NotRetried(FailedFile { path: entry.path_text, reason }))?;
                 continue;
             }
-            let hashed =
-                match counters.stages.time(Stage::Hash, || hash::hash_file(entry.clone(), settings.max_file_bytes)) {
-                    Ok(hashed) => {
-                        Counters::add(&counters.files_read, 1);
-                        Counters::add(&counters.bytes_read, hashed.bytes.len() as u64);
-                        hashed
-                    }
-                    // A completed file that cannot be read now is not proven changed: keep it.
-                    Err(error @ hash::ReadError::Io(_))
-                        if previous.as_ref().is_some_and(|p| p.status == FileStatus::Completed) =>
-                    {
-                        send(Outcome::NotChecked(FailedFile { path: entry.path_text, reason: error.to_string() }))?;
-                        continue;
-                    }
-                    Err(error) => {
-                        let facts = facts_of(&entry, None, fingerprint);
-                        send(Outcome::Failed { facts, previous, reason: error.to_string() })?;
-                        continue;
-                    }
-                };
-            if settled.is_some_and(|p| p.content_hash.as_deref() == Some(hashed.content_hash.as_str())) {
+            let previous = recorded.map(|p| p.previous());
+            let hashed = match counters
+                .stages
+                .time(Stage::Hash, || hash::hash_file(entry.clone(), settings.max_file_bytes))
+            {
+                Ok(hashed) => {
+                    Counters::add(&counters.files_read, 1);
+                    Counters::add(&counters.bytes_read, hashed.bytes.len() as u64);
+                    hashed
+                }
+                // A completed file that cannot be read now is not proven changed: keep it.
+                Err(error @ hash::ReadError::Io(_)) if previous.is_some_and(|p| p.status == FileStatus::Completed) => {
+                    send(Outcome::NotChecked(FailedFile { path: entry.path_text, reason: error.to_string() }))?;
+                    continue;
+                }
+                Err(error) => {
+                    let facts = facts_of(&entry, None, fingerprint);
+                    send(Outcome::Failed { facts, previous, reason: error.to_string() })?;
+                    continue;
+                }
+            };
+            if settled.is_some_and(|p| p.same_content(&hashed.content_hash)) {
                 send(Outcome::Restat {
                     path: entry.path_text,
                     size: entry.size as i64,
@@ -279,12 +278,11 @@ impl<Changed: ChangedFiles> Preparer<'_, Changed> {
             }
         }
         counters.scan_finished.store(true, Ordering::SeqCst);
-        // What remains of `known` was not found. Only files this walk looked for, and could
-        // have seen, are proven gone.
+        // What `known` holds unmarked was not found. Only files this walk looked for, and
+        // could have seen, are proven gone.
         let beneath = |file: &KnownFile, entry: &str| file.path == entry || is_under(&file.path, entry);
-        let mut unseen: Vec<KnownFile> =
-            known.into_values().filter(|f| in_scope(f) && !unfollowed.iter().any(|link| beneath(f, link))).collect();
-        unseen.sort_by(|a, b| a.path.cmp(&b.path));
+        let mut unseen = known.unseen_rows()?;
+        unseen.retain(|f| !unfollowed.iter().any(|link| beneath(f, link)));
         let mut vanished = Vec::new();
         for file in unseen {
             match unwalked.iter().find(|(dir, _)| beneath(&file, dir)) {
@@ -341,7 +339,7 @@ impl ExtractStage<'_> {
 
     /// Extracts and chunks one file within its limits: `settings.extraction.timeout` for the
     /// two together, and at most `settings.max_file_chunks` chunks.
-    fn prepare_file(&self, hashed: HashedFile, previous: Option<KnownFile>) -> Result<Outcome> {
+    fn prepare_file(&self, hashed: HashedFile, previous: Option<PreviousRow>) -> Result<Outcome> {
         let Self { settings, extractors, fingerprint, chunker, analyzer, counters, cancel } = *self;
         let clock = &counters.stages;
         let timeout = settings.extraction.timeout;

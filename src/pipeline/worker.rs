@@ -28,7 +28,9 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use super::{facts_of, FailedFile, JobReport, JobSettings, LogicFingerprint, Outcome, RunStatus, Stages, ToExtract};
-use crate::catalog::{CollectionCatalog, Fence, FileStatus, JobCounters, JobRow, JobStatus, WorkKind, WORK_CHANNEL};
+use crate::catalog::{
+    CollectionCatalog, Fence, FileStatus, JobCounters, JobRow, JobStatus, PreviousRow, WorkKind, WORK_CHANNEL,
+};
 use crate::consistency::Touched;
 use crate::embed::Embedder;
 use crate::hash;
@@ -408,6 +410,7 @@ impl ClaimSource {
                     Ok(hashed) => {
                         Counters::add(&self.counters.files_read, 1);
                         Counters::add(&self.counters.bytes_read, hashed.bytes.len() as u64);
+                        let previous = previous.as_ref().map(PreviousRow::from);
                         to_extract
                             .send(ToExtract { hashed, previous })
                             .map_err(|_| anyhow::anyhow!("the extract stage stopped"))?;
@@ -415,7 +418,7 @@ impl ClaimSource {
                     // A worker that cannot read the file fails it, with where it looked.
                     Err(error) => send(Outcome::Failed {
                         facts: facts_of(&entry, None, &fingerprint),
-                        previous,
+                        previous: previous.as_ref().map(PreviousRow::from),
                         reason: format!("{error} (on worker host {})", host_name()),
                     })?,
                 }
