@@ -5,6 +5,8 @@
 //! touched file holds exactly its points, and the collection as many as the catalog's
 //! completed files account for. Cheap: counts, not points.
 
+use std::collections::BTreeMap;
+
 use anyhow::{Context, Result};
 use serde::Serialize;
 
@@ -38,8 +40,8 @@ pub struct Verification {
 /// Requests in flight while checking touched files.
 const CHECKS_IN_FLIGHT: usize = 8;
 
-/// Files that must hold no points, counted in one request.
-const EMPTY_FILES_PER_COUNT: usize = 500;
+/// Files counted together in one request.
+const FILES_PER_COUNT: usize = 500;
 
 /// Checks that each touched file has exactly its points, with chunk indexes `0..points`
 /// (the count is right and nothing lies beyond the last index, and ids are one per index),
@@ -51,20 +53,34 @@ pub async fn check_touched(
 ) -> Result<Verification> {
     use futures::stream::{self, StreamExt, TryStreamExt};
     let started = std::time::Instant::now();
-    // Files that must hold no points (deleted, failed) are counted together, a group at a
-    // time; only a group that holds some is counted file by file, to name the culprits.
-    let (empty, with_points): (Vec<&Touched>, Vec<&Touched>) = touched.iter().partition(|file| file.points == 0);
-    let mut to_count_alone = with_points;
-    for group in empty.chunks(EMPTY_FILES_PER_COUNT) {
-        let doc_ids: Vec<String> = group.iter().map(|file| file.doc_id.clone()).collect();
-        if index.count_documents(&doc_ids).await.context("checking the emptied files' points")? > 0 {
-            to_count_alone.extend(group);
-        }
+    // Files that must hold the same number of points are counted together, a group at a
+    // time: ids being one per chunk index, a group whose files hold nothing at or beyond
+    // that index and as many points as its files must hold together holds each file's
+    // points exactly. Only a group that fails this is counted file by file, to name the
+    // culprits.
+    let mut by_points: BTreeMap<u32, Vec<&Touched>> = BTreeMap::new();
+    for file in touched {
+        by_points.entry(file.points).or_default().push(file);
     }
+    let groups = by_points.values().flat_map(|files| files.chunks(FILES_PER_COUNT));
+    let to_count_alone: Vec<&Touched> = stream::iter(groups)
+        .map(|group| async move {
+            let doc_ids: Vec<String> = group.iter().map(|file| file.doc_id.clone()).collect();
+            let points = group[0].points;
+            let expected = u64::from(points) * group.len() as u64;
+            let agrees = index.count_documents(&doc_ids).await? == expected
+                && (points == 0 || index.count_tail(&doc_ids, points).await? == 0);
+            anyhow::Ok(if agrees { Vec::new() } else { group.to_vec() })
+        })
+        .buffer_unordered(CHECKS_IN_FLIGHT)
+        .try_concat()
+        .await
+        .context("checking the touched files' points")?;
     let mut disagreements: Vec<String> = stream::iter(to_count_alone)
         .map(|file| async move {
             let found = index.count(Some(&file.doc_id)).await?;
-            let beyond = if found == 0 { 0 } else { index.count_tail(&file.doc_id, file.points).await? };
+            let doc_id = std::slice::from_ref(&file.doc_id);
+            let beyond = if found == 0 { 0 } else { index.count_tail(doc_id, file.points).await? };
             let agrees = found == u64::from(file.points) && beyond == 0;
             anyhow::Ok((!agrees).then(|| {
                 format!(

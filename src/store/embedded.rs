@@ -422,9 +422,9 @@ fn documents_filter(doc_ids: &[String]) -> Filter {
     filter
 }
 
-/// The points of `doc_id` whose `chunk_index` is `from` or more.
-fn tail_filter(doc_id: &str, from: u32) -> Filter {
-    let mut filter = Filter::new_must(doc_filter(doc_id));
+/// The points of any of `doc_ids` (at least one) whose `chunk_index` is `from` or more.
+fn tail_filter(doc_ids: &[String], from: u32) -> Filter {
+    let mut filter = Filter::new_must(Condition::Filter(documents_filter(doc_ids)));
     let range = Range { gte: Some((from as f64).into()), gt: None, lt: None, lte: None };
     filter
         .must
@@ -631,7 +631,8 @@ impl VectorIndex for EmbeddedIndex {
     }
 
     async fn delete_tail(&self, doc_id: &str, keep: u32) -> Result<()> {
-        self.apply(PointOperations::DeletePointsByFilter(tail_filter(doc_id, keep))).await
+        let doc_id = [doc_id.to_string()];
+        self.apply(PointOperations::DeletePointsByFilter(tail_filter(&doc_id, keep))).await
     }
 
     async fn query(&self, query: Query) -> Result<Vec<Hit>> {
@@ -672,8 +673,11 @@ impl VectorIndex for EmbeddedIndex {
         self.count_matching(Some(documents_filter(doc_ids))).await
     }
 
-    async fn count_tail(&self, doc_id: &str, from: u32) -> Result<u64> {
-        self.count_matching(Some(tail_filter(doc_id, from))).await
+    async fn count_tail(&self, doc_ids: &[String], from: u32) -> Result<u64> {
+        if doc_ids.is_empty() {
+            return Ok(0);
+        }
+        self.count_matching(Some(tail_filter(doc_ids, from))).await
     }
 
     async fn scroll(&self, offset: Option<Uuid>, limit: usize, with_vectors: bool) -> Result<ScrollPage> {

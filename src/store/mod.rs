@@ -166,9 +166,9 @@ pub trait VectorIndex: Send + Sync {
     async fn count(&self, doc_id: Option<&str>) -> Result<u64>;
     /// Exact number of points of these documents together.
     async fn count_documents(&self, doc_ids: &[String]) -> Result<u64>;
-    /// Exact number of points of `doc_id` whose `chunk_index` is `from` or more: the points
-    /// [`VectorIndex::delete_tail`] with `keep = from` would delete.
-    async fn count_tail(&self, doc_id: &str, from: u32) -> Result<u64>;
+    /// Exact number of points of these documents whose `chunk_index` is `from` or more: for
+    /// one document, the points [`VectorIndex::delete_tail`] with `keep = from` would delete.
+    async fn count_tail(&self, doc_ids: &[String], from: u32) -> Result<u64>;
     /// The points with these ids that the collection holds, with their vectors, in the order
     /// asked; absent ids are left out.
     async fn retrieve(&self, ids: &[Uuid]) -> Result<Vec<StoredPoint>>;

@@ -128,6 +128,15 @@ async fn contract(dir: &std::path::Path, server: Option<&TestQdrant>) {
     assert!(!checked.disagreements.iter().any(|d| d.contains("b.txt")), "{checked:?}");
     let checked = check_touched(&catalog, index.as_ref(), &[touched("a", 2), touched("b", 0)]).await.unwrap();
     assert!(!checked.disagreements.iter().any(|d| d.contains(".txt")), "{checked:?}");
+    // Files that must hold as many points are counted together: one with a point too many
+    // and one with a point too few add up right, and are still both named.
+    index.upsert((0..3).map(|i| point("c", i, 1)).chain([point("d", 0, 1)]).collect()).await.unwrap();
+    assert_eq!(index.count_tail(&["c".into(), "d".into()], 1).await.unwrap(), 2);
+    let checked = check_touched(&catalog, index.as_ref(), &[touched("c", 2), touched("d", 2)]).await.unwrap();
+    let named = |file: &str| checked.disagreements.iter().any(|d| d.starts_with(file));
+    assert!(named("/docs/c.txt: the catalog says 2 points, the collection holds 3 (1 beyond"), "{checked:?}");
+    assert!(named("/docs/d.txt: the catalog says 2 points, the collection holds 1"), "{checked:?}");
+    index.delete_documents(&["c".into(), "d".into()]).await.unwrap();
 
     let dense = Query { dense: Some(vec![1.0, 0.0, 0.0, 0.0]), limit: 1, ..Query::default() };
     let hits = index.query(dense).await.unwrap();
