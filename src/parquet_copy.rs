@@ -35,6 +35,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use uuid::Uuid;
 
 use crate::extract::Origin;
 use crate::sparse::{Analyzer, SparseVector, ANALYZER_VERSION};
@@ -137,27 +138,52 @@ impl ParquetCopy {
         file.finish()
     }
 
-    /// Merges a job's parts into `<job_id>.parquet` (with its rows, when a compaction cut
-    /// short by a crash left one) and removes the parts. Readers dedupe by point id, so a
-    /// crash between the rename and the removal duplicates nothing.
-    pub fn compact_job(&self, job_id: &str) -> Result<Option<PathBuf>> {
+    /// Merges a job's parts into files of at most [`FILE_TARGET_BYTES`] each (as their
+    /// parts measure them; a part larger than that makes a file alone): `<job_id>.parquet`,
+    /// then `<job_id>.1.parquet`, `<job_id>.2.parquet`… Each file's parts are removed once
+    /// it is in place. Returns the files written.
+    ///
+    /// Files in place are never rewritten: a later compaction of the job (a crash cut the
+    /// last one short, or a worker that fell behind wrote a part after it) goes on with the
+    /// next number. A part whose file was moved into place but which a crash kept from
+    /// being removed is copied once more; readers dedupe by point id.
+    pub fn compact_job(&self, job_id: &str) -> Result<Vec<PathBuf>> {
+        self.compact_job_within(job_id, FILE_TARGET_BYTES)
+    }
+
+    fn compact_job_within(&self, job_id: &str, target_bytes: u64) -> Result<Vec<PathBuf>> {
         let parts = self.files_matching(|name| name.starts_with(&format!("{job_id}-part")))?;
-        if parts.is_empty() {
-            return Ok(None);
-        }
-        let target = self.dir.join(format!("{job_id}.parquet"));
-        let earlier = target.exists().then(|| target.clone());
-        let mut file = self.start(target)?;
-        for part in earlier.iter().chain(&parts) {
-            for batch in read_batches(part, self.dim)? {
-                file.writer.write(&batch?).with_context(|| format!("copying rows of {}", part.display()))?;
+        let mut number = self.files_matching(|name| is_compacted_file_of(name, job_id))?.len();
+        let mut written = Vec::new();
+        let mut rest = parts.as_slice();
+        while !rest.is_empty() {
+            let (mut bytes, mut taken) = (0, 0);
+            for part in rest {
+                let size = std::fs::metadata(part).with_context(|| format!("reading {}", part.display()))?.len();
+                if taken > 0 && bytes + size > target_bytes {
+                    break;
+                }
+                (bytes, taken) = (bytes + size, taken + 1);
             }
+            let (these, after) = rest.split_at(taken);
+            let name = match number {
+                0 => job_id.to_string(),
+                n => format!("{job_id}.{n}"),
+            };
+            let mut file = self.create(&name)?;
+            for part in these {
+                for batch in read_batches(part, self.dim)? {
+                    file.writer.write(&batch?).with_context(|| format!("copying rows of {}", part.display()))?;
+                }
+            }
+            written.push(file.finish()?);
+            for part in these {
+                std::fs::remove_file(part).with_context(|| format!("removing {}", part.display()))?;
+            }
+            number += 1;
+            rest = after;
         }
-        let target = file.finish()?;
-        for part in parts {
-            std::fs::remove_file(&part).with_context(|| format!("removing {}", part.display()))?;
-        }
-        Ok(Some(target))
+        Ok(written)
     }
 
     /// Every finished parquet file of the collection, sorted by name.
@@ -236,6 +262,20 @@ impl FileWriter {
 
 /// Rows per parquet row group.
 const ROWS_PER_GROUP: usize = 8192;
+
+/// The size a job's compacted files grow to at most: a reader holds a row group at a time
+/// whatever a file's size, but files of this size can be copied, checked and backed up a
+/// piece at a time (about 150,000 rows of 384 dimensions).
+const FILE_TARGET_BYTES: u64 = 256 << 20;
+
+/// Whether `name` is one of the compacted files of job `job_id`: `<job_id>.parquet` or
+/// `<job_id>.<n>.parquet`.
+fn is_compacted_file_of(name: &str, job_id: &str) -> bool {
+    let Some(rest) = name.strip_prefix(job_id).and_then(|rest| rest.strip_suffix(".parquet")) else {
+        return false;
+    };
+    rest.is_empty() || rest.strip_prefix('.').is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
 
 fn to_batch(points: &[Point], dim: usize) -> Result<RecordBatch> {
     let text = |f: fn(&PointPayload) -> &str| -> ArrayRef {
@@ -364,12 +404,27 @@ pub fn read_points(path: &Path, dim: usize) -> Result<Vec<Point>> {
 /// most 1,024 rows) at a time: a reader holds one batch of a file, never the whole file.
 /// Schema and dimension are checked when the file is opened.
 pub fn point_batches(path: &Path, dim: usize) -> Result<impl Iterator<Item = Result<Vec<Point>>>> {
-    let (analyzer, path) = (Analyzer::english(), path.to_path_buf());
-    Ok(read_batches(&path, dim)?.map(move |batch| points_of(&batch?, &path, &analyzer)))
+    point_batches_where(path, dim, |_| true)
 }
 
-/// The points of one record batch of the file at `path`.
-fn points_of(batch: &RecordBatch, path: &Path, analyzer: &Analyzer) -> Result<Vec<Point>> {
+/// [`point_batches`], making only the points whose id `keep` lets through: a reader after
+/// one range of ids reads the others' ids, not their text, vectors and payloads.
+pub fn point_batches_where(
+    path: &Path,
+    dim: usize,
+    keep: impl Fn(Uuid) -> bool,
+) -> Result<impl Iterator<Item = Result<Vec<Point>>>> {
+    let (analyzer, path) = (Analyzer::english(), path.to_path_buf());
+    Ok(read_batches(&path, dim)?.map(move |batch| points_of(&batch?, &path, &analyzer, &keep)))
+}
+
+/// The points of one record batch of the file at `path` whose id `keep` lets through.
+fn points_of(
+    batch: &RecordBatch,
+    path: &Path,
+    analyzer: &Analyzer,
+    keep: &impl Fn(Uuid) -> bool,
+) -> Result<Vec<Point>> {
     let mut points = Vec::with_capacity(batch.num_rows());
     {
         let column = |name: &str| batch.column_by_name(name).expect("schema checked");
@@ -397,6 +452,10 @@ fn points_of(batch: &RecordBatch, path: &Path, analyzer: &Analyzer) -> Result<Ve
             (list("sparse_indices"), list("sparse_values"), text("analyzer"));
         let ocr = column("ocr").as_any().downcast_ref::<BooleanArray>().expect("schema checked").clone();
         for row in 0..batch.num_rows() {
+            let id: Uuid = point_id.value(row).parse().with_context(|| format!("{}: bad point_id", path.display()))?;
+            if !keep(id) {
+                continue;
+            }
             let vector = vectors.value(row);
             let vector = vector.as_any().downcast_ref::<Float32Array>().expect("schema checked").values().to_vec();
             let created_at = chrono::DateTime::from_timestamp_micros(created.value(row))
@@ -415,7 +474,7 @@ fn points_of(batch: &RecordBatch, path: &Path, analyzer: &Analyzer) -> Result<Ve
             };
             let file_path = file_path.value(row);
             points.push(Point {
-                id: point_id.value(row).parse().with_context(|| format!("{}: bad point_id", path.display()))?,
+                id,
                 vector,
                 sparse,
                 payload: PointPayload {
@@ -487,7 +546,7 @@ mod tests {
         copy.write_part("job", "0", &first).unwrap();
         copy.write_part("job", "1", &second).unwrap();
         assert_eq!(copy.files().unwrap().len(), 2);
-        let merged = copy.compact_job("job").unwrap().unwrap();
+        let merged = copy.compact_job("job").unwrap().remove(0);
         assert_eq!(copy.files().unwrap(), vec![merged.clone()]);
         let read = read_points(&merged, 4).unwrap();
         assert_eq!(read, [first, second].concat());
@@ -503,12 +562,40 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let copy = ParquetCopy::new(dir.path(), "c", 4);
         copy.write_part("job", "a-0", &[point("a", 0, 4)]).unwrap();
-        copy.compact_job("job").unwrap();
+        let first = copy.compact_job("job").unwrap();
         // A part written after the job was compacted once, by a worker that fell behind.
         copy.write_part("job", "b-0", &[point("b", 0, 4)]).unwrap();
-        let merged = copy.compact_job("job").unwrap().unwrap();
-        assert_eq!(read_points(&merged, 4).unwrap(), vec![point("a", 0, 4), point("b", 0, 4)]);
-        assert_eq!(copy.files().unwrap(), vec![merged]);
+        let second = copy.compact_job("job").unwrap();
+        let mut both = [first.clone(), second.clone()].concat();
+        both.sort();
+        assert_eq!(copy.files().unwrap(), both);
+        assert!(second[0].ends_with("job.1.parquet"), "{second:?}");
+        assert_eq!(read_points(&first[0], 4).unwrap(), vec![point("a", 0, 4)]);
+        assert_eq!(read_points(&second[0], 4).unwrap(), vec![point("b", 0, 4)]);
+        assert!(copy.compact_job("job").unwrap().is_empty(), "no parts left, nothing written");
+    }
+
+    #[test]
+    fn a_job_compacts_into_files_within_the_target_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let copy = ParquetCopy::new(dir.path(), "c", 4);
+        let points: Vec<Point> = (0..6).map(|n| point("a", n, 4)).collect();
+        for (n, point) in points.iter().enumerate() {
+            copy.write_part("job", &format!("{n}"), std::slice::from_ref(point)).unwrap();
+        }
+        let part_size = std::fs::metadata(&copy.files().unwrap()[0]).unwrap().len();
+        // Room for two parts a file, not three.
+        let written = copy.compact_job_within("job", part_size * 2 + part_size / 2).unwrap();
+        assert_eq!(written.len(), 3, "{written:?}");
+        let mut listed = written.clone();
+        listed.sort();
+        assert_eq!(copy.files().unwrap(), listed);
+        let names: Vec<_> = written.iter().map(|f| f.file_name().unwrap().to_string_lossy().to_string()).collect();
+        assert_eq!(names, ["job.parquet", "job.1.parquet", "job.2.parquet"]);
+        let read: Vec<Point> = written.iter().flat_map(|f| read_points(f, 4).unwrap()).collect();
+        assert_eq!(read, points);
+        assert!(is_compacted_file_of("job.12.parquet", "job") && !is_compacted_file_of("job-part1.parquet", "job"));
+        assert!(!is_compacted_file_of("job.x.parquet", "job") && !is_compacted_file_of("jobs.parquet", "job"));
     }
 
     #[test]
@@ -537,7 +624,7 @@ mod tests {
         let copy = ParquetCopy::at(dir.path().to_path_buf(), 4);
         std::fs::rename(&path, dir.path().join("job-part000000.parquet")).unwrap();
         copy.write_part("job", "1", &[point("b", 0, 4)]).unwrap();
-        let merged = read_points(&copy.compact_job("job").unwrap().unwrap(), 4).unwrap();
+        let merged = read_points(&copy.compact_job("job").unwrap()[0], 4).unwrap();
         assert_eq!(merged, [without_origin, vec![point("b", 0, 4)]].concat());
     }
 

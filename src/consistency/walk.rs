@@ -23,7 +23,7 @@ use uuid::Uuid;
 use super::{delete_points, upload, Health, Progress, UnreadableFile, Upload};
 use crate::catalog::{CollectionCatalog, FileRow};
 use crate::hash::point_id;
-use crate::parquet_copy::{point_batches, ParquetCopy};
+use crate::parquet_copy::{point_batches, point_batches_where, ParquetCopy};
 use crate::store::{delete_documents_in_batches, Point, VectorIndex, DOCUMENTS_PER_DELETE};
 
 /// Expected points a range holds at most (a completed file counting as four, for its row).
@@ -323,7 +323,7 @@ pub(super) async fn walk(
     let weight = expected_points + 4 * completed_files;
     for range in IdRange::cover(weight.div_ceil(points_per_range())) {
         let mut expected = Expected::read(catalog, range).await?;
-        walk.read_copy(&mut expected).await?;
+        walk.read_copy(&mut expected, range).await?;
         walk.read_collection(&mut expected, range).await?;
         walk.settle(&expected);
     }
@@ -359,12 +359,13 @@ fn points_per_range() -> u64 {
 }
 
 impl Walk<'_> {
-    /// Reads the copy a batch at a time and handles the live rows of the range.
-    async fn read_copy(&mut self, expected: &mut Expected) -> Result<()> {
+    /// Reads the copy a batch at a time and handles the live rows of `range`, making no
+    /// point of the rows of other ranges.
+    async fn read_copy(&mut self, expected: &mut Expected, range: IdRange) -> Result<()> {
         let mut rows = Vec::new();
         for file in self.copy.files.clone() {
             // A file that breaks off gives the rows read before the break, and is named.
-            let batches = match point_batches(&file, self.dim) {
+            let batches = match point_batches_where(&file, self.dim, move |id| range.contains(id)) {
                 Ok(batches) => batches,
                 Err(error) => {
                     self.copy.unreadable.insert(file.display().to_string(), format!("{error:#}"));
