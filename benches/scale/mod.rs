@@ -7,7 +7,9 @@
 //! size: a no-change re-run, beside a bare walk that stats every file; `verify`; `verify --repair` after 1% of the points are deleted
 //! from the collection and 1% of the rows from the parquet copy; `restore` into an empty
 //! collection, beside a bare loop that upserts the same points, already in memory, into a
-//! fresh collection of the same store with the same batches; `export`.
+//! fresh collection of the same store with the same batches; `export`; on a server, a
+//! generation's copy (`ingest migrate` moving a collection from before generations out of
+//! its name: every point copied, then compared).
 //!
 //! Sizes: `INGEST_BENCH_SCALE` (point counts separated by commas), by default 100,000,
 //! 300,000 and 1,000,000; with `--quick`, 20,000 and 60,000. On the embedded default, and on
@@ -266,6 +268,25 @@ fn one_size(bench: &Bench, docs: &Path, size: usize, stores: &Stores) -> Result<
     let export = step(&stores.args(&["export", "--out", &out.to_string_lossy()]), 0)?;
     row("export", &export, export.report["points"].as_f64().unwrap_or(0.0), "points/s");
     std::fs::remove_dir_all(&out)?;
+
+    // A generation's copy, on a server: generation 1 put where a build from before
+    // generations kept it (under the collection's own name, restored there from the parquet
+    // copy), then moved by `ingest migrate` into `<collection>-g1`, copied and compared
+    // point for point.
+    if let Some(database_url) = &stores.database_url {
+        let stored = stores.index(bench, &stores.stored_name())?;
+        bench.runtime.block_on(stored.drop_collection())?;
+        drop(stored);
+        let forget = format!("DELETE FROM generations WHERE collection = '{}'", stores.collection);
+        crate::admin_sql(bench, database_url, &forget)?;
+        let before = step(&stores.args(&["restore"]), 0)?;
+        let points = before.report["points_restored"].as_f64().unwrap_or(0.0);
+        let copy = step(&stores.args(&["migrate"]), 0)?;
+        let moved = stores.index(bench, &stores.stored_name())?;
+        let copied = bench.runtime.block_on(moved.count(None))?;
+        anyhow::ensure!(copied as f64 == points, "the move left {copied} of {points} points in {}", moved.collection());
+        row("generation copy (migrate)", &copy, points, "points/s");
+    }
     Ok(json!({
         "points": size,
         "steps": rows,
