@@ -107,10 +107,11 @@ impl CollectionCatalog {
         self.known_files_where("doc_id", doc_ids).await
     }
 
-    /// What a run needs of the rows whose `column` holds one of `values`, 500 values a query.
+    /// What a run needs of the rows whose `column` holds one of `values`, at most
+    /// [`ROWS_PER_STATEMENT`] values a query.
     pub(super) async fn known_files_where(&self, column: &str, values: &[String]) -> Result<Vec<KnownFile>> {
         let mut found = Vec::with_capacity(values.len());
-        for group in values.chunks(500) {
+        for group in values.chunks(ROWS_PER_STATEMENT) {
             let placeholders: Vec<String> = (0..group.len()).map(|i| format!("${}", i + 2)).collect();
             let filter = format!("AND {column} IN ({})", placeholders.join(", "));
             found.extend(self.rows_as_json::<KnownFile>(KNOWN_FILE_FIELDS, &filter, group).await?);
@@ -375,8 +376,8 @@ impl CollectionCatalog {
 
 type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
-/// Rows a statement that writes many files writes at most: 500 of 7 values stay far within
-/// SQLite's and PostgreSQL's limits on bound values.
+/// Files one statement names at most: writes of 500 files of 7 values each, and reads of 500
+/// paths or doc ids, stay far within SQLite's and PostgreSQL's limits on bound values.
 const ROWS_PER_STATEMENT: usize = 500;
 
 /// `rows` rows of a multi-row statement, each of `width` values bound from `$5` on; `row`
