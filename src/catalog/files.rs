@@ -45,50 +45,73 @@ impl CollectionCatalog {
     }
 
     /// Hands every completed file to `each`, a page of at most `page` files at a time in
-    /// `doc_id` order: the completed files without holding them all.
-    pub async fn for_each_completed_file(&self, page: usize, each: impl FnMut(FileRow)) -> Result<()> {
+    /// `path` order: the completed files without holding them all.
+    pub async fn for_each_completed_file(&self, page: usize, mut each: impl FnMut(FileRow)) -> Result<()> {
         let completed = [FileStatus::Completed.as_str().to_string()];
-        self.for_each_row(FILE_FIELDS, "AND status = $2", &completed, |f: &FileRow| &f.doc_id, page, each).await
+        let each_page = async |rows: Vec<FileRow>| {
+            rows.into_iter().for_each(&mut each);
+            Ok(())
+        };
+        self.for_each_page(FILE_FIELDS, "AND status = $2", &completed, page, each_page).await
     }
 
     /// Hands what a run needs of every file row (see [`KnownFile`]), deleted ones included,
-    /// to `each`, a page of at most `page` rows at a time in `doc_id` order.
-    pub async fn for_each_known_file(&self, page: usize, each: impl FnMut(KnownFile)) -> Result<()> {
-        self.for_each_row(KNOWN_FILE_FIELDS, "", &[], |f: &KnownFile| &f.doc_id, page, each).await
+    /// to `each`, a page of at most `page` rows at a time in `path` order.
+    pub async fn for_each_known_file(&self, page: usize, mut each: impl FnMut(KnownFile)) -> Result<()> {
+        let each_page = async |rows: Vec<KnownFile>| {
+            rows.into_iter().for_each(&mut each);
+            Ok(())
+        };
+        self.for_each_page(KNOWN_FILE_FIELDS, "", &[], page, each_page).await
+    }
+
+    /// Hands the rows of the files job `job_id` was the last to touch and left completed,
+    /// failed, without text or deleted to `each_page`, at most `page` rows at a time in
+    /// `path` order: what the job did, without holding it all.
+    pub async fn for_each_page_of_job(
+        &self,
+        job_id: &str,
+        page: usize,
+        each_page: impl AsyncFnMut(Vec<FileRow>) -> Result<()>,
+    ) -> Result<()> {
+        let ended = [FileStatus::Completed, FileStatus::Failed, FileStatus::NoText, FileStatus::Deleted];
+        let values: Vec<String> =
+            std::iter::once(job_id.to_string()).chain(ended.iter().map(|s| s.as_str().to_string())).collect();
+        let filter = "AND job_id = $2 AND status IN ($3, $4, $5, $6)";
+        self.for_each_page(FILE_FIELDS, filter, &values, page, each_page).await
     }
 
     /// Hands the `fields` of the file rows `filter` lets through (its values bound from `$2`
-    /// on) to `each`, decoded as `T`, a page of at most `page` rows at a time in `doc_id`
-    /// order (`doc_id_of` reads it), so that no more than a page is ever held.
-    async fn for_each_row<T: serde::de::DeserializeOwned>(
+    /// on) to `each_page`, decoded as `T`, a page of at most `page` rows at a time, so that no
+    /// more than a page is ever held. Pages follow the primary key, `path` in the database's
+    /// own collation (the page's last path comes from the database too): rows lie on disk
+    /// about in the order the walk first recorded them, so a page is read nearly in
+    /// sequence, where pages in `doc_id` order would read rows scattered over the table.
+    async fn for_each_page<T: serde::de::DeserializeOwned>(
         &self,
         fields: &str,
         filter: &str,
         values: &[String],
-        doc_id_of: impl Fn(&T) -> &str,
         page: usize,
-        mut each: impl FnMut(T),
+        mut each_page: impl AsyncFnMut(Vec<T>) -> Result<()>,
     ) -> Result<()> {
         let after_value = values.len() + 2;
-        let filter = format!("{filter} AND doc_id > ${after_value} ORDER BY doc_id LIMIT {page}");
+        let filter = format!("{filter} AND path > ${after_value} ORDER BY path LIMIT {page}");
         let mut values = values.to_vec();
         values.push(String::new());
         loop {
-            let mut rows: Vec<T> = self.rows_as_json(fields, &filter, &values).await?;
-            // The page is in order; the rows built from it need not be.
-            rows.sort_unstable_by(|a, b| doc_id_of(a).cmp(doc_id_of(b)));
+            let (rows, last_path) = self.page_as_json::<T>(fields, &filter, &values).await?;
             let full = rows.len() == page;
-            let Some(last) = rows.last() else { return Ok(()) };
-            *values.last_mut().expect("the keyset value was pushed") = doc_id_of(last).to_string();
-            rows.into_iter().for_each(&mut each);
-            if !full {
-                return Ok(());
+            each_page(rows).await?;
+            match last_path {
+                Some(last_path) if full => *values.last_mut().expect("the keyset value was pushed") = last_path,
+                _ => return Ok(()),
             }
         }
     }
 
     /// Has PostgreSQL learn the file rows' statistics again, after a job that wrote many of
-    /// them: without, its planner may take a page of rows in `doc_id` order (as
+    /// them: without, its planner may take a page of rows in `path` order (as
     /// [`Self::for_each_known_file`] reads them) for a few hundred rows and sort the whole
     /// collection's for each page, until autovacuum comes by. SQLite keeps to the index.
     pub async fn refresh_statistics(&self) -> Result<()> {
@@ -149,26 +172,39 @@ impl CollectionCatalog {
         filter: &str,
         values: &[String],
     ) -> Result<Vec<T>> {
+        Ok(self.page_as_json(fields, filter, values).await?.0)
+    }
+
+    /// [`Self::rows_as_json`], and the greatest path among the rows as the database orders
+    /// paths (`None` for no rows): where the next page starts.
+    async fn page_as_json<T: serde::de::DeserializeOwned>(
+        &self,
+        fields: &str,
+        filter: &str,
+        values: &[String],
+    ) -> Result<(Vec<T>, Option<String>)> {
         // The rows travel as one JSON array of arrays built by the database: decoding them
         // one by one through the `Any` driver costs about 15 µs a row, which would make a
         // no-change re-run over 100,000 files wait on the catalog rather than the disk.
         let rows = format!("(SELECT * FROM files WHERE collection = $1 {filter}) AS files");
         let sql = if self.is_postgres {
-            format!("SELECT COALESCE(json_agg(json_build_array({fields})), '[]')::text AS rows FROM {rows}")
+            format!(
+                "SELECT COALESCE(json_agg(json_build_array({fields})), '[]')::text AS rows, MAX(path) AS last_path FROM {rows}"
+            )
         } else {
-            format!("SELECT json_group_array(json_array({fields})) AS rows FROM {rows}")
+            format!("SELECT json_group_array(json_array({fields})) AS rows, MAX(path) AS last_path FROM {rows}")
         };
-        let text: String = self
+        let (text, last_path): (String, Option<String>) = self
             .retrying(|| async {
                 let mut query = sqlx::query(&sql).bind(&self.name);
                 for value in values {
                     query = query.bind(value);
                 }
                 let row = query.fetch_one(&self.pool).await.context("reading file rows")?;
-                Ok(row.try_get("rows")?)
+                Ok((row.try_get("rows")?, row.try_get("last_path")?))
             })
             .await?;
-        serde_json::from_str(&text).context("decoding file rows")
+        Ok((serde_json::from_str(&text).context("decoding file rows")?, last_path))
     }
 
     /// Records files as `processing` with their new content hash and fingerprint (step 1 of

@@ -25,7 +25,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use sqlx::Row;
 
-use super::{Catalog, CollectionCatalog, FileRow, JobStatus, KnownFile};
+use super::{Catalog, CollectionCatalog, JobStatus, KnownFile};
 
 /// The database's clock in milliseconds since the epoch, in SQL.
 const NOW_MS: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
@@ -387,11 +387,6 @@ impl CollectionCatalog {
     pub async fn known_files_at(&self, paths: &[String]) -> Result<HashMap<String, KnownFile>> {
         let rows = self.known_files_where("path", paths).await?;
         Ok(rows.into_iter().map(|f| (f.path.clone(), f)).collect())
-    }
-
-    /// The rows of files the job `job_id` last touched.
-    pub async fn files_of_job(&self, job_id: &str) -> Result<Vec<FileRow>> {
-        self.file_rows("AND job_id = $2", &[job_id.to_string()]).await
     }
 }
 

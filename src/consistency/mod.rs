@@ -26,7 +26,7 @@ use uuid::Uuid;
 use crate::store::{upsert_in_batches, Point, VectorIndex};
 
 pub use restore::{add_sparse_vectors, restore, RestoreReport};
-pub use touched::{check_touched, Touched, Verification};
+pub use touched::{check_touched, Verification};
 pub use verify::{verify, DiskCheck, Health, Repair};
 
 /// A parquet file that could not be used, and why.

@@ -18,7 +18,6 @@ use super::{
     EmbeddedFile, Extracted, FailedFile, JobReport, JobSettings, OcrUnread, Outcome, RefusedDeletes, RunStatus, Stages,
 };
 use crate::catalog::{Completion, FileFacts, FileStatus, JobCounters, KnownFile, PreviousRow};
-use crate::consistency::Touched;
 use crate::hash;
 use crate::progress::{Counters, Progress, Stage};
 use crate::sparse::ANALYZER_VERSION;
@@ -37,8 +36,6 @@ pub(super) struct Tally {
     not_text: Vec<FailedFile>,
     pub(super) not_checked: Vec<FailedFile>,
     pub(super) refused_deletes: Option<RefusedDeletes>,
-    /// Each file this job completed, failed or deleted: what the end-of-job check looks at.
-    pub(super) touched: Vec<Touched>,
     /// Files whose work item this worker's lease lost to another before it finished: the
     /// worker's fence has the list.
     pub(super) lost: Vec<String>,
@@ -234,12 +231,6 @@ impl<'a> Committer<'a> {
                     let deleted = self.stages.catalog.mark_deleted(self.stages.job_id, &paths);
                     let lost_since = clock.timed(Stage::Commit, deleted).await?;
                     self.report.deleted += (batch.len() - lost_since.len()) as u64;
-                    let batch = batch.into_iter().filter(|f| !lost_since.contains(&f.path));
-                    self.report.touched.extend(batch.map(|f| Touched {
-                        path: f.path.clone(),
-                        doc_id: f.doc_id.clone(),
-                        points: 0,
-                    }));
                 }
             }
             Outcome::NotChecked(file) => self.report.not_checked.push(file),
@@ -267,7 +258,6 @@ impl<'a> Committer<'a> {
         if !self.stages.catalog.record_without_points(self.stages.job_id, facts, status, reason).await? {
             return Ok(false);
         }
-        self.report.touched.push(Touched { path: facts.path.clone(), doc_id: facts.doc_id.clone(), points: 0 });
         Counters::add(&self.stages.counters.files_done, 1);
         Ok(true)
     }
@@ -350,10 +340,8 @@ impl<'a> Committer<'a> {
             if needs_trim {
                 clock.timed(Stage::Upsert, self.stages.index.delete_tail(&file.prepared.facts.doc_id, count)).await?;
             }
-            let facts = &file.prepared.facts;
             let is_update = file.prepared.previous.as_ref().is_some_and(|p| p.status != FileStatus::Deleted);
-            written
-                .push((Touched { path: facts.path.clone(), doc_id: facts.doc_id.clone(), points: count }, is_update));
+            written.push(is_update);
             done.push(Completion {
                 path: file.prepared.facts.path.clone(),
                 chunks: file.prepared.chunks.len() as i64,
@@ -361,8 +349,8 @@ impl<'a> Committer<'a> {
             });
         }
         let lost = clock.timed(Stage::Commit, self.stages.catalog.mark_completed(self.stages.job_id, &done)).await?;
-        for (touched, is_update) in written {
-            if lost.contains(&touched.path) {
+        for (file, is_update) in group.iter().zip(written) {
+            if lost.contains(&file.prepared.facts.path) {
                 continue;
             }
             if is_update {
@@ -371,7 +359,6 @@ impl<'a> Committer<'a> {
                 self.report.added += 1;
             }
             Counters::add(&self.stages.counters.files_done, 1);
-            self.report.touched.push(touched);
         }
         // The job's counters are one process's to keep: a worker sees only its share.
         if self.stages.keeps_job_counters {

@@ -500,7 +500,7 @@ pub async fn run_job(
         counters: &counters,
         keeps_job_counters: true,
     };
-    let (mut tally, outcome) = stages.run(embedder, source, &cancel, quiet).await?;
+    let (tally, outcome) = stages.run(embedder, source, &cancel, quiet).await?;
     walker.join().map_err(|_| anyhow::anyhow!("the walk panicked"))?;
 
     let cancelled = cancel.load(Ordering::SeqCst);
@@ -516,8 +516,7 @@ pub async fn run_job(
     let mut verified = None;
     let finishing = Instant::now();
     if outcome.is_ok() && !cancelled {
-        let touched = std::mem::take(&mut tally.touched);
-        verified = seal::seal_job(catalog, index.as_ref(), parquet, &job_id, &touched).await?;
+        verified = seal::seal_job(catalog, index.as_ref(), parquet, &job_id).await?;
     }
     counters.stages.add(Stage::Finish, finishing.elapsed());
     catalog.save_progress(&job_id, &tally.counters(&counters), None).await?;

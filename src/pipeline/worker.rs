@@ -31,7 +31,6 @@ use super::{facts_of, FailedFile, JobReport, JobSettings, LogicFingerprint, Outc
 use crate::catalog::{
     CollectionCatalog, Fence, FileStatus, JobCounters, JobRow, JobStatus, PreviousRow, WorkKind, WORK_CHANNEL,
 };
-use crate::consistency::Touched;
 use crate::embed::Embedder;
 use crate::hash;
 use crate::metrics::{WatchedGeneration, WorkerMetrics};
@@ -444,23 +443,14 @@ pub async fn end_queued_job(
     if job.status != JobStatus::Processing || depth.open() > 0 {
         return Ok(false);
     }
-    let files = catalog.files_of_job(job_id).await?;
-    let count = |status: FileStatus| files.iter().filter(|f| f.status() == status).count() as i64;
-    let touched: Vec<Touched> = files
-        .iter()
-        .map(|f| Touched {
-            path: f.path.clone(),
-            doc_id: f.doc_id.clone(),
-            points: if f.status() == FileStatus::Completed { f.vectors_created as u32 } else { 0 },
-        })
-        .collect();
-    super::seal::seal_job(catalog, index, parquet, job_id, &touched).await?;
+    super::seal::seal_job(catalog, index, parquet, job_id).await?;
+    let files = catalog.job_file_counts(job_id).await?;
     let counters = JobCounters {
         total_files: job.counters.total_files,
         skipped_files: job.counters.skipped_files,
-        processed_files: count(FileStatus::Completed),
-        failed_files: count(FileStatus::Failed) + depth.parked,
-        deleted_files: count(FileStatus::Deleted),
+        processed_files: files.embedded,
+        failed_files: files.failed + depth.parked,
+        deleted_files: files.deleted,
     };
     catalog.save_progress(job_id, &counters, None).await?;
     let error = (depth.parked > 0).then(|| {
@@ -510,23 +500,30 @@ pub async fn wait_for_queued_job(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
-    let files = catalog.files_of_job(&job_id).await?;
-    let listed = |status: FileStatus| -> Vec<FailedFile> {
-        files
-            .iter()
-            .filter(|f| f.status() == status)
-            .map(|f| FailedFile { path: f.path.clone(), reason: f.error.clone().unwrap_or_default() })
-            .collect()
-    };
-    report.failed = listed(FileStatus::Failed);
-    report.no_text = listed(FileStatus::NoText);
+    let (mut failed, mut no_text, mut points) = (Vec::new(), Vec::new(), 0);
+    catalog
+        .for_each_page_of_job(&job_id, 5_000, async |files| {
+            for file in files {
+                match file.status() {
+                    FileStatus::Completed => points += file.vectors_created as u64,
+                    FileStatus::Failed => {
+                        failed.push(FailedFile { path: file.path, reason: file.error.unwrap_or_default() })
+                    }
+                    FileStatus::NoText => {
+                        no_text.push(FailedFile { path: file.path, reason: file.error.unwrap_or_default() })
+                    }
+                    _ => {}
+                }
+            }
+            Ok(())
+        })
+        .await?;
+    (report.failed, report.no_text, report.points) = (failed, no_text, points);
     // Files planned for embedding that failed or held no text were neither added nor updated.
     let unembedded: std::collections::HashSet<&str> =
         report.failed.iter().chain(&report.no_text).map(|f| f.path.as_str()).collect();
     let embedded = |planned: &[String]| planned.iter().filter(|p| !unembedded.contains(p.as_str())).count() as u64;
     (report.added, report.updated) = (embedded(&report.planned_new), embedded(&report.planned_updates));
-    report.points =
-        files.iter().filter(|f| f.status() == FileStatus::Completed).map(|f| f.vectors_created as u64).sum();
     report.status = job.status.into();
     report.error = job.error.clone().or(report.error.take());
     report.verified = job.verification.map(serde_json::from_value).transpose().context("reading the job's check")?;

@@ -11,13 +11,37 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::qdrant_server::TestQdrant;
-use ingest::catalog::Catalog;
-use ingest::consistency::{check_touched, Touched};
+use ingest::catalog::{Catalog, CollectionCatalog, Completion, FileFacts};
+use ingest::consistency::check_touched;
 use ingest::extract::Origin;
 use ingest::hash::point_id;
 use ingest::retry::RetryPolicy;
 use ingest::sparse::SparseVector;
 use ingest::store::{Hit, Point, PointFilter, PointPayload, Query, StoreLocation, VectorIndex};
+
+/// Records in `catalog` that job `job` touched each (doc, points) file, completing those
+/// with points and deleting the others; returns the job's id, for the end check.
+async fn touched(catalog: &CollectionCatalog, job: &str, files: &[(&str, i64)]) -> String {
+    for &(doc, points) in files {
+        let path = format!("/docs/{doc}.txt");
+        let facts = FileFacts {
+            path: path.clone(),
+            doc_id: doc.into(),
+            size: 1,
+            modified_ns: 1,
+            extension: "txt".into(),
+            content_hash: Some(format!("hash-{doc}")),
+            logic_fingerprint: "test".into(),
+        };
+        catalog.mark_processing(job, &[facts]).await.unwrap();
+        if points > 0 {
+            catalog.mark_completed(job, &[Completion { path, chunks: points, vectors: points }]).await.unwrap();
+        } else {
+            catalog.mark_deleted(job, &[path]).await.unwrap();
+        }
+    }
+    job.to_string()
+}
 
 fn point(doc: &str, index: u32, direction: usize) -> Point {
     let mut vector = vec![0.0; 4];
@@ -115,8 +139,9 @@ async fn contract(dir: &std::path::Path, server: Option<&TestQdrant>) {
     // The end check counts the files that must hold no points together, and still names the
     // one that holds some.
     let catalog = Catalog::connect(&Catalog::sqlite_url(dir)).await.unwrap().collection(index.collection());
-    let touched = |doc: &str, points| Touched { path: format!("/docs/{doc}.txt"), doc_id: doc.into(), points };
-    let checked = check_touched(&catalog, index.as_ref(), &[touched("a", 0), touched("b", 0)]).await.unwrap();
+    let (a, b, c, d) = (("a", 0), ("b", 0), ("c", 2), ("d", 2));
+    let checked = check_touched(&catalog, index.as_ref(), &touched(&catalog, "job-1", &[a, b]).await).await.unwrap();
+    assert_eq!(checked.files, 2);
     assert!(!checked.agree);
     assert!(
         checked
@@ -126,16 +151,18 @@ async fn contract(dir: &std::path::Path, server: Option<&TestQdrant>) {
         "{checked:?}"
     );
     assert!(!checked.disagreements.iter().any(|d| d.contains("b.txt")), "{checked:?}");
-    let checked = check_touched(&catalog, index.as_ref(), &[touched("a", 2), touched("b", 0)]).await.unwrap();
+    let checked =
+        check_touched(&catalog, index.as_ref(), &touched(&catalog, "job-2", &[("a", 2), b]).await).await.unwrap();
     assert!(!checked.disagreements.iter().any(|d| d.contains(".txt")), "{checked:?}");
     // Files that must hold as many points are counted together: one with a point too many
     // and one with a point too few add up right, and are still both named.
     index.upsert((0..3).map(|i| point("c", i, 1)).chain([point("d", 0, 1)]).collect()).await.unwrap();
     assert_eq!(index.count_tail(&["c".into(), "d".into()], 1).await.unwrap(), 2);
-    let checked = check_touched(&catalog, index.as_ref(), &[touched("c", 2), touched("d", 2)]).await.unwrap();
+    let checked = check_touched(&catalog, index.as_ref(), &touched(&catalog, "job-3", &[c, d]).await).await.unwrap();
     let named = |file: &str| checked.disagreements.iter().any(|d| d.starts_with(file));
     assert!(named("/docs/c.txt: the catalog says 2 points, the collection holds 3 (1 beyond"), "{checked:?}");
     assert!(named("/docs/d.txt: the catalog says 2 points, the collection holds 1"), "{checked:?}");
+    assert_eq!(checked.files, 2, "the files job-3 touched, not those of the jobs before");
     index.delete_documents(&["c".into(), "d".into()]).await.unwrap();
 
     let dense = Query { dense: Some(vec![1.0, 0.0, 0.0, 0.0]), limit: 1, ..Query::default() };
