@@ -14,8 +14,9 @@
 //!
 //! Symlinks that resolve inside the root are followed; those leading outside it are
 //! followed only with [`ScanOptions::follow_external_links`]. A file reachable by several
-//! paths (through links, or hard links) is yielded once, under the first path in walk
-//! order. Loops, unreadable directories and non-UTF-8 names are reported as problems, never
+//! paths is yielded once: under its own path when the walk looks there (a link to it gives
+//! way), otherwise under the first path in walk order (hard links, and links to what the
+//! walk does not reach by itself). Loops, unreadable directories and non-UTF-8 names are reported as problems, never
 //! fatal. Entries come out in a stable order (sorted by file name).
 
 use std::collections::{HashSet, VecDeque};
@@ -175,6 +176,8 @@ struct OpenDir {
     id: (u64, u64),
     /// It, or a directory above it under the root, is hidden.
     hidden: bool,
+    /// It was reached through a symlink, its own or one above it under the root.
+    through_link: bool,
 }
 
 /// A depth-first walk over the directories still open, innermost last. Each file is
@@ -187,7 +190,9 @@ struct Walk<'a> {
     open: Vec<OpenDir>,
     /// Items found while opening a directory, yielded before its entries.
     found: VecDeque<ScanItem>,
-    /// The (device, inode) of every file yielded, so that each comes once.
+    /// The (device, inode) of every file yielded that another path may lead to (hard links,
+    /// files reached through symlinks), so that each comes once. A file of one name reached
+    /// without a link is not kept: no other path walked without links leads to it.
     seen_files: HashSet<(u64, u64)>,
 }
 
@@ -202,7 +207,7 @@ impl<'a> Walk<'a> {
             seen_files: HashSet::new(),
         };
         match std::fs::metadata(root) {
-            Ok(meta) if meta.is_dir() => walk.open_dir(root.to_path_buf(), &meta, false),
+            Ok(meta) if meta.is_dir() => walk.open_dir(root.to_path_buf(), &meta, false, false),
             Ok(_) => walk.found.push_back(problem(root, "not a directory")),
             Err(error) => walk.found.push_back(unreadable(root, &error)),
         }
@@ -211,7 +216,7 @@ impl<'a> Walk<'a> {
 
     /// Opens the directory at `path` (`meta` its metadata, links followed) for walking, or
     /// notes why it cannot be.
-    fn open_dir(&mut self, path: PathBuf, meta: &std::fs::Metadata, hidden: bool) {
+    fn open_dir(&mut self, path: PathBuf, meta: &std::fs::Metadata, hidden: bool, through_link: bool) {
         let id = (meta.dev(), meta.ino());
         if self.open.iter().any(|dir| dir.id == id) {
             self.found.push_back(problem(&path, "symbolic link loop"));
@@ -229,14 +234,14 @@ impl<'a> Walk<'a> {
             }
         }
         entries.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
-        self.open.push(OpenDir { path, entries: entries.into_iter(), id, hidden });
+        self.open.push(OpenDir { path, entries: entries.into_iter(), id, hidden, through_link });
     }
 
     /// The item for one entry of the innermost open directory; `None` when it yields nothing
     /// (an ignored entry, a directory now open, a file already seen, a socket).
     fn visit(&mut self, name: OsString, entry: std::fs::DirEntry) -> Option<ScanItem> {
         let dir = self.open.last()?;
-        let (path, hidden_above) = (dir.path.join(&name), dir.hidden);
+        let (path, hidden_above, link_above) = (dir.path.join(&name), dir.hidden, dir.through_link);
         if self.options.ignores(path.strip_prefix(self.root).unwrap_or(&path)) {
             return None;
         }
@@ -272,10 +277,11 @@ impl<'a> Walk<'a> {
                 return Some(skipped);
             }
         }
+        let through_link = link_above || linked.is_some();
         let meta = linked.map_or_else(|| entry.metadata(), Ok);
         let Some(extension) = extension else {
             match meta {
-                Ok(meta) => self.open_dir(path, &meta, hidden_above || is_hidden(&name)),
+                Ok(meta) => self.open_dir(path, &meta, hidden_above || is_hidden(&name), through_link),
                 Err(error) => self.found.push_back(unreadable(&path, &error)),
             }
             return None;
@@ -291,7 +297,7 @@ impl<'a> Walk<'a> {
             }
         };
         match meta {
-            Ok(meta) if !self.seen_files.insert((meta.dev(), meta.ino())) => None,
+            Ok(meta) if !self.first_visit(&path_text, &meta, through_link) => None,
             Ok(meta) => Some(ScanItem::File(FileEntry {
                 path_text,
                 size: meta.len(),
@@ -302,6 +308,24 @@ impl<'a> Walk<'a> {
                 Some(ScanItem::Rejected { path_text, extension, reason: format!("cannot stat file: {error}") })
             }
         }
+    }
+}
+
+impl Walk<'_> {
+    /// Whether the file at `path` (`meta` its metadata, links followed) is yielded here: not
+    /// when a link leads to it from within the root where the walk also looks under its own
+    /// path, nor when another path yielded it already.
+    fn first_visit(&mut self, path: &str, meta: &std::fs::Metadata, through_link: bool) -> bool {
+        let id = (meta.dev(), meta.ino());
+        if through_link {
+            let target = std::fs::canonicalize(path);
+            if target.is_ok_and(|target| self.options.in_scope(&self.real_root, &target)) {
+                return false;
+            }
+        } else if meta.nlink() == 1 {
+            return !self.seen_files.contains(&id);
+        }
+        self.seen_files.insert(id)
     }
 }
 
@@ -473,6 +497,23 @@ mod tests {
         symlink(root.path().join("real/a.txt"), root.path().join("real/a_link.txt")).unwrap();
         symlink(root.path().join("real"), root.path().join("alias")).unwrap();
         let seen = files(root.path(), &ScanOptions::new(&[], &[], false, false, false).unwrap());
-        assert_eq!(seen, vec!["alias/a.txt", "alias/sub/b.txt"], "each under the first path walked");
+        assert_eq!(seen, vec!["real/a.txt", "real/sub/b.txt"], "each under its own path, not a link's");
+    }
+
+    #[test]
+    fn a_file_reached_only_through_links_or_hard_links_comes_once_under_its_first_path() {
+        use std::os::unix::fs::symlink;
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("skipped")).unwrap();
+        std::fs::create_dir_all(root.path().join("m")).unwrap();
+        std::fs::write(root.path().join("skipped/c.txt"), "c").unwrap();
+        std::fs::write(root.path().join("m/d.txt"), "d").unwrap();
+        std::fs::hard_link(root.path().join("m/d.txt"), root.path().join("b-hard.txt")).unwrap();
+        // The walk does not look in `skipped` by itself: the links to it lead there twice.
+        symlink(root.path().join("skipped"), root.path().join("a-link")).unwrap();
+        symlink(root.path().join("skipped/c.txt"), root.path().join("c-link.txt")).unwrap();
+        let options = ScanOptions::new(&[], &["skipped".to_string()], false, false, false).unwrap();
+        let seen = files(root.path(), &options);
+        assert_eq!(seen, vec!["a-link/c.txt", "b-hard.txt"], "each under the first path walked");
     }
 }
