@@ -44,46 +44,45 @@ impl CollectionCatalog {
         self.rows_as_json(FILE_FIELDS, filter, values).await
     }
 
-    /// Hands every completed file to `each`, a page of at most `page` files at a time in
-    /// `path` order: the completed files without holding them all.
-    pub async fn for_each_completed_file(&self, page: usize, mut each: impl FnMut(FileRow)) -> Result<()> {
+    /// Hands every completed file to `each`, a page of `FILE_ROWS_PER_PAGE` (5,000) files at a
+    /// time in `path` order: the completed files without holding them all.
+    pub async fn for_each_completed_file(&self, mut each: impl FnMut(FileRow)) -> Result<()> {
         let completed = [FileStatus::Completed.as_str().to_string()];
         let each_page = async |rows: Vec<FileRow>| {
             rows.into_iter().for_each(&mut each);
             Ok(())
         };
-        self.for_each_page(FILE_FIELDS, "AND status = $2", &completed, page, each_page).await
+        self.for_each_page(FILE_FIELDS, "AND status = $2", &completed, each_page).await
     }
 
     /// Hands what a run needs of every file row (see [`KnownFile`]), deleted ones included,
-    /// to `each`, a page of at most `page` rows at a time in `path` order.
-    pub async fn for_each_known_file(&self, page: usize, mut each: impl FnMut(KnownFile)) -> Result<()> {
+    /// to `each`, a page of `FILE_ROWS_PER_PAGE` (5,000) rows at a time in `path` order.
+    pub async fn for_each_known_file(&self, mut each: impl FnMut(KnownFile)) -> Result<()> {
         let each_page = async |rows: Vec<KnownFile>| {
             rows.into_iter().for_each(&mut each);
             Ok(())
         };
-        self.for_each_page(KNOWN_FILE_FIELDS, "", &[], page, each_page).await
+        self.for_each_page(KNOWN_FILE_FIELDS, "", &[], each_page).await
     }
 
     /// Hands the rows of the files job `job_id` was the last to touch and left completed,
-    /// failed, without text or deleted to `each_page`, at most `page` rows at a time in
-    /// `path` order: what the job did, without holding it all.
+    /// failed, without text or deleted to `each_page`, `FILE_ROWS_PER_PAGE` (5,000) rows at a
+    /// time in `path` order: what the job did, without holding it all.
     pub async fn for_each_page_of_job(
         &self,
         job_id: &str,
-        page: usize,
         each_page: impl AsyncFnMut(Vec<FileRow>) -> Result<()>,
     ) -> Result<()> {
         let ended = [FileStatus::Completed, FileStatus::Failed, FileStatus::NoText, FileStatus::Deleted];
         let values: Vec<String> =
             std::iter::once(job_id.to_string()).chain(ended.iter().map(|s| s.as_str().to_string())).collect();
         let filter = "AND job_id = $2 AND status IN ($3, $4, $5, $6)";
-        self.for_each_page(FILE_FIELDS, filter, &values, page, each_page).await
+        self.for_each_page(FILE_FIELDS, filter, &values, each_page).await
     }
 
     /// Hands the `fields` of the file rows `filter` lets through (its values bound from `$2`
-    /// on) to `each_page`, decoded as `T`, a page of at most `page` rows at a time, so that no
-    /// more than a page is ever held. Pages follow the primary key, `path` in the database's
+    /// on) to `each_page`, decoded as `T`, a page of at most `FILE_ROWS_PER_PAGE` (5,000) rows at
+    /// a time, so that no more than a page is ever held. Pages follow the primary key, `path` in the database's
     /// own collation (the page's last path comes from the database too): rows lie on disk
     /// about in the order the walk first recorded them, so a page is read nearly in
     /// sequence, where pages in `doc_id` order would read rows scattered over the table.
@@ -92,16 +91,15 @@ impl CollectionCatalog {
         fields: &str,
         filter: &str,
         values: &[String],
-        page: usize,
         mut each_page: impl AsyncFnMut(Vec<T>) -> Result<()>,
     ) -> Result<()> {
         let after_value = values.len() + 2;
-        let filter = format!("{filter} AND path > ${after_value} ORDER BY path LIMIT {page}");
+        let filter = format!("{filter} AND path > ${after_value} ORDER BY path LIMIT {FILE_ROWS_PER_PAGE}");
         let mut values = values.to_vec();
         values.push(String::new());
         loop {
             let (rows, last_path) = self.page_as_json::<T>(fields, &filter, &values).await?;
-            let full = rows.len() == page;
+            let full = rows.len() == FILE_ROWS_PER_PAGE;
             each_page(rows).await?;
             match last_path {
                 Some(last_path) if full => *values.last_mut().expect("the keyset value was pushed") = last_path,
@@ -415,6 +413,10 @@ type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q
 /// Files one statement names at most: writes of 500 files of 7 values each, and reads of 500
 /// paths or doc ids, stay far within SQLite's and PostgreSQL's limits on bound values.
 const ROWS_PER_STATEMENT: usize = 500;
+
+/// File rows read at a time by the readers that page through many
+/// ([`CollectionCatalog::for_each_known_file`] and its kin): a page is a few MiB at most.
+const FILE_ROWS_PER_PAGE: usize = 5_000;
 
 /// `rows` rows of a multi-row statement, each of `width` values bound from `$5` on; `row`
 /// writes one, given the number of its first value.

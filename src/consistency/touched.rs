@@ -51,9 +51,6 @@ const CHECKS_IN_FLIGHT: usize = 8;
 /// Files counted together in one request.
 const FILES_PER_COUNT: usize = 500;
 
-/// The job's file rows read from the catalog at a time.
-const FILES_PER_PAGE: usize = 5_000;
-
 /// Files held waiting for a full group before every group is counted as it stands.
 const FILES_HELD: usize = 20_000;
 
@@ -74,7 +71,7 @@ pub async fn check_touched(catalog: &CollectionCatalog, index: &dyn VectorIndex,
     let mut waiting: BTreeMap<u32, Vec<Touched>> = BTreeMap::new();
     let mut found = Findings::default();
     catalog
-        .for_each_page_of_job(job_id, FILES_PER_PAGE, async |rows| {
+        .for_each_page_of_job(job_id, async |rows| {
             found.files += rows.len() as u64;
             for row in rows {
                 let file = Touched::from(row);

@@ -58,7 +58,7 @@ pub struct DiskCheck {
 async fn check_files_on_disk(catalog: &CollectionCatalog) -> Result<DiskCheck> {
     let mut check = DiskCheck::default();
     catalog
-        .for_each_completed_file(1_000, |file| {
+        .for_each_completed_file(|file| {
             check.checked += 1;
             match std::fs::read(&file.path) {
                 Err(_) => check.missing.push(file.path),

@@ -29,9 +29,6 @@ use crate::store::{delete_documents_in_batches, Point, VectorIndex, DOCUMENTS_PE
 /// Expected points a range holds at most (a completed file counting as four, for its row).
 const POINTS_PER_RANGE: u64 = 1_000_000;
 
-/// Completed files read from the catalog in one request.
-const CATALOG_PAGE: usize = 5_000;
-
 /// Points read from the collection, by scroll or by id, in one request.
 const STORE_PAGE: usize = 1_000;
 
@@ -153,7 +150,7 @@ struct Expected {
 impl Expected {
     async fn read(catalog: &CollectionCatalog, range: IdRange) -> Result<Self> {
         let mut expected = Expected { files: Vec::new(), slots: HashMap::new() };
-        catalog.for_each_completed_file(CATALOG_PAGE, |file| expected.add(file, range)).await?;
+        catalog.for_each_completed_file(|file| expected.add(file, range)).await?;
         Ok(expected)
     }
 

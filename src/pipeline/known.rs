@@ -21,9 +21,6 @@ use anyhow::Result;
 use crate::catalog::{CollectionCatalog, FileStatus, KnownFile, PreviousRow};
 use crate::hash;
 
-/// How many rows a page of the catalog's files holds as they load.
-const ROWS_PER_PAGE: usize = 5_000;
-
 /// The catalog's view of a collection, compact, for one walk (see the module doc).
 pub(super) struct KnownFiles {
     rows: Rows,
@@ -100,7 +97,7 @@ impl KnownFiles {
     /// paths the walk looks at (deleted files are never in scope).
     pub(super) async fn load(catalog: &CollectionCatalog, in_scope: impl Fn(&Path) -> bool) -> Result<Self> {
         let mut rows = Rows::default();
-        catalog.for_each_known_file(ROWS_PER_PAGE, |row| rows.add(row, &in_scope)).await?;
+        catalog.for_each_known_file(|row| rows.add(row, &in_scope)).await?;
         let source = (catalog.clone(), tokio::runtime::Handle::current());
         Ok(KnownFiles { rows: rows.loaded(), source })
     }

@@ -502,7 +502,7 @@ pub async fn wait_for_queued_job(
     };
     let (mut failed, mut no_text, mut points) = (Vec::new(), Vec::new(), 0);
     catalog
-        .for_each_page_of_job(&job_id, 5_000, async |files| {
+        .for_each_page_of_job(&job_id, async |files| {
             for file in files {
                 match file.status() {
                     FileStatus::Completed => points += file.vectors_created as u64,
