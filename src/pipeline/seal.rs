@@ -14,7 +14,7 @@ use crate::parquet_copy::ParquetCopy;
 use crate::store::VectorIndex;
 
 /// How many files a job touches before the catalog's statistics are refreshed at its end.
-const STATISTICS_AFTER_FILES: u64 = 10_000;
+pub(super) const STATISTICS_AFTER_FILES: u64 = 10_000;
 
 /// The end-of-job steps of a job whose work is all done: its parquet parts compacted, the
 /// store finished, its check of the files it touched recorded on its row (none when it
