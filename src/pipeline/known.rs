@@ -33,6 +33,13 @@ pub(super) struct KnownFiles {
 struct Rows {
     /// One a row, sorted by doc id once loaded.
     files: Vec<Compact>,
+    /// Where the rows of each bucket of doc ids (by their top bits) start in `files`, and
+    /// one past the last bucket's end: a lookup searches a bucket of a few rows, a cache
+    /// line or two, where a search of the whole array would miss the cache at each of its
+    /// twenty steps (a quarter of a no-change re-run's time at a million files).
+    bucket_starts: Vec<u32>,
+    /// The shift that leaves a doc id's bucket.
+    bucket_shift: u32,
     /// Each distinct logic fingerprint, once; [`Compact::fingerprint`] indexes it.
     fingerprints: Vec<Box<str>>,
     /// The number of each fingerprint, while the rows load.
@@ -174,14 +181,27 @@ impl Rows {
     fn loaded(mut self) -> Self {
         self.files.sort_by_key(|f| f.doc_id);
         self.files.shrink_to_fit();
+        // About eight rows a bucket; doc ids are hashes, so the buckets fill evenly.
+        let buckets = (self.files.len() / 8).next_power_of_two();
+        self.bucket_shift = u64::BITS - buckets.trailing_zeros();
+        let mut starts = vec![0u32; buckets + 1];
+        for file in &self.files {
+            starts[self.bucket(file.doc_id) + 1] += 1;
+        }
+        for bucket in 1..starts.len() {
+            starts[bucket] += starts[bucket - 1];
+        }
+        self.bucket_starts = starts;
         self.fingerprint_numbers = HashMap::new();
         self
     }
 
     fn take(&mut self, path: &str) -> Option<Recorded<'_>> {
         let doc_id = doc_id_number(&hash::doc_id(path))?;
-        let first = self.files.partition_point(|f| f.doc_id < doc_id);
-        let sharing = self.files[first..].iter().take_while(|f| f.doc_id == doc_id).count();
+        let bucket = self.bucket(doc_id);
+        let (start, end) = (self.bucket_starts[bucket] as usize, self.bucket_starts[bucket + 1] as usize);
+        let first = start + self.files[start..end].partition_point(|f| f.doc_id < doc_id);
+        let sharing = self.files[first..end].iter().take_while(|f| f.doc_id == doc_id).count();
         // Paths that share a doc id share their points in the store too: the walk finding one
         // keeps both, so that neither is taken for vanished.
         self.files[first..first + sharing].iter_mut().for_each(|f| f.flags |= SEEN);
@@ -196,6 +216,11 @@ impl Rows {
             error: self.errors.get(&doc_id).map(|e| &**e),
             content: (file.flags & HAS_CONTENT != 0).then_some(file.content),
         })
+    }
+
+    /// The bucket of `doc_id` (see [`Rows::bucket_starts`]).
+    fn bucket(&self, doc_id: u64) -> usize {
+        doc_id.checked_shr(self.bucket_shift).unwrap_or(0) as usize
     }
 
     /// The doc ids of the indexed files within scope that the walk did not find.
@@ -262,6 +287,23 @@ mod tests {
         assert!(known.take("/docs/new.txt").is_none());
         // Neither the deleted row nor the one outside the walk's scope is unseen.
         assert_eq!(known.unseen_doc_ids(), vec![hash::doc_id("/docs/gone.txt")]);
+    }
+
+    #[test]
+    fn every_row_of_many_is_found_in_its_bucket() {
+        let paths: Vec<String> = (0..5_000).map(|n| format!("/docs/{n}.txt")).collect();
+        let mut known = rows(paths.iter().map(|path| row(path, FileStatus::Completed)).collect());
+        assert_eq!(known.bucket_starts.len(), 1024 + 1, "5,000 / 8 rows a bucket, up to a power of two");
+        for path in paths.iter().filter(|path| !path.ends_with("7.txt")) {
+            assert!(known.take(path).is_some(), "{path}");
+        }
+        assert!(known.take("/docs/5000.txt").is_none());
+        let mut unseen = known.unseen_doc_ids();
+        let mut expected: Vec<String> =
+            paths.iter().filter(|p| p.ends_with("7.txt")).map(|p| hash::doc_id(p)).collect();
+        unseen.sort();
+        expected.sort();
+        assert_eq!(unseen, expected);
     }
 
     #[test]
