@@ -81,11 +81,12 @@ impl CollectionCatalog {
     }
 
     /// Hands the `fields` of the file rows `filter` lets through (its values bound from `$2`
-    /// on) to `each_page`, decoded as `T`, a page of at most `FILE_ROWS_PER_PAGE` (5,000) rows at
-    /// a time, so that no more than a page is ever held. Pages follow the primary key, `path` in the database's
-    /// own collation (the page's last path comes from the database too): rows lie on disk
-    /// about in the order the walk first recorded them, so a page is read nearly in
-    /// sequence, where pages in `doc_id` order would read rows scattered over the table.
+    /// on) to `each_page`, decoded as `T`, a page of at most `FILE_ROWS_PER_PAGE` (5,000) rows
+    /// at a time, so that no more than a page is ever held. Pages follow the primary key,
+    /// `path` in the database's own collation (the page's last path comes from the database
+    /// too): rows lie on disk about in the order the walk first recorded them, so a page is
+    /// read nearly in sequence, where pages in `doc_id` order would read rows scattered over
+    /// the table.
     async fn for_each_page<T: serde::de::DeserializeOwned>(
         &self,
         fields: &str,

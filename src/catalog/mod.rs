@@ -114,9 +114,16 @@ impl Catalog {
         <sqlx::AnyConnection as sqlx::Connection>::connect(url)
             .await
             .map_err(|e| anyhow!("{}", describe_connect_error(url, &e)))?;
+        // No idle timeout and no lifetime: either starts sqlx's pool maintenance task, whose
+        // sweep over idle connections can spin forever once a race in sqlx 0.8 wraps its count
+        // of idle connections below zero (sqlx issue 3645), seen here as a run that finished
+        // its job and never exited. A connection the server dropped is found by the ping
+        // before each acquire, and replaced.
         let pool = AnyPoolOptions::new()
             .max_connections(if is_sqlite { 1 } else { 4 })
             .acquire_timeout(std::time::Duration::from_secs(30))
+            .idle_timeout(None)
+            .max_lifetime(None)
             .connect(url)
             .await
             .map_err(|e| anyhow!("{}", describe_connect_error(url, &e)))?;
