@@ -60,8 +60,12 @@ const DISAGREEMENTS_REPORTED: usize = 20;
 /// Checks that each file job `job_id` touched has exactly its points, with chunk indexes
 /// `0..points` (the count is right and nothing lies beyond the last index, and ids are one
 /// per index), and that the collection holds as many points as the catalog's completed
-/// files account for.
-pub async fn check_touched(catalog: &CollectionCatalog, index: &dyn VectorIndex, job_id: &str) -> Result<Verification> {
+/// files account for. `None`, having counted nothing, when the job touched no file.
+pub async fn check_touched(
+    catalog: &CollectionCatalog,
+    index: &dyn VectorIndex,
+    job_id: &str,
+) -> Result<Option<Verification>> {
     let started = std::time::Instant::now();
     // Files that must hold the same number of points are counted together, a group at a
     // time: ids being one per chunk index, a group whose files hold nothing at or beyond
@@ -82,6 +86,9 @@ pub async fn check_touched(catalog: &CollectionCatalog, index: &dyn VectorIndex,
             found.check_groups(index, full_groups).await
         })
         .await?;
+    if found.files == 0 {
+        return Ok(None);
+    }
     found.check_groups(index, take_groups(&mut waiting, true)).await?;
     let collection = index.collection();
     let collection_points = index.count(None).await?;
@@ -93,14 +100,14 @@ pub async fn check_touched(catalog: &CollectionCatalog, index: &dyn VectorIndex,
     }
     found.disagreements.sort();
     found.disagreements.truncate(DISAGREEMENTS_REPORTED);
-    Ok(Verification {
+    Ok(Some(Verification {
         files: found.files,
         agree: !found.any_disagreement,
         collection_points,
         catalog_points,
         disagreements: found.disagreements,
         seconds: started.elapsed().as_secs_f64(),
-    })
+    }))
 }
 
 /// The groups of files to count now: every full group, or with `all`, every group.

@@ -333,7 +333,6 @@ impl<'a> Committer<'a> {
         clock.timed(Stage::Upsert, upserted).await?;
 
         let mut done = Vec::with_capacity(group.len());
-        let mut written = Vec::with_capacity(group.len());
         for file in &group {
             let count = file.vectors.len() as u32;
             let needs_trim = file
@@ -344,8 +343,6 @@ impl<'a> Committer<'a> {
             if needs_trim {
                 clock.timed(Stage::Upsert, self.stages.index.delete_tail(&file.prepared.facts.doc_id, count)).await?;
             }
-            let is_update = file.prepared.previous.as_ref().is_some_and(|p| p.status != FileStatus::Deleted);
-            written.push(is_update);
             done.push(Completion {
                 path: file.prepared.facts.path.clone(),
                 chunks: file.prepared.chunks.len() as i64,
@@ -353,11 +350,8 @@ impl<'a> Committer<'a> {
             });
         }
         let lost = clock.timed(Stage::Commit, self.stages.catalog.mark_completed(self.stages.job_id, &done)).await?;
-        for (file, is_update) in group.iter().zip(written) {
-            if lost.contains(&file.prepared.facts.path) {
-                continue;
-            }
-            if is_update {
+        for file in group.iter().filter(|file| !lost.contains(&file.prepared.facts.path)) {
+            if file.prepared.previous.as_ref().is_some_and(|p| p.status != FileStatus::Deleted) {
                 self.report.updated += 1;
             } else {
                 self.report.added += 1;

@@ -13,7 +13,8 @@ use crate::consistency::{check_touched, Verification};
 use crate::parquet_copy::ParquetCopy;
 use crate::store::VectorIndex;
 
-/// How many files a job touches before the catalog's statistics are refreshed at its end.
+/// How many files a job touches before the catalog's statistics are refreshed at its end,
+/// and writes before the commit stage first refreshes them.
 pub(super) const STATISTICS_AFTER_FILES: u64 = 10_000;
 
 /// The end-of-job steps of a job whose work is all done: its parquet parts compacted, the
@@ -27,10 +28,7 @@ pub(super) async fn seal_job(
 ) -> Result<Option<Verification>> {
     parquet.compact_job(job_id).context("compacting the job's parquet parts")?;
     index.finish().await?;
-    let verification = check_touched(catalog, index, job_id).await?;
-    if verification.files == 0 {
-        return Ok(None);
-    }
+    let Some(verification) = check_touched(catalog, index, job_id).await? else { return Ok(None) };
     catalog.record_verification(job_id, &serde_json::to_value(&verification)?).await?;
     if verification.files >= STATISTICS_AFTER_FILES {
         catalog.refresh_statistics().await?;

@@ -140,7 +140,8 @@ async fn contract(dir: &std::path::Path, server: Option<&TestQdrant>) {
     // one that holds some.
     let catalog = Catalog::connect(&Catalog::sqlite_url(dir)).await.unwrap().collection(index.collection());
     let (a, b, c, d) = (("a", 0), ("b", 0), ("c", 2), ("d", 2));
-    let checked = check_touched(&catalog, index.as_ref(), &touched(&catalog, "job-1", &[a, b]).await).await.unwrap();
+    let checked =
+        check_touched(&catalog, index.as_ref(), &touched(&catalog, "job-1", &[a, b]).await).await.unwrap().unwrap();
     assert_eq!(checked.files, 2);
     assert!(!checked.agree);
     assert!(
@@ -151,14 +152,17 @@ async fn contract(dir: &std::path::Path, server: Option<&TestQdrant>) {
         "{checked:?}"
     );
     assert!(!checked.disagreements.iter().any(|d| d.contains("b.txt")), "{checked:?}");
-    let checked =
-        check_touched(&catalog, index.as_ref(), &touched(&catalog, "job-2", &[("a", 2), b]).await).await.unwrap();
+    let checked = check_touched(&catalog, index.as_ref(), &touched(&catalog, "job-2", &[("a", 2), b]).await)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(!checked.disagreements.iter().any(|d| d.contains(".txt")), "{checked:?}");
     // Files that must hold as many points are counted together: one with a point too many
     // and one with a point too few add up right, and are still both named.
     index.upsert((0..3).map(|i| point("c", i, 1)).chain([point("d", 0, 1)]).collect()).await.unwrap();
     assert_eq!(index.count_tail(&["c".into(), "d".into()], 1).await.unwrap(), 2);
-    let checked = check_touched(&catalog, index.as_ref(), &touched(&catalog, "job-3", &[c, d]).await).await.unwrap();
+    let checked =
+        check_touched(&catalog, index.as_ref(), &touched(&catalog, "job-3", &[c, d]).await).await.unwrap().unwrap();
     let named = |file: &str| checked.disagreements.iter().any(|d| d.starts_with(file));
     assert!(named("/docs/c.txt: the catalog says 2 points, the collection holds 3 (1 beyond"), "{checked:?}");
     assert!(named("/docs/d.txt: the catalog says 2 points, the collection holds 1"), "{checked:?}");
