@@ -46,23 +46,15 @@ impl CollectionCatalog {
 
     /// Hands every completed file to `each`, a page of `FILE_ROWS_PER_PAGE` (5,000) files at a
     /// time in `path` order: the completed files without holding them all.
-    pub async fn for_each_completed_file(&self, mut each: impl FnMut(FileRow)) -> Result<()> {
+    pub async fn for_each_completed_file(&self, each: impl FnMut(FileRow)) -> Result<()> {
         let completed = [FileStatus::Completed.as_str().to_string()];
-        let each_page = async |rows: Vec<FileRow>| {
-            rows.into_iter().for_each(&mut each);
-            Ok(())
-        };
-        self.for_each_page(FILE_FIELDS, "AND status = $2", &completed, each_page).await
+        self.for_each_row(FILE_FIELDS, "AND status = $2", &completed, each).await
     }
 
     /// Hands what a run needs of every file row (see [`KnownFile`]), deleted ones included,
     /// to `each`, a page of `FILE_ROWS_PER_PAGE` (5,000) rows at a time in `path` order.
-    pub async fn for_each_known_file(&self, mut each: impl FnMut(KnownFile)) -> Result<()> {
-        let each_page = async |rows: Vec<KnownFile>| {
-            rows.into_iter().for_each(&mut each);
-            Ok(())
-        };
-        self.for_each_page(KNOWN_FILE_FIELDS, "", &[], each_page).await
+    pub async fn for_each_known_file(&self, each: impl FnMut(KnownFile)) -> Result<()> {
+        self.for_each_row(KNOWN_FILE_FIELDS, "", &[], each).await
     }
 
     /// Hands the rows of the files job `job_id` was the last to touch and left completed,
@@ -78,6 +70,21 @@ impl CollectionCatalog {
             std::iter::once(job_id.to_string()).chain(ended.iter().map(|s| s.as_str().to_string())).collect();
         let filter = "AND job_id = $2 AND status IN ($3, $4, $5, $6)";
         self.for_each_page(FILE_FIELDS, filter, &values, each_page).await
+    }
+
+    /// [`Self::for_each_page`], a row at a time.
+    async fn for_each_row<T: serde::de::DeserializeOwned>(
+        &self,
+        fields: &str,
+        filter: &str,
+        values: &[String],
+        mut each: impl FnMut(T),
+    ) -> Result<()> {
+        let each_page = async |rows: Vec<T>| {
+            rows.into_iter().for_each(&mut each);
+            Ok(())
+        };
+        self.for_each_page(fields, filter, values, each_page).await
     }
 
     /// Hands the `fields` of the file rows `filter` lets through (its values bound from `$2`
