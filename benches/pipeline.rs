@@ -377,7 +377,7 @@ fn seed_catalog(bench: &Bench, docs: &Path, data: &Path) -> Result<()> {
             point.payload.doc_id = file.doc_id.clone();
             point.payload.path = file.path.clone();
         }
-        ingest::store::upsert_in_batches(index.as_ref(), &points, 4000, 2, |_| {}).await?;
+        ingest::store::upsert_in_batches(index.as_ref(), points, 4000, 2, |_| {}).await?;
         index.finish().await?;
         record_completed(&catalog, &job, &facts, 1).await
     })
@@ -512,7 +512,7 @@ fn synthetic_points(count: usize, dim: usize, job: &str, chunks_per_file: usize)
 }
 
 /// Upserts `points` in batches with `parallel` in flight; returns the seconds taken.
-async fn upsert_all(index: &dyn VectorIndex, points: &[Point], batch: usize, parallel: usize) -> Result<f64> {
+async fn upsert_all(index: &dyn VectorIndex, points: Vec<Point>, batch: usize, parallel: usize) -> Result<f64> {
     let started = Instant::now();
     ingest::store::upsert_in_batches(index, points, batch, parallel, |_| {}).await?;
     Ok(started.elapsed().as_secs_f64())
@@ -552,7 +552,7 @@ fn restore_ratio(bench: &Bench) -> Result<serde_json::Value> {
     let bare_index = bench.store(&bench.dir("restore-bare"), None, "bench")?;
     bench.runtime.block_on(bare_index.ensure_collection(dim))?;
     let started = Instant::now();
-    bench.runtime.block_on(upsert_all(bare_index.as_ref(), &points, 4000, 2))?;
+    bench.runtime.block_on(upsert_all(bare_index.as_ref(), points, 4000, 2))?;
     bench.runtime.block_on(bare_index.finish())?;
     let bare_seconds = started.elapsed().as_secs_f64();
     drop(bare_index);
@@ -591,7 +591,7 @@ fn upload_batches(bench: &Bench) -> Result<serde_json::Value> {
                 let collection = format!("sweep_{batch}_{parallel}");
                 let index = bench.store(&bench.dir(&format!("sweep-{name}")), url, &collection)?;
                 bench.runtime.block_on(index.ensure_collection(bench.model.dim))?;
-                let seconds = bench.runtime.block_on(upsert_all(index.as_ref(), &points, batch, parallel))?;
+                let seconds = bench.runtime.block_on(upsert_all(index.as_ref(), points.clone(), batch, parallel))?;
                 bench.runtime.block_on(index.drop_collection())?;
                 let rate = count as f64 / seconds;
                 rates.push(rate);

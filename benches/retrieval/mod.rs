@@ -222,7 +222,7 @@ pub fn retrieval(bench: &Bench) -> Result<serde_json::Value> {
         bench.runtime.block_on(ingest::store::all_points(index.as_ref(), true))?.into_values().collect();
     bench.runtime.block_on(async {
         remote.ensure_collection(bench.model.dim).await?;
-        ingest::store::upsert_in_batches(remote.as_ref(), &points, 1000, 2, |_| {}).await
+        ingest::store::upsert_in_batches(remote.as_ref(), points, 1000, 2, |_| {}).await
     })?;
     let mut searcher = Searcher { bench, index: remote.as_ref(), embedder: searcher.embedder };
     let mut server_scores = Vec::new();

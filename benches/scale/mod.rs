@@ -250,17 +250,18 @@ fn one_size(bench: &Bench, docs: &Path, size: usize, stores: &Stores) -> Result<
     let bare_name = format!("{}-bare", stores.collection);
     let bare_index = stores.index(bench, &bare_name)?;
     let points = all_rows(&stores.parquet_dir()?, dim)?;
+    let point_count = points.len();
     let bare_seconds = bench.runtime.block_on(async {
         bare_index.ensure_collection(dim).await?;
         let started = Instant::now();
-        ingest::store::upsert_in_batches(bare_index.as_ref(), &points, 4000, 2, |_| {}).await?;
+        ingest::store::upsert_in_batches(bare_index.as_ref(), points, 4000, 2, |_| {}).await?;
         bare_index.finish().await?;
         let seconds = started.elapsed().as_secs_f64();
         bare_index.drop_collection().await?;
         anyhow::Ok(seconds)
     })?;
-    let bare_rate = points.len() as f64 / bare_seconds;
-    drop((points, bare_index));
+    let bare_rate = point_count as f64 / bare_seconds;
+    drop(bare_index);
     println!("   {size:>9} {:<26} {bare_seconds:>9.1} {bare_rate:>12.0} points/s", "bare upsert loop");
     let restore_ratio = (restored as f64 / restore.seconds) / bare_rate;
 

@@ -60,7 +60,7 @@ struct Progress {
 
 /// Uploads `points`, saying how far the whole upload (`progress`) has come after each batch.
 async fn upload(index: &dyn VectorIndex, points: Vec<Point>, upload: Upload, progress: &Progress) -> Result<()> {
-    upsert_in_batches(index, &points, upload.batch_size, upload.parallelism, |n| {
+    upsert_in_batches(index, points, upload.batch_size, upload.parallelism, |n| {
         let so_far = progress.done.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
         if !progress.quiet {
             eprintln!("restore: {so_far}/{} points uploaded", progress.total);

@@ -265,12 +265,12 @@ async fn copy_into(source: &dyn VectorIndex, copy: &dyn VectorIndex, generation:
     for_each_page(source, true, async |page| {
         read.extend(page);
         if read.len() >= COPY_BATCH * COPY_PARALLELISM {
-            upsert_in_batches(copy, &std::mem::take(&mut read), COPY_BATCH, COPY_PARALLELISM, |_| {}).await?;
+            upsert_in_batches(copy, std::mem::take(&mut read), COPY_BATCH, COPY_PARALLELISM, |_| {}).await?;
         }
         Ok(())
     })
     .await?;
-    upsert_in_batches(copy, &read, COPY_BATCH, COPY_PARALLELISM, |_| {}).await
+    upsert_in_batches(copy, read, COPY_BATCH, COPY_PARALLELISM, |_| {}).await
 }
 
 /// Seconds from the recorded drop (taken just before it) to now; `clock` measures this

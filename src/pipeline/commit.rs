@@ -325,7 +325,7 @@ impl<'a> Committer<'a> {
         let counters = self.stages.counters;
         let upserted = upsert_in_batches(
             self.stages.index,
-            &points,
+            points,
             self.stages.settings.upload_batch_size,
             self.stages.settings.upload_parallelism,
             |n| Counters::add(&counters.points_written, n as u64),

@@ -202,19 +202,27 @@ pub trait VectorIndex: Send + Sync {
 }
 
 /// Upserts `points` in requests of `batch_size`, `parallelism` of them in flight, calling
-/// `acknowledged` with the size of each batch the store has acknowledged.
+/// `acknowledged` with the size of each batch the store has acknowledged. Each batch is
+/// moved out of `points` as its request starts and dropped when it is acknowledged, so the
+/// points are never held twice.
 pub async fn upsert_in_batches(
     index: &dyn VectorIndex,
-    points: &[Point],
+    points: Vec<Point>,
     batch_size: usize,
     parallelism: usize,
     acknowledged: impl Fn(usize),
 ) -> Result<()> {
     use futures::stream::{self, StreamExt, TryStreamExt};
     let acknowledged = &acknowledged;
-    stream::iter(points.chunks(batch_size.max(1)).map(|batch| async move {
-        index.upsert(batch.to_vec()).await?;
-        acknowledged(batch.len());
+    let mut remaining = points.into_iter();
+    let batches = std::iter::from_fn(move || {
+        let batch: Vec<Point> = remaining.by_ref().take(batch_size.max(1)).collect();
+        (!batch.is_empty()).then_some(batch)
+    });
+    stream::iter(batches.map(|batch| async move {
+        let size = batch.len();
+        index.upsert(batch).await?;
+        acknowledged(size);
         anyhow::Ok(())
     }))
     .buffer_unordered(parallelism.max(1))

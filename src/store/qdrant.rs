@@ -523,10 +523,12 @@ impl VectorIndex for QdrantIndex {
     }
 
     async fn upsert(&self, points: Vec<Point>) -> Result<()> {
-        let points = points.iter().map(to_point_struct).collect::<Result<Vec<_>>>()?;
         self.outage_clock
             .call(|| async {
-                let request = UpsertPointsBuilder::new(&self.collection, points.clone()).wait(true);
+                // Converted for each try rather than once and copied for each: a request's
+                // points are then held twice (as given and as sent), not three times.
+                let structs = points.iter().map(to_point_struct).collect::<Result<Vec<_>>>()?;
+                let request = UpsertPointsBuilder::new(&self.collection, structs).wait(true);
                 self.client.upsert_points(request).await.map_err(|e| classify(e, "upsert"))
             })
             .await?;
