@@ -69,7 +69,8 @@ pub use generations::{
 pub use locks::{CollectionLock, LockLost};
 pub use queue::{Claim, Fence, ItemState, ParkedItem, QueueDepth, WorkItem, WorkKind, WorkerRow, WORK_CHANNEL};
 pub use rows::{
-    Completion, FileFacts, FileRow, FileStatus, JobCounters, JobRow, JobStatus, KnownFile, NewJob, PreviousRow,
+    Completion, FileFacts, FileRow, FileStatus, JobCounters, JobRow, JobStatus, KnownFile, KnownStamp, NewJob,
+    PreviousRow,
 };
 
 fn now() -> String {

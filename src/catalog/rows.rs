@@ -153,6 +153,25 @@ pub struct KnownFile {
     pub vectors_created: i64,
 }
 
+/// What a run's change detection reads of every one of a collection's file rows at its
+/// start: a [`KnownFile`] without the extension, with the content hash cut to its first 16
+/// hex digits, borrowed from the page of rows the catalog read (a million of them then
+/// cost no allocation each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KnownStamp<'a> {
+    pub path: &'a str,
+    pub doc_id: &'a str,
+    pub size: i64,
+    pub modified_ns: i64,
+    /// The content hash's first 16 hex digits.
+    pub content_prefix: Option<&'a str>,
+    pub logic_fingerprint: Option<&'a str>,
+    pub status: FileStatus,
+    pub error: Option<&'a str>,
+    pub retry_count: i64,
+    pub vectors_created: i64,
+}
+
 /// What the stages after change detection need of a changed file's row: whether the file
 /// was indexed before, and what of its points the store may still hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

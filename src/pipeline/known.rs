@@ -18,7 +18,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::catalog::{CollectionCatalog, FileStatus, KnownFile, PreviousRow};
+use crate::catalog::{CollectionCatalog, FileStatus, KnownFile, KnownStamp, PreviousRow};
 use crate::hash;
 
 /// The catalog's view of a collection, compact, for one walk (see the module doc).
@@ -138,30 +138,30 @@ impl KnownFiles {
 
 impl Rows {
     /// Adds `row`, as the catalog hands it over.
-    fn add(&mut self, row: KnownFile, in_scope: &impl Fn(&Path) -> bool) {
+    fn add(&mut self, row: KnownStamp<'_>, in_scope: &impl Fn(&Path) -> bool) {
         // Every doc id is 16 hex digits (see `hash::doc_id`); a row with another would be
         // found by no walked path, nor read again as unseen.
-        let doc_id = doc_id_number(&row.doc_id).unwrap_or(u64::MAX);
+        let doc_id = doc_id_number(row.doc_id).unwrap_or(u64::MAX);
         let fingerprint = match row.logic_fingerprint {
-            Some(text) => match self.fingerprint_numbers.get(&text) {
+            Some(text) => match self.fingerprint_numbers.get(text) {
                 Some(number) => *number,
                 None => {
                     let number = self.fingerprints.len() as u32;
-                    self.fingerprints.push(text.as_str().into());
-                    self.fingerprint_numbers.insert(text, number);
+                    self.fingerprints.push(text.into());
+                    self.fingerprint_numbers.insert(text.to_string(), number);
                     number
                 }
             },
             None => NO_FINGERPRINT,
         };
-        let content = row.content_hash.as_deref().and_then(hash_prefix);
+        let content = row.content_prefix.and_then(hash_prefix);
         let mut flags = if content.is_some() { HAS_CONTENT } else { 0 };
-        if row.status != FileStatus::Deleted && in_scope(Path::new(&row.path)) {
+        if row.status != FileStatus::Deleted && in_scope(Path::new(row.path)) {
             flags |= IN_SCOPE;
         }
         if row.status == FileStatus::Failed {
             if let Some(error) = row.error {
-                self.errors.insert(doc_id, error.into_boxed_str());
+                self.errors.insert(doc_id, error.into());
             }
         }
         self.files.push(Compact {
@@ -260,9 +260,25 @@ mod tests {
         }
     }
 
+    /// `file` as the catalog reads it for a run.
+    fn stamp(file: &KnownFile) -> KnownStamp<'_> {
+        KnownStamp {
+            path: &file.path,
+            doc_id: &file.doc_id,
+            size: file.size,
+            modified_ns: file.modified_ns,
+            content_prefix: file.content_hash.as_deref().map(|hash| &hash[..16]),
+            logic_fingerprint: file.logic_fingerprint.as_deref(),
+            status: file.status,
+            error: file.error.as_deref(),
+            retry_count: file.retry_count,
+            vectors_created: file.vectors_created,
+        }
+    }
+
     fn rows(files: Vec<KnownFile>) -> Rows {
         let mut rows = Rows::default();
-        files.into_iter().for_each(|file| rows.add(file, &|path: &Path| !path.starts_with("/elsewhere")));
+        files.iter().for_each(|file| rows.add(stamp(file), &|path: &Path| !path.starts_with("/elsewhere")));
         rows.loaded()
     }
 
