@@ -32,8 +32,9 @@ const POINTS_PER_RANGE: u64 = 1_000_000;
 /// Points read from the collection, by scroll or by id, in one request.
 const STORE_PAGE: usize = 1_000;
 
-/// Rows written back from points into one parquet file.
-const ROWS_PER_WRITE_BACK: usize = 20_000;
+/// Rows written back from points into one parquet file (about 11 MiB held at 384
+/// dimensions).
+const ROWS_PER_WRITE_BACK: usize = 5_000;
 
 /// What the walk does besides looking.
 #[derive(Debug, Clone, Copy)]
