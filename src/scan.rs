@@ -17,11 +17,12 @@
 //! paths is yielded once: under its own path when the walk looks there (a link to it gives
 //! way), otherwise under the first path in walk order (hard links, and links to what the
 //! walk does not reach by itself). Loops, unreadable directories and non-UTF-8 names are reported as problems, never
-//! fatal. Entries come out in a stable order (sorted by file name).
+//! fatal. Entries come out in a stable order: paths in the byte order of their text (see
+//! [`walk_order_key`]).
 
 use std::collections::{HashSet, VecDeque};
 use std::ffi::{OsStr, OsString};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
@@ -170,7 +171,7 @@ pub fn scan<'a>(root: &'a Path, options: &'a ScanOptions) -> impl Iterator<Item 
 /// A directory being walked.
 struct OpenDir {
     path: PathBuf,
-    /// Its entries not yet walked, sorted by name.
+    /// Its entries not yet walked, in walk order (see [`walk_order_key`]).
     entries: std::vec::IntoIter<(OsString, std::fs::DirEntry)>,
     /// (device, inode): a link below that leads back here is a loop.
     id: (u64, u64),
@@ -229,11 +230,12 @@ impl<'a> Walk<'a> {
         let mut entries = Vec::new();
         for entry in listing {
             match entry {
-                Ok(entry) => entries.push((entry.file_name(), entry)),
+                Ok(entry) => entries.push((walk_order_key(&entry), entry)),
                 Err(error) => self.found.push_back(unreadable(&path, &error)),
             }
         }
         entries.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
+        let entries: Vec<_> = entries.into_iter().map(|(_, entry)| (entry.file_name(), entry)).collect();
         self.open.push(OpenDir { path, entries: entries.into_iter(), id, hidden, through_link });
     }
 
@@ -349,6 +351,24 @@ impl Iterator for Walk<'_> {
     }
 }
 
+/// What orders the entries of a directory: the name, and a `/` after a directory's (a link
+/// to one included), so that the depth-first walk yields paths in the byte order of their
+/// whole text, the order the catalog keeps its rows in (`a-b.txt`, `a.txt`, then `a/x.txt`:
+/// `-` and `.` come before `/`). A run reads the catalog's rows alongside the walk, in one
+/// pass, because of it.
+fn walk_order_key(entry: &std::fs::DirEntry) -> Vec<u8> {
+    let mut key = entry.file_name().into_vec();
+    let is_dir = match entry.file_type() {
+        Ok(file_type) if file_type.is_symlink() => std::fs::metadata(entry.path()).is_ok_and(|meta| meta.is_dir()),
+        Ok(file_type) => file_type.is_dir(),
+        Err(_) => false,
+    };
+    if is_dir {
+        key.push(b'/');
+    }
+    key
+}
+
 /// A note for the symlink at `path` when it resolves outside `real_root`; `None` when it
 /// stays inside (or no longer resolves, which the walk reports itself).
 fn external_link(path: &Path, real_root: &Path) -> Option<ScanItem> {
@@ -407,6 +427,30 @@ mod tests {
         assert_eq!(files(dir.path(), &options), vec!["a.txt", "b.MD", "e.pdf"]);
         let only_txt = ScanOptions::new(&[".TXT".into()], &[], false, false, false).unwrap();
         assert_eq!(files(dir.path(), &only_txt), vec!["a.txt", "skip/d.txt"]);
+    }
+
+    #[test]
+    fn paths_come_in_the_byte_order_of_their_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = ["a/x.txt", "a.txt", "a-b.txt", "a b/y.txt", "a0.txt", "Z.txt", "é.txt", "a/b/c.txt", "a/b.txt"];
+        for name in names {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, "x").unwrap();
+        }
+        std::os::unix::fs::symlink(dir.path().join("a/b"), dir.path().join("a/b-link")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("a"), dir.path().join("a.link")).unwrap();
+        let options = ScanOptions::new(&[], &[], false, false, false).unwrap();
+        let walked: Vec<String> = scan(dir.path(), &options)
+            .filter_map(|item| match item {
+                ScanItem::File(file) => Some(file.path_text),
+                _ => None,
+            })
+            .collect();
+        let mut sorted = walked.clone();
+        sorted.sort();
+        assert_eq!(walked, sorted);
+        assert_eq!(walked.len(), names.len(), "{walked:?}");
     }
 
     #[test]

@@ -51,14 +51,16 @@ impl CollectionCatalog {
         self.for_each_row(FILE_FIELDS, "AND status = $2", &completed, each).await
     }
 
-    /// Hands what a run's change detection needs of every file row (see [`KnownStamp`]),
-    /// deleted ones included, to `each`, a page of `FILE_ROWS_PER_PAGE` (5,000) rows at a
-    /// time in `path` order. The rows travel as [`KNOWN_STAMPS`] writes them, not as JSON:
-    /// building the JSON took PostgreSQL about three times as long as reading the rows, and
-    /// this is the one read whose length follows the whole collection on every run.
-    pub async fn for_each_known_file(&self, mut each: impl FnMut(KnownStamp<'_>)) -> Result<()> {
-        let each_page = async |text: String| read_known_stamps(&text, &mut each);
-        self.for_each_page_text(KNOWN_STAMPS, "", &[], each_page).await
+    /// What a run's change detection needs of the file rows (see [`KnownStamp`]), deleted
+    /// ones included: the first `FILE_ROWS_PER_PAGE` (5,000) whose paths follow `after` in
+    /// byte order. The rows travel as [`KNOWN_STAMPS`] writes them, not as JSON: building
+    /// the JSON took PostgreSQL about three times as long as reading the rows, and this is the
+    /// one read whose length follows the whole collection on every run.
+    pub async fn known_files_after(&self, after: &str) -> Result<KnownPage> {
+        let filter = format!("AND path > $2 ORDER BY path LIMIT {FILE_ROWS_PER_PAGE}");
+        let page = self.page_text(KNOWN_STAMPS, &filter, &[after.to_string()]).await?;
+        let full = page.rows == FILE_ROWS_PER_PAGE as i64;
+        Ok(KnownPage { text: page.text, next_after: page.last_path.filter(|_| full) })
     }
 
     /// Hands the rows of the files job `job_id` was the last to touch and left completed,
@@ -109,8 +111,8 @@ impl CollectionCatalog {
     /// Hands the file rows `filter` lets through (its values bound from `$2` on), as the
     /// aggregate `rows` makes one text of them, to `each_page`, a page of at most
     /// `FILE_ROWS_PER_PAGE` (5,000) rows at a time, so that no more than a page is ever held.
-    /// Pages follow the primary key, `path` in the database's own collation (the page's last
-    /// path comes from the database too): rows lie on disk about in the order the walk first
+    /// Pages follow the primary key, `path` in byte order (see `Catalog::connect`; the page's
+    /// last path comes from the database too): rows lie on disk about in the order the walk first
     /// recorded them, so a page is read nearly in sequence, where pages in `doc_id` order
     /// would read rows scattered over the table.
     async fn for_each_page_text(
@@ -149,11 +151,6 @@ impl CollectionCatalog {
             Ok(())
         })
         .await
-    }
-
-    /// What a run needs of the rows of files with these `doc_ids` (see [`KnownFile`]).
-    pub async fn known_files_with_doc_ids(&self, doc_ids: &[String]) -> Result<Vec<KnownFile>> {
-        self.known_files_where("doc_id", doc_ids).await
     }
 
     /// What a run needs of the rows whose `column` holds one of `values`, at most
@@ -451,7 +448,7 @@ type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q
 const ROWS_PER_STATEMENT: usize = 500;
 
 /// File rows read at a time by the readers that page through many
-/// ([`CollectionCatalog::for_each_known_file`] and its kin): a page is a few MiB at most.
+/// ([`CollectionCatalog::known_files_after`] and its kin): a page is a few MiB at most.
 const FILE_ROWS_PER_PAGE: usize = 5_000;
 
 /// `rows` rows of a multi-row statement, each of `width` values bound from `$5` on; `row`
@@ -491,12 +488,27 @@ fn decode_json_rows<T: serde::de::DeserializeOwned>(text: &str) -> Result<Vec<T>
     serde_json::from_str(text).context("decoding file rows")
 }
 
+/// A page of what a run's change detection reads of the file rows, as the catalog sent it
+/// (see [`CollectionCatalog::known_files_after`]).
+pub struct KnownPage {
+    text: String,
+    /// Where the next page starts: the page's last path, unless it was the last page.
+    pub next_after: Option<String>,
+}
+
+impl KnownPage {
+    /// Hands each row of the page to `each`, borrowed from the page, in no given order.
+    pub fn for_each(&self, mut each: impl FnMut(KnownStamp<'_>)) -> Result<()> {
+        read_known_stamps(&self.text, &mut each)
+    }
+}
+
 /// The aggregate that makes one text of the rows' [`KnownStamp`]s, in PostgreSQL and SQLite
-/// alike: for each row, `doc_id,size,modified_ns,hash,status,retry_count,vectors_created,`
+/// alike: for each row, `size,modified_ns,hash,status,retry_count,vectors_created,`
 /// then the lengths in bytes of the logic fingerprint, the error and the path (-1 for none),
 /// a colon, and those three texts one after the other. `hash` is the content hash's first
 /// 16 digits, empty for none. Read by [`read_known_stamps`].
-const KNOWN_STAMPS: &str = "COALESCE(string_agg(doc_id || ',' || size || ',' || modified_ns || ','
+const KNOWN_STAMPS: &str = "COALESCE(string_agg(size || ',' || modified_ns || ','
     || COALESCE(substr(content_hash, 1, 16), '') || ',' || status || ',' || retry_count || ',' || vectors_created
     || ',' || COALESCE(octet_length(logic_fingerprint), -1) || ',' || COALESCE(octet_length(error), -1)
     || ',' || octet_length(path) || ':' || COALESCE(logic_fingerprint, '') || COALESCE(error, '') || path, ''), '')";
@@ -509,8 +521,8 @@ fn read_known_stamps<'a>(page: &'a str, each: &mut impl FnMut(KnownStamp<'a>)) -
         let broken = || format!("a file row that does not read as a known file: {head:?}");
         let mut fields = head.split(',');
         let mut field = || fields.next().with_context(broken);
-        let (doc_id, size, modified_ns, content_prefix, status, retry_count, vectors_created) =
-            (field()?, field()?, field()?, field()?, field()?, field()?, field()?);
+        let (size, modified_ns, content_prefix, status, retry_count, vectors_created) =
+            (field()?, field()?, field()?, field()?, field()?, field()?);
         let mut text = |length: &str| -> Result<Option<&'a str>> {
             let Ok(length) = usize::try_from(length.parse::<i64>().with_context(broken)?) else { return Ok(None) };
             let (text, after) = texts.split_at_checked(length).with_context(broken)?;
@@ -522,7 +534,6 @@ fn read_known_stamps<'a>(page: &'a str, each: &mut impl FnMut(KnownStamp<'a>)) -
         let number = |text: &str| text.parse::<i64>().with_context(broken);
         each(KnownStamp {
             path,
-            doc_id,
             size: number(size)?,
             modified_ns: number(modified_ns)?,
             content_prefix: Some(content_prefix).filter(|prefix| !prefix.is_empty()),
@@ -549,14 +560,14 @@ mod tests {
     #[test]
     fn known_stamps_read_back_texts_of_any_bytes() {
         let page = concat!(
-            "00000000000000aa,12,-5,0123456789abcdef,completed,0,3,9,-1,15:m@1|chunk/docs/a,b:c.txt",
-            "00000000000000bb,0,7,,failed,2,0,-1,13,11:no text\nhere:/d/é€.md",
+            "12,-5,0123456789abcdef,completed,0,3,9,-1,15:m@1|chunk/docs/a,b:c.txt",
+            "0,7,,failed,2,0,-1,13,11:no text\nhere:/d/é€.md",
         );
         let mut stamps = Vec::new();
         read_known_stamps(page, &mut |stamp| stamps.push(stamp)).unwrap();
         assert_eq!(stamps.len(), 2);
         let (a, b) = (stamps[0], stamps[1]);
-        assert_eq!((a.path, a.doc_id, a.size, a.modified_ns), ("/docs/a,b:c.txt", "00000000000000aa", 12, -5));
+        assert_eq!((a.path, a.size, a.modified_ns), ("/docs/a,b:c.txt", 12, -5));
         assert_eq!(
             (a.content_prefix, a.logic_fingerprint, a.error),
             (Some("0123456789abcdef"), Some("m@1|chunk"), None)
@@ -564,7 +575,7 @@ mod tests {
         assert_eq!((a.status, a.retry_count, a.vectors_created), (FileStatus::Completed, 0, 3));
         assert_eq!((b.path, b.content_prefix, b.logic_fingerprint), ("/d/é€.md", None, None));
         assert_eq!((b.status, b.error, b.retry_count), (FileStatus::Failed, Some("no text\nhere:"), 2));
-        for broken in ["00aa,1,2,,completed,0,0,-1,-1,99:/short", "00aa,1,2:/a", "00aa,x,2,,completed,0,0,-1,-1,2:/a"] {
+        for broken in ["1,2,,completed,0,0,-1,-1,99:/short", "1,2:/a", "x,2,,completed,0,0,-1,-1,2:/a"] {
             assert!(read_known_stamps(broken, &mut |_| {}).is_err(), "{broken}");
         }
     }

@@ -61,7 +61,7 @@ mod queue;
 mod rows;
 
 use crate::redact::redact_url;
-pub use files::JobFiles;
+pub use files::{JobFiles, KnownPage};
 pub use generations::{
     generation_name, live_generation, GenerationMove, GenerationRecipe, GenerationRow, GenerationState, MoveStep,
     StoreNaming,
@@ -106,6 +106,26 @@ impl std::ops::Deref for CollectionCatalog {
     }
 }
 
+/// Has PostgreSQL compare file paths by their bytes (collation `C`), as SQLite does and as
+/// the walk yields them, whatever the database's own collation: a run reads the catalog's
+/// rows alongside the walk in one pass (see `pipeline::known`). Done once, under a lock, on
+/// the first connection to a catalog made before, which rebuilds the indexes on `path`.
+async fn order_paths_by_bytes(pool: &AnyPool) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(4120517)").execute(&mut *tx).await?;
+    let collation: Option<String> = sqlx::query_scalar(
+        "SELECT CAST(collation_name AS TEXT) FROM information_schema.columns
+         WHERE table_schema = current_schema() AND table_name = 'files' AND column_name = 'path'",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if collation.as_deref() != Some("C") {
+        sqlx::query(r#"ALTER TABLE files ALTER COLUMN path TYPE TEXT COLLATE "C""#).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 impl Catalog {
     /// Connects to `url` (`postgres://...` or `sqlite://...`) and applies migrations.
     pub async fn connect(url: &str) -> Result<Self> {
@@ -134,6 +154,9 @@ impl Catalog {
             }
         }
         MIGRATOR.run(&pool).await.context("applying catalog migrations")?;
+        if !is_sqlite {
+            order_paths_by_bytes(&pool).await.context("ordering the catalog's paths by their bytes")?;
+        }
         let service = if is_sqlite { "the embedded catalog" } else { "PostgreSQL" };
         let outage_clock = Arc::new(OutageClock::new(service, RetryPolicy::default()));
         Ok(Self { pool, is_postgres: !is_sqlite, outage_clock, fence: None })

@@ -153,14 +153,12 @@ pub struct KnownFile {
     pub vectors_created: i64,
 }
 
-/// What a run's change detection reads of every one of a collection's file rows at its
-/// start: a [`KnownFile`] without the extension, with the content hash cut to its first 16
-/// hex digits, borrowed from the page of rows the catalog read (a million of them then
-/// cost no allocation each).
+/// What a run's change detection reads of every one of a collection's file rows: a
+/// [`KnownFile`] without the doc id and the extension, with the content hash cut to its
+/// first 16 hex digits, borrowed from the page of rows the catalog read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KnownStamp<'a> {
     pub path: &'a str,
-    pub doc_id: &'a str,
     pub size: i64,
     pub modified_ns: i64,
     /// The content hash's first 16 hex digits.
@@ -185,6 +183,23 @@ impl PreviousRow {
     /// not complete (a run may have stopped between its upsert and its completion).
     pub fn may_have_points(&self) -> bool {
         self.vectors_created > 0 || self.status != FileStatus::Completed
+    }
+}
+
+impl KnownFile {
+    /// The row as a run's change detection reads it.
+    pub fn stamp(&self) -> KnownStamp<'_> {
+        KnownStamp {
+            path: &self.path,
+            size: self.size,
+            modified_ns: self.modified_ns,
+            content_prefix: self.content_hash.as_deref().map(|hash| hash.get(..16).unwrap_or(hash)),
+            logic_fingerprint: self.logic_fingerprint.as_deref(),
+            status: self.status,
+            error: self.error.as_deref(),
+            retry_count: self.retry_count,
+            vectors_created: self.vectors_created,
+        }
     }
 }
 

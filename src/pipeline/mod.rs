@@ -538,14 +538,14 @@ struct Begun {
     walker: JoinHandle<()>,
     /// The walked entries, at most [`WALK_AHEAD`] ahead of their taker.
     walked: crossbeam_channel::Receiver<ScanItem>,
-    /// The catalog's view of the collection.
+    /// The catalog's rows of the collection, read alongside the walk.
     known: KnownFiles,
     counters: Arc<Counters>,
 }
 
 /// Begins a job that writes (a local run, or one queued for workers): refuses while a queued
 /// job of the collection has work open, makes sure the collection exists, records the job
-/// (`scanning`), starts the walk, loads the catalog's rows meanwhile, and marks the job
+/// (`scanning`), starts the walk and the reading of the catalog's rows, and marks the job
 /// `processing`.
 async fn begin_job(
     settings: &JobSettings,
@@ -575,7 +575,7 @@ async fn begin_job(
         })
         .await?;
     catalog.set_job_status(&job_id, JobStatus::Scanning, None).await?;
-    // The walk starts while the catalog's rows load, so the two overlap.
+    // The walk and the reading of the catalog's rows start together, so the two overlap.
     let (walked_tx, walked) = crossbeam_channel::bounded::<ScanItem>(WALK_AHEAD);
     let counters = Arc::new(Counters::default());
     let walker = {
@@ -590,7 +590,7 @@ async fn begin_job(
             }
         })?
     };
-    let known = known_files(settings, catalog).await?;
+    let known = known_files(settings, catalog);
     catalog.set_job_status(&job_id, JobStatus::Processing, None).await?;
     Ok(Begun { job_id, walker, walked, known, counters })
 }
@@ -647,9 +647,9 @@ impl Stages<'_> {
     }
 }
 
-/// The catalog's view of the collection, for a walk of `settings.root`.
-async fn known_files(settings: &JobSettings, catalog: &CollectionCatalog) -> Result<KnownFiles> {
-    KnownFiles::load(catalog, |path| settings.scan.in_scope(&settings.root, path)).await
+/// The catalog's rows of the collection, read alongside a walk of `settings.root`.
+fn known_files(settings: &JobSettings, catalog: &CollectionCatalog) -> KnownFiles {
+    KnownFiles::read(catalog, &settings.root, &settings.scan)
 }
 
 /// How many walked entries the walk may run ahead of the prepare stage.

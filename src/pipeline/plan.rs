@@ -103,7 +103,7 @@ pub async fn plan_job(
 ) -> Result<JobReport> {
     let started = Instant::now();
     let fingerprint = super::job_fingerprint(settings, model)?;
-    let known = super::known_files(settings, catalog).await?;
+    let known = super::known_files(settings, catalog);
     let counters = Counters::default();
     let walked = scan::scan(&settings.root, &settings.scan);
     let found = tokio::task::block_in_place(|| find(settings, &fingerprint, walked, known, &counters, cancel))?;

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 
-use super::known::{KnownFiles, Recorded};
+use super::known::{KnownFiles, Recorded, Unwalked};
 use super::{
     EmbeddedFile, Extracted, FailedFile, JobSettings, LogicFingerprint, Outcome, PlannedChange, PreparedFile,
     RefusedDeletes, Source, Stages,
@@ -155,10 +155,9 @@ impl ChangedFiles for Planning {
 }
 
 impl<Changed: ChangedFiles> Preparer<'_, Changed> {
-    /// Judges each walked item against `known`, the catalog's view of the collection. Each
-    /// file found on disk is marked in `known`, so what is left unmarked at the end has
-    /// vanished. Runs on a thread of its own, outside the runtime (see
-    /// [`KnownFiles::unseen_rows`]).
+    /// Judges each walked item against `known`, the catalog's rows read alongside the walk:
+    /// the rows no walked path takes have vanished. Runs on a thread of its own, outside the
+    /// runtime (see [`KnownFiles::read`]).
     pub(super) fn run(
         &self,
         walked: impl IntoIterator<Item = ScanItem>,
@@ -173,7 +172,6 @@ impl<Changed: ChangedFiles> Preparer<'_, Changed> {
             false => Err(anyhow::anyhow!("the {stage} stage stopped")),
         };
         let send = |outcome| out.send(outcome).or_else(|_| stopped("embed"));
-        let indexed_in_scope = known.in_scope();
         // Entries the walk could not read, with why: nothing beneath them was looked at.
         let mut unwalked: Vec<(String, String)> = Vec::new();
         // Links the walk did not follow: what lies beneath them is out of scope.
@@ -195,7 +193,7 @@ impl<Changed: ChangedFiles> Preparer<'_, Changed> {
                 }
                 ScanItem::Rejected { path_text, extension, reason } => {
                     Counters::add(&counters.files_seen, 1);
-                    let previous = known.take(&path_text).map(|p| p.previous());
+                    let previous = known.take_aside(&path_text)?.map(|p| p.previous());
                     if previous.is_some_and(|p| p.status == FileStatus::Completed) {
                         send(Outcome::NotChecked(FailedFile { path: path_text, reason }))?;
                         continue;
@@ -212,7 +210,7 @@ impl<Changed: ChangedFiles> Preparer<'_, Changed> {
                 ScanItem::File(entry) => entry,
             };
             Counters::add(&counters.files_seen, 1);
-            let recorded = known.take(&entry.path_text);
+            let recorded = known.take(&entry.path_text)?;
             let settled = recorded.filter(|p| {
                 !settings.full
                     && matches!(p.status, FileStatus::Completed | FileStatus::NoText)
@@ -278,10 +276,9 @@ impl<Changed: ChangedFiles> Preparer<'_, Changed> {
             }
         }
         counters.scan_finished.store(true, Ordering::SeqCst);
-        // What `known` holds unmarked was not found. Only files this walk looked for, and
-        // could have seen, are proven gone.
+        // Only files this walk looked for, and could have seen, are proven gone.
         let beneath = |file: &KnownFile, entry: &str| file.path == entry || is_under(&file.path, entry);
-        let mut unseen = known.unseen_rows()?;
+        let Unwalked { rows: mut unseen, indexed_in_scope } = known.finish()?;
         unseen.retain(|f| !unfollowed.iter().any(|link| beneath(f, link)));
         let mut vanished = Vec::new();
         for file in unseen {
