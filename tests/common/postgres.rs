@@ -14,17 +14,25 @@ pub struct FreshPostgres {
 impl FreshPostgres {
     /// Creates the database; callable from inside or outside an async runtime.
     pub fn create() -> Self {
-        std::thread::spawn(|| tokio::runtime::Runtime::new().unwrap().block_on(Self::create_async())).join().unwrap()
+        Self::create_with("")
     }
 
-    async fn create_async() -> Self {
+    /// Creates the database with `options` (SQL that follows `CREATE DATABASE name`, such as
+    /// a locale); callable from inside or outside an async runtime.
+    pub fn create_with(options: &'static str) -> Self {
+        std::thread::spawn(move || tokio::runtime::Runtime::new().unwrap().block_on(Self::create_async(options)))
+            .join()
+            .unwrap()
+    }
+
+    async fn create_async(options: &str) -> Self {
         sqlx::any::install_default_drivers();
         let admin = admin_url();
         let name = format!("ingest_test_{}", uuid::Uuid::new_v4().simple());
         let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
             .await
             .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is not reachable ({e}); run scripts/ensure_postgres.sh"));
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name} {options}")).execute(&mut conn).await.unwrap();
         let base = admin.rsplit_once('/').unwrap().0;
         Self { url: format!("{base}/{name}"), name }
     }

@@ -201,6 +201,50 @@ fn a_no_change_rerun_over_ten_thousand_files_reads_no_file() {
     assert_eq!(run()["files_read"], 0, "the refreshed mtime is remembered");
 }
 
+/// A database whose own collation orders paths otherwise than by their bytes (ICU English
+/// puts `B.txt` after `a/x.txt`, and `a b/` before `a-b.txt`): a run compares the catalog's
+/// rows with the walk in one pass, in byte order, so the catalog's paths are made to compare
+/// by bytes, also in a catalog whose paths an older build left in the database's collation.
+#[test]
+fn paths_a_database_collates_otherwise_are_matched_to_the_walk() {
+    let ws = Workspace {
+        temp: tempfile::tempdir().unwrap(),
+        backend: common::Backend::Servers {
+            postgres: common::postgres::FreshPostgres::create_with(
+                "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en'",
+            ),
+            qdrant: common::qdrant_server::TestQdrant::start(),
+        },
+    };
+    let docs = ws.docs();
+    let names = ["a/x.txt", "a.txt", "a-b.txt", "a b/y.txt", "B.txt", "é.txt", "a/b/c.txt", "Zz.txt", "a0.txt"];
+    for name in names {
+        std::fs::create_dir_all(docs.join(name).parent().unwrap()).unwrap();
+        write(&docs, name, &format!("The file called {name} is one of a few with names that sort apart."));
+    }
+    let run = || ws.ingest_json([docs.as_os_str(), "--json".as_ref(), "--quiet".as_ref()], 0);
+    assert_eq!(run()["added"], names.len(), "first run");
+    let collation = "SELECT CASE WHEN collation_name = 'C' THEN 1 ELSE 0 END FROM information_schema.columns
+                     WHERE table_name = 'files' AND column_name = 'path'";
+    assert_eq!(ws.catalog_number(collation), 1, "paths compare by their bytes");
+    let again = run();
+    assert_eq!(
+        (&again["unchanged"], &again["deleted"], &again["files_read"]),
+        (&names.len().into(), &0.into(), &0.into())
+    );
+
+    // A catalog an older build made: paths in the database's own collation.
+    ws.execute_on_catalog(r#"ALTER TABLE files ALTER COLUMN path TYPE TEXT COLLATE "default""#);
+    assert_eq!(ws.catalog_number(collation), 0);
+    std::fs::remove_file(docs.join("a/x.txt")).unwrap();
+    write(&docs, "a-c.txt", "A new file between a-b.txt and a.txt, in byte order.");
+    let changed = run();
+    let counts = ["added", "updated", "deleted", "unchanged"].map(|key| changed[key].as_u64().unwrap());
+    assert_eq!(counts, [1, 0, 1, names.len() as u64 - 1], "{changed:#}");
+    assert_eq!(ws.catalog_number(collation), 1, "switched on connect");
+    assert_eq!(run()["unchanged"], names.len(), "and settled");
+}
+
 #[test]
 fn copied_and_partly_edited_files_reuse_cached_vectors() {
     let ws = Workspace::new();
