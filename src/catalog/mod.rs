@@ -112,7 +112,8 @@ impl std::ops::Deref for CollectionCatalog {
 /// the first connection to a catalog made before, which rebuilds the indexes on `path`.
 async fn order_paths_by_bytes(pool: &AnyPool) -> Result<()> {
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(4120517)").execute(&mut *tx).await?;
+    // A key of two halves: a space apart from the collection locks' single keys.
+    sqlx::query("SELECT pg_advisory_xact_lock(4120517, 1)").execute(&mut *tx).await?;
     let collation: Option<String> = sqlx::query_scalar(
         "SELECT CAST(collation_name AS TEXT) FROM information_schema.columns
          WHERE table_schema = current_schema() AND table_name = 'files' AND column_name = 'path'",
