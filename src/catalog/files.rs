@@ -46,9 +46,13 @@ impl CollectionCatalog {
 
     /// Hands every completed file to `each`, a page of `FILE_ROWS_PER_PAGE` (5,000) files at a
     /// time in `path` order: the completed files without holding them all.
-    pub async fn for_each_completed_file(&self, each: impl FnMut(FileRow)) -> Result<()> {
+    pub async fn for_each_completed_file(&self, mut each: impl FnMut(FileRow)) -> Result<()> {
         let completed = [FileStatus::Completed.as_str().to_string()];
-        self.for_each_row(FILE_FIELDS, "AND status = $2", &completed, each).await
+        let each_page = async |rows: Vec<FileRow>| {
+            rows.into_iter().for_each(&mut each);
+            Ok(())
+        };
+        self.for_each_page(FILE_FIELDS, "AND status = $2", &completed, each_page).await
     }
 
     /// What a run's change detection needs of the file rows (see [`KnownStamp`]), deleted
@@ -76,21 +80,6 @@ impl CollectionCatalog {
             std::iter::once(job_id.to_string()).chain(ended.iter().map(|s| s.as_str().to_string())).collect();
         let filter = "AND job_id = $2 AND status IN ($3, $4, $5, $6)";
         self.for_each_page(FILE_FIELDS, filter, &values, each_page).await
-    }
-
-    /// [`Self::for_each_page`], a row at a time.
-    async fn for_each_row<T: serde::de::DeserializeOwned>(
-        &self,
-        fields: &str,
-        filter: &str,
-        values: &[String],
-        mut each: impl FnMut(T),
-    ) -> Result<()> {
-        let each_page = async |rows: Vec<T>| {
-            rows.into_iter().for_each(&mut each);
-            Ok(())
-        };
-        self.for_each_page(fields, filter, values, each_page).await
     }
 
     /// Hands the `fields` of the file rows `filter` lets through (its values bound from `$2`
