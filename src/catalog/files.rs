@@ -61,10 +61,8 @@ impl CollectionCatalog {
     /// the JSON took PostgreSQL about three times as long as reading the rows, and this is the
     /// one read whose length follows the whole collection on every run.
     pub async fn known_files_after(&self, after: &str) -> Result<KnownPage> {
-        let filter = format!("AND path > $2 ORDER BY path LIMIT {FILE_ROWS_PER_PAGE}");
-        let page = self.page_text(KNOWN_STAMPS, &filter, &[after.to_string()]).await?;
-        let full = page.rows == FILE_ROWS_PER_PAGE as i64;
-        Ok(KnownPage { text: page.text, next_after: page.last_path.filter(|_| full) })
+        let (text, next_after) = self.page_after(KNOWN_STAMPS, "", &[], after).await?;
+        Ok(KnownPage { text, next_after })
     }
 
     /// Hands the rows of the files job `job_id` was the last to touch and left completed,
@@ -111,20 +109,32 @@ impl CollectionCatalog {
         values: &[String],
         mut each_page: impl AsyncFnMut(String) -> Result<()>,
     ) -> Result<()> {
-        let after_value = values.len() + 2;
-        let filter = format!("{filter} AND path > ${after_value} ORDER BY path LIMIT {FILE_ROWS_PER_PAGE}");
-        let mut values = values.to_vec();
-        values.push(String::new());
+        let mut after = String::new();
         loop {
-            let page = self.page_text(rows, &filter, &values).await?;
-            each_page(page.text).await?;
-            match page.last_path {
-                Some(last_path) if page.rows == FILE_ROWS_PER_PAGE as i64 => {
-                    *values.last_mut().expect("the keyset value was pushed") = last_path
-                }
-                _ => return Ok(()),
+            let (text, next_after) = self.page_after(rows, filter, values, &after).await?;
+            each_page(text).await?;
+            match next_after {
+                Some(next) => after = next,
+                None => return Ok(()),
             }
         }
+    }
+
+    /// The first `FILE_ROWS_PER_PAGE` (5,000) file rows that `filter` lets through (its
+    /// values bound from `$2` on) whose paths follow `after`, as the aggregate `rows` makes
+    /// one text of them, and where the next page starts (`None` after the last page).
+    async fn page_after(
+        &self,
+        rows: &str,
+        filter: &str,
+        values: &[String],
+        after: &str,
+    ) -> Result<(String, Option<String>)> {
+        let filter = format!("{filter} AND path > ${} ORDER BY path LIMIT {FILE_ROWS_PER_PAGE}", values.len() + 2);
+        let values: Vec<String> = values.iter().cloned().chain([after.to_string()]).collect();
+        let page = self.page_text(rows, &filter, &values).await?;
+        let full = page.rows == FILE_ROWS_PER_PAGE as i64;
+        Ok((page.text, page.last_path.filter(|_| full)))
     }
 
     /// Has PostgreSQL learn the file rows' statistics again, after a job that wrote many of
