@@ -16,6 +16,15 @@
 //! PostgreSQL (`DATABASE_URL_TEST`, else the local one) with a real Qdrant when
 //! `INGEST_BENCH_QDRANT_URL` names its gRPC address (`../shared/qdrant/start.sh single DIR`);
 //! `INGEST_BENCH_SCALE_BACKEND=embedded` or `servers` runs only one of them.
+//! `INGEST_BENCH_SCALE_MODEL` names an installed model (`scripts/setup.sh --models`) to
+//! build the collections with instead of the default, for its width of vector: with
+//! all-mpnet-base-v2, 768 dimensions.
+//!
+//! On a server, restore is also set beside an independent client: Qdrant's own Python client
+//! (`benches/scale/bare_client.py`, `upload_points` with parallel workers over gRPC) upserting
+//! the same rows, read from the same parquet copy, into a fresh collection of the same
+//! server. It runs with the Python of `INGEST_TEST_PYTHON` (as `scripts/test.sh` sets it) when
+//! that Python has `qdrant_client` and `pyarrow`, and says so when it does not.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -25,6 +34,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use serde_json::json;
 
+use ingest::model::ModelInfo;
 use ingest::parquet_copy::{point_batches, ParquetCopy};
 use ingest::store::{Point, StoreLocation, VectorIndex};
 
@@ -107,6 +117,8 @@ struct Stores {
     database_url: Option<String>,
     qdrant_url: Option<String>,
     collection: String,
+    /// The model's directory, when it is not the default one.
+    model_dir: Option<PathBuf>,
 }
 
 impl Stores {
@@ -116,6 +128,9 @@ impl Stores {
         args.extend(["--collection".into(), self.collection.clone().into()]);
         if let (Some(database), Some(qdrant)) = (&self.database_url, &self.qdrant_url) {
             args.extend(["--database-url".into(), database.into(), "--qdrant-url".into(), qdrant.into()]);
+        }
+        if let Some(model_dir) = &self.model_dir {
+            args.extend(["--model-dir".into(), model_dir.clone().into_os_string()]);
         }
         args
     }
@@ -150,6 +165,12 @@ impl Stores {
         }
         anyhow::bail!("no parquet copy under {}", root.display())
     }
+}
+
+/// The bytes of the files under `dir`, in MiB.
+fn mib_on_disk(dir: &Path) -> f64 {
+    let files = walkdir::WalkDir::new(dir).into_iter().flatten().filter(|entry| entry.file_type().is_file());
+    files.filter_map(|entry| entry.metadata().ok()).map(|meta| meta.len()).sum::<u64>() as f64 / (1 << 20) as f64
 }
 
 /// Removes every hundredth row from the parquet copy, file by file; returns how many.
@@ -189,9 +210,8 @@ fn all_rows(dir: &Path, dim: usize) -> Result<Vec<Point>> {
     Ok(rows)
 }
 
-/// The steps at one size over `docs`, in `stores`.
-fn one_size(bench: &Bench, docs: &Path, size: usize, stores: &Stores) -> Result<serde_json::Value> {
-    let dim = bench.model.dim;
+/// The steps at one size over `docs`, in `stores`, with vectors of `dim` dimensions.
+fn one_size(bench: &Bench, docs: &Path, size: usize, dim: usize, stores: &Stores) -> Result<serde_json::Value> {
     let mut rows = Vec::new();
     let mut row = |name: &str, step: &Step, units: f64, unit: &str| {
         let rate = units / step.seconds;
@@ -208,6 +228,8 @@ fn one_size(bench: &Bench, docs: &Path, size: usize, stores: &Stores) -> Result<
     let first = step(&stores.args(&[&docs_arg]), 0)?;
     anyhow::ensure!(first.report["points"] == size, "the first run made {} points", first.report["points"]);
     row("first run", &first, size as f64, "files/s");
+    let (parquet_mib, data_mib) = (mib_on_disk(&stores.parquet_dir()?), mib_on_disk(&stores.data));
+    println!("   {size:>9} on disk: the parquet copy {parquet_mib:.1} MiB, the data directory {data_mib:.1} MiB");
     let rerun = step(&stores.args(&[&docs_arg]), 0)?;
     anyhow::ensure!(rerun.report["files_read"] == 0, "the re-run read files: {}", rerun.report);
     row("no-change re-run", &rerun, size as f64, "files/s");
@@ -263,7 +285,21 @@ fn one_size(bench: &Bench, docs: &Path, size: usize, stores: &Stores) -> Result<
     let bare_rate = point_count as f64 / bare_seconds;
     drop(bare_index);
     println!("   {size:>9} {:<26} {bare_seconds:>9.1} {bare_rate:>12.0} points/s", "bare upsert loop");
-    let restore_ratio = (restored as f64 / restore.seconds) / bare_rate;
+    let restore_rate = restored as f64 / restore.seconds;
+    let restore_ratio = restore_rate / bare_rate;
+    let python_client = match &stores.qdrant_url {
+        Some(url) => python_client(url, &format!("{}-python", stores.collection), dim, &stores.parquet_dir()?)?,
+        None => None,
+    };
+    if let Some((points, seconds)) = python_client {
+        anyhow::ensure!(points == point_count as u64, "the Python client stored {points} of {point_count} points");
+        let rate = points as f64 / seconds;
+        println!(
+            "   {size:>9} {:<26} {seconds:>9.1} {rate:>12.0} points/s (restore / client {:.2})",
+            "Python client, parallel 2",
+            restore_rate / rate
+        );
+    }
 
     let out = bench.dir(&format!("export-{}", stores.collection));
     let export = step(&stores.args(&["export", "--out", &out.to_string_lossy()]), 0)?;
@@ -295,9 +331,43 @@ fn one_size(bench: &Bench, docs: &Path, size: usize, stores: &Stores) -> Result<
         "bare_walk_seconds": walk_seconds,
         "rerun_over_walk": rerun.seconds / walk_seconds,
         "restore_over_bare": restore_ratio,
+        "python_client": python_client.map(|(points, seconds)| json!({
+            "points": points, "seconds": seconds, "points_per_second": points as f64 / seconds,
+            "restore_over_client": restore_rate / (points as f64 / seconds),
+        })),
         "repair": repaired.clone(),
+        "disk_mib": { "parquet_copy": parquet_mib, "data_dir": data_mib },
         "damage": { "points_deleted": victims.len(), "parquet_rows_dropped": thinned },
     }))
+}
+
+/// Upserts the rows of the copy in `parquet` into `collection` on the server at `url` with
+/// Qdrant's Python client (`bare_client.py`, as a restore would: 4,000 points a request, two
+/// workers): the points it stored and its seconds; `None`, said, where that client is not
+/// installed.
+fn python_client(url: &str, collection: &str, dim: usize, parquet: &Path) -> Result<Option<(u64, f64)>> {
+    let python = std::env::var("INGEST_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let has_client = Command::new(&python)
+        .args(["-c", "import qdrant_client, pyarrow"])
+        .status()
+        .is_ok_and(|status| status.success());
+    if !has_client {
+        println!("   (the Python client's row did not run: {python} has no qdrant_client or pyarrow; `pip install qdrant-client pyarrow` into it)");
+        return Ok(None);
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/scale/bare_client.py");
+    let output = Command::new(&python)
+        .arg(script)
+        .args([url, collection, &dim.to_string()])
+        .arg(parquet)
+        .args(["2", "4000"])
+        .output()
+        .context("running the Python client")?;
+    anyhow::ensure!(output.status.success(), "the Python client failed: {}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).context("the Python client's report")?;
+    let points = report["points"].as_u64().context("the Python client's points")?;
+    let seconds = report["seconds"].as_f64().context("the Python client's seconds")?;
+    Ok(Some((points, seconds)))
 }
 
 /// The sizes to run.
@@ -325,8 +395,20 @@ fn spreads(results: &[serde_json::Value], field: &str) -> serde_json::Value {
     by_step.into_iter().map(|(step, (low, high))| (step, json!((high - low).round()))).collect()
 }
 
+/// The model to build the collections with: `INGEST_BENCH_SCALE_MODEL`, else the default.
+fn scale_model(bench: &Bench) -> Result<ModelInfo> {
+    match std::env::var("INGEST_BENCH_SCALE_MODEL") {
+        Ok(name) => ModelInfo::load(Some(&ingest::model::models_home().join(&name))).with_context(|| {
+            format!("INGEST_BENCH_SCALE_MODEL={name}: install it with scripts/setup.sh --models {name}")
+        }),
+        Err(_) => Ok(bench.model.clone()),
+    }
+}
+
 pub fn scale(bench: &Bench) -> Result<serde_json::Value> {
     let sizes = sizes(bench)?;
+    let model = scale_model(bench)?;
+    println!("\n11. scale: {} ({} dimensions)", model.name, model.dim);
     let servers = std::env::var("INGEST_BENCH_QDRANT_URL").ok();
     let only = std::env::var("INGEST_BENCH_SCALE_BACKEND").ok();
     let mut backends = Vec::new();
@@ -360,8 +442,9 @@ pub fn scale(bench: &Bench) -> Result<serde_json::Value> {
                 database_url: database.as_ref().map(|d| d.url.clone()),
                 qdrant_url: qdrant_url.clone(),
                 collection: format!("scale{size}-{}", uuid::Uuid::new_v4().simple()),
+                model_dir: (model.dir != bench.model.dir).then(|| model.dir.clone()),
             };
-            let result = one_size(bench, &docs, size, &stores);
+            let result = one_size(bench, &docs, size, model.dim, &stores);
             if let Some(database) = database {
                 // The server's collection (its alias goes with it) and the database go with the run.
                 let index = stores.index(bench, &stores.stored_name())?;
@@ -376,7 +459,10 @@ pub fn scale(bench: &Bench) -> Result<serde_json::Value> {
         println!("   anonymous memory {anon_spread}");
         out.insert(
             backend.into(),
-            json!({ "sizes": results, "peak_rss_spread_mib": spread, "peak_anon_spread_mib": anon_spread, "target_spread_mib": 64 }),
+            json!({
+                "model": model.name, "dim": model.dim, "sizes": results, "peak_rss_spread_mib": spread,
+                "peak_anon_spread_mib": anon_spread, "target_spread_mib": 64,
+            }),
         );
     }
     Ok(serde_json::Value::Object(out))
