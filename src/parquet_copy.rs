@@ -211,10 +211,16 @@ impl ParquetCopy {
 
     /// Starts writing `<name>.parquet`, a batch of points at a time: see [`FileWriter`].
     pub fn create(&self, name: &str) -> Result<FileWriter> {
-        self.start(self.dir.join(format!("{name}.parquet")))
+        self.create_in_groups_of(name, ROWS_PER_GROUP)
     }
 
-    fn start(&self, target: PathBuf) -> Result<FileWriter> {
+    /// [`Self::create`], with row groups of at most `rows` rows: what the writer holds before
+    /// they go to disk.
+    pub fn create_in_groups_of(&self, name: &str, rows: usize) -> Result<FileWriter> {
+        self.start(self.dir.join(format!("{name}.parquet")), rows)
+    }
+
+    fn start(&self, target: PathBuf, rows_per_group: usize) -> Result<FileWriter> {
         std::fs::create_dir_all(&self.dir).with_context(|| format!("creating {}", self.dir.display()))?;
         let name = target.file_name().context("parquet target has no name")?.to_string_lossy();
         let temp = self.dir.join(format!(".{name}.tmp"));
@@ -223,18 +229,19 @@ impl ParquetCopy {
         // holds 8,192 rows (about 13 MB of vectors) at a time, not the whole job.
         let properties = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid zstd level")))
-            .set_max_row_group_size(ROWS_PER_GROUP)
+            .set_max_row_group_size(rows_per_group)
             .build();
         let writer = ArrowWriter::try_new(file, schema(self.dim), Some(properties)).context("starting parquet")?;
-        Ok(FileWriter { writer, temp, target, dir: self.dir.clone(), dim: self.dim })
+        Ok(FileWriter { writer, temp: Temporary(Some(temp)), target, dir: self.dir.clone(), dim: self.dim })
     }
 }
 
 /// A parquet file being written, under a hidden temporary name that readers skip, until
-/// [`FileWriter::finish`] syncs it and renames it into place: a crash leaves no half file.
+/// [`FileWriter::finish`] syncs it and renames it into place: a crash leaves no half file,
+/// and a writer dropped unfinished removes its temporary file.
 pub struct FileWriter {
     writer: ArrowWriter<File>,
-    temp: PathBuf,
+    temp: Temporary,
     target: PathBuf,
     dir: PathBuf,
     dim: usize,
@@ -251,12 +258,26 @@ impl FileWriter {
 
     /// Finishes the file and moves it into place; returns its path.
     pub fn finish(self) -> Result<PathBuf> {
-        let FileWriter { writer, temp, target, dir, .. } = self;
+        let FileWriter { writer, mut temp, target, dir, .. } = self;
+        let path = temp.0.clone().expect("an unfinished writer has its temporary file");
         let file = writer.into_inner().context("finishing parquet")?;
-        file.sync_all().with_context(|| format!("syncing {}", temp.display()))?;
-        std::fs::rename(&temp, &target).with_context(|| format!("renaming {}", temp.display()))?;
+        file.sync_all().with_context(|| format!("syncing {}", path.display()))?;
+        std::fs::rename(&path, &target).with_context(|| format!("renaming {}", path.display()))?;
+        temp.0 = None;
         File::open(&dir).and_then(|d| d.sync_all()).with_context(|| format!("syncing {}", dir.display()))?;
         Ok(target)
+    }
+}
+
+/// The hidden temporary file of a [`FileWriter`], removed when it is dropped before it was
+/// renamed into place (an error, or a repair stopped half way).
+struct Temporary(Option<PathBuf>);
+
+impl Drop for Temporary {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
@@ -535,6 +556,27 @@ mod tests {
                 },
             },
         }
+    }
+
+    #[test]
+    fn a_writer_dropped_unfinished_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let copy = ParquetCopy::at(dir.path().to_path_buf(), 4);
+        let mut writer = copy.create_in_groups_of("repair-x", 1).unwrap();
+        writer.write(&[point("a", 0, 4), point("a", 1, 4)]).unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "the temporary file while writing");
+        drop(writer);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        let mut writer = copy.create_in_groups_of("repair-y", 1).unwrap();
+        writer.write(&[point("a", 0, 4), point("a", 1, 4)]).unwrap();
+        let written = writer.finish().unwrap();
+        assert_eq!(copy.files().unwrap(), vec![written.clone()]);
+        let groups = ParquetRecordBatchReaderBuilder::try_new(File::open(&written).unwrap())
+            .unwrap()
+            .metadata()
+            .num_row_groups();
+        assert_eq!(groups, 2, "a row group a row");
+        assert_eq!(read_points(&written, 4).unwrap(), vec![point("a", 0, 4), point("a", 1, 4)]);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use uuid::Uuid;
 use super::{delete_points, upload, Health, Progress, UnreadableFile, Upload};
 use crate::catalog::{CollectionCatalog, FileRow};
 use crate::hash::point_id;
-use crate::parquet_copy::{point_batches, point_batches_where, ParquetCopy};
+use crate::parquet_copy::{point_batches, point_batches_where, FileWriter, ParquetCopy};
 use crate::store::{delete_documents_in_batches, Point, VectorIndex, DOCUMENTS_PER_DELETE};
 
 /// Expected points a range holds at most (a completed file counting as four, for its row).
@@ -32,9 +32,9 @@ const POINTS_PER_RANGE: u64 = 1_000_000;
 /// Points read from the collection, by scroll or by id, in one request.
 const STORE_PAGE: usize = 1_000;
 
-/// Rows written back from points into one parquet file (about 11 MiB held at 384
-/// dimensions).
-const ROWS_PER_WRITE_BACK: usize = 5_000;
+/// Rows of a row group of the file a repair writes rows back into: what its writer holds
+/// before they go to disk (with a page of points read back, about 5 MiB at 384 dimensions).
+const ROWS_PER_WRITE_BACK_GROUP: usize = 1_000;
 
 /// What the walk does besides looking.
 #[derive(Debug, Clone, Copy)]
@@ -274,8 +274,9 @@ struct Walk<'a> {
     progress: Progress,
     /// Rows to upload, of missing or stale points or of a restore.
     to_upload: Vec<Point>,
-    /// Rows written back from points, not yet in a file.
-    to_write: Vec<Point>,
+    /// The file rows are written back into from points, once there is one to write: one
+    /// file for the whole walk, in small row groups, put in place at its end.
+    written_back: Option<FileWriter>,
 }
 
 /// Walks the collection `index` with its catalog and the parquet copy in `dir`. A mode that
@@ -316,7 +317,7 @@ pub(super) async fn walk(
         },
         progress: Progress { total: expected_points, done: Default::default(), quiet },
         to_upload: Vec::new(),
-        to_write: Vec::new(),
+        written_back: None,
     };
     let weight = expected_points + 4 * completed_files;
     for range in IdRange::cover(weight.div_ceil(points_per_range())) {
@@ -326,7 +327,9 @@ pub(super) async fn walk(
         walk.settle(&expected);
     }
     walk.flush_uploads(0).await?;
-    walk.flush_written(0)?;
+    if let Some(file) = walk.written_back.take() {
+        file.finish().context("writing parquet rows back from the collection")?;
+    }
     let Walk { mut findings, copy, .. } = walk;
     findings.unreadable = copy.unreadable.into_iter().map(|(path, reason)| UnreadableFile { path, reason }).collect();
     findings.unusable = copy.unusable;
@@ -487,15 +490,28 @@ impl Walk<'_> {
     /// Writes the rows of the points `ids` (healthy, without a live row) back to the copy;
     /// a point with a vector of the wrong width cannot give a row, and loses its file.
     async fn write_back(&mut self, expected: &Expected, ids: &[Uuid]) -> Result<()> {
+        let mut rows = Vec::with_capacity(ids.len());
         for point in self.index.retrieve(ids).await? {
             if point.vector.len() == self.dim {
-                self.to_write.push(point);
+                rows.push(point);
             } else {
                 let slot = expected.slots[&point.id];
                 self.findings.lose(&expected.files[slot.file as usize]);
             }
         }
-        self.flush_written(ROWS_PER_WRITE_BACK)
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let file = match &mut self.written_back {
+            Some(file) => file,
+            None => self.written_back.insert(
+                ParquetCopy::at(self.dir.to_path_buf(), self.dim)
+                    .create_in_groups_of(&format!("repair-{}", Uuid::new_v4()), ROWS_PER_WRITE_BACK_GROUP)?,
+            ),
+        };
+        file.write(&rows).context("writing parquet rows back from the collection")?;
+        self.findings.rows_written += rows.len() as u64;
+        Ok(())
     }
 
     /// The range's points that have neither a live row nor a stored point: lost, with their files.
@@ -516,20 +532,6 @@ impl Walk<'_> {
         let rows = std::mem::take(&mut self.to_upload);
         self.findings.points_uploaded += rows.len() as u64;
         upload(self.index, rows, settings, &self.progress).await
-    }
-
-    /// Writes the rows written back and waiting to a parquet file of their own when they
-    /// are `at_least` many.
-    fn flush_written(&mut self, at_least: usize) -> Result<()> {
-        if self.to_write.is_empty() || self.to_write.len() < at_least {
-            return Ok(());
-        }
-        let rows = std::mem::take(&mut self.to_write);
-        ParquetCopy::at(self.dir.to_path_buf(), self.dim)
-            .write_file(&format!("repair-{}", Uuid::new_v4()), &rows)
-            .context("writing parquet rows back from the collection")?;
-        self.findings.rows_written += rows.len() as u64;
-        Ok(())
     }
 }
 
