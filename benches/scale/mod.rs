@@ -291,9 +291,9 @@ fn one_size(bench: &Bench, docs: &Path, size: usize, dim: usize, stores: &Stores
         Some(url) => python_client(url, &format!("{}-python", stores.collection), dim, &stores.parquet_dir()?)?,
         None => None,
     };
-    if let Some((points, seconds)) = python_client {
+    let python_client = python_client.map(|(points, seconds)| (points, seconds, points as f64 / seconds));
+    if let Some((points, seconds, rate)) = python_client {
         anyhow::ensure!(points == point_count as u64, "the Python client stored {points} of {point_count} points");
-        let rate = points as f64 / seconds;
         println!(
             "   {size:>9} {:<26} {seconds:>9.1} {rate:>12.0} points/s (restore / client {:.2})",
             "Python client, parallel 2",
@@ -331,9 +331,8 @@ fn one_size(bench: &Bench, docs: &Path, size: usize, dim: usize, stores: &Stores
         "bare_walk_seconds": walk_seconds,
         "rerun_over_walk": rerun.seconds / walk_seconds,
         "restore_over_bare": restore_ratio,
-        "python_client": python_client.map(|(points, seconds)| json!({
-            "points": points, "seconds": seconds, "points_per_second": points as f64 / seconds,
-            "restore_over_client": restore_rate / (points as f64 / seconds),
+        "python_client": python_client.map(|(points, seconds, rate)| json!({
+            "points": points, "seconds": seconds, "points_per_second": rate, "restore_over_client": restore_rate / rate,
         })),
         "repair": repaired.clone(),
         "disk_mib": { "parquet_copy": parquet_mib, "data_dir": data_mib },
